@@ -1,0 +1,125 @@
+"""One uvicorn server, one listening socket per service, one Starlette app per origin.
+
+Uvicorn serves the same ASGI callable on every socket; :class:`PortDispatch` routes each connection to
+its service by the local port it arrived on, so audiences, issuers and error shapes never mix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.config import CONTROL_PREFIX, SERVICE_OFFSETS
+from emulator.envfile import env_values, write_env_file
+from emulator.observe import ObserveMiddleware
+from emulator.state import EmulatorState
+
+log = logging.getLogger("emulator")
+
+
+class PortDispatch:
+    def __init__(self, apps: dict[int, ASGIApp]) -> None:
+        self.apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        port = (scope.get("server") or ("", 0))[1]
+        app = self.apps.get(port)
+        if app is None:  # pragma: no cover - only our sockets exist
+            raise RuntimeError(f"no service on port {port}")
+        await app(scope, receive, send)
+
+
+def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
+    """The ASGI app of each service, wrapped in the observation middleware."""
+    from emulator import control, identity, sharepoint, vault
+    from emulator.entra import build_app as build_entra
+    from emulator.graph import build_app as build_graph
+
+    builders: dict[str, Callable[[EmulatorState], ASGIApp]] = {
+        "graph": build_graph, "vault": vault.build_app, "sharepoint": sharepoint.build_app,
+        "identity": identity.build_app,
+    }
+    apps: dict[str, ASGIApp] = {
+        "login": Starlette(routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)),
+                                   Mount("/", app=build_entra(state))]),
+    }
+    for name, builder in builders.items():
+        apps[name] = Starlette(routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)),
+                                       Mount("/", app=builder(state))])
+    return {name: ObserveMiddleware(app, name, state.obs, CONTROL_PREFIX) for name, app in apps.items()}
+
+
+def bind_sockets(host: str, first_port: int) -> dict[str, socket.socket]:
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, offset in SERVICE_OFFSETS.items():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, first_port + offset))
+            except OSError as exc:
+                sock.close()
+                raise SystemExit(
+                    f"emulator: cannot listen on {host}:{first_port + offset} for {name} ({exc.strerror}). "
+                    f"It needs ports {first_port}-{first_port + len(SERVICE_OFFSETS) - 1}; "
+                    "choose another range with --port."
+                ) from exc
+            sock.listen(2048)
+            sock.set_inheritable(True)
+            sockets[name] = sock
+    except BaseException:
+        for s in sockets.values():
+            s.close()
+        raise
+    return sockets
+
+
+async def serve(state: EmulatorState, started_at: float, env_file: Path | None) -> None:
+    sockets = bind_sockets(state.config.host, state.config.port)
+    apps = build_apps(state)
+    dispatch = PortDispatch({sockets[name].getsockname()[1]: app for name, app in apps.items()})
+    uv_config = uvicorn.Config(
+        dispatch, ssl_certfile=str(state.tls.server_cert), ssl_keyfile=str(state.tls.server_key),
+        log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5,
+        timeout_keep_alive=30, server_header=False, date_header=True,
+    )
+    server = uvicorn.Server(uv_config)
+    task = asyncio.create_task(server.serve(sockets=list(sockets.values())))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.005)
+    if server.started:
+        if env_file is not None:
+            write_env_file(env_file, env_values(state))
+        log.warning(
+            "local tenant ready in %.2fs: %d users, login %s, graph %s, vault %s, sharepoint %s, identity %s%s",
+            time.perf_counter() - started_at, len(state.directory.users), state.config.authority_host,
+            state.config.graph_origin, state.config.vault_origin, state.config.sharepoint_origin,
+            state.config.identity_endpoint, f", env file {env_file}" if env_file else "",
+        )
+    await task
+
+
+def run(state: EmulatorState, started_at: float, env_file: Path | None) -> int:
+    # uvicorn re-raises the signal that stopped it once it has shut down; a no-op handler underneath
+    # turns that into a clean return, so SIGINT/SIGTERM end the process with exit code 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    asyncio.run(serve(state, started_at, env_file))
+    return 0

@@ -1,0 +1,122 @@
+"""The emulator's whole state in one object, shared by every service app.
+
+Handlers are ``async def`` and run on one event loop; they never await between reading and mutating
+the model, so the model needs no locks. Services keep their own stores (authorization codes, refresh
+tokens, throttle buckets…) in ``state.stores`` under their name, and register a reset hook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.appcert import AppCertificate, load_or_create
+from emulator.config import EmulatorConfig
+from emulator.directory import UTC, ClientCertificate, Directory, Mailbox, User
+from emulator.keys import KeyRing
+from emulator.observe import Observatory
+from emulator.seed import (
+    CERTIFICATE_NAME, CERTIFICATE_PEM_NAME, SECRET_NAME, SeededIdentities, build_directory, build_mailbox,
+)
+from emulator.tls import TlsMaterial, ensure_tls
+from emulator.tokens import TokenService
+from emulator.vaultstore import VaultStore
+
+
+@dataclass
+class ThrottleSettings:
+    """Graph throttling budgets, scalable through the control API so tests can trip them."""
+
+    #: Identity and access resource units per 10 s per app+tenant; None = by tenant size as documented
+    #: (S < 50 users: 3,500; M 50-500: 5,000; L > 500: 8,000).
+    identity_units_per_10s: int | None = None
+    mail_requests_per_10min: int = 10_000  # per app + mailbox
+    mail_concurrency: int = 4
+    mail_concurrency_scope: str = "app"  # "app" | "mailbox" (the two documented readings)
+
+    def identity_budget(self, user_count: int) -> int:
+        if self.identity_units_per_10s is not None:
+            return self.identity_units_per_10s
+        return 3_500 if user_count < 50 else 5_000 if user_count <= 500 else 8_000
+
+
+@dataclass
+class EmulatorState:
+    config: EmulatorConfig
+    tls: TlsMaterial
+    keys: KeyRing
+    app_certificate: AppCertificate
+    directory: Directory = field(init=False)
+    ids: SeededIdentities = field(init=False)
+    tokens: TokenService = field(init=False)
+    vault: VaultStore = field(init=False)
+    obs: Observatory = field(default_factory=Observatory)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    identity_header: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
+    stores: dict[str, Any] = field(default_factory=dict)
+    reset_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._seed()
+
+    @classmethod
+    def create(cls, config: EmulatorConfig) -> EmulatorState:
+        state_dir = config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            config=config,
+            tls=ensure_tls(state_dir),
+            keys=KeyRing(state_dir / "signing-keys.json"),
+            app_certificate=load_or_create(state_dir / "apps" / "graph-functions.pem"),
+        )
+
+    def _seed(self) -> None:
+        self.directory, self.ids = build_directory(self.config)
+        cert = self.app_certificate
+        now = dt.datetime.now(UTC)
+        self.ids.app.certificates.append(ClientCertificate(
+            key_id=self.ids.app.object_id[:8] + "-cert", display_name="CN=graph-functions",
+            cert_pem=cert.cert_pem.decode(), thumbprint_sha1=cert.sha1, thumbprint_sha256=cert.sha256,
+            start=now - dt.timedelta(days=1), end=cert.cert.not_valid_after_utc,
+        ))
+        self.tokens = TokenService(self.config, self.directory, self.keys)
+        self.vault = self._seed_vault()
+        self.mailboxes = {}
+
+    def _seed_vault(self) -> VaultStore:
+        vault = VaultStore(name="kv-graph-functions")
+        vault.set(SECRET_NAME, self.ids.app_secret, None, tags={"app": "graph-functions"})
+        kid = f"{self.config.vault_origin}/keys/{CERTIFICATE_NAME}/"
+        pfx = vault.set(CERTIFICATE_NAME, self.app_certificate.pfx_base64(), "application/x-pkcs12", managed=True)
+        pfx.key_id = kid + pfx.version
+        pem = vault.set(CERTIFICATE_PEM_NAME, self.app_certificate.pem_bundle(), "application/x-pem-file",
+                        managed=True)
+        pem.key_id = f"{self.config.vault_origin}/keys/{CERTIFICATE_PEM_NAME}/{pem.version}"
+        vault.set("disabled-secret", "you should never read this", None, enabled=False)
+        everything = {"get", "list", "set"}
+        vault.access[self.ids.system_identity.sp_id] = set(everything)
+        vault.access[self.ids.user_identity.sp_id] = set(everything)
+        vault.access[self.ids.admin.id] = set(everything)
+        return vault
+
+    def mailbox(self, user: User) -> Mailbox | None:
+        """The user's mailbox, generated on first access; None for users without one."""
+        if not user.has_mailbox:
+            return None
+        box = self.mailboxes.get(user.id)
+        if box is None:
+            box = build_mailbox(self.config.seed, user, self.directory)
+            self.mailboxes[user.id] = box
+        return box
+
+    def reset(self) -> None:
+        """Back to the seeded tenant: directory, vault, mailboxes, logs, faults and service stores."""
+        self._seed()
+        self.obs.reset()
+        self.throttle = ThrottleSettings()
+        for hook in self.reset_hooks:
+            hook()

@@ -1,0 +1,108 @@
+"""Start the local tenant (``python -m emulator``) as a real process for tests.
+
+Everything talks to it over real HTTPS sockets; nothing is patched. ``LocalTenant.trust()`` points
+``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` at the combined bundle, since this machine presets both to the
+system bundle (which does not hold the local CA).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from dotenv import dotenv_values
+
+from tests.support.ports import free_port_range
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("login", "graph", "vault", "sharepoint", "identity")
+
+
+@dataclass
+class LocalTenant:
+    process: subprocess.Popen[bytes]
+    port: int
+    state_dir: Path
+    env_file: Path
+    log_file: Path
+    env: dict[str, str] = field(default_factory=dict)
+    startup_seconds: float = 0.0
+
+    @property
+    def ca_bundle(self) -> str:
+        return self.env["EMULATOR_CA_BUNDLE"]
+
+    def origin(self, service: str) -> str:
+        return f"https://127.0.0.1:{self.port + SERVICES.index(service)}"
+
+    @property
+    def authority(self) -> str:
+        return f"{self.env['ENTRA_AUTHORITY_HOST']}/{self.env['ENTRA_TENANT_ID']}"
+
+    def control(self, method: str, path: str, json: Any = None, expect: int | None = None) -> Any:
+        resp = requests.request(method, f"{self.env['EMULATOR_URL']}/_emulator{path}", json=json,
+                                verify=self.ca_bundle, timeout=30)
+        if expect is not None:
+            assert resp.status_code == expect, (resp.status_code, resp.text)
+        elif resp.status_code >= 400:
+            raise AssertionError(f"control {method} {path}: {resp.status_code} {resp.text}")
+        return resp.json() if resp.content else None
+
+    def reset(self) -> None:
+        self.control("POST", "/reset")
+
+    def requests_since(self, seq: int, service: str | None = None) -> list[dict[str, Any]]:
+        q = f"?since={seq}" + (f"&service={service}" if service else "")
+        return list(self.control("GET", "/requests" + q)["value"])
+
+    def last_seq(self) -> int:
+        entries = self.control("GET", "/requests?since=0")["value"]
+        return int(entries[-1]["seq"]) if entries else 0
+
+    def trust(self) -> dict[str, str | None]:
+        """Point the process's TLS trust at the combined bundle; returns the previous values."""
+        previous = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")}
+        for key in previous:
+            os.environ[key] = self.ca_bundle
+        return previous
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_tenant(tmp: Path, users: int = 60, seed: int = 42, extra_args: tuple[str, ...] = (),
+                 timeout: float = 30) -> LocalTenant:
+    port = free_port_range(len(SERVICES))
+    state_dir, env_file, log_file = tmp / "state", tmp / "tenant.env", tmp / "emulator.log"
+    env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
+    started = time.perf_counter()
+    log = log_file.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", str(port), "--state-dir", str(state_dir),
+         "--env-file", str(env_file), "--users", str(users), "--seed", str(seed), *extra_args],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    tenant = LocalTenant(process, port, state_dir, env_file, log_file)
+    deadline = time.monotonic() + timeout
+    while not env_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            tenant.stop()
+            raise RuntimeError(f"local tenant did not start:\n{log_file.read_text(errors='replace')}")
+        time.sleep(0.02)
+    tenant.startup_seconds = time.perf_counter() - started
+    tenant.env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return tenant
