@@ -112,6 +112,8 @@ def _first_party(directory: Directory, rng: random.Random, config: EmulatorConfi
     resource(VAULT_APP_ID, "Azure Key Vault", (VAULT_AUDIENCE,), ("user_impersonation",), ())
     resource(STORAGE_APP_ID, "Azure Storage", (STORAGE_AUDIENCE,), ("user_impersonation",), ())
     resource(TOKEN_EXCHANGE_APP_ID, "AAD Token Exchange", (TOKEN_EXCHANGE_AUDIENCE,), (), ())
+    # Managed-identity tokens for federation carry the v2 issuer the federated credentials name.
+    directory.apps[TOKEN_EXCHANGE_APP_ID].access_token_version = 2
 
 
 def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> tuple[Directory, SeededIdentities]:
