@@ -8,9 +8,11 @@ tokens, throttle buckets…) in ``state.stores`` under their name, and register 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from emulator.appcert import AppCertificate, load_or_create
@@ -24,6 +26,19 @@ from emulator.seed import (
 from emulator.tls import TlsMaterial, ensure_tls
 from emulator.tokens import TokenService
 from emulator.vaultstore import VaultStore
+
+
+def _identity_header(state_dir: Path) -> str:
+    """The managed-identity endpoint's anti-SSRF header, kept per state dir so that settings written from
+    the env file (local.settings.json) stay valid across restarts of the local tenant."""
+    path = state_dir / "identity-header"
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
 
 
 @dataclass
@@ -69,6 +84,7 @@ class EmulatorState:
         state_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             config=config,
+            identity_header=_identity_header(state_dir),
             tls=ensure_tls(state_dir),
             keys=KeyRing(state_dir / "signing-keys.json"),
             app_certificate=load_or_create(state_dir / "apps" / "graph-functions.pem"),
