@@ -1,0 +1,18 @@
+"""``GET /api/openapi.json``: the OpenAPI document of the JSON API (anonymous; it holds no secrets)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.openapi import openapi_document
+
+bp = new_blueprint()
+
+
+@bp.function_name("openapi_document")
+@bp.route(route="api/openapi.json", methods=[func.HttpMethod.GET])
+@json_endpoint
+def openapi(request: ApiRequest) -> JsonBody:
+    """The OpenAPI 3.0.3 document kept in :mod:`shared.openapi`."""
+    return openapi_document()

@@ -1,0 +1,23 @@
+"""Composition root of the Graph Functions app (Azure Functions, Python v2 programming model).
+
+One ``FunctionApp`` registers the blueprints; nothing else happens here. HTTP auth level is ANONYMOUS
+because the app authenticates callers itself (Entra bearer tokens, :mod:`shared.caller`); function keys
+would add a shared secret without identifying anyone.
+
+Import cost matters: the worker imports this module at indexing, on every cold start. Heavy libraries
+(msal, azure.identity, azure.keyvault, jwt, cryptography, requests) are imported on first use inside
+``shared``, never from here.
+"""
+
+import azure.functions as func
+
+from blueprints import health, openapi, users
+from shared import runtime
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (health.bp, users.bp, openapi.bp):
+    app.register_functions(blueprint)
+
+# Log configuration problems at start (never raises: health must keep answering).
+runtime.report_configuration()

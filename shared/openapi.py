@@ -1,0 +1,303 @@
+"""The OpenAPI 3.0.3 description of every JSON endpoint, kept as data next to the code it describes.
+
+``tests/unit/test_openapi.py`` keeps it in sync with the routes registered in ``function_app.app`` and with
+the validation rules in :mod:`shared.users` (fields, limits), so the document cannot silently drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shared.users import (
+    DEFAULT_TOP,
+    MAX_SEARCH_LENGTH,
+    MAX_TOP,
+    MAX_USER_ID_LENGTH,
+    USER_FIELDS,
+    USERS_READ_ROLE,
+)
+from shared.version import __version__
+
+#: Every ``error.code`` the API can return (docs/errors.md explains each).
+ERROR_CODES: tuple[str, ...] = (
+    "invalid_parameter",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "upstream_error",
+    "upstream_bad_request",
+    "upstream_unauthorized",
+    "upstream_forbidden",
+    "upstream_throttled",
+    "credential_unavailable",
+    "configuration_error",
+    "internal_error",
+)
+
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+USER_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "description": "Directory object id (GUID)."},
+    "displayName": _NULLABLE_STRING,
+    "givenName": _NULLABLE_STRING,
+    "surname": _NULLABLE_STRING,
+    "mail": _NULLABLE_STRING,
+    "userPrincipalName": _NULLABLE_STRING,
+    "jobTitle": _NULLABLE_STRING,
+    "department": _NULLABLE_STRING,
+    "accountEnabled": {"type": "boolean", "nullable": True},
+    "userType": _NULLABLE_STRING,
+    "createdDateTime": {"type": "string", "format": "date-time", "nullable": True},
+    "officeLocation": _NULLABLE_STRING,
+    "mobilePhone": _NULLABLE_STRING,
+    "businessPhones": {"type": "array", "items": {"type": "string"}, "nullable": True},
+    "preferredLanguage": _NULLABLE_STRING,
+}
+
+_FIELD_ALTERNATIVES = "|".join(USER_FIELDS)
+SELECT_PATTERN = f"^({_FIELD_ALTERNATIVES})(,({_FIELD_ALTERNATIVES}))*$"
+USER_ID_PATTERN = (
+    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    "|[A-Za-z0-9'._!#^~+$&-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    "(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$"
+)
+# At least one printable non-space character, no control characters.
+SEARCH_PATTERN = "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _error_response(description: str, *, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {"x-request-id": _ref("headers", "RequestId"), **{h: _ref("headers", h) for h in headers}},
+        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+    }
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": {"x-request-id": _ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": _ref("schemas", schema)}},
+    }
+
+
+def _protected(*codes: str) -> dict[str, Any]:
+    return {code: _ref("responses", _RESPONSE_NAMES[code]) for code in codes}
+
+
+_RESPONSE_NAMES = {
+    "400": "BadRequest",
+    "401": "Unauthorized",
+    "403": "Forbidden",
+    "404": "NotFound",
+    "500": "ServerError",
+    "502": "BadGateway",
+    "503": "ServiceUnavailable",
+}
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Graph Functions",
+        "version": __version__,
+        "description": (
+            "App-only access to Microsoft Graph directory data. Protected endpoints need a bearer token "
+            "issued by the tenant for this API (client credentials, scope `api://{client id}/.default`) "
+            "carrying the "
+            "app role named in `x-required-app-role`."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "paths": {
+        "/api/health": {
+            "get": {
+                "operationId": "getHealth",
+                "summary": "Liveness probe (no upstream calls, no authentication).",
+                "security": [],
+                "responses": {
+                    "200": _ok("The app is running.", "Health"),
+                    "500": _ref("responses", "ServerError"),
+                },
+            }
+        },
+        "/api/users": {
+            "get": {
+                "operationId": "listUsers",
+                "summary": "List directory users, one page at a time.",
+                "description": "The app registration needs the Graph application permission User.Read.All.",
+                "security": [{"bearerAuth": []}],
+                "x-required-app-role": USERS_READ_ROLE,
+                "parameters": [
+                    _ref("parameters", "top"),
+                    _ref("parameters", "select"),
+                    _ref("parameters", "search"),
+                    _ref("parameters", "cursor"),
+                ],
+                "responses": {
+                    "200": _ok("A page of users.", "UserPage"),
+                    **_protected("400", "401", "403", "500", "502", "503"),
+                },
+            }
+        },
+        "/api/users/{id}": {
+            "get": {
+                "operationId": "getUser",
+                "summary": "Get one user by object id or userPrincipalName.",
+                "security": [{"bearerAuth": []}],
+                "x-required-app-role": USERS_READ_ROLE,
+                "parameters": [_ref("parameters", "userId"), _ref("parameters", "select")],
+                "responses": {
+                    "200": _ok("The user.", "User"),
+                    **_protected("400", "401", "403", "404", "500", "502", "503"),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "summary": "This document.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "headers": {"x-request-id": _ref("headers", "RequestId")},
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "500": _ref("responses", "ServerError"),
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "Token from the tenant for api://{client id}/.default (RS256, v1 or v2).",
+            }
+        },
+        "parameters": {
+            "top": {
+                "name": "top",
+                "in": "query",
+                "required": False,
+                "description": "Page size.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": DEFAULT_TOP},
+            },
+            "select": {
+                "name": "select",
+                "in": "query",
+                "required": False,
+                "description": "Comma-separated properties to return (id is always returned).",
+                "schema": {"type": "string", "pattern": SELECT_PATTERN},
+            },
+            "search": {
+                "name": "search",
+                "in": "query",
+                "required": False,
+                "description": "Matches users whose display name or mail contains the words.",
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_SEARCH_LENGTH,
+                    "pattern": SEARCH_PATTERN,
+                },
+            },
+            "cursor": {
+                "name": "cursor",
+                "in": "query",
+                "required": False,
+                "description": "nextCursor of the previous page; not combinable with other parameters.",
+                "schema": {"type": "string", "maxLength": 4096},
+            },
+            "userId": {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "description": "Object id (GUID) or userPrincipalName.",
+                "schema": {"type": "string", "maxLength": MAX_USER_ID_LENGTH, "pattern": USER_ID_PATTERN},
+            },
+        },
+        "headers": {
+            "RequestId": {
+                "description": "Request id, echoed from x-request-id when sane.",
+                "schema": {"type": "string"},
+            },
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            "WWW-Authenticate": {"description": "RFC 6750 bearer challenge.", "schema": {"type": "string"}},
+        },
+        "responses": {
+            "BadRequest": _error_response("Invalid or unknown parameter (code invalid_parameter)."),
+            "Unauthorized": _error_response(
+                "Missing or invalid bearer token.", headers=("WWW-Authenticate",)
+            ),
+            "Forbidden": _error_response(
+                "The caller lacks the required app role.", headers=("WWW-Authenticate",)
+            ),
+            "NotFound": _error_response("No such object."),
+            "ServerError": _error_response("configuration_error or internal_error."),
+            "BadGateway": _error_response("Microsoft Graph failed or refused the app's request."),
+            "ServiceUnavailable": _error_response(
+                "Graph kept throttling, or a credential is temporarily unavailable.", headers=("Retry-After",)
+            ),
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "additionalProperties": False,
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message", "requestId"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "code": {"type": "string", "enum": list(ERROR_CODES)},
+                            "message": {"type": "string"},
+                            "requestId": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "Health": {
+                "type": "object",
+                "required": ["status", "version"],
+                "additionalProperties": False,
+                "properties": {"status": {"type": "string", "enum": ["ok"]}, "version": {"type": "string"}},
+            },
+            "User": {
+                "type": "object",
+                "description": "A directory user with the selected properties (null when unset).",
+                "required": ["id"],
+                "additionalProperties": False,
+                "properties": USER_FIELD_SCHEMAS,
+            },
+            "UserPage": {
+                "type": "object",
+                "required": ["value", "nextCursor"],
+                "additionalProperties": False,
+                "properties": {
+                    "value": {"type": "array", "items": _ref("schemas", "User")},
+                    "nextCursor": {
+                        "type": "string",
+                        "nullable": True,
+                        "description": "Pass as cursor to get the next page; null on the last page.",
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the OpenAPI document (callers may mutate it)."""
+    return copy.deepcopy(_DOCUMENT)

@@ -1,0 +1,177 @@
+"""Process-wide services, built lazily and exactly once: settings, HTTP transport, token provider,
+Graph client, caller authenticator and the users service.
+
+Blueprints call :func:`current` and ask it for what they need. Nothing is built at import time, so the
+Functions host indexes the app quickly and an invalid configuration never prevents ``/api/health`` from
+answering; instead, every endpoint that needs configuration answers 500 ``configuration_error`` with the
+actionable message, and :func:`report_configuration` logs the problems once at start.
+
+Tests install their own :class:`Runtime` (with fakes) through :func:`install`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from shared.caller import Authenticator, CallerAuthenticator, SigningKeys
+from shared.errors import ConfigurationError
+from shared.graph import GraphClient, TokenSource
+from shared.http import RequestsTransport, Transport
+from shared.settings import Settings
+from shared.users import UsersService
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Loggers of libraries that log every HTTP request at INFO (headers included, though redacted).
+_CHATTY_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "msal", "urllib3")
+
+
+class Runtime:
+    """Holds one instance of each service for the process. Every accessor is thread-safe and lazy.
+
+    Any component can be injected (tests pass fakes); the rest are built from the settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+        transport: Transport | None = None,
+        tokens: TokenSource | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self._env = env
+        self._lock = threading.RLock()
+        self._settings = settings
+        self._settings_error: ConfigurationError | None = None
+        self._transport = transport
+        self._tokens = tokens
+        self._authenticator = authenticator
+        self._graph: GraphClient | None = None
+        self._users: UsersService | None = None
+
+    def settings(self) -> Settings:
+        """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
+        if self._settings is not None:
+            return self._settings
+        with self._lock:
+            if self._settings is None:
+                if self._settings_error is not None:
+                    raise self._settings_error
+                try:
+                    self._settings = Settings.from_env(self._env)
+                except ConfigurationError as error:
+                    self._settings_error = error
+                    raise
+            return self._settings
+
+    def transport(self) -> Transport:
+        return self._once(
+            "_transport", lambda: RequestsTransport(default_timeout=self.settings().graph_timeout_seconds)
+        )
+
+    def tokens(self) -> TokenSource:
+        """The app's :class:`~shared.tokens.TokenProvider` (Key Vault or managed-identity credential)."""
+
+        def build() -> TokenSource:
+            from shared.credentials import build_credential_source
+            from shared.tokens import TokenProvider, msal_app_factory
+
+            settings = self.settings()
+            transport = self.transport()
+            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
+            return TokenProvider(
+                credential_source=build_credential_source(settings),
+                app_factory=msal_app_factory(settings, http_client=http_client),
+            )
+
+        return self._once("_tokens", build)
+
+    def graph(self) -> GraphClient:
+        return self._once(
+            "_graph",
+            lambda: GraphClient(settings=self.settings(), tokens=self.tokens(), transport=self.transport()),
+        )
+
+    def users(self) -> UsersService:
+        return self._once("_users", lambda: UsersService(self.graph()))
+
+    def authenticator(self) -> Authenticator:
+        """Validates callers' bearer tokens against the tenant's published signing keys."""
+
+        def build() -> Authenticator:
+            settings = self.settings()
+            keys = SigningKeys(
+                metadata_url=f"{settings.authority}/v2.0/.well-known/openid-configuration",
+                transport=self.transport(),
+                timeout=settings.graph_timeout_seconds,
+            )
+            return CallerAuthenticator(settings, keys)
+
+        return self._once("_authenticator", build)
+
+    def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
+        value: _T | None = getattr(self, attribute)
+        if value is None:
+            with self._lock:
+                value = getattr(self, attribute)
+                if value is None:
+                    value = build()
+                    setattr(self, attribute, value)
+        return value
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process's runtime (built from ``os.environ`` on first use)."""
+    global _current  # the one process-wide singleton, guarded by _lock
+    runtime = _current
+    if runtime is None:
+        with _lock:
+            if _current is None:
+                _current = Runtime(env=os.environ)
+            runtime = _current
+    return runtime
+
+
+def install(runtime: Runtime | None) -> Runtime | None:
+    """Replace the process runtime (tests); None resets it to be rebuilt from ``os.environ``. Returns the
+    previous one so it can be restored."""
+    global _current
+    with _lock:
+        previous, _current = _current, runtime
+    return previous
+
+
+def report_configuration() -> bool:
+    """Validate the settings now and log every problem once. Returns True when the configuration is valid.
+
+    Called when ``function_app`` is imported, so misconfiguration shows up in the start-up log rather than
+    at the first request. Never raises: the app still starts, and ``/api/health`` still answers.
+    """
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        settings = current().settings()
+    except ConfigurationError as error:
+        for problem in error.problems:
+            logger.error("Configuration problem: %s", problem)
+        return False
+    logger.info(
+        "Configuration valid: tenant %s, client %s, credential mode %s, Graph %s",
+        settings.tenant_id,
+        settings.client_id,
+        settings.credential_mode,
+        settings.graph_endpoint,
+    )
+    return True

@@ -1,0 +1,310 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared.caller import CallerAuthenticator, SigningKeys
+from shared.errors import CredentialUnavailable, Forbidden, Unauthenticated
+
+from .conftest import AUTHORITY_HOST, CALLER_APP, CLIENT, TENANT, TokenFactory, jwk_of, make_settings
+from .fakes import FakeClock, FakeResponse, FakeTransport, SentRequest, connection_error, respond
+
+METADATA_URL = f"{AUTHORITY_HOST}/{TENANT}/v2.0/.well-known/openid-configuration"
+JWKS_URL = f"{AUTHORITY_HOST}/{TENANT}/discovery/v2.0/keys"
+ROLE = "Users.Read.All"
+
+
+class Tenant:
+    """Serves OpenID metadata and a mutable JWKS through a FakeTransport."""
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self.jwks: list[dict[str, Any]] = [jwk_of(key, "key-1")]
+        self.jwks_fetches = 0
+        self.down = False
+        self.transport = FakeTransport()
+        self.transport.route(METADATA_URL, self._metadata)
+        self.transport.route(JWKS_URL, self._keys)
+        self.clock = FakeClock()
+        self.keys = SigningKeys(metadata_url=METADATA_URL, transport=self.transport, clock=self.clock)
+        self.authenticator = CallerAuthenticator(make_settings(), self.keys)
+
+    def _metadata(self, request: SentRequest) -> FakeResponse:
+        if self.down:
+            raise connection_error()
+        return respond(200, {"issuer": f"{AUTHORITY_HOST}/{TENANT}/v2.0", "jwks_uri": JWKS_URL})
+
+    def _keys(self, request: SentRequest) -> FakeResponse:
+        self.jwks_fetches += 1
+        return respond(200, {"keys": self.jwks})
+
+    def authenticate(self, token: str | None, role: str = ROLE) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return self.authenticator.authenticate(headers, required_role=role)
+
+
+@pytest.fixture
+def tenant(rsa_key: rsa.RSAPrivateKey) -> Tenant:
+    return Tenant(rsa_key)
+
+
+def test_valid_v2_app_token(tenant: Tenant, make_token: TokenFactory) -> None:
+    caller = tenant.authenticate(make_token(oid="sp-object-id"))
+    assert caller.kind == "application"
+    assert caller.app_id == CALLER_APP and caller.object_id == "sp-object-id" and caller.tenant_id == TENANT
+    assert caller.roles == frozenset({ROLE}) and caller.scopes == frozenset()
+
+
+def test_v1_token_with_api_uri_audience(tenant: Tenant, make_token: TokenFactory) -> None:
+    token = make_token(
+        iss=f"https://sts.windows.net/{TENANT}/",
+        aud=f"api://{CLIENT}",
+        appid=CALLER_APP,
+        drop=("azp",),
+        ver="1.0",
+    )
+    assert tenant.authenticate(token).app_id == CALLER_APP
+
+
+def test_header_name_and_scheme_are_case_insensitive(tenant: Tenant, make_token: TokenFactory) -> None:
+    caller = tenant.authenticator.authenticate(
+        {"AUTHORIZATION": f"bearer {make_token()}"}, required_role=ROLE
+    )
+    assert caller.app_id == CALLER_APP
+
+
+def test_delegated_token_is_a_user_caller(tenant: Tenant, make_token: TokenFactory) -> None:
+    caller = tenant.authenticate(make_token(scp="User.Read profile"))
+    assert caller.kind == "user" and caller.scopes == frozenset({"User.Read", "profile"})
+
+
+def expect_401(tenant: Tenant, token: str | None, fragment: str) -> Unauthenticated:
+    with pytest.raises(Unauthenticated) as caught:
+        tenant.authenticate(token)
+    error = caught.value
+    assert fragment in error.message, error.message
+    assert (error.status, error.code) == (401, "unauthenticated")
+    return error
+
+
+def test_missing_token_gets_a_bare_challenge(tenant: Tenant) -> None:
+    error = expect_401(tenant, None, "bearer token is required")
+    assert error.response_headers() == {"WWW-Authenticate": "Bearer"}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "fragment"),
+    [
+        ("Basic dXNlcjpwdw==", "must be 'Bearer <token>'"),
+        ("Bearer", "must be 'Bearer <token>'"),
+        ("Bearer not-a-jwt", "not a well-formed JWT"),
+        ("Bearer a.b.c d", "not a well-formed JWT"),
+        ("Bearer " + "a" * 20000 + ".b.c", "not a well-formed JWT"),
+        ("Bearer e30.e30.e30", "must be signed with RS256"),
+    ],
+)
+def test_malformed_authorization(tenant: Tenant, authorization: str, fragment: str) -> None:
+    with pytest.raises(Unauthenticated, match=fragment) as caught:
+        tenant.authenticator.authenticate({"authorization": authorization}, required_role=ROLE)
+    assert caught.value.response_headers()["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+
+
+def test_alg_none_is_rejected(tenant: Tenant, make_token: TokenFactory) -> None:
+    unsigned = make_token(key="", algorithm="none")
+    assert unsigned.endswith(".")
+    expect_401(tenant, unsigned, "not a well-formed JWT")
+    expect_401(tenant, unsigned + "c2lnbmF0dXJl", "must be signed with RS256")  # with a dummy signature
+
+
+def test_hs256_signed_with_the_public_key_is_rejected(
+    tenant: Tenant, rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    # Forge by hand: PyJWT itself refuses to HMAC with a PEM key, an attacker would not.
+    public_pem = rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    genuine = make_token()
+    payload = genuine.split(".")[1]
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "key-1"}).encode())
+    signature = b64(hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    expect_401(tenant, f"{header}.{payload}.{signature}", "must be signed with RS256")
+
+
+@pytest.mark.parametrize(
+    ("claims", "fragment"),
+    [
+        ({"aud": "api://someone-else"}, "not issued for this API"),
+        ({"aud": "https://graph.microsoft.com"}, "not issued for this API"),
+        ({"iss": "https://evil.example/tenant/v2.0"}, "not issued by this tenant"),
+        ({"iss": f"{AUTHORITY_HOST}/99999999-9999-9999-9999-999999999999/v2.0"}, "not issued by this tenant"),
+        ({"tid": "99999999-9999-9999-9999-999999999999"}, "another tenant"),
+        ({"exp": int(time.time()) - 120}, "has expired"),
+        ({"nbf": int(time.time()) + 600}, "not valid yet"),
+        ({"iat": int(time.time()) + 600}, "not valid yet"),
+        ({"drop": ("exp",)}, "lacks the 'exp' claim"),
+        ({"drop": ("aud",)}, "lacks the 'aud' claim"),
+        ({"drop": ("azp",)}, "does not identify the calling application"),
+        ({"roles": "Users.Read.All"}, "malformed roles"),
+    ],
+)
+def test_invalid_claims(
+    tenant: Tenant, make_token: TokenFactory, claims: dict[str, Any], fragment: str
+) -> None:
+    expect_401(tenant, make_token(**claims), fragment)
+
+
+def test_small_clock_skew_is_tolerated(tenant: Tenant, make_token: TokenFactory) -> None:
+    now = int(time.time())
+    assert tenant.authenticate(make_token(exp=now - 30, nbf=now + 30, iat=now + 30))
+
+
+def test_bad_signature(tenant: Tenant, make_token: TokenFactory, other_rsa_key: rsa.RSAPrivateKey) -> None:
+    forged = make_token(
+        key=other_rsa_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    expect_401(tenant, forged, "signature is invalid")
+    header, payload, signature = make_token().split(".")
+    tampered = make_token(roles=["Directory.ReadWrite.All"]).split(".")[1]
+    assert tampered != payload
+    expect_401(tenant, f"{header}.{tampered}.{signature}", "signature is invalid")
+
+
+def test_missing_kid(tenant: Tenant, rsa_key: rsa.RSAPrivateKey) -> None:
+    import jwt
+
+    from .conftest import pem_of
+
+    token = jwt.encode({"aud": CLIENT}, pem_of(rsa_key), algorithm="RS256")
+    expect_401(tenant, token, "no key id")
+
+
+def test_unknown_kid_refetches_once_then_is_rate_limited(
+    tenant: Tenant, make_token: TokenFactory, other_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    from .conftest import pem_of
+
+    tenant.authenticate(make_token())
+    assert tenant.jwks_fetches == 1
+    # Keys roll over: the tenant starts publishing key-2. A token signed with it triggers one refetch.
+    tenant.jwks.append(jwk_of(other_rsa_key, "key-2"))
+    tenant.clock.advance(MIN_REFRESH + 1)
+    assert tenant.authenticate(make_token(key=pem_of(other_rsa_key), kid="key-2"))
+    assert tenant.jwks_fetches == 2
+    # Attackers inventing kids cannot make the app hammer the tenant.
+    for kid in ("evil-1", "evil-2", "evil-3"):
+        expect_401(tenant, make_token(kid=kid), "key this tenant does not publish")
+    assert tenant.jwks_fetches == 2
+    tenant.clock.advance(MIN_REFRESH + 1)
+    expect_401(tenant, make_token(kid="evil-4"), "key this tenant does not publish")
+    assert tenant.jwks_fetches == 3
+
+
+def test_unknown_kid_right_after_start_refetches_once(
+    tenant: Tenant, make_token: TokenFactory, other_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    from .conftest import pem_of
+
+    tenant.authenticate(make_token())
+    tenant.jwks.append(jwk_of(other_rsa_key, "key-2"))
+    # Within the rate-limit window a fresh cache does not refetch: the new key is not trusted yet.
+    expect_401(tenant, make_token(key=pem_of(other_rsa_key), kid="key-2"), "does not publish")
+    assert tenant.jwks_fetches == 1
+
+
+def test_keys_are_refreshed_when_old(tenant: Tenant, make_token: TokenFactory) -> None:
+    tenant.authenticate(make_token())
+    tenant.clock.advance(13 * 3600)
+    tenant.authenticate(make_token())
+    assert tenant.jwks_fetches == 2
+
+
+def test_removed_key_stops_being_trusted_after_refresh(
+    tenant: Tenant, make_token: TokenFactory, other_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    tenant.authenticate(make_token())
+    tenant.jwks[:] = [jwk_of(other_rsa_key, "key-2")]
+    tenant.clock.advance(13 * 3600)
+    expect_401(tenant, make_token(), "does not publish")
+
+
+def test_missing_role_is_403(tenant: Tenant, make_token: TokenFactory) -> None:
+    with pytest.raises(Forbidden) as caught:
+        tenant.authenticate(make_token(roles=["Mail.Read"]))
+    assert (caught.value.status, caught.value.code) == (403, "forbidden")
+    assert "Users.Read.All" in caught.value.message
+    assert caught.value.response_headers()["WWW-Authenticate"].startswith('Bearer error="insufficient_scope"')
+    with pytest.raises(Forbidden):
+        tenant.authenticate(make_token(drop=("roles",)))
+
+
+def test_signing_keys_unreachable_is_503(tenant: Tenant, make_token: TokenFactory) -> None:
+    tenant.down = True
+    with pytest.raises(CredentialUnavailable):
+        tenant.authenticate(make_token())
+
+
+def test_cached_keys_survive_a_failed_refresh(tenant: Tenant, make_token: TokenFactory) -> None:
+    tenant.authenticate(make_token())
+    tenant.down = True
+    tenant.clock.advance(13 * 3600)
+    assert tenant.authenticate(make_token())  # stale keys beat an outage
+
+
+def test_metadata_problems(rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory) -> None:
+    for metadata in ({"issuer": "x"}, {"issuer": "x", "jwks_uri": "http://insecure/keys"}):
+        transport = FakeTransport()
+        transport.route(METADATA_URL, respond(200, metadata))
+        keys = SigningKeys(metadata_url=METADATA_URL, transport=transport)
+        with pytest.raises(CredentialUnavailable):
+            CallerAuthenticator(make_settings(), keys).authenticate(
+                {"authorization": f"Bearer {make_token()}"}, required_role=ROLE
+            )
+    transport = FakeTransport()
+    transport.route(METADATA_URL, respond(200, {"issuer": "x", "jwks_uri": JWKS_URL}))
+    transport.route(
+        JWKS_URL, respond(200, {"keys": [{"kty": "EC", "kid": "k"}, {"kty": "RSA", "kid": "bad"}]})
+    )
+    with pytest.raises(CredentialUnavailable, match="no usable"):
+        SigningKeys(metadata_url=METADATA_URL, transport=transport).key("k")
+    transport = FakeTransport()
+    transport.route(METADATA_URL, respond(500, {"error": "boom"}))
+    with pytest.raises(CredentialUnavailable, match="HTTP 500"):
+        SigningKeys(metadata_url=METADATA_URL, transport=transport).key("k")
+
+
+MIN_REFRESH = 300
+
+
+def test_outage_does_not_make_every_request_refetch(tenant: Tenant, make_token: TokenFactory) -> None:
+    tenant.authenticate(make_token())
+    tenant.down = True
+    tenant.clock.advance(13 * 3600)
+    for _ in range(5):
+        assert tenant.authenticate(make_token())
+    assert tenant.keys.fetches == 2  # one failed refresh, then cached keys until the interval passes
+
+
+def test_first_fetch_failure_is_retried_after_a_short_pause(tenant: Tenant, make_token: TokenFactory) -> None:
+    tenant.down = True
+    for _ in range(3):
+        with pytest.raises(CredentialUnavailable):
+            tenant.authenticate(make_token())
+    assert tenant.keys.fetches == 1
+    tenant.down = False
+    tenant.clock.advance(6)
+    assert tenant.authenticate(make_token())
+    assert tenant.keys.fetches == 2

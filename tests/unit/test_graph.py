@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import email.utils
+import time
+import uuid
+
+import pytest
+
+from shared.context import request_scope
+from shared.errors import BadRequest, NotFound, UpstreamError, UpstreamThrottled
+from shared.graph import GraphClient, parse_retry_after
+
+from .conftest import GRAPH, make_settings
+from .fakes import FakeClock, FakeResponse, FakeTokens, FakeTransport, connection_error, graph_error, respond
+
+USERS = f"{GRAPH}/v1.0/users"
+
+
+def client(
+    transport: FakeTransport,
+    clock: FakeClock | None = None,
+    tokens: FakeTokens | None = None,
+    **settings: str,
+) -> GraphClient:
+    clock = clock or FakeClock()
+    return GraphClient(
+        settings=make_settings(**settings),
+        tokens=tokens or FakeTokens(),
+        transport=transport,
+        sleep=clock.sleep,
+        clock=clock,
+        jitter=lambda: 0.5,
+    )
+
+
+def ok(body: dict[str, object] | None = None) -> FakeResponse:
+    return respond(200, body if body is not None else {"value": []})
+
+
+def test_get_sends_bearer_token_and_correlation_headers() -> None:
+    transport = FakeTransport([ok({"id": "1"})])
+    tokens = FakeTokens()
+    assert client(transport, tokens=tokens).get_json("users/1", params={"$select": "id"}) == {"id": "1"}
+    [request] = transport.requests
+    assert request.method == "GET" and request.url == f"{GRAPH}/v1.0/users/1"
+    assert request.params == {"$select": "id"}
+    assert request.headers["authorization"] == "Bearer token-1"
+    assert request.headers["accept"] == "application/json"
+    uuid.UUID(request.headers["client-request-id"])
+    assert "consistencylevel" not in request.headers
+    assert tokens.scopes == [f"{GRAPH}/.default"]
+    assert request.timeout == 10.0
+
+
+def test_request_id_is_forwarded_when_it_is_a_guid() -> None:
+    transport = FakeTransport([ok(), ok()])
+    rid = str(uuid.uuid4())
+    with request_scope(rid):
+        client(transport).get_json("users")
+    with request_scope("not-a-guid"):
+        client(transport).get_json("users")
+    assert transport.requests[0].headers["client-request-id"] == rid
+    assert transport.requests[1].headers["client-request-id"] != "not-a-guid"
+
+
+def test_429_retry_after_is_honoured() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([graph_error(429, "TooManyRequests", headers={"Retry-After": "2"}), ok()])
+    client(transport, clock).get_json("users")
+    assert clock.sleeps == [2.0]
+    ids = {r.headers["client-request-id"] for r in transport.requests}
+    assert len(transport.requests) == 2 and len(ids) == 1  # one logical call, one correlation id
+
+
+def test_retry_after_beyond_the_budget_fails_at_once_with_the_upstream_value() -> None:
+    clock = FakeClock()
+    transport = FakeTransport(
+        [graph_error(503, "ServiceUnavailable", request_id="r-9", headers={"Retry-After": "40"})]
+    )
+    with pytest.raises(UpstreamThrottled) as caught:
+        client(transport, clock).get_json("users")
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (503, "upstream_throttled", 40)
+    assert (error.graph_code, error.graph_request_id) == ("ServiceUnavailable", "r-9")
+    assert clock.sleeps == [] and len(transport.requests) == 1
+
+
+def test_throttling_stops_when_the_budget_is_spent() -> None:
+    clock = FakeClock()
+    throttled = graph_error(429, "TooManyRequests", headers={"Retry-After": "10"})
+    transport = FakeTransport([throttled] * 10)
+    with pytest.raises(UpstreamThrottled) as caught:
+        client(transport, clock).get_json("users")
+    assert clock.sleeps == [10.0, 10.0, 10.0]  # 30 s budget
+    assert len(transport.requests) == 4
+    assert caught.value.retry_after == 10
+
+
+def test_throttling_stops_after_max_retries() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([graph_error(429, "TooManyRequests", headers={"Retry-After": "1"})] * 10)
+    with pytest.raises(UpstreamThrottled):
+        client(transport, clock, GRAPH_MAX_RETRIES="2").get_json("users")
+    assert len(transport.requests) == 3 and clock.sleeps == [1.0, 1.0]
+
+
+def test_backoff_without_retry_after_is_exponential_with_jitter() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([graph_error(503, "ServiceUnavailable")] * 3 + [ok()])
+    client(transport, clock).get_json("users")
+    assert clock.sleeps == [0.375, 0.75, 1.5]  # ceiling 0.5*2^n; half fixed + jitter(0.5) * half
+
+
+def test_504_past_the_budget_is_a_bad_gateway() -> None:
+    transport = FakeTransport([graph_error(504, "GatewayTimeout")] * 10)
+    with pytest.raises(UpstreamError) as caught:
+        client(transport, GRAPH_MAX_RETRIES="1").get_json("users")
+    assert caught.value.status == 502 and caught.value.code == "upstream_error"
+
+
+def test_connection_errors_are_retried_then_reported() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([connection_error(), connection_error(timeout=True), ok({"id": "x"})])
+    assert client(transport, clock).get_json("users/x") == {"id": "x"}
+    transport = FakeTransport([connection_error()] * 10)
+    with pytest.raises(UpstreamError, match="unreachable"):
+        client(transport, GRAPH_MAX_RETRIES="3").get_json("users")
+    assert len(transport.requests) == 4
+
+
+def test_non_idempotent_requests_are_not_retried_after_connection_errors() -> None:
+    transport = FakeTransport([connection_error()])
+    graph = client(transport)
+    with pytest.raises(UpstreamError):
+        graph._send("POST", f"{GRAPH}/v1.0/$batch", params=None, eventual=False, client_input=False)
+    assert len(transport.requests) == 1
+
+
+def test_zero_budget_means_no_retries() -> None:
+    transport = FakeTransport([graph_error(429, "TooManyRequests")])
+    with pytest.raises(UpstreamThrottled) as caught:
+        client(transport, GRAPH_RETRY_BUDGET_SECONDS="0").get_json("users")
+    assert caught.value.retry_after == 1  # the computed backoff, rounded up
+
+
+def test_attempt_timeout_never_exceeds_the_remaining_budget() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([graph_error(429, "TooManyRequests", headers={"Retry-After": "25"}), ok()])
+    client(transport, clock).get_json("users")
+    assert [r.timeout for r in transport.requests] == [10.0, 5.0]
+
+
+def test_invalid_token_is_renewed_once() -> None:
+    tokens = FakeTokens()
+    transport = FakeTransport([graph_error(401, "InvalidAuthenticationToken"), ok({"id": "1"})])
+    assert client(transport, tokens=tokens).get_json("users/1") == {"id": "1"}
+    assert tokens.invalidated == [(f"{GRAPH}/.default", "token-1")]
+    assert [r.headers["authorization"] for r in transport.requests] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_invalid_token_twice_is_an_upstream_error() -> None:
+    transport = FakeTransport([graph_error(401, "InvalidAuthenticationToken")] * 2)
+    with pytest.raises(UpstreamError) as caught:
+        client(transport).get_json("users/1")
+    assert caught.value.code == "upstream_unauthorized" and len(transport.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "graph_code", "client_input", "expected", "code"),
+    [
+        (404, "Request_ResourceNotFound", False, NotFound, "not_found"),
+        (400, "Request_BadRequest", True, BadRequest, "invalid_parameter"),
+        (400, "Request_UnsupportedQuery", False, UpstreamError, "upstream_bad_request"),
+        (403, "Authorization_RequestDenied", False, UpstreamError, "upstream_forbidden"),
+        (401, "Unauthorized", False, UpstreamError, "upstream_unauthorized"),
+        (500, "UnknownError", False, UpstreamError, "upstream_error"),
+        (501, "NotImplemented", False, UpstreamError, "upstream_error"),
+    ],
+)
+def test_graph_errors_are_typed(
+    status: int, graph_code: str, client_input: bool, expected: type[Exception], code: str
+) -> None:
+    transport = FakeTransport([graph_error(status, graph_code, request_id="rid-1")])
+    with pytest.raises(expected) as caught:
+        client(transport).get_json("users/x", client_input=client_input)
+    error = caught.value
+    assert error.code == code  # type: ignore[attr-defined]
+    assert (error.graph_code, error.graph_request_id) == (graph_code, "rid-1")  # type: ignore[attr-defined]
+
+
+def test_error_without_json_body() -> None:
+    transport = FakeTransport([respond(502, text="<html>bad gateway</html>", headers={"request-id": "r"})])
+    with pytest.raises(UpstreamError) as caught:
+        client(transport).get_json("users")
+    assert caught.value.graph_request_id == "r" and caught.value.graph_code is None
+
+
+def test_bodies_that_are_not_json_objects() -> None:
+    for bad in (respond(200, text="not json"), respond(200, [1, 2])):
+        with pytest.raises(UpstreamError):
+            client(FakeTransport([bad])).get_json("users")
+    with pytest.raises(UpstreamError, match="value"):
+        client(FakeTransport([ok({"value": "nope"})])).get_page("users")
+
+
+def test_paging_follows_next_links_and_resends_consistency_level() -> None:
+    page2, page3 = f"{USERS}?$top=2&$skiptoken=abc", f"{USERS}?$top=2&$skiptoken=def"
+    transport = FakeTransport(
+        [
+            ok({"value": [{"id": "1"}, {"id": "2"}], "@odata.nextLink": page2, "@odata.count": 5}),
+            ok({"value": [{"id": "3"}, {"id": "4"}], "@odata.nextLink": page3}),
+            ok({"value": [{"id": "5"}]}),
+        ]
+    )
+    pages = list(client(transport).iter_pages("users", params={"$top": "2", "$count": "true"}, eventual=True))
+    assert [[u["id"] for u in p.items] for p in pages] == [["1", "2"], ["3", "4"], ["5"]]
+    assert pages[0].count == 5 and pages[-1].next_link is None
+    assert [r.url for r in transport.requests] == [USERS, page2, page3]
+    assert [r.params for r in transport.requests] == [{"$top": "2", "$count": "true"}, None, None]
+    assert all(r.headers["consistencylevel"] == "eventual" for r in transport.requests)
+
+
+def test_paging_respects_max_pages() -> None:
+    transport = FakeTransport([ok({"value": [], "@odata.nextLink": f"{USERS}?$skiptoken=x"})] * 3)
+    assert len(list(client(transport).iter_pages("users", max_pages=2))) == 2
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://evil.example/v1.0/users?$skiptoken=x",
+        "http://127.0.0.1:8444/v1.0/users",
+        "https://127.0.0.1:9999/v1.0/users",
+        "https://attacker@127.0.0.1:8444/v1.0/users",
+        "https://127.0.0.1:8444/beta/users",
+        "https://127.0.0.1:8444\\@evil.example/v1.0/users",
+        "https://127.0.0.1:8444/v1.0/users#frag",
+    ],
+)
+def test_links_outside_the_graph_origin_are_never_followed(link: str) -> None:
+    transport = FakeTransport()
+    with pytest.raises(UpstreamError, match="Refused"):
+        client(transport).get_page(link)
+    assert transport.requests == []
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-3") is None
+    future = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 18 <= (parse_retry_after(future) or 0) <= 20
+    past = email.utils.formatdate(time.time() - 20, usegmt=True)
+    assert parse_retry_after(past) == 0.0

@@ -1,0 +1,111 @@
+"""The requests-based transport against a throwaway loopback HTTP server (no other network)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shared.http import RequestsTransport, TransportError
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(1.0)
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+            self.end_headers()
+            return
+        body = json.dumps(
+            {
+                "path": self.path,
+                "cookie": self.headers.get("Cookie"),
+                "auth": self.headers.get("Authorization"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Set-Cookie", "tracking=1; Path=/")
+        self.send_header("Request-Id", "rid-1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = json.dumps({"form": self.rfile.read(length).decode()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_send_returns_any_status_and_case_insensitive_headers(server: str) -> None:
+    transport = RequestsTransport()
+    response = transport.send(
+        "GET", f"{server}/v1.0/users", params={"$top": "1"}, headers={"Authorization": "Bearer t"}, timeout=5
+    )
+    assert response.status_code == 200
+    assert response.headers.get("request-id") == "rid-1"
+    assert response.json() == {"path": "/v1.0/users?%24top=1", "cookie": None, "auth": "Bearer t"}
+
+
+def test_session_is_shared_and_stores_no_cookies(server: str) -> None:
+    transport = RequestsTransport()
+    transport.send("GET", f"{server}/a", timeout=5)
+    second = transport.send("GET", f"{server}/b", timeout=5)
+    assert second.json()["cookie"] is None
+    assert transport.session() is transport.session()
+    assert len(transport.session().cookies) == 0
+
+
+def test_redirects_are_not_followed(server: str) -> None:
+    response = RequestsTransport().send(
+        "GET", f"{server}/redirect", headers={"Authorization": "Bearer t"}, timeout=5
+    )
+    assert response.status_code == 302
+
+
+def test_connection_errors_and_timeouts_become_transport_errors(server: str) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransportError) as refused:
+        RequestsTransport().send("GET", f"http://127.0.0.1:{port}/x?secret=1", timeout=2)
+    assert refused.value.timeout is False and "secret" not in str(refused.value)
+    with pytest.raises(TransportError) as slow:
+        RequestsTransport().send("GET", f"{server}/slow", timeout=0.2)
+    assert slow.value.timeout is True
+
+
+def test_msal_http_client_shares_the_session_with_a_default_timeout(server: str) -> None:
+    transport = RequestsTransport(default_timeout=5)
+    client = transport.msal_http_client()
+    assert client.get(f"{server}/discovery").status_code == 200
+    assert client.post(f"{server}/token", data={"grant_type": "client_credentials"}).json() == {
+        "form": "grant_type=client_credentials"
+    }
+    client.close()  # must not close the process-wide session
+    assert transport.send("GET", f"{server}/after", timeout=5).status_code == 200
+    transport.close()

@@ -1,0 +1,313 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from shared.cursor import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from shared.errors import BadRequest, NotFound, UpstreamError
+from shared.graph import GraphClient
+from shared.users import (
+    DEFAULT_FIELDS,
+    USER_FIELDS,
+    ListUsersQuery,
+    UsersService,
+    parse_get_query,
+    parse_list_query,
+    search_expression,
+    user_path,
+    validate_user_id,
+)
+
+from .conftest import GRAPH, make_settings
+from .fakes import FakeClock, FakeTokens, FakeTransport, graph_error, respond
+
+USERS = f"{GRAPH}/v1.0/users"
+
+
+def service(transport: FakeTransport) -> UsersService:
+    clock = FakeClock()
+    graph = GraphClient(
+        settings=make_settings(), tokens=FakeTokens(), transport=transport, sleep=clock.sleep, clock=clock
+    )
+    return UsersService(graph)
+
+
+def raw_cursor(payload: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+# -- query validation ---------------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    assert parse_list_query({}) == ListUsersQuery(top=100, select=DEFAULT_FIELDS, search=None, cursor=None)
+
+
+def test_valid_query() -> None:
+    query = parse_list_query({"top": "25", "select": "displayName, mail,id,mail", "search": "  ada  "})
+    assert query.top == 25
+    assert query.select == ("id", "displayName", "mail")
+    assert query.search == "ada"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"top": "0"},
+        {"top": "1000"},
+        {"top": "-1"},
+        {"top": "ten"},
+        {"top": "1e2"},
+        {"top": ""},
+        {"top": "+5"},
+        {"select": ""},
+        {"select": "id,,mail"},
+        {"select": "passwordProfile"},
+        {"select": "id,manager"},
+        {"search": ""},
+        {"search": "   "},
+        {"search": "x" * 201},
+        {"search": "a\x00b"},
+        {"search": "a\nb"},
+        {"filter": "x"},
+        {"$top": "5"},
+        {"Top": "5"},
+        {"cursor": "abc", "top": "5"},
+    ],
+)
+def test_invalid_queries_are_400(params: dict[str, str]) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_list_query(params)
+    assert caught.value.code == "invalid_parameter" and caught.value.status == 400
+
+
+def test_unknown_parameter_message_lists_allowed() -> None:
+    with pytest.raises(
+        BadRequest, match=r"Unknown query parameter.*filter.*Allowed: cursor, search, select, top"
+    ):
+        parse_list_query({"filter": "x"})
+
+
+def test_get_query() -> None:
+    assert parse_get_query({}) == DEFAULT_FIELDS
+    assert parse_get_query({"select": "department"}) == ("id", "department")
+    with pytest.raises(BadRequest):
+        parse_get_query({"expand": "manager"})
+
+
+def test_every_allowlisted_field_is_selectable() -> None:
+    assert parse_list_query({"select": ",".join(USER_FIELDS)}).select == USER_FIELDS
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "8a0c4e7e-1b2d-4c5f-9a6b-7c8d9e0f1a2b",
+        "ada@contoso.onmicrosoft.com",
+        "o'neil@contoso.com",
+        "ada_contoso.com#EXT#@fabrikam.onmicrosoft.com",
+        "$admin@contoso.com",
+        "user@localhost",
+    ],
+)
+def test_valid_user_ids(value: str) -> None:
+    assert validate_user_id(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "ada",
+        "../users",
+        "ada@contoso.com/../../groups",
+        "ada@contoso.com?$expand=x",
+        "a b@contoso.com",
+        "ada@-contoso.com",
+        "ada@contoso..com",
+        "8a0c4e7e-1b2d-4c5f-9a6b",
+        "x" * 60 + "@" + "d" * 60 + ".com",
+        "ada@contoso.com\n",
+        "https://evil.example/x@y",
+    ],
+)
+def test_invalid_user_ids(value: str) -> None:
+    with pytest.raises(BadRequest):
+        validate_user_id(value)
+
+
+def test_user_paths_are_encoded() -> None:
+    assert user_path("ada@contoso.com") == "users/ada@contoso.com"
+    assert user_path("ada_x.com#EXT#@f.com") == "users/ada_x.com%23EXT%23@f.com"
+    assert user_path("$admin@contoso.com") == "users('$admin@contoso.com')"
+    assert user_path("o'neil@contoso.com") == "users/o%27neil@contoso.com"
+
+
+def test_search_expression_quotes_and_escapes() -> None:
+    assert search_expression("ada") == '"displayName:ada" OR "mail:ada"'
+    assert search_expression('a"b\\c') == '"displayName:a\\"b\\\\c" OR "mail:a\\"b\\\\c"'
+
+
+# -- cursors ----------------------------------------------------------------------------------------------
+
+
+def test_cursor_round_trip() -> None:
+    link = f"{USERS}?$top=5&$skiptoken=X%2BY"
+    cursor = encode_cursor(link, eventual=True)
+    assert "=" not in cursor and "/" not in cursor and "+" not in cursor
+    decoded = decode_cursor(cursor, check_link=lambda url: True)
+    assert (decoded.next_link, decoded.eventual) == (link, True)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://evil.example/v1.0/users?$skiptoken=x",  # SSRF: another host
+        "https://169.254.169.254/metadata/identity/oauth2/token",  # SSRF: instance metadata
+        "http://127.0.0.1:8444/v1.0/users?$skiptoken=x",  # downgrade
+        "https://127.0.0.1:8445/v1.0/users?$skiptoken=x",  # another port (the vault)
+        "https://127.0.0.1:8444@evil.example/v1.0/users",  # userinfo trick
+        "https://evil.example\\@127.0.0.1:8444/v1.0/users",
+        "https://127.0.0.1:8444/v1.0/groups?$skiptoken=x",  # another collection
+        "https://127.0.0.1:8444/v1.0/users/../groups",
+        "https://127.0.0.1:8444/v1.0/users/8a0c4e7e-1b2d-4c5f-9a6b-7c8d9e0f1a2b",
+        "https://127.0.0.1:8444/v1.0/users?$expand=manager&$skiptoken=x",  # options we never send
+        "https://127.0.0.1:8444/v1.0/users?$filter=accountEnabled%20eq%20true",
+        "https://127.0.0.1:8444/v1.0/users?$select=id,passwordProfile&$skiptoken=x",  # non-allowlisted field
+        "https://127.0.0.1:8444/v1.0/users?$top=5000&$skiptoken=x",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a&$skiptoken=b",
+        "file:///etc/passwd",
+    ],
+)
+def test_cursors_pointing_elsewhere_are_rejected_without_any_request(link: str) -> None:
+    transport = FakeTransport()
+    with pytest.raises(BadRequest, match="cursor is invalid"):
+        service(transport).list_users(ListUsersQuery(cursor=encode_cursor(link, eventual=False)))
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!!",
+        "a" * (MAX_CURSOR_LENGTH + 1),
+        raw_cursor([1]),
+        raw_cursor({"v": 2, "u": USERS, "e": False}),
+        raw_cursor({"v": 1, "u": 5, "e": False}),
+        raw_cursor({"v": 1, "u": USERS, "e": "yes"}),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode().rstrip("="),
+        "eyJ2IjoxfQ",
+    ],
+)
+def test_malformed_cursors(cursor: str) -> None:
+    with pytest.raises(BadRequest):
+        decode_cursor(cursor, check_link=lambda url: True)
+
+
+# -- the service against a fake Graph ---------------------------------------------------------------------
+
+
+def test_list_users_first_page() -> None:
+    next_link = f"{USERS}?$top=2&$select=id,displayName&$skiptoken=abc"
+    transport = FakeTransport(
+        [
+            respond(
+                200,
+                {
+                    "@odata.context": "ctx",
+                    "value": [
+                        {"id": "1", "displayName": "Ada", "@odata.type": "#microsoft.graph.user", "extra": 1},
+                        {"id": "2"},
+                    ],
+                    "@odata.nextLink": next_link,
+                },
+            )
+        ]
+    )
+    page = service(transport).list_users(parse_list_query({"top": "2", "select": "displayName"}))
+    [request] = transport.requests
+    assert request.url == USERS
+    assert request.params == {"$top": "2", "$select": "id,displayName"}
+    assert "consistencylevel" not in request.headers
+    assert page.items == [{"id": "1", "displayName": "Ada"}, {"id": "2", "displayName": None}]
+    assert page.next_cursor is not None
+    assert decode_cursor(page.next_cursor, check_link=lambda u: True).next_link == next_link
+    assert page.to_json() == {"value": page.items, "nextCursor": page.next_cursor}
+
+
+def test_search_uses_advanced_query_and_cursor_keeps_consistency_level() -> None:
+    next_link = f'{USERS}?$search="displayName:ada"&$count=true&$top=1&$skiptoken=abc'
+    transport = FakeTransport(
+        [
+            respond(
+                200,
+                {"value": [{"id": "1", "mail": "ada@x"}], "@odata.count": 2, "@odata.nextLink": next_link},
+            ),
+            respond(200, {"value": [{"id": "2", "mail": None}]}),
+        ]
+    )
+    users = service(transport)
+    first = users.list_users(parse_list_query({"search": "ada", "top": "1", "select": "mail"}))
+    assert transport.requests[0].params == {
+        "$top": "1",
+        "$select": "id,mail",
+        "$search": '"displayName:ada" OR "mail:ada"',
+        "$count": "true",
+    }
+    assert transport.requests[0].headers["consistencylevel"] == "eventual"
+    assert first.next_cursor is not None
+    second = users.list_users(ListUsersQuery(cursor=first.next_cursor))
+    assert transport.requests[1].url == next_link and transport.requests[1].params is None
+    assert transport.requests[1].headers["consistencylevel"] == "eventual"
+    assert second.items == [{"id": "2", "mail": None}]  # projection from the link's $select
+    assert second.next_cursor is None
+
+
+def test_search_rejected_by_graph_is_the_callers_bad_request() -> None:
+    transport = FakeTransport([graph_error(400, "Request_UnsupportedQuery", "Syntax error")])
+    with pytest.raises(BadRequest, match="Syntax error"):
+        service(transport).list_users(parse_list_query({"search": "ada"}))
+
+
+def test_unexpected_next_link_from_graph_is_an_upstream_error() -> None:
+    transport = FakeTransport(
+        [respond(200, {"value": [], "@odata.nextLink": "https://evil.example/v1.0/users"})]
+    )
+    with pytest.raises(UpstreamError):
+        service(transport).list_users(parse_list_query({}))
+
+
+def test_get_user_and_not_found() -> None:
+    transport = FakeTransport(
+        [
+            respond(200, {"id": "1", "userPrincipalName": "ada@contoso.com", "@odata.context": "x"}),
+            graph_error(404, "Request_ResourceNotFound", "Resource 'x' does not exist", request_id="rid"),
+        ]
+    )
+    users = service(transport)
+    user = users.get_user("ada@contoso.com", ("id", "userPrincipalName"))
+    assert user == {"id": "1", "userPrincipalName": "ada@contoso.com"}
+    assert transport.requests[0].url == f"{USERS}/ada@contoso.com"
+    assert transport.requests[0].params == {"$select": "id,userPrincipalName"}
+    with pytest.raises(NotFound) as caught:
+        users.get_user("8a0c4e7e-1b2d-4c5f-9a6b-7c8d9e0f1a2b")
+    assert caught.value.graph_code == "Request_ResourceNotFound" and caught.value.graph_request_id == "rid"
+
+
+def test_cursor_selection_must_be_allowlisted() -> None:
+    link = f"{USERS}?$skiptoken=abc"
+    transport = FakeTransport()
+    bad = encode_cursor(link, eventual=False, select=("id", "passwordProfile"))
+    with pytest.raises(BadRequest):
+        service(transport).list_users(ListUsersQuery(cursor=bad))
+    assert transport.requests == []
+
+
+def test_cursor_selection_shapes_later_pages() -> None:
+    transport = FakeTransport([respond(200, {"value": [{"id": "9", "department": "R&D", "mail": "x"}]})])
+    cursor = encode_cursor(f"{USERS}?$skiptoken=abc", eventual=False, select=("id", "department"))
+    page = service(transport).list_users(ListUsersQuery(cursor=cursor))
+    assert page.items == [{"id": "9", "department": "R&D"}]
