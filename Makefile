@@ -1,0 +1,53 @@
+# Graph Functions: the two set-up commands are `make run` and `make test` (see README.md).
+# Everything installs into the repository (.venv, node_modules) and local state lives in .local/.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install
+
+install: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+## Run the app locally against the local tenant (Azurite + emulator + devhost, or `func start` if present).
+run: install
+	$(PY) -m scripts.run_local
+
+## Every check CI runs: lint, types, and all tests (unit, devhost, local tenant, integration, fuzz).
+test: install lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+emulator-tests: $(STAMP)
+	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
+
+integration: install
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+## Benchmarks write JSON under bench/results/.
+bench: install
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf .local .pytest_cache .mypy_cache .ruff_cache bench/results
