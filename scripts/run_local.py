@@ -1,0 +1,164 @@
+"""``make run``: the app on http://localhost:7071 against the local tenant and Azurite.
+
+Starts, in order: Azurite (storage for the Functions host: timers, later sessions and reports), the
+local tenant (``python -m emulator``, state under ``.local/tenant``, env file ``.local/tenant.env``),
+then the Functions host: ``func start`` where Azure Functions Core Tools is installed, else
+``python -m devhost`` on the same files. ``local.settings.json`` is written from the tenant's env
+file when absent. Ctrl+C (or SIGTERM) stops everything this started, in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Keys copied from the tenant's env file into local.settings.json (the app's own settings).
+APP_KEYS = ("ENTRA_TENANT_ID", "ENTRA_CLIENT_ID", "ENTRA_AUTHORITY_HOST", "KEY_VAULT_URL", "ENTRA_CREDENTIAL_NAME",
+            "GRAPH_ENDPOINT", "SHAREPOINT_SITE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+            "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+#: Keys forced into the host's environment. Core Tools (and devhost) let existing environment variables
+#: win over local.settings.json, and this machine presets the CA variables to the system bundle, which
+#: does not hold the local CA: so the combined bundle must be exported, not only written to the file.
+FORCED_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.run_local", description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, default=7071, help="the app's HTTP port (default 7071)")
+    p.add_argument("--tenant-port", type=int, default=8443, help="first port of the local tenant (default 8443)")
+    p.add_argument("--azurite-port", type=int, default=10000, help="first of Azurite's three ports (default 10000)")
+    p.add_argument("--local-dir", type=Path, default=ROOT / ".local", help="local state (default .local/)")
+    p.add_argument("--settings", type=Path, default=ROOT / "local.settings.json")
+    p.add_argument("--users", type=int, default=25, help="users in the local tenant (default 25)")
+    p.add_argument("--host", choices=["auto", "func", "devhost"], default="auto",
+                   help="Functions host: func if on PATH (auto), or force one")
+    return p.parse_args(argv)
+
+
+def write_local_settings(path: Path, env: dict[str, str], storage: str) -> None:
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())
+    values: dict[str, Any] = dict(sample["Values"])
+    values.update({k: env[k] for k in APP_KEYS if k in env})
+    values["AzureWebJobsStorage"] = storage
+    values["ENTRA_CREDENTIAL"] = "keyvault"
+    sample["Values"] = values
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sample, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def start_tenant(local: Path, port: int, users: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    env_file = local / "tenant.env"
+    env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
+    proc = subprocess.Popen(  # noqa: S603 - fixed arguments
+        [sys.executable, "-m", "emulator", "--port", str(port), "--state-dir", str(local / "tenant"),
+         "--env-file", str(env_file), "--users", str(users)],
+        cwd=ROOT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not env_file.exists():
+        if proc.poll() is not None:
+            raise SystemExit(f"run: the local tenant exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise SystemExit("run: the local tenant did not start within 60 s")
+        time.sleep(0.05)
+    return proc, {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+
+def banner(args: argparse.Namespace, env: dict[str, str], host_name: str) -> str:
+    base = f"http://localhost:{args.port}"
+    token_cmd = f"{sys.executable} -m scripts.token"
+    return f"""
+Graph Functions is starting on {base} ({host_name}), against the local tenant.
+  local tenant  {env['ENTRA_AUTHORITY_HOST']}  (tenant {env['ENTRA_TENANT_ID']}, env file {args.local_dir / 'tenant.env'})
+  Graph         {env['GRAPH_ENDPOINT']}
+  Key Vault     {env['KEY_VAULT_URL']}
+  Azurite       http://127.0.0.1:{args.azurite_port}
+
+Open {base}/api/health, or call the API with a caller token:
+  curl -H "Authorization: Bearer $({token_cmd})" "{base}/api/users?top=5"
+The OpenAPI document: {base}/api/openapi.json
+Demo sign-in accounts: {env['DEMO_ADMIN_USERNAME']} / {env['DEMO_USER_USERNAME']} (passwords in the env file).
+Press Ctrl+C to stop everything.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from devhost.azurite import Azurite
+
+    local: Path = args.local_dir
+    local.mkdir(parents=True, exist_ok=True)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    azurite = Azurite(location=local / "azurite", blob_port=args.azurite_port, queue_port=args.azurite_port + 1,
+                      table_port=args.azurite_port + 2, log_path=local / "azurite.log")
+    status = 0
+    try:
+        azurite.start()
+        storage = ("UseDevelopmentStorage=true" if args.azurite_port == 10000 else azurite.connection_string)
+        tenant, env = start_tenant(local, args.tenant_port, args.users)
+        children.append(("local tenant", tenant))
+        if not args.settings.exists():
+            write_local_settings(args.settings, env, storage)
+            print(f"run: wrote {args.settings} from the local tenant's env file")
+        host_env = dict(os.environ)
+        host_env.update({k: env[k] for k in FORCED_ENV})
+        host_env["CURL_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]
+        use_func = args.host == "func" or (args.host == "auto" and shutil.which("func"))
+        if use_func:
+            cmd = ["func", "start", "--port", str(args.port)]
+        else:
+            cmd = [sys.executable, "-m", "devhost", "--app-dir", str(ROOT), "--port", str(args.port),
+                   "--settings", str(args.settings)]
+        print(banner(args, env, "func start" if use_func else "devhost"), flush=True)
+        host = subprocess.Popen(cmd, cwd=ROOT, env=host_env, start_new_session=True)  # noqa: S603
+        children.append(("host", host))
+        while not stopping["signal"]:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"run: the {name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+                    status = 1
+                    stopping["signal"] = -1
+                    break
+            if not azurite.running and not stopping["signal"]:
+                print("run: Azurite exited; stopping", file=sys.stderr)
+                status, stopping["signal"] = 1, -1
+            time.sleep(0.2)
+    finally:
+        for _name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(children):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        azurite.stop()
+    print("run: stopped", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

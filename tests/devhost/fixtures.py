@@ -1,0 +1,134 @@
+"""Reusable test helpers: Azurite on free ports, and devhost as a real process.
+
+Fixtures (register them elsewhere with ``pytest_plugins = ["tests.devhost.fixtures"]``
+in the top-level ``tests/conftest.py``):
+
+* ``azurite`` (session): an in-memory Azurite on three free loopback ports;
+  ``azurite.connection_string`` is the full ``DefaultEndpointsProtocol=http;...``
+  string (well-known dev account and key). Skipped when ``node_modules`` lacks
+  Azurite, except under ``CI=true``, where that is a failure.
+
+Helpers: ``start_devhost(app_dir, ...)`` runs ``python -m devhost`` on a free
+port and returns a ``DevHostProcess`` once ``/admin/host/status`` answers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.azurite import Azurite, AzuriteError, azurite_executable
+from tests.support.ports import free_port, free_port_range
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Variables from the developer's shell that would change what a test host does.
+_INHERITED_PREFIXES = ("AzureWebJobs", "AzureFunctionsWebHost", "FIXTURE_", "PYTHON_THREADPOOL")
+
+
+@dataclass
+class DevHostProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send ``sig`` and wait; returns the exit status (kills after ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+                raise
+        return self.process.returncode
+
+
+def start_devhost(
+    app_dir: Path,
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    startup_timeout: float = 30.0,
+) -> DevHostProcess:
+    port = free_port()
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(_INHERITED_PREFIXES)
+    }
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
+    )
+    environment["PYTHONUNBUFFERED"] = "1"
+    environment.update(env or {})
+    command = [sys.executable, "-m", "devhost", "--app-dir", str(app_dir), "--port", str(port), *args]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    host = DevHostProcess(process, port, log_path)
+    deadline = time.monotonic() + startup_timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"devhost exited with {process.returncode}:\n{host.log()}")
+        try:
+            if requests.get(host.url("/admin/host/status"), timeout=1).status_code == 200:
+                return host
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            host.stop(signal.SIGKILL)
+            raise RuntimeError(f"devhost did not start within {startup_timeout} s:\n{host.log()}")
+        time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``condition`` every 50 ms; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    try:
+        azurite_executable()
+    except AzuriteError as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+    base = free_port_range(3)
+    instance = Azurite(
+        in_memory=True,
+        blob_port=base,
+        queue_port=base + 1,
+        table_port=base + 2,
+        extent_memory_limit_mb=256,
+        log_path=tmp_path_factory.mktemp("azurite") / "azurite.log",
+    )
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
