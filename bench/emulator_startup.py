@@ -27,8 +27,13 @@ def measure(users: int, runs: int = 3) -> dict[str, object]:
         for i in range(runs):
             tenant = start_tenant(Path(tmp), users=users, timeout=120)
             rss = psutil.Process(tenant.process.pid).memory_info().rss
-            samples.append({"seconds": round(tenant.startup_seconds, 3), "rss_mib": round(rss / 2**20, 1),
-                            "state": "cold" if i == 0 else "warm"})
+            samples.append(
+                {
+                    "seconds": round(tenant.startup_seconds, 3),
+                    "rss_mib": round(rss / 2**20, 1),
+                    "state": "cold" if i == 0 else "warm",
+                }
+            )
             assert tenant.stop() == 0
         results["runs"] = samples
         warm = [s for s in samples if s["state"] == "warm"]

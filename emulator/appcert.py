@@ -38,7 +38,8 @@ class AppCertificate:
         """Base64 PKCS#12 with an empty password, as Key Vault returns a certificate-backed secret."""
         key = serialization.load_pem_private_key(self.key_pem, None)
         data = pkcs12.serialize_key_and_certificates(
-            b"graph-functions", key, self.cert, None, serialization.NoEncryption())  # type: ignore[arg-type]
+            b"graph-functions", key, self.cert, None, serialization.NoEncryption()
+        )  # type: ignore[arg-type]
         return base64.b64encode(data).decode("ascii")
 
     def pem_bundle(self) -> str:
@@ -51,20 +52,26 @@ def load_or_create(path: Path, common_name: str = "graph-functions") -> AppCerti
         data = path.read_bytes()
         key = serialization.load_pem_private_key(data, None)
         cert = x509.load_pem_x509_certificate(data)
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         return AppCertificate(key_pem, cert.public_bytes(serialization.Encoding.PEM), cert)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

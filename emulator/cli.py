@@ -1,4 +1,7 @@
-"""Command line: ``python -m emulator [--env-file PATH] [--port N] [--state-dir DIR] [--users N] [--seed S]``."""
+"""Command line: ``python -m emulator [--env-file PATH] [--port N] [--state-dir DIR] [--users N]``.
+
+See ``--help`` and emulator/README.md for every option.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +14,38 @@ from emulator.config import SERVICE_OFFSETS, EmulatorConfig, Lifetimes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m emulator", description=(
-        "The local tenant: an offline HTTPS emulator of Entra ID v2, Microsoft Graph, Key Vault, SharePoint "
-        "and the App Service managed-identity endpoint. Serves until SIGINT/SIGTERM."))
-    p.add_argument("--env-file", type=Path, default=None,
-                   help="write the app's settings here (dotenv) once listening, e.g. .local/tenant.env")
-    p.add_argument("--port", type=int, default=8443,
-                   help=f"first port of the range (login, graph, vault, sharepoint, identity: "
-                        f"{len(SERVICE_OFFSETS)} ports); default 8443")
-    p.add_argument("--state-dir", type=Path, default=Path(".local/tenant"),
-                   help="TLS material, signing keys and the app certificate live here (created once)")
+    p = argparse.ArgumentParser(
+        prog="python -m emulator",
+        description=(
+            "The local tenant: an offline HTTPS emulator of Entra ID v2, Microsoft Graph, Key Vault, "
+            "SharePoint "
+            "and the App Service managed-identity endpoint. Serves until SIGINT/SIGTERM."
+        ),
+    )
+    p.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="write the app's settings here (dotenv) once listening, e.g. .local/tenant.env",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=8443,
+        help=f"first port of the range (login, graph, vault, sharepoint, identity: "
+        f"{len(SERVICE_OFFSETS)} ports); default 8443",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".local/tenant"),
+        help="TLS material, signing keys and the app certificate live here (created once)",
+    )
     p.add_argument("--users", type=int, default=25, help="total users, demo accounts included (min 2)")
     p.add_argument("--seed", type=int, default=42, help="seed of the deterministic tenant data")
-    p.add_argument("--access-token-lifetime", type=int, default=3600, help="seconds (short values test refresh)")
+    p.add_argument(
+        "--access-token-lifetime", type=int, default=3600, help="seconds (short values test refresh)"
+    )
     p.add_argument("--refresh-token-lifetime", type=int, default=90 * 24 * 3600, help="seconds")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
@@ -42,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     from emulator.state import EmulatorState
 
     config = EmulatorConfig(
-        port=args.port, state_dir=args.state_dir, env_file=args.env_file, users=args.users, seed=args.seed,
-        lifetimes=Lifetimes(access_token=args.access_token_lifetime, refresh_token=args.refresh_token_lifetime),
+        port=args.port,
+        state_dir=args.state_dir,
+        env_file=args.env_file,
+        users=args.users,
+        seed=args.seed,
+        lifetimes=Lifetimes(
+            access_token=args.access_token_lifetime, refresh_token=args.refresh_token_lifetime
+        ),
     )
     state = EmulatorState.create(config)
     return run(state, started, args.env_file)

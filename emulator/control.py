@@ -43,8 +43,13 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 def core_routes(state: EmulatorState) -> list[BaseRoute]:
     async def info(request: Request) -> Response:
-        return JSONResponse({"tenantId": state.directory.tenant_id, "users": len(state.directory.users),
-                             "env": env_values(state)})
+        return JSONResponse(
+            {
+                "tenantId": state.directory.tenant_id,
+                "users": len(state.directory.users),
+                "env": env_values(state),
+            }
+        )
 
     async def reset(request: Request) -> Response:
         state.reset()
@@ -59,7 +64,9 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
         return JSONResponse({"value": entries, "last": entries[-1]["seq"] if entries else since})
 
     async def counters(request: Request) -> Response:
-        return JSONResponse({"byEndpoint": dict(state.obs.by_endpoint), "byClient": dict(state.obs.by_client)})
+        return JSONResponse(
+            {"byEndpoint": dict(state.obs.by_endpoint), "byClient": dict(state.obs.by_client)}
+        )
 
     async def faults(request: Request) -> Response:
         if request.method == "GET":
@@ -70,10 +77,14 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
         try:
             body = await json_body(request)
             rule = FaultRule(
-                path=str(body["path"]), status=int(body.get("status", 503)), service=body.get("service"),
-                method=body.get("method"), rate=float(body.get("rate", 1.0)),
+                path=str(body["path"]),
+                status=int(body.get("status", 503)),
+                service=body.get("service"),
+                method=body.get("method"),
+                rate=float(body.get("rate", 1.0)),
                 retry_after=None if body.get("retryAfter") is None else int(body["retryAfter"]),
-                latency_ms=int(body.get("latencyMs", 0)), drop=bool(body.get("drop", False)),
+                latency_ms=int(body.get("latencyMs", 0)),
+                drop=bool(body.get("drop", False)),
                 times=None if body.get("times") is None else int(body["times"]),
                 client_id=body.get("clientId"),
             )
@@ -115,7 +126,9 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
                 state.tokens.clock_skew = int(body["clockSkew"])
         except (ValueError, TypeError) as exc:
             return _bad(str(exc))
-        return JSONResponse({"accessToken": state.tokens.access_lifetime, "clockSkew": state.tokens.clock_skew})
+        return JSONResponse(
+            {"accessToken": state.tokens.access_lifetime, "clockSkew": state.tokens.clock_skew}
+        )
 
     async def throttle(request: Request) -> Response:
         t = state.throttle
@@ -138,9 +151,14 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
             reset_hook = state.stores.get("graph.throttle_reset")
             if callable(reset_hook):
                 reset_hook()
-        return JSONResponse({"identityUnitsPer10s": t.identity_budget(len(state.directory.users)),
-                             "mailRequestsPer10Min": t.mail_requests_per_10min,
-                             "mailConcurrency": t.mail_concurrency, "mailConcurrencyScope": t.mail_concurrency_scope})
+        return JSONResponse(
+            {
+                "identityUnitsPer10s": t.identity_budget(len(state.directory.users)),
+                "mailRequestsPer10Min": t.mail_requests_per_10min,
+                "mailConcurrency": t.mail_concurrency,
+                "mailConcurrencyScope": t.mail_concurrency_scope,
+            }
+        )
 
     return [
         Route("/info", info, methods=["GET"]),

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def iso(ts: dt.datetime) -> str:
@@ -273,6 +273,27 @@ class Directory:
         self._by_upn[user.user_principal_name.lower()] = user
         self.touch(user.id)
 
+    def remove_user(self, user_id: str, when: dt.datetime | None = None) -> User | None:
+        """Delete a user: out of the indexes and groups, remembered in ``removed`` for delta."""
+        user = self._by_id.pop(user_id, None)
+        if user is None:
+            return None
+        self._by_upn.pop(user.user_principal_name.lower(), None)
+        self.users.remove(user)
+        for group in self.groups:
+            if user_id in group.members:
+                group.members.remove(user_id)
+        self.removed[user_id] = when or dt.datetime.now(UTC)
+        self.touch(user_id)
+        return user
+
+    def rename_user(self, user: User, upn: str) -> None:
+        """Change a user's userPrincipalName, keeping the UPN index right."""
+        self._by_upn.pop(user.user_principal_name.lower(), None)
+        user.user_principal_name = upn
+        self._by_upn[upn.lower()] = user
+        self.touch(user.id)
+
     def touch(self, user_id: str) -> None:
         self.change_seq += 1
         self.user_seq[user_id] = self.change_seq
@@ -293,30 +314,45 @@ class Directory:
         """Find the resource app named by an app id or one of its identifier URIs (case-insensitive)."""
         wanted = identifier.rstrip("/").lower()
         for app in self.apps.values():
-            if app.app_id.lower() == wanted or any(u.rstrip("/").lower() == wanted for u in app.identifier_uris):
+            if app.app_id.lower() == wanted or any(
+                u.rstrip("/").lower() == wanted for u in app.identifier_uris
+            ):
                 return app
         return None
 
     def roles_of(self, principal_id: str, resource_app_id: str) -> list[str]:
-        return sorted({a.role for a in self.app_role_assignments
-                       if a.principal_id == principal_id and a.resource_app_id == resource_app_id})
+        return sorted(
+            {
+                a.role
+                for a in self.app_role_assignments
+                if a.principal_id == principal_id and a.resource_app_id == resource_app_id
+            }
+        )
 
     def consented_scopes(self, client_app_id: str, resource_app_id: str, user_id: str | None) -> set[str]:
         scopes: set[str] = set()
         for g in self.delegated_grants:
-            if g.client_app_id == client_app_id and g.resource_app_id == resource_app_id and (
-                g.consent_type == "AllPrincipals" or g.principal_id == user_id
+            if (
+                g.client_app_id == client_app_id
+                and g.resource_app_id == resource_app_id
+                and (g.consent_type == "AllPrincipals" or g.principal_id == user_id)
             ):
                 scopes |= g.scopes
         return scopes
 
-    def grant_delegated(self, client_app_id: str, resource_app_id: str, scopes: set[str],
-                        user_id: str | None) -> None:
+    def grant_delegated(
+        self, client_app_id: str, resource_app_id: str, scopes: set[str], user_id: str | None
+    ) -> None:
         consent_type = "Principal" if user_id else "AllPrincipals"
         for g in self.delegated_grants:
             if (g.client_app_id, g.resource_app_id, g.consent_type, g.principal_id) == (
-                client_app_id, resource_app_id, consent_type, user_id
+                client_app_id,
+                resource_app_id,
+                consent_type,
+                user_id,
             ):
                 g.scopes |= scopes
                 return
-        self.delegated_grants.append(DelegatedGrant(client_app_id, resource_app_id, consent_type, user_id, set(scopes)))
+        self.delegated_grants.append(
+            DelegatedGrant(client_app_id, resource_app_id, consent_type, user_id, set(scopes))
+        )

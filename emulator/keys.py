@@ -58,12 +58,16 @@ class SigningKey:
 
 def _new_key() -> SigningKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.local-tenant")])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1825))
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1825))
         .sign(key, hashes.SHA256())
     )
     der = cert.public_bytes(serialization.Encoding.DER)
@@ -81,11 +85,13 @@ class KeyRing:
         self._keys: list[SigningKey] = []
         if path.exists():
             for item in json.loads(path.read_text()):
-                self._keys.append(SigningKey(
-                    kid=item["kid"],
-                    private_key=serialization.load_pem_private_key(item["key"].encode(), None),  # type: ignore[arg-type]
-                    cert_der=base64.b64decode(item["cert"]),
-                ))
+                self._keys.append(
+                    SigningKey(
+                        kid=item["kid"],
+                        private_key=serialization.load_pem_private_key(item["key"].encode(), None),  # type: ignore[arg-type]
+                        cert_der=base64.b64decode(item["cert"]),
+                    )
+                )
         if not self._keys:
             self._keys = [_new_key()]
             self._save()
@@ -95,8 +101,10 @@ class KeyRing:
             {
                 "kid": k.kid,
                 "key": k.private_key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption()).decode(),
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode(),
                 "cert": base64.b64encode(k.cert_der).decode(),
             }
             for k in self._keys

@@ -22,8 +22,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.errors import fault_response
 
-SENSITIVE_PARAMS = {"client_secret", "code", "refresh_token", "client_assertion", "password", "assertion",
-                    "code_verifier", "id_token", "access_token"}
+SENSITIVE_PARAMS = {
+    "client_secret",
+    "code",
+    "refresh_token",
+    "client_assertion",
+    "password",
+    "assertion",
+    "code_verifier",
+    "id_token",
+    "access_token",
+}
 
 
 def redact_query(query: str) -> str:
@@ -117,8 +126,11 @@ class Observatory:
 
     def snapshot(self, since: int = 0, service: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(e) for e in self.entries
-                    if e["seq"] > since and (service is None or e["service"] == service)]
+            return [
+                dict(e)
+                for e in self.entries
+                if e["seq"] > since and (service is None or e["service"] == service)
+            ]
 
 
 class ObserveMiddleware:
@@ -153,27 +165,36 @@ class ObserveMiddleware:
                 # Start a response that promises more bytes than it sends, then abort: the client sees
                 # the connection drop mid-response (requests raises ChunkedEncodingError/ConnectionError).
                 status_holder["status"] = 0
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
                 raise ConnectionAbortedError("injected dropped connection")
             if fault is not None and fault.status:
                 state["fault"] = fault.id
-                await fault_response(self.service, fault.status, fault.retry_after)(scope, receive, send_wrapper)
+                await fault_response(self.service, fault.status, fault.retry_after)(
+                    scope, receive, send_wrapper
+                )
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            self.obs.record({
-                "time": time.time(),
-                "service": self.service,
-                "method": method,
-                "path": path,
-                "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
-                "route": getattr(route, "path", None) or state.get("route") or path,
-                "status": status_holder["status"],
-                "client_id": state.get("client_id"),
-                "grant_type": state.get("grant_type"),
-                "fault": fault.id if fault is not None else None,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-            })
+            self.obs.record(
+                {
+                    "time": time.time(),
+                    "service": self.service,
+                    "method": method,
+                    "path": path,
+                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                    "route": getattr(route, "path", None) or state.get("route") or path,
+                    "status": status_holder["status"],
+                    "client_id": state.get("client_id"),
+                    "grant_type": state.get("grant_type"),
+                    "fault": fault.id if fault is not None else None,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                }
+            )

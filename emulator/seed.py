@@ -12,32 +12,148 @@ import random
 import uuid
 from dataclasses import dataclass
 
-from emulator.directory import (
-    UTC, Application, AppRole, AppRoleAssignment, ClientSecret, DelegatedGrant, Directory,
-    FederatedCredential, Group, MailFolder, Mailbox, Message, Recipient, User,
-)
 from emulator.config import (
-    GRAPH_APP_ID, GRAPH_CLOUD_AUDIENCE, SHAREPOINT_APP_ID, STORAGE_AUDIENCE, TOKEN_EXCHANGE_AUDIENCE,
-    VAULT_AUDIENCE, EmulatorConfig,
+    GRAPH_APP_ID,
+    GRAPH_CLOUD_AUDIENCE,
+    SHAREPOINT_APP_ID,
+    STORAGE_AUDIENCE,
+    TOKEN_EXCHANGE_AUDIENCE,
+    VAULT_AUDIENCE,
+    EmulatorConfig,
+)
+from emulator.directory import (
+    UTC,
+    Application,
+    AppRole,
+    AppRoleAssignment,
+    ClientSecret,
+    DelegatedGrant,
+    Directory,
+    FederatedCredential,
+    Group,
+    Mailbox,
+    MailFolder,
+    Message,
+    Recipient,
+    User,
 )
 
-FIRST = ["Adèle", "Bjørn", "Chloé", "Dmitri", "Émile", "Fatima", "Göran", "Hana", "Iñaki", "Jürgen", "Kenji",
-         "Léa", "Mateo", "Nadia", "Øystein", "Priya", "Quentin", "Rosa", "Søren", "Tomás", "Uma", "Valérie",
-         "Wei", "Xavier", "Yasmin", "Zoë", "Ana", "Łukasz", "Mei", "Olu", "Sven", "Zainab"]
-LAST = ["Martin", "Bernard", "Dubois", "Nguyễn", "García", "Müller", "Kowalski", "O'Brien", "Andersen",
-        "Rossi", "Tanaka", "Silva", "Petrov", "Cohen", "Haddad", "Okafor", "Lefèvre", "Novák", "Yılmaz",
-        "Schmidt", "Dupont", "Moreau", "Fernández", "Johansson", "Ivanova", "Kim", "Patel", "Smith"]
-DEPARTMENTS = ["Finance", "Engineering", "Sales", "Marketing", "Legal", "Human Resources", "Operations",
-               "Support", "Research & Development", None]
-TITLES = ["Analyst", "Engineer", "Senior Engineer", "Manager", "Director", "Accountant", "Consultant",
-          "Designer", "Paralegal", "Sales Representative", "Intern", None]
+FIRST = [
+    "Adèle",
+    "Bjørn",
+    "Chloé",
+    "Dmitri",
+    "Émile",
+    "Fatima",
+    "Göran",
+    "Hana",
+    "Iñaki",
+    "Jürgen",
+    "Kenji",
+    "Léa",
+    "Mateo",
+    "Nadia",
+    "Øystein",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Søren",
+    "Tomás",
+    "Uma",
+    "Valérie",
+    "Wei",
+    "Xavier",
+    "Yasmin",
+    "Zoë",
+    "Ana",
+    "Łukasz",
+    "Mei",
+    "Olu",
+    "Sven",
+    "Zainab",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Nguyễn",
+    "García",
+    "Müller",
+    "Kowalski",
+    "O'Brien",
+    "Andersen",
+    "Rossi",
+    "Tanaka",
+    "Silva",
+    "Petrov",
+    "Cohen",
+    "Haddad",
+    "Okafor",
+    "Lefèvre",
+    "Novák",
+    "Yılmaz",
+    "Schmidt",
+    "Dupont",
+    "Moreau",
+    "Fernández",
+    "Johansson",
+    "Ivanova",
+    "Kim",
+    "Patel",
+    "Smith",
+]
+DEPARTMENTS = [
+    "Finance",
+    "Engineering",
+    "Sales",
+    "Marketing",
+    "Legal",
+    "Human Resources",
+    "Operations",
+    "Support",
+    "Research & Development",
+    None,
+]
+TITLES = [
+    "Analyst",
+    "Engineer",
+    "Senior Engineer",
+    "Manager",
+    "Director",
+    "Accountant",
+    "Consultant",
+    "Designer",
+    "Paralegal",
+    "Sales Representative",
+    "Intern",
+    None,
+]
 OFFICES = ["Paris", "Lyon", "Montréal", "Zürich", "Seattle", "Singapore", None]
 
-GRAPH_SCOPES = ("User.Read", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All",
-                "GroupMember.Read.All", "Mail.Read", "Mail.ReadBasic", "Mail.Send", "openid", "profile",
-                "email", "offline_access")
-GRAPH_ROLES = ("User.Read.All", "User.ReadBasic.All", "Directory.Read.All", "GroupMember.Read.All",
-               "Mail.Read", "Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Send")
+GRAPH_SCOPES = (
+    "User.Read",
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "Directory.Read.All",
+    "GroupMember.Read.All",
+    "Mail.Read",
+    "Mail.ReadBasic",
+    "Mail.Send",
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+)
+GRAPH_ROLES = (
+    "User.Read.All",
+    "User.ReadBasic.All",
+    "Directory.Read.All",
+    "GroupMember.Read.All",
+    "Mail.Read",
+    "Mail.ReadBasic",
+    "Mail.ReadBasic.All",
+    "Mail.Send",
+)
 SHAREPOINT_SCOPES = ("AllSites.Read", "MyFiles.Read", "User.Read.All")
 SHAREPOINT_ROLES = ("Sites.Read.All", "Sites.FullControl.All", "User.Read.All")
 API_ROLES = ("Users.Read.All", "Mail.Read.All", "Reports.Read", "Reports.Run", "Audit.Read")
@@ -56,9 +172,18 @@ HOSTILE_SUBJECTS = [
     "Re: Fwd: 合同审核 (contract review)",
     "{{7*7}} ${jndi:ldap://127.0.0.1/a} template probe",
 ]
-PLAIN_SUBJECTS = ["Weekly sync", "Expense report approved", "Welcome to the team!", "Your password expires soon",
-                  "Lunch on Friday?", "Build #1287 failed", "Board deck v3", "Holiday schedule",
-                  "Customer escalation: Fabrikam", "Invitation: design review"]
+PLAIN_SUBJECTS = [
+    "Weekly sync",
+    "Expense report approved",
+    "Welcome to the team!",
+    "Your password expires soon",
+    "Lunch on Friday?",
+    "Build #1287 failed",
+    "Board deck v3",
+    "Holiday schedule",
+    "Customer escalation: Fabrikam",
+    "Invitation: design review",
+]
 
 
 @dataclass
@@ -88,7 +213,9 @@ def _secret_value(rng: random.Random) -> str:
 
 
 def _password(rng: random.Random) -> str:
-    return "Pw!" + "".join(rng.choice("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12))
+    return "Pw!" + "".join(
+        rng.choice("abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12)
+    )
 
 
 def user_password(seed: int, index: int) -> str:
@@ -97,18 +224,34 @@ def user_password(seed: int, index: int) -> str:
 
 
 def _first_party(directory: Directory, rng: random.Random, config: EmulatorConfig) -> None:
-    def resource(app_id: str, name: str, uris: tuple[str, ...], scopes: tuple[str, ...],
-                 roles: tuple[str, ...]) -> None:
+    def resource(
+        app_id: str, name: str, uris: tuple[str, ...], scopes: tuple[str, ...], roles: tuple[str, ...]
+    ) -> None:
         directory.apps[app_id] = Application(
-            app_id=app_id, object_id=_uuid(rng), sp_id=_uuid(rng), display_name=name,
-            identifier_uris=uris, delegated_scopes=scopes, is_first_party_resource=True,
+            app_id=app_id,
+            object_id=_uuid(rng),
+            sp_id=_uuid(rng),
+            display_name=name,
+            identifier_uris=uris,
+            delegated_scopes=scopes,
+            is_first_party_resource=True,
             app_roles=[AppRole(_uuid(rng), r, r, ("Application",)) for r in roles],
         )
 
-    resource(GRAPH_APP_ID, "Microsoft Graph", (config.graph_origin, GRAPH_CLOUD_AUDIENCE), GRAPH_SCOPES,
-             GRAPH_ROLES)
-    resource(SHAREPOINT_APP_ID, "Office 365 SharePoint Online", (config.sharepoint_origin,), SHAREPOINT_SCOPES,
-             SHAREPOINT_ROLES)
+    resource(
+        GRAPH_APP_ID,
+        "Microsoft Graph",
+        (config.graph_origin, GRAPH_CLOUD_AUDIENCE),
+        GRAPH_SCOPES,
+        GRAPH_ROLES,
+    )
+    resource(
+        SHAREPOINT_APP_ID,
+        "Office 365 SharePoint Online",
+        (config.sharepoint_origin,),
+        SHAREPOINT_SCOPES,
+        SHAREPOINT_ROLES,
+    )
     resource(VAULT_APP_ID, "Azure Key Vault", (VAULT_AUDIENCE,), ("user_impersonation",), ())
     resource(STORAGE_APP_ID, "Azure Storage", (STORAGE_AUDIENCE,), ("user_impersonation",), ())
     resource(TOKEN_EXCHANGE_APP_ID, "AAD Token Exchange", (TOKEN_EXCHANGE_AUDIENCE,), (), ())
@@ -116,7 +259,9 @@ def _first_party(directory: Directory, rng: random.Random, config: EmulatorConfi
     directory.apps[TOKEN_EXCHANGE_APP_ID].access_token_version = 2
 
 
-def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> tuple[Directory, SeededIdentities]:
+def build_directory(
+    config: EmulatorConfig, now: dt.datetime | None = None
+) -> tuple[Directory, SeededIdentities]:
     """Build the tenant from ``config.seed``; ``config.users`` counts every user, demo accounts included."""
     rng = random.Random(config.seed)
     now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
@@ -129,49 +274,93 @@ def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> t
     app_id = _uuid(rng)
     app_secret = _secret_value(rng)
     app = Application(
-        app_id=app_id, object_id=_uuid(rng), sp_id=_uuid(rng), display_name="Graph Functions",
-        access_token_version=2, identifier_uris=(f"api://{app_id}",),
+        app_id=app_id,
+        object_id=_uuid(rng),
+        sp_id=_uuid(rng),
+        display_name="Graph Functions",
+        access_token_version=2,
+        identifier_uris=(f"api://{app_id}",),
         app_roles=[AppRole(_uuid(rng), r, r.replace(".", " ")) for r in API_ROLES],
         delegated_scopes=("access_as_user",),
         secrets=[
-            ClientSecret(_uuid(rng), "expired (2024)", _secret_value(rng), now - dt.timedelta(days=730),
-                         now - dt.timedelta(days=30)),
-            ClientSecret(_uuid(rng), "current", app_secret, now - dt.timedelta(days=10), now + dt.timedelta(days=170)),
+            ClientSecret(
+                _uuid(rng),
+                "expired (2024)",
+                _secret_value(rng),
+                now - dt.timedelta(days=730),
+                now - dt.timedelta(days=30),
+            ),
+            ClientSecret(
+                _uuid(rng), "current", app_secret, now - dt.timedelta(days=10), now + dt.timedelta(days=170)
+            ),
         ],
-        redirect_uris=["http://localhost:7071/auth/callback", "http://127.0.0.1:7071/auth/callback",
-                       "https://localhost:7071/auth/callback"],
+        redirect_uris=[
+            "http://localhost:7071/auth/callback",
+            "http://127.0.0.1:7071/auth/callback",
+            "https://localhost:7071/auth/callback",
+        ],
         post_logout_redirect_uris=["http://localhost:7071/", "http://127.0.0.1:7071/"],
         required_permissions={
-            GRAPH_APP_ID: {"scopes": ("User.Read", "User.ReadBasic.All", "Mail.Read", "openid", "profile",
-                                      "offline_access"),
-                           "roles": ("User.Read.All", "Mail.Read", "GroupMember.Read.All")},
+            GRAPH_APP_ID: {
+                "scopes": (
+                    "User.Read",
+                    "User.ReadBasic.All",
+                    "Mail.Read",
+                    "openid",
+                    "profile",
+                    "offline_access",
+                ),
+                "roles": ("User.Read.All", "Mail.Read", "GroupMember.Read.All"),
+            },
             SHAREPOINT_APP_ID: {"scopes": ("AllSites.Read", "User.Read.All"), "roles": ("Sites.Read.All",)},
         },
     )
     caller_secret, norole_secret = _secret_value(rng), _secret_value(rng)
     caller = Application(
-        app_id=_uuid(rng), object_id=_uuid(rng), sp_id=_uuid(rng), display_name="Report Scheduler (caller)",
-        secrets=[ClientSecret(_uuid(rng), "ci", caller_secret, now - dt.timedelta(days=1), now + dt.timedelta(days=365))],
+        app_id=_uuid(rng),
+        object_id=_uuid(rng),
+        sp_id=_uuid(rng),
+        display_name="Report Scheduler (caller)",
+        secrets=[
+            ClientSecret(
+                _uuid(rng), "ci", caller_secret, now - dt.timedelta(days=1), now + dt.timedelta(days=365)
+            )
+        ],
         required_permissions={app_id: {"scopes": (), "roles": API_ROLES}},
     )
     caller_norole = Application(
-        app_id=_uuid(rng), object_id=_uuid(rng), sp_id=_uuid(rng), display_name="Unprivileged caller",
-        secrets=[ClientSecret(_uuid(rng), "ci", norole_secret, now - dt.timedelta(days=1), now + dt.timedelta(days=365))],
+        app_id=_uuid(rng),
+        object_id=_uuid(rng),
+        sp_id=_uuid(rng),
+        display_name="Unprivileged caller",
+        secrets=[
+            ClientSecret(
+                _uuid(rng), "ci", norole_secret, now - dt.timedelta(days=1), now + dt.timedelta(days=365)
+            )
+        ],
     )
     system_mi = Application(
-        app_id=_uuid(rng), object_id=_uuid(rng), sp_id=_uuid(rng), display_name="func-graph-functions",
+        app_id=_uuid(rng),
+        object_id=_uuid(rng),
+        sp_id=_uuid(rng),
+        display_name="func-graph-functions",
         is_managed_identity=True,
     )
     user_mi = Application(
-        app_id=_uuid(rng), object_id=_uuid(rng), sp_id=_uuid(rng), display_name="id-graph-functions",
+        app_id=_uuid(rng),
+        object_id=_uuid(rng),
+        sp_id=_uuid(rng),
+        display_name="id-graph-functions",
         is_managed_identity=True,
     )
     issuer_v2 = f"{config.authority_host}/{tenant_id}/v2.0"
     app.federated_credentials = [
-        FederatedCredential(_uuid(rng), "function-app-system-identity", issuer_v2, system_mi.sp_id,
-                            (TOKEN_EXCHANGE_AUDIENCE,)),
-        FederatedCredential(_uuid(rng), "function-app-user-identity", issuer_v2, user_mi.sp_id,
-                            (TOKEN_EXCHANGE_AUDIENCE,)),
+        FederatedCredential(
+            _uuid(rng), "function-app-system-identity", issuer_v2, system_mi.sp_id, (TOKEN_EXCHANGE_AUDIENCE,)
+        ),
+        FederatedCredential(
+            _uuid(rng), "function-app-user-identity", issuer_v2, user_mi.sp_id, (TOKEN_EXCHANGE_AUDIENCE,)
+        ),
     ]
     for a in (app, caller, caller_norole, system_mi, user_mi):
         directory.apps[a.app_id] = a
@@ -181,40 +370,102 @@ def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> t
     for role in app.required_permissions[GRAPH_APP_ID]["roles"]:
         directory.app_role_assignments.append(AppRoleAssignment(app.sp_id, GRAPH_APP_ID, role))
     directory.app_role_assignments.append(AppRoleAssignment(app.sp_id, SHAREPOINT_APP_ID, "Sites.Read.All"))
-    directory.delegated_grants.append(DelegatedGrant(app.app_id, GRAPH_APP_ID, "AllPrincipals", None,
-                                                     {"User.Read", "openid", "profile", "offline_access", "email"}))
-    directory.delegated_grants.append(DelegatedGrant(app.app_id, SHAREPOINT_APP_ID, "AllPrincipals", None,
-                                                     {"AllSites.Read"}))
+    directory.delegated_grants.append(
+        DelegatedGrant(
+            app.app_id,
+            GRAPH_APP_ID,
+            "AllPrincipals",
+            None,
+            {"User.Read", "openid", "profile", "offline_access", "email"},
+        )
+    )
+    directory.delegated_grants.append(
+        DelegatedGrant(app.app_id, SHAREPOINT_APP_ID, "AllPrincipals", None, {"AllSites.Read"})
+    )
     for role in API_ROLES:
         directory.app_role_assignments.append(AppRoleAssignment(caller.sp_id, app_id, role))
 
     # --- Users --------------------------------------------------------------------------------
     span = 5 * 365 * 24 * 3600
     admin = User(
-        id=_uuid(rng), user_principal_name=f"admin@{domain}", display_name="Alex Admin", given_name="Alex",
-        surname="Admin", mail=f"admin@{domain}", job_title="IT Administrator", department="IT",
-        account_enabled=True, user_type="Member", created=now - dt.timedelta(days=1500), password=_password(rng),
-        has_mailbox=True, office_location="Paris", is_admin=True,
+        id=_uuid(rng),
+        user_principal_name=f"admin@{domain}",
+        display_name="Alex Admin",
+        given_name="Alex",
+        surname="Admin",
+        mail=f"admin@{domain}",
+        job_title="IT Administrator",
+        department="IT",
+        account_enabled=True,
+        user_type="Member",
+        created=now - dt.timedelta(days=1500),
+        password=_password(rng),
+        has_mailbox=True,
+        office_location="Paris",
+        is_admin=True,
     )
     member = User(
-        id=_uuid(rng), user_principal_name=f"member@{domain}", display_name="Morgan Member", given_name="Morgan",
-        surname="Member", mail=f"member@{domain}", job_title="Analyst", department="Finance",
-        account_enabled=True, user_type="Member", created=now - dt.timedelta(days=400), password=_password(rng),
-        has_mailbox=True, office_location="Lyon",
+        id=_uuid(rng),
+        user_principal_name=f"member@{domain}",
+        display_name="Morgan Member",
+        given_name="Morgan",
+        surname="Member",
+        mail=f"member@{domain}",
+        job_title="Analyst",
+        department="Finance",
+        account_enabled=True,
+        user_type="Member",
+        created=now - dt.timedelta(days=400),
+        password=_password(rng),
+        has_mailbox=True,
+        office_location="Lyon",
     )
     specials = [
-        User(id=_uuid(rng), user_principal_name=f"guest.partner_fabrikam.com#EXT#@{domain}",
-             display_name="Gabriel Guest (Fabrikam)", given_name="Gabriel", surname="Guest",
-             mail="guest.partner@fabrikam.com", job_title=None, department=None, account_enabled=True,
-             user_type="Guest", created=now - dt.timedelta(days=90), password=_password(rng), has_mailbox=False),
-        User(id=_uuid(rng), user_principal_name=f"disabled@{domain}", display_name="Dana Disabled",
-             given_name="Dana", surname="Disabled", mail=f"disabled@{domain}", job_title="Former Employee",
-             department="Sales", account_enabled=False, user_type="Member", created=now - dt.timedelta(days=900),
-             password=_password(rng), has_mailbox=True),
-        User(id=_uuid(rng), user_principal_name=f"nolicense@{domain}", display_name="Noel No-License",
-             given_name="Noel", surname="No-License", mail=None, job_title="Contractor", department="Operations",
-             account_enabled=True, user_type="Member", created=now - dt.timedelta(days=60),
-             password=_password(rng), has_mailbox=False),
+        User(
+            id=_uuid(rng),
+            user_principal_name=f"guest.partner_fabrikam.com#EXT#@{domain}",
+            display_name="Gabriel Guest (Fabrikam)",
+            given_name="Gabriel",
+            surname="Guest",
+            mail="guest.partner@fabrikam.com",
+            job_title=None,
+            department=None,
+            account_enabled=True,
+            user_type="Guest",
+            created=now - dt.timedelta(days=90),
+            password=_password(rng),
+            has_mailbox=False,
+        ),
+        User(
+            id=_uuid(rng),
+            user_principal_name=f"disabled@{domain}",
+            display_name="Dana Disabled",
+            given_name="Dana",
+            surname="Disabled",
+            mail=f"disabled@{domain}",
+            job_title="Former Employee",
+            department="Sales",
+            account_enabled=False,
+            user_type="Member",
+            created=now - dt.timedelta(days=900),
+            password=_password(rng),
+            has_mailbox=True,
+        ),
+        User(
+            id=_uuid(rng),
+            user_principal_name=f"nolicense@{domain}",
+            display_name="Noel No-License",
+            given_name="Noel",
+            surname="No-License",
+            mail=None,
+            job_title="Contractor",
+            department="Operations",
+            account_enabled=True,
+            user_type="Member",
+            created=now - dt.timedelta(days=60),
+            password=_password(rng),
+            has_mailbox=False,
+        ),
     ]
     for u in [admin, member, *specials][: max(config.users, 2)]:
         directory.add_user(u)
@@ -229,15 +480,25 @@ def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> t
         used.add(upn)
         guest = rng.random() < 0.04
         user = User(
-            id=_uuid(rng), user_principal_name=upn if not guest else upn.replace("@", "_ext#EXT#@", 1),
-            display_name=f"{first} {last}", given_name=first, surname=last,
+            id=_uuid(rng),
+            user_principal_name=upn if not guest else upn.replace("@", "_ext#EXT#@", 1),
+            display_name=f"{first} {last}",
+            given_name=first,
+            surname=last,
             mail=upn if not guest else f"{ascii_first}.{ascii_last}@partner.example",
-            job_title=rng.choice(TITLES), department=rng.choice(DEPARTMENTS),
-            account_enabled=rng.random() > 0.05, user_type="Guest" if guest else "Member",
-            created=now - dt.timedelta(seconds=rng.randrange(span)), password=user_password(config.seed, i),
-            has_mailbox=not guest and rng.random() > 0.02, office_location=rng.choice(OFFICES),
-            business_phones=(f"+33 1 {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)} 00",)
-            if rng.random() < 0.6 else (),
+            job_title=rng.choice(TITLES),
+            department=rng.choice(DEPARTMENTS),
+            account_enabled=rng.random() > 0.05,
+            user_type="Guest" if guest else "Member",
+            created=now - dt.timedelta(seconds=rng.randrange(span)),
+            password=user_password(config.seed, i),
+            has_mailbox=not guest and rng.random() > 0.02,
+            office_location=rng.choice(OFFICES),
+            business_phones=(
+                f"+33 1 {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)} 00",
+            )
+            if rng.random() < 0.6
+            else (),
         )
         directory.add_user(user)
 
@@ -247,12 +508,23 @@ def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> t
 
     # --- Groups -------------------------------------------------------------------------------
     people = directory.users
-    for name, security, mail_enabled in (("All Staff", False, True), ("Finance Team", True, False),
-                                         ("Report Readers", True, False), ("Graph Functions Admins", True, False)):
+    for name, security, mail_enabled in (
+        ("All Staff", False, True),
+        ("Finance Team", True, False),
+        ("Report Readers", True, False),
+        ("Graph Functions Admins", True, False),
+    ):
         nick = name.lower().replace(" ", "-")
-        group = Group(id=_uuid(rng), display_name=name, mail_nickname=nick, description=f"{name} (seeded)",
-                      security_enabled=security, mail_enabled=mail_enabled,
-                      group_types=("Unified",) if mail_enabled else (), created=now - dt.timedelta(days=700))
+        group = Group(
+            id=_uuid(rng),
+            display_name=name,
+            mail_nickname=nick,
+            description=f"{name} (seeded)",
+            security_enabled=security,
+            mail_enabled=mail_enabled,
+            group_types=("Unified",) if mail_enabled else (),
+            created=now - dt.timedelta(days=700),
+        )
         if name == "All Staff":
             group.members = [u.id for u in people[:5000] if u.user_type == "Member"]
         elif name == "Graph Functions Admins":
@@ -261,9 +533,18 @@ def build_directory(config: EmulatorConfig, now: dt.datetime | None = None) -> t
             group.members = sorted({rng.choice(people).id for _ in range(min(len(people), 12))} | {member.id})
         directory.groups.append(group)
 
-    ids = SeededIdentities(app=app, caller=caller, caller_norole=caller_norole, system_identity=system_mi,
-                           user_identity=user_mi, admin=admin, member=member, app_secret=app_secret,
-                           caller_secret=caller_secret, caller_norole_secret=norole_secret)
+    ids = SeededIdentities(
+        app=app,
+        caller=caller,
+        caller_norole=caller_norole,
+        system_identity=system_mi,
+        user_identity=user_mi,
+        admin=admin,
+        member=member,
+        app_secret=app_secret,
+        caller_secret=caller_secret,
+        caller_norole_secret=norole_secret,
+    )
     return directory, ids
 
 
@@ -272,8 +553,13 @@ def build_mailbox(seed: int, user: User, directory: Directory, now: dt.datetime 
     rng = random.Random(f"{seed}:{user.id}")
     now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
     folders = {}
-    for well_known, display in (("inbox", "Inbox"), ("sentitems", "Sent Items"), ("drafts", "Drafts"),
-                                ("deleteditems", "Deleted Items"), ("archive", "Archive")):
+    for well_known, display in (
+        ("inbox", "Inbox"),
+        ("sentitems", "Sent Items"),
+        ("drafts", "Drafts"),
+        ("deleteditems", "Deleted Items"),
+        ("archive", "Archive"),
+    ):
         fid = "AAMkAG" + uuid.UUID(int=rng.getrandbits(128)).hex + "AAA="
         folders[fid] = MailFolder(fid, display, well_known)
     inbox = next(f for f in folders.values() if f.well_known_name == "inbox")
@@ -288,19 +574,32 @@ def build_mailbox(seed: int, user: User, directory: Directory, now: dt.datetime 
         if i % 11 == 5:
             sender = Recipient('"><img src=x onerror=alert(document.cookie)>', "attacker@evil.example")
         html = rng.random() < 0.7
-        body = (f"<html><body><p>Bonjour {user.given_name or ''},</p><p>{subject} — voir ci-dessous.</p>"
-                f"<script>steal()</script><p>Merci,<br>{sender.name}</p></body></html>") if html else (
-            f"Hello {user.given_name or ''},\n\n{subject}.\n\nRegards,\n{sender.name}")
+        body = (
+            (
+                f"<html><body><p>Bonjour {user.given_name or ''},</p><p>{subject} — voir ci-dessous.</p>"
+                f"<script>steal()</script><p>Merci,<br>{sender.name}</p></body></html>"
+            )
+            if html
+            else (f"Hello {user.given_name or ''},\n\n{subject}.\n\nRegards,\n{sender.name}")
+        )
         received = now - dt.timedelta(minutes=rng.randrange(5, 60 * 24 * 60))
-        messages.append(Message(
-            id="AAMkAG" + uuid.UUID(int=rng.getrandbits(128)).hex + "BGAAA=",
-            folder_id=inbox.id if rng.random() < 0.85 else rng.choice(list(folders)),
-            subject=subject, body_content_type="html" if html else "text", body=body, sender=sender,
-            to=[Recipient(user.display_name, user.mail or user.user_principal_name)], cc=[],
-            received=received, has_attachments=rng.random() < 0.25,
-            importance=rng.choice(["normal", "normal", "normal", "high", "low"]), is_read=rng.random() < 0.6,
-            internet_message_id=f"<{uuid.UUID(int=rng.getrandbits(128)).hex}@contoso.onmicrosoft.com>",
-            conversation_id="AAQkAG" + uuid.UUID(int=rng.getrandbits(128)).hex,
-        ))
+        messages.append(
+            Message(
+                id="AAMkAG" + uuid.UUID(int=rng.getrandbits(128)).hex + "BGAAA=",
+                folder_id=inbox.id if rng.random() < 0.85 else rng.choice(list(folders)),
+                subject=subject,
+                body_content_type="html" if html else "text",
+                body=body,
+                sender=sender,
+                to=[Recipient(user.display_name, user.mail or user.user_principal_name)],
+                cc=[],
+                received=received,
+                has_attachments=rng.random() < 0.25,
+                importance=rng.choice(["normal", "normal", "normal", "high", "low"]),
+                is_read=rng.random() < 0.6,
+                internet_message_id=f"<{uuid.UUID(int=rng.getrandbits(128)).hex}@contoso.onmicrosoft.com>",
+                conversation_id="AAQkAG" + uuid.UUID(int=rng.getrandbits(128)).hex,
+            )
+        )
     messages.sort(key=lambda m: m.received, reverse=True)
     return Mailbox(folders=folders, messages=messages)

@@ -53,16 +53,20 @@ def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
     from emulator.graph import build_app as build_graph
 
     builders: dict[str, Callable[[EmulatorState], ASGIApp]] = {
-        "graph": build_graph, "vault": vault.build_app, "sharepoint": sharepoint.build_app,
+        "graph": build_graph,
+        "vault": vault.build_app,
+        "sharepoint": sharepoint.build_app,
         "identity": identity.build_app,
     }
     apps: dict[str, ASGIApp] = {
-        "login": Starlette(routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)),
-                                   Mount("/", app=build_entra(state))]),
+        "login": Starlette(
+            routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)), Mount("/", app=build_entra(state))]
+        ),
     }
     for name, builder in builders.items():
-        apps[name] = Starlette(routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)),
-                                       Mount("/", app=builder(state))])
+        apps[name] = Starlette(
+            routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)), Mount("/", app=builder(state))]
+        )
     return {name: ObserveMiddleware(app, name, state.obs, CONTROL_PREFIX) for name, app in apps.items()}
 
 
@@ -96,9 +100,16 @@ async def serve(state: EmulatorState, started_at: float, env_file: Path | None) 
     apps = build_apps(state)
     dispatch = PortDispatch({sockets[name].getsockname()[1]: app for name, app in apps.items()})
     uv_config = uvicorn.Config(
-        dispatch, ssl_certfile=str(state.tls.server_cert), ssl_keyfile=str(state.tls.server_key),
-        log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5,
-        timeout_keep_alive=30, server_header=False, date_header=True,
+        dispatch,
+        ssl_certfile=str(state.tls.server_cert),
+        ssl_keyfile=str(state.tls.server_key),
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        timeout_keep_alive=30,
+        server_header=False,
+        date_header=True,
     )
     server = uvicorn.Server(uv_config)
     task = asyncio.create_task(server.serve(sockets=list(sockets.values())))
@@ -108,10 +119,16 @@ async def serve(state: EmulatorState, started_at: float, env_file: Path | None) 
         if env_file is not None:
             write_env_file(env_file, env_values(state))
         log.warning(
-            "local tenant ready in %.2fs: %d users, login %s, graph %s, vault %s, sharepoint %s, identity %s%s",
-            time.perf_counter() - started_at, len(state.directory.users), state.config.authority_host,
-            state.config.graph_origin, state.config.vault_origin, state.config.sharepoint_origin,
-            state.config.identity_endpoint, f", env file {env_file}" if env_file else "",
+            "local tenant ready in %.2fs: %d users, login %s, graph %s, vault %s, sharepoint %s, "
+            "identity %s%s",
+            time.perf_counter() - started_at,
+            len(state.directory.users),
+            state.config.authority_host,
+            state.config.graph_origin,
+            state.config.vault_origin,
+            state.config.sharepoint_origin,
+            state.config.identity_endpoint,
+            f", env file {env_file}" if env_file else "",
         )
     await task
 

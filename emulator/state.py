@@ -21,7 +21,12 @@ from emulator.directory import UTC, ClientCertificate, Directory, Mailbox, User
 from emulator.keys import KeyRing
 from emulator.observe import Observatory
 from emulator.seed import (
-    CERTIFICATE_NAME, CERTIFICATE_PEM_NAME, SECRET_NAME, SeededIdentities, build_directory, build_mailbox,
+    CERTIFICATE_NAME,
+    CERTIFICATE_PEM_NAME,
+    SECRET_NAME,
+    SeededIdentities,
+    build_directory,
+    build_mailbox,
 )
 from emulator.tls import TlsMaterial, ensure_tls
 from emulator.tokens import TokenService
@@ -94,11 +99,17 @@ class EmulatorState:
         self.directory, self.ids = build_directory(self.config)
         cert = self.app_certificate
         now = dt.datetime.now(UTC)
-        self.ids.app.certificates.append(ClientCertificate(
-            key_id=self.ids.app.object_id[:8] + "-cert", display_name="CN=graph-functions",
-            cert_pem=cert.cert_pem.decode(), thumbprint_sha1=cert.sha1, thumbprint_sha256=cert.sha256,
-            start=now - dt.timedelta(days=1), end=cert.cert.not_valid_after_utc,
-        ))
+        self.ids.app.certificates.append(
+            ClientCertificate(
+                key_id=self.ids.app.object_id[:8] + "-cert",
+                display_name="CN=graph-functions",
+                cert_pem=cert.cert_pem.decode(),
+                thumbprint_sha1=cert.sha1,
+                thumbprint_sha256=cert.sha256,
+                start=now - dt.timedelta(days=1),
+                end=cert.cert.not_valid_after_utc,
+            )
+        )
         self.tokens = TokenService(self.config, self.directory, self.keys)
         self.vault = self._seed_vault()
         self.mailboxes = {}
@@ -107,10 +118,13 @@ class EmulatorState:
         vault = VaultStore(name="kv-graph-functions")
         vault.set(SECRET_NAME, self.ids.app_secret, None, tags={"app": "graph-functions"})
         kid = f"{self.config.vault_origin}/keys/{CERTIFICATE_NAME}/"
-        pfx = vault.set(CERTIFICATE_NAME, self.app_certificate.pfx_base64(), "application/x-pkcs12", managed=True)
+        pfx = vault.set(
+            CERTIFICATE_NAME, self.app_certificate.pfx_base64(), "application/x-pkcs12", managed=True
+        )
         pfx.key_id = kid + pfx.version
-        pem = vault.set(CERTIFICATE_PEM_NAME, self.app_certificate.pem_bundle(), "application/x-pem-file",
-                        managed=True)
+        pem = vault.set(
+            CERTIFICATE_PEM_NAME, self.app_certificate.pem_bundle(), "application/x-pem-file", managed=True
+        )
         pem.key_id = f"{self.config.vault_origin}/keys/{CERTIFICATE_PEM_NAME}/{pem.version}"
         vault.set("disabled-secret", "you should never read this", None, enabled=False)
         everything = {"get", "list", "set"}

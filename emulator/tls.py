@@ -71,7 +71,7 @@ def ensure_tls(state_dir: Path, hosts: tuple[str, ...] = ()) -> TlsMaterial:
     ca_cert_path, ca_key_path = tls_dir / "ca.pem", tls_dir / "ca.key"
     cert_path, key_path = tls_dir / "server.pem", tls_dir / "server.key"
     names_path = tls_dir / "server.names"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
 
     if ca_cert_path.exists() and ca_key_path.exists():
         ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
@@ -94,17 +94,25 @@ def ensure_tls(state_dir: Path, hosts: tuple[str, ...] = ()) -> TlsMaterial:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(ca_key_path, ca_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        _write_private(
+            ca_key_path,
+            ca_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         ca_cert_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         cert_path.unlink(missing_ok=True)
 
     wanted = "\n".join(sorted({"localhost", *hosts}))
-    if not (cert_path.exists() and key_path.exists() and names_path.exists()
-            and names_path.read_text() == wanted):
+    if not (
+        cert_path.exists() and key_path.exists() and names_path.exists() and names_path.read_text() == wanted
+    ):
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in wanted.split("\n")]
-        sans += [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
+        sans += [
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
@@ -122,8 +130,12 @@ def ensure_tls(state_dir: Path, hosts: tuple[str, ...] = ()) -> TlsMaterial:
             )
             .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
         )
-        _write_private(key_path, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        _write_private(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         names_path.write_text(wanted)
 

@@ -28,7 +28,8 @@ class TokenRejected(Exception):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason  # malformed | bad_signature | unknown_key | expired | not_yet_valid | wrong_audience | wrong_issuer
+        # malformed | bad_signature | unknown_key | expired | not_yet_valid | wrong_audience | wrong_issuer
+        self.reason = reason
         self.message = message
 
 
@@ -92,30 +93,54 @@ class TokenService:
         scope_list = sorted(set(scopes))
         role_list = sorted(set(roles))
         claims: dict[str, Any] = {
-            "aud": audience, "iat": now, "nbf": now, "exp": now + life, "tid": self.tenant_id,
-            "uti": _uti(), "rh": "0.local-tenant.", "aio": _uti(),
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + life,
+            "tid": self.tenant_id,
+            "uti": _uti(),
+            "rh": "0.local-tenant.",
+            "aio": _uti(),
         }
         v2 = resource.access_token_version == 2
         if v2:
             claims.update({"iss": self.issuer_v2, "ver": "2.0", "azp": client.app_id, "azpacr": appidacr})
         else:
-            claims.update({
-                "iss": self.issuer_v1, "ver": "1.0", "appid": client.app_id, "appidacr": appidacr,
-                "app_displayname": client.display_name, "idp": self.issuer_v1,
-                "idtyp": "user" if user else "app", "tenant_region_scope": "EU",
-            })
+            claims.update(
+                {
+                    "iss": self.issuer_v1,
+                    "ver": "1.0",
+                    "appid": client.app_id,
+                    "appidacr": appidacr,
+                    "app_displayname": client.display_name,
+                    "idp": self.issuer_v1,
+                    "idtyp": "user" if user else "app",
+                    "tenant_region_scope": "EU",
+                }
+            )
         if user is None:
             claims.update({"oid": client.sp_id, "sub": client.sp_id})
         else:
-            claims.update({
-                "oid": user.id, "sub": _pairwise(user.id, client.app_id), "name": user.display_name,
-            })
+            claims.update(
+                {
+                    "oid": user.id,
+                    "sub": _pairwise(user.id, client.app_id),
+                    "name": user.display_name,
+                }
+            )
             if v2:
                 claims["preferred_username"] = user.user_principal_name
             else:
-                claims.update({"upn": user.user_principal_name, "unique_name": user.user_principal_name,
-                               "given_name": user.given_name, "family_name": user.surname,
-                               "amr": ["pwd"], "acr": "1"})
+                claims.update(
+                    {
+                        "upn": user.user_principal_name,
+                        "unique_name": user.user_principal_name,
+                        "given_name": user.given_name,
+                        "family_name": user.surname,
+                        "amr": ["pwd"],
+                        "acr": "1",
+                    }
+                )
         if scope_list:
             claims["scp"] = " ".join(scope_list)
         if role_list:
@@ -124,15 +149,32 @@ class TokenService:
             claims.update(extra)
         return MintedToken(self.sign(claims, x5t=not v2), life, claims)
 
-    def id_token(self, *, client_id: str, user: User, nonce: str | None, roles: Iterable[str] = (),
-                 extra: dict[str, Any] | None = None) -> str:
+    def id_token(
+        self,
+        *,
+        client_id: str,
+        user: User,
+        nonce: str | None,
+        roles: Iterable[str] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "aud": client_id, "iss": self.issuer_v2, "iat": now, "nbf": now,
-            "exp": now + self.config.lifetimes.id_token, "ver": "2.0", "tid": self.tenant_id,
-            "oid": user.id, "sub": _pairwise(user.id, client_id), "name": user.display_name,
-            "preferred_username": user.user_principal_name, "uti": _uti(), "rh": "0.local-tenant.",
-            "aio": _uti(), "sid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}:{client_id}")),
+            "aud": client_id,
+            "iss": self.issuer_v2,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.config.lifetimes.id_token,
+            "ver": "2.0",
+            "tid": self.tenant_id,
+            "oid": user.id,
+            "sub": _pairwise(user.id, client_id),
+            "name": user.display_name,
+            "preferred_username": user.user_principal_name,
+            "uti": _uti(),
+            "rh": "0.local-tenant.",
+            "aio": _uti(),
+            "sid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}:{client_id}")),
         }
         if user.mail:
             claims["email"] = user.mail
@@ -152,7 +194,9 @@ class TokenService:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     # ------------------------------------------------------------------------------- validation
-    def validate(self, token: str, audiences: Iterable[str], *, issuers: Iterable[str] | None = None) -> dict[str, Any]:
+    def validate(
+        self, token: str, audiences: Iterable[str], *, issuers: Iterable[str] | None = None
+    ) -> dict[str, Any]:
         """Validate signature, lifetime, audience and issuer; return the claims or raise TokenRejected."""
         try:
             header = jwt.get_unverified_header(token)
@@ -166,14 +210,18 @@ class TokenService:
         wanted_issuers = list(issuers) if issuers is not None else [self.issuer_v1, self.issuer_v2]
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key.private_key.public_key(), algorithms=["RS256"],
+                token,
+                key.private_key.public_key(),
+                algorithms=["RS256"],
                 options={"verify_aud": False, "verify_iss": False, "require": ["exp", "iat"]},
                 leeway=self.clock_skew,
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenRejected("expired", "Lifetime validation failed, the token is expired.") from exc
         except jwt.ImmatureSignatureError as exc:
-            raise TokenRejected("not_yet_valid", "Lifetime validation failed, the token is not yet valid.") from exc
+            raise TokenRejected(
+                "not_yet_valid", "Lifetime validation failed, the token is not yet valid."
+            ) from exc
         except jwt.InvalidSignatureError as exc:
             raise TokenRejected("bad_signature", "Signature validation failed.") from exc
         except jwt.PyJWTError as exc:

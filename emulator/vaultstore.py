@@ -6,7 +6,7 @@ import datetime as dt
 import secrets as _secrets
 from dataclasses import dataclass, field
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @dataclass(slots=True)
@@ -31,6 +31,11 @@ class VaultStore:
     name: str
     secrets: dict[str, list[SecretVersion]] = field(default_factory=dict)  # name -> versions, oldest first
     access: dict[str, set[str]] = field(default_factory=dict)
+    #: lower-cased name -> the name as first created (names are case-insensitive, ids keep the case)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def display_name(self, name: str) -> str:
+        return self.names.get(name.lower(), name)
 
     def latest(self, name: str) -> SecretVersion | None:
         versions = self.secrets.get(name.lower())
@@ -39,16 +44,35 @@ class VaultStore:
     def version(self, name: str, version: str) -> SecretVersion | None:
         return next((v for v in self.secrets.get(name.lower(), []) if v.version == version), None)
 
-    def set(self, name: str, value: str, content_type: str | None = None, *, tags: dict[str, str] | None = None,
-            enabled: bool = True, managed: bool = False, key_id: str | None = None,
-            expires: dt.datetime | None = None, not_before: dt.datetime | None = None) -> SecretVersion:
+    def set(
+        self,
+        name: str,
+        value: str,
+        content_type: str | None = None,
+        *,
+        tags: dict[str, str] | None = None,
+        enabled: bool = True,
+        managed: bool = False,
+        key_id: str | None = None,
+        expires: dt.datetime | None = None,
+        not_before: dt.datetime | None = None,
+    ) -> SecretVersion:
         """Create a new version (rotation never overwrites: the old versions stay readable)."""
         now = dt.datetime.now(UTC).replace(microsecond=0)
         item = SecretVersion(
-            version=_secrets.token_hex(16), value=value, content_type=content_type, enabled=enabled,
-            created=now, updated=now, tags=dict(tags or {}), managed=managed, key_id=key_id,
-            expires=expires, not_before=not_before,
+            version=_secrets.token_hex(16),
+            value=value,
+            content_type=content_type,
+            enabled=enabled,
+            created=now,
+            updated=now,
+            tags=dict(tags or {}),
+            managed=managed,
+            key_id=key_id,
+            expires=expires,
+            not_before=not_before,
         )
+        self.names.setdefault(name.lower(), name)
         self.secrets.setdefault(name.lower(), []).append(item)
         return item
 

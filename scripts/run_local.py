@@ -25,9 +25,19 @@ from dotenv import dotenv_values
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Keys copied from the tenant's env file into local.settings.json (the app's own settings).
-APP_KEYS = ("ENTRA_TENANT_ID", "ENTRA_CLIENT_ID", "ENTRA_AUTHORITY_HOST", "KEY_VAULT_URL", "ENTRA_CREDENTIAL_NAME",
-            "GRAPH_ENDPOINT", "SHAREPOINT_SITE_URL", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
-            "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+APP_KEYS = (
+    "ENTRA_TENANT_ID",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_AUTHORITY_HOST",
+    "KEY_VAULT_URL",
+    "ENTRA_CREDENTIAL_NAME",
+    "GRAPH_ENDPOINT",
+    "SHAREPOINT_SITE_URL",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
 #: Keys forced into the host's environment. Core Tools (and devhost) let existing environment variables
 #: win over local.settings.json, and this machine presets the CA variables to the system bundle, which
 #: does not hold the local CA: so the combined bundle must be exported, not only written to the file.
@@ -37,13 +47,21 @@ FORCED_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "IDENTITY_ENDPOINT", "IDENT
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m scripts.run_local", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=7071, help="the app's HTTP port (default 7071)")
-    p.add_argument("--tenant-port", type=int, default=8443, help="first port of the local tenant (default 8443)")
-    p.add_argument("--azurite-port", type=int, default=10000, help="first of Azurite's three ports (default 10000)")
+    p.add_argument(
+        "--tenant-port", type=int, default=8443, help="first port of the local tenant (default 8443)"
+    )
+    p.add_argument(
+        "--azurite-port", type=int, default=10000, help="first of Azurite's three ports (default 10000)"
+    )
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local", help="local state (default .local/)")
     p.add_argument("--settings", type=Path, default=ROOT / "local.settings.json")
     p.add_argument("--users", type=int, default=25, help="users in the local tenant (default 25)")
-    p.add_argument("--host", choices=["auto", "func", "devhost"], default="auto",
-                   help="Functions host: func if on PATH (auto), or force one")
+    p.add_argument(
+        "--host",
+        choices=["auto", "func", "devhost"],
+        default="auto",
+        help="Functions host: func if on PATH (auto), or force one",
+    )
     return p.parse_args(argv)
 
 
@@ -63,9 +81,21 @@ def start_tenant(local: Path, port: int, users: int) -> tuple[subprocess.Popen[b
     env_file = local / "tenant.env"
     env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
     proc = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [sys.executable, "-m", "emulator", "--port", str(port), "--state-dir", str(local / "tenant"),
-         "--env-file", str(env_file), "--users", str(users)],
-        cwd=ROOT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(local / "tenant"),
+            "--env-file",
+            str(env_file),
+            "--users",
+            str(users),
+        ],
+        cwd=ROOT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while not env_file.exists():
@@ -83,15 +113,16 @@ def banner(args: argparse.Namespace, env: dict[str, str], host_name: str) -> str
     token_cmd = f"{sys.executable} -m scripts.token"
     return f"""
 Graph Functions is starting on {base} ({host_name}), against the local tenant.
-  local tenant  {env['ENTRA_AUTHORITY_HOST']}  (tenant {env['ENTRA_TENANT_ID']}, env file {args.local_dir / 'tenant.env'})
-  Graph         {env['GRAPH_ENDPOINT']}
-  Key Vault     {env['KEY_VAULT_URL']}
+  local tenant  {env["ENTRA_AUTHORITY_HOST"]}  (tenant {env["ENTRA_TENANT_ID"]})
+  env file      {args.local_dir / "tenant.env"}
+  Graph         {env["GRAPH_ENDPOINT"]}
+  Key Vault     {env["KEY_VAULT_URL"]}
   Azurite       http://127.0.0.1:{args.azurite_port}
 
 Open {base}/api/health, or call the API with a caller token:
   curl -H "Authorization: Bearer $({token_cmd})" "{base}/api/users?top=5"
 The OpenAPI document: {base}/api/openapi.json
-Demo sign-in accounts: {env['DEMO_ADMIN_USERNAME']} / {env['DEMO_USER_USERNAME']} (passwords in the env file).
+Demo sign-in accounts: {env["DEMO_ADMIN_USERNAME"]} / {env["DEMO_USER_USERNAME"]} (passwords in the env file).
 Press Ctrl+C to stop everything.
 """
 
@@ -112,12 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    azurite = Azurite(location=local / "azurite", blob_port=args.azurite_port, queue_port=args.azurite_port + 1,
-                      table_port=args.azurite_port + 2, log_path=local / "azurite.log")
+    azurite = Azurite(
+        location=local / "azurite",
+        blob_port=args.azurite_port,
+        queue_port=args.azurite_port + 1,
+        table_port=args.azurite_port + 2,
+        log_path=local / "azurite.log",
+    )
     status = 0
     try:
         azurite.start()
-        storage = ("UseDevelopmentStorage=true" if args.azurite_port == 10000 else azurite.connection_string)
+        storage = "UseDevelopmentStorage=true" if args.azurite_port == 10000 else azurite.connection_string
         tenant, env = start_tenant(local, args.tenant_port, args.users)
         children.append(("local tenant", tenant))
         if not args.settings.exists():
@@ -130,8 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         if use_func:
             cmd = ["func", "start", "--port", str(args.port)]
         else:
-            cmd = [sys.executable, "-m", "devhost", "--app-dir", str(ROOT), "--port", str(args.port),
-                   "--settings", str(args.settings)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "devhost",
+                "--app-dir",
+                str(ROOT),
+                "--port",
+                str(args.port),
+                "--settings",
+                str(args.settings),
+            ]
         print(banner(args, env, "func start" if use_func else "devhost"), flush=True)
         host = subprocess.Popen(cmd, cwd=ROOT, env=host_env, start_new_session=True)  # noqa: S603
         children.append(("host", host))

@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["REQUESTS_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]  # the machine presets the system bundle
     prefix = "CALLER_NOROLE" if args.no_role else "CALLER"
     app = msal.ConfidentialClientApplication(
-        env[f"{prefix}_CLIENT_ID"], client_credential=env[f"{prefix}_CLIENT_SECRET"],
-        authority=f"{env['ENTRA_AUTHORITY_HOST']}/{env['ENTRA_TENANT_ID']}", instance_discovery=False,
+        env[f"{prefix}_CLIENT_ID"],
+        client_credential=env[f"{prefix}_CLIENT_SECRET"],
+        authority=f"{env['ENTRA_AUTHORITY_HOST']}/{env['ENTRA_TENANT_ID']}",
+        instance_discovery=False,
     )
     result = app.acquire_token_for_client([f"api://{env['ENTRA_CLIENT_ID']}/.default"])
     if "access_token" not in result:

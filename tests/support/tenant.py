@@ -47,8 +47,13 @@ class LocalTenant:
         return f"{self.env['ENTRA_AUTHORITY_HOST']}/{self.env['ENTRA_TENANT_ID']}"
 
     def control(self, method: str, path: str, json: Any = None, expect: int | None = None) -> Any:
-        resp = requests.request(method, f"{self.env['EMULATOR_URL']}/_emulator{path}", json=json,
-                                verify=self.ca_bundle, timeout=30)
+        resp = requests.request(
+            method,
+            f"{self.env['EMULATOR_URL']}/_emulator{path}",
+            json=json,
+            verify=self.ca_bundle,
+            timeout=30,
+        )
         if expect is not None:
             assert resp.status_code == expect, (resp.status_code, resp.text)
         elif resp.status_code >= 400:
@@ -84,17 +89,34 @@ class LocalTenant:
         return self.process.returncode
 
 
-def start_tenant(tmp: Path, users: int = 60, seed: int = 42, extra_args: tuple[str, ...] = (),
-                 timeout: float = 30) -> LocalTenant:
+def start_tenant(
+    tmp: Path, users: int = 60, seed: int = 42, extra_args: tuple[str, ...] = (), timeout: float = 30
+) -> LocalTenant:
     port = free_port_range(len(SERVICES))
     state_dir, env_file, log_file = tmp / "state", tmp / "tenant.env", tmp / "emulator.log"
     env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
     started = time.perf_counter()
     log = log_file.open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", str(port), "--state-dir", str(state_dir),
-         "--env-file", str(env_file), "--users", str(users), "--seed", str(seed), *extra_args],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state_dir),
+            "--env-file",
+            str(env_file),
+            "--users",
+            str(users),
+            "--seed",
+            str(seed),
+            *extra_args,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     tenant = LocalTenant(process, port, state_dir, env_file, log_file)
     deadline = time.monotonic() + timeout
