@@ -32,6 +32,7 @@ SENSITIVE_PARAMS = {
     "code_verifier",
     "id_token",
     "access_token",
+    "id_token_hint",
 }
 
 

@@ -1,4 +1,12 @@
-"""entra service of the local tenant. `build_app(state)` returns its ASGI app."""
+"""Entra ID v2 of the local tenant, served on the login origin (``ENTRA_AUTHORITY_HOST``).
+
+Modules: :mod:`discovery` (OpenID metadata, JWKS, instance discovery, user realm), :mod:`authorize`
+(authorization code flow), :mod:`signin` + :mod:`flows` (sign-in and consent pages), :mod:`adminconsent`,
+:mod:`logout`, :mod:`token` (grants) with :mod:`clients` + :mod:`assertions` (client authentication),
+:mod:`scopes` (scope → resource), :mod:`grants` (consent, codes, refresh tokens), :mod:`issue` (token
+responses), :mod:`session` (SSO cookie), :mod:`pages` (templates), :mod:`control` (control API).
+Documented in ``emulator/docs/entra.md``.
+"""
 
 from __future__ import annotations
 
@@ -8,4 +16,16 @@ from emulator.state import EmulatorState
 
 
 def build_app(state: EmulatorState) -> Starlette:
-    return Starlette(routes=[])
+    from emulator.entra import adminconsent, authorize, discovery, logout, signin, token
+    from emulator.entra.store import install
+
+    install(state)
+    routes = [
+        *discovery.routes(state),
+        *authorize.routes(state),
+        *signin.routes(state),
+        *token.routes(state),
+        *adminconsent.routes(state),
+        *logout.routes(state),
+    ]
+    return Starlette(routes=routes)
