@@ -47,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--access-token-lifetime", type=int, default=3600, help="seconds (short values test refresh)"
     )
     p.add_argument("--refresh-token-lifetime", type=int, default=90 * 24 * 3600, help="seconds")
+    p.add_argument(
+        "--production-hostnames",
+        action="store_true",
+        help="serve login.microsoftonline.com, graph.microsoft.com, *.vault.azure.net and *.sharepoint.com "
+        "on 127.0.0.1:443 (needs root); clients resolve those names through a private hosts file: "
+        "python -m emulator.hostsns -- COMMAND",
+    )
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
     if args.users < 2:
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         lifetimes=Lifetimes(
             access_token=args.access_token_lifetime, refresh_token=args.refresh_token_lifetime
         ),
+        production_hostnames=args.production_hostnames,
     )
     state = EmulatorState.create(config)
     return run(state, started, args.env_file)

@@ -30,6 +30,18 @@ STORAGE_AUDIENCE = "https://storage.azure.com"
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 
 
+#: Production host names served in ``--production-hostnames`` mode (all on port 443, told apart by the
+#: Host header), so a client run with a private hosts file needs zero endpoint overrides.
+PRODUCTION_HOSTS: dict[str, str] = {
+    "login": "login.microsoftonline.com",
+    "graph": "graph.microsoft.com",
+    "vault": "kv-graph-functions.vault.azure.net",
+    "sharepoint": "contoso.sharepoint.com",
+}
+#: Names on the server certificate in that mode (the wildcards cover other vault and tenant names).
+PRODUCTION_SANS: tuple[str, ...] = (*PRODUCTION_HOSTS.values(), "*.vault.azure.net", "*.sharepoint.com")
+
+
 @dataclasses.dataclass(frozen=True)
 class Lifetimes:
     """Token and artefact lifetimes in seconds (configurable so tests can exercise expiry)."""
@@ -52,12 +64,22 @@ class EmulatorConfig:
     users: int = 25
     seed: int = 42
     lifetimes: Lifetimes = dataclasses.field(default_factory=Lifetimes)
+    production_hostnames: bool = False
 
     def port_of(self, service: str) -> int:
+        if self.production_hostnames and service in PRODUCTION_HOSTS:
+            return 443
         return self.port + SERVICE_OFFSETS[service]
 
     def origin(self, service: str) -> str:
+        if self.production_hostnames and service in PRODUCTION_HOSTS:
+            return f"https://{PRODUCTION_HOSTS[service]}"
         return f"https://{self.host}:{self.port_of(service)}"
+
+    @property
+    def control_origin(self) -> str:
+        """Where tests reach the control API: the identity origin stays on loopback in every mode."""
+        return self.origin("identity") if self.production_hostnames else self.origin("login")
 
     @property
     def authority_host(self) -> str:

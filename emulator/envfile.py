@@ -27,7 +27,7 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "IDENTITY_HEADER": state.identity_header,
         "REQUESTS_CA_BUNDLE": bundle,
         "SSL_CERT_FILE": bundle,
-        "EMULATOR_URL": c.authority_host,
+        "EMULATOR_URL": c.control_origin,
         "EMULATOR_CA_BUNDLE": bundle,
         "EMULATOR_MANAGED_IDENTITY_CLIENT_ID": ids.user_identity.app_id,
         "CALLER_CLIENT_ID": ids.caller.app_id,

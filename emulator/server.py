@@ -16,10 +16,11 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator.config import CONTROL_PREFIX, SERVICE_OFFSETS
+from emulator.config import CONTROL_PREFIX, PRODUCTION_HOSTS, SERVICE_OFFSETS
 from emulator.envfile import env_values, write_env_file
 from emulator.observe import ObserveMiddleware
 from emulator.state import EmulatorState
@@ -28,8 +29,12 @@ log = logging.getLogger("emulator")
 
 
 class PortDispatch:
-    def __init__(self, apps: dict[int, ASGIApp]) -> None:
+    """Routes by local port; a port shared by several services (443 in production-hostnames mode) is
+    further routed by the Host header, as the cloud's front doors do."""
+
+    def __init__(self, apps: dict[int, ASGIApp], by_host: dict[str, ASGIApp] | None = None) -> None:
         self.apps = apps
+        self.by_host = by_host or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -41,9 +46,23 @@ class PortDispatch:
             return
         port = (scope.get("server") or ("", 0))[1]
         app = self.apps.get(port)
-        if app is None:  # pragma: no cover - only our sockets exist
-            raise RuntimeError(f"no service on port {port}")
+        if app is None and self.by_host:
+            host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
+            app = self.by_host.get(host.rsplit(":", 1)[0].lower()) or self._wildcard(host)
+        if app is None:
+            response = PlainTextResponse(
+                "No service for this host name on the local tenant.", status_code=421
+            )
+            await response(scope, receive, send)
+            return
         await app(scope, receive, send)
+
+    def _wildcard(self, host: str) -> ASGIApp | None:
+        name = host.rsplit(":", 1)[0].lower()
+        for pattern, app in self.by_host.items():
+            if pattern.startswith("*.") and name.endswith(pattern[1:]):
+                return app
+        return None
 
 
 def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
@@ -70,35 +89,51 @@ def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
     return {name: ObserveMiddleware(app, name, state.obs, CONTROL_PREFIX) for name, app in apps.items()}
 
 
-def bind_sockets(host: str, first_port: int) -> dict[str, socket.socket]:
+def bind_sockets(host: str, first_port: int, ports: dict[str, int] | None = None) -> dict[str, socket.socket]:
+    """One listening socket per distinct port; ``ports`` overrides the default range per service."""
     sockets: dict[str, socket.socket] = {}
+    by_port: dict[int, socket.socket] = {}
     try:
         for name, offset in SERVICE_OFFSETS.items():
+            port = (ports or {}).get(name, first_port + offset)
+            if port in by_port:
+                sockets[name] = by_port[port]
+                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((host, first_port + offset))
+                sock.bind((host, port))
             except OSError as exc:
                 sock.close()
                 raise SystemExit(
-                    f"emulator: cannot listen on {host}:{first_port + offset} for {name} ({exc.strerror}). "
-                    f"It needs ports {first_port}-{first_port + len(SERVICE_OFFSETS) - 1}; "
-                    "choose another range with --port."
+                    f"emulator: cannot listen on {host}:{port} for {name} ({exc.strerror}). "
+                    f"It needs ports {first_port}-{first_port + len(SERVICE_OFFSETS) - 1}"
+                    f"{' and 443' if ports else ''}; choose another range with --port."
                 ) from exc
             sock.listen(2048)
             sock.set_inheritable(True)
-            sockets[name] = sock
+            sockets[name] = by_port[port] = sock
     except BaseException:
-        for s in sockets.values():
+        for s in by_port.values():
             s.close()
         raise
     return sockets
 
 
 async def serve(state: EmulatorState, started_at: float, env_file: Path | None) -> None:
-    sockets = bind_sockets(state.config.host, state.config.port)
+    config = state.config
+    ports = {name: config.port_of(name) for name in SERVICE_OFFSETS} if config.production_hostnames else None
+    sockets = bind_sockets(config.host, config.port, ports)
     apps = build_apps(state)
-    dispatch = PortDispatch({sockets[name].getsockname()[1]: app for name, app in apps.items()})
+    if config.production_hostnames:
+        shared = {name for name in apps if config.port_of(name) == 443}
+        dispatch = PortDispatch(
+            {sockets[n].getsockname()[1]: app for n, app in apps.items() if n not in shared},
+            {PRODUCTION_HOSTS[n]: apps[n] for n in shared}
+            | {"*.vault.azure.net": apps["vault"], "*.sharepoint.com": apps["sharepoint"]},
+        )
+    else:
+        dispatch = PortDispatch({sockets[name].getsockname()[1]: app for name, app in apps.items()})
     uv_config = uvicorn.Config(
         dispatch,
         ssl_certfile=str(state.tls.server_cert),
@@ -112,7 +147,7 @@ async def serve(state: EmulatorState, started_at: float, env_file: Path | None) 
         date_header=True,
     )
     server = uvicorn.Server(uv_config)
-    task = asyncio.create_task(server.serve(sockets=list(sockets.values())))
+    task = asyncio.create_task(server.serve(sockets=list({id(s): s for s in sockets.values()}.values())))
     while not server.started and not task.done():
         await asyncio.sleep(0.005)
     if server.started:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.appcert import AppCertificate, load_or_create
-from emulator.config import EmulatorConfig
+from emulator.config import PRODUCTION_SANS, EmulatorConfig
 from emulator.directory import UTC, ClientCertificate, Directory, Mailbox, User
 from emulator.keys import KeyRing
 from emulator.observe import Observatory
@@ -90,7 +90,7 @@ class EmulatorState:
         return cls(
             config=config,
             identity_header=_identity_header(state_dir),
-            tls=ensure_tls(state_dir),
+            tls=ensure_tls(state_dir, PRODUCTION_SANS if config.production_hostnames else ()),
             keys=KeyRing(state_dir / "signing-keys.json"),
             app_certificate=load_or_create(state_dir / "apps" / "graph-functions.pem"),
         )
