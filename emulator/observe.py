@@ -154,35 +154,13 @@ class ObserveMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         fault = self.obs.pick_fault(self.service, method, path, headers.get("x-emulator-client-id"))
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-            await send(message)
+        recorded = False
 
-        try:
-            if fault is not None and fault.latency_ms:
-                await asyncio.sleep(fault.latency_ms / 1000)
-            if fault is not None and fault.drop:
-                # Start a response that promises more bytes than it sends, then abort: the client sees
-                # the connection drop mid-response (requests raises ChunkedEncodingError/ConnectionError).
-                status_holder["status"] = 0
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
-                raise ConnectionAbortedError("injected dropped connection")
-            if fault is not None and fault.status:
-                state["fault"] = fault.id
-                await fault_response(self.service, fault.status, fault.retry_after)(
-                    scope, receive, send_wrapper
-                )
-            else:
-                await self.app(scope, receive, send_wrapper)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
             route = scope.get("route")
             self.obs.record(
                 {
@@ -199,3 +177,39 @@ class ObserveMiddleware:
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                 }
             )
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Record before the last byte leaves: a client that reads the log right after its
+                # response must find its own request there.
+                record()
+            await send(message)
+
+        try:
+            if fault is not None and fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            if fault is not None and fault.drop:
+                # Start a response that promises more bytes than it sends, then abort: the client sees
+                # the connection drop mid-response (requests raises ChunkedEncodingError/ConnectionError).
+                status_holder["status"] = 0
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-length", b"1000"), (b"content-type", b"application/json")],
+                    }
+                )
+                record()
+                await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
+                raise ConnectionAbortedError("injected dropped connection")
+            if fault is not None and fault.status:
+                state["fault"] = fault.id
+                await fault_response(self.service, fault.status, fault.retry_after)(
+                    scope, receive, send_wrapper
+                )
+            else:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            record()
