@@ -1,0 +1,192 @@
+"""``POST /users/{id|upn}/sendMail`` and ``/me/sendMail``: validate like Graph, deliver locally.
+
+Delivery: every recipient (to, cc, bcc) whose address is a local user's mail or userPrincipalName and who has
+a mailbox gets the message at the top of their Inbox; other addresses are accepted and dropped (no
+non-delivery report). The sender gets a copy in Sent Items unless ``saveToSentItems`` is false.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import re
+import uuid
+from typing import Any
+
+from starlette.responses import Response
+
+from emulator.directory import UTC, Mailbox, Message, Recipient, User
+from emulator.graph.http import Ctx, GraphError, read_json
+from emulator.graph.mailbox import open_mailbox
+
+MESSAGE_KEYS = frozenset(
+    {
+        "subject",
+        "body",
+        "toRecipients",
+        "ccRecipients",
+        "bccRecipients",
+        "replyTo",
+        "importance",
+        "attachments",
+        "from",
+        "sender",
+        "internetMessageHeaders",
+        "categories",
+        "isReadReceiptRequested",
+        "isDeliveryReceiptRequested",
+        "flag",
+        "@odata.type",
+    }
+)
+_ADDRESS = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+")
+
+
+def _body_read(message: str) -> GraphError:
+    return GraphError(400, "RequestBodyRead", message)
+
+
+def _recipients(message: dict[str, Any], key: str) -> list[Recipient]:
+    raw = message.get(key)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _body_read(
+            f"Cannot read the value of '{key}': a collection of 'microsoft.graph.recipient' was expected."
+        )
+    out = []
+    for item in raw:
+        email = item.get("emailAddress") if isinstance(item, dict) else None
+        address = email.get("address") if isinstance(email, dict) else None
+        if not isinstance(address, str) or not _ADDRESS.fullmatch(address.strip()):
+            shown = address if isinstance(address, str) else ""
+            raise GraphError(
+                400,
+                "ErrorInvalidRecipients",
+                f"At least one recipient isn't valid., Recipient "
+                f"'{shown}' is not resolved. All recipients must be "
+                "resolved before a message can be submitted.",
+            )
+        name = email.get("name") if isinstance(email.get("name"), str) else address.strip()
+        out.append(Recipient(name, address.strip()))
+    return out
+
+
+def parse_send(data: Any) -> tuple[dict[str, Any], bool]:
+    if not isinstance(data, dict):
+        raise _body_read(
+            "An unexpected 'StartArray' node was found when reading from the JSON reader. A "
+            "'StartObject' node was expected."
+        )
+    for key in data:
+        if key not in ("message", "saveToSentItems"):
+            raise _body_read(
+                f"The parameter '{key}' in the request payload is not a valid parameter for the "
+                "operation 'sendMail'."
+            )
+    message = data.get("message")
+    if not isinstance(message, dict):
+        raise GraphError(400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty.")
+    for key in message:
+        if key not in MESSAGE_KEYS:
+            raise _body_read(
+                f"The property '{key}' does not exist on type 'microsoft.graph.message'. Make sure to "
+                "only use property names that are defined by the type or mark the type as open type."
+            )
+    save = data.get("saveToSentItems", True)
+    if not isinstance(save, bool):
+        raise _body_read(
+            "Cannot convert a primitive value to the expected type 'Edm.Boolean'. See the inner "
+            "exception for more details."
+        )
+    return message, save
+
+
+def insert_message(box: Mailbox, message: Message) -> None:
+    """Keep the mailbox newest-first."""
+    keys = [-m.received.timestamp() for m in box.messages]
+    box.messages.insert(bisect.bisect_left(keys, -message.received.timestamp()), message)
+
+
+def _local(ctx: Ctx, address: str) -> User | None:
+    directory = ctx.state.directory
+    user = directory.user(address)
+    if user is not None:
+        return user
+    wanted = address.casefold()
+    return next((u for u in directory.users if u.mail and u.mail.casefold() == wanted), None)
+
+
+async def send_mail(ctx: Ctx) -> Response:
+    data = await read_json(ctx.request)
+    message, save = parse_send(data)
+    to, cc, bcc = (_recipients(message, k) for k in ("toRecipients", "ccRecipients", "bccRecipients"))
+    if not (to or cc or bcc):
+        raise GraphError(
+            400,
+            "ErrorInvalidRecipients",
+            "At least one recipient isn't valid., A message can't be sent because it contains no recipients.",
+        )
+    body = message.get("body") or {}
+    if not isinstance(body, dict):
+        raise _body_read(
+            "Cannot read the value of 'body': an object of type 'microsoft.graph.itemBody' was expected."
+        )
+    ctype = str(body.get("contentType", "text")).lower()
+    if ctype not in ("text", "html"):
+        raise _body_read(
+            f"Cannot convert the literal '{body.get('contentType')}' to the expected type "
+            "'microsoft.graph.bodyType'."
+        )
+    content = body.get("content", "")
+    subject = message.get("subject") or ""
+    importance = str(message.get("importance", "normal")).lower()
+    if (
+        not isinstance(content, str)
+        or not isinstance(subject, str)
+        or importance not in ("low", "normal", "high")
+    ):
+        raise _body_read("Cannot convert a value of the request payload to its expected type.")
+    attachments = message.get("attachments") or []
+    async with open_mailbox(ctx, "send") as acc:
+        now = dt.datetime.now(UTC).replace(microsecond=0)
+        sender = Recipient(acc.user.display_name, acc.user.mail or acc.user.user_principal_name)
+        imid = f"<{uuid.uuid4().hex}@{ctx.state.directory.domain}>"
+        conversation = "AAQkAG" + uuid.uuid4().hex
+
+        def copy(box: Mailbox, well_known: str, is_read: bool) -> None:
+            folder = box.folder(well_known)
+            if folder is None:
+                return
+            insert_message(
+                box,
+                Message(
+                    id="AAMkAG" + uuid.uuid4().hex + "BGAAA=",
+                    folder_id=folder.id,
+                    subject=subject,
+                    body_content_type=ctype,
+                    body=content,
+                    sender=sender,
+                    to=list(to),
+                    cc=list(cc),
+                    received=now,
+                    has_attachments=bool(attachments),
+                    importance=importance,
+                    is_read=is_read,
+                    internet_message_id=imid,
+                    conversation_id=conversation,
+                ),
+            )
+
+        delivered: set[str] = set()
+        for recipient in (*to, *cc, *bcc):
+            user = _local(ctx, recipient.address)
+            if user is None or user.id in delivered:
+                continue
+            box = ctx.state.mailbox(user)
+            if box is not None:
+                delivered.add(user.id)
+                copy(box, "inbox", False)
+        if save:
+            copy(acc.box, "sentitems", True)
+    return Response(status_code=202)

@@ -1,0 +1,65 @@
+"""The Graph service's own state, kept in ``state.stores["graph"]`` and cleared by a reset hook.
+
+Created on first use (``build_app`` and ``control_routes`` both call :func:`graph_store`), registered once:
+``state.stores["graph.throttle_reset"]`` is what the core ``PUT /_emulator/throttle`` calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.graph.throttle import Throttle
+from emulator.state import EmulatorState
+
+
+@dataclass
+class GraphSettings:
+    """Knobs of the Graph emulation, changed through ``PUT /_emulator/graph/settings``."""
+
+    #: Order of ``/messages`` without ``$orderby``: no source documents it; newest first is what is
+    #: commonly observed. [INFERRED]
+    mail_default_order: str = "desc"
+    #: Service time of every mail request, spent while holding a concurrency slot (tests use it to make
+    #: requests overlap and trip the MailboxConcurrency limit).
+    mail_latency_ms: int = 0
+    #: Application access policy (RBAC for Applications) model: app id -> user ids whose mailboxes the app
+    #: may reach with application permissions. An app absent from the map reaches every mailbox. [INFERRED]
+    mail_access: dict[str, set[str]] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "mailDefaultOrder": self.mail_default_order,
+            "mailLatencyMs": self.mail_latency_ms,
+            "mailAccessPolicies": {k: sorted(v) for k, v in self.mail_access.items()},
+        }
+
+
+@dataclass
+class GraphStore:
+    settings: GraphSettings = field(default_factory=GraphSettings)
+    throttle: Throttle = field(default_factory=Throttle)
+    #: Keys the HMAC of skip and delta tokens; replaced on reset so that old tokens expire.
+    page_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: user id -> "changed" (soft delete) | "deleted" (hard delete), for ``@removed`` in delta.
+    removed_reason: dict[str, str] = field(default_factory=dict)
+    #: Cached sorted views of the directory (see ``emulator.graph.collection``).
+    indexes: dict[Any, Any] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.settings = GraphSettings()
+        self.throttle.reset()
+        self.page_secret = secrets.token_bytes(32)
+        self.removed_reason.clear()
+        self.indexes.clear()
+
+
+def graph_store(state: EmulatorState) -> GraphStore:
+    store = state.stores.get("graph")
+    if not isinstance(store, GraphStore):
+        store = GraphStore()
+        state.stores["graph"] = store
+        state.stores["graph.throttle_reset"] = store.throttle.reset
+        state.reset_hooks.append(store.reset)
+    return store
