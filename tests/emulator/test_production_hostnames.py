@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.tenant import ROOT, start_tenant
+
+# Both tests bind 127.0.0.1:443: under pytest-xdist (--dist loadgroup) they share one worker.
+pytestmark = pytest.mark.xdist_group("port-443")
 
 CLIENT = r"""
 import json, os, msal, requests
