@@ -94,6 +94,7 @@ class SigningKeys:
         self._issuer: str | None = None
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last attempt, successful or not
+        self._kid_refresh_at: float | None = None  # last refetch caused by an unknown kid
         self.fetches = 0
 
     def issuer(self) -> str:
@@ -124,13 +125,19 @@ class SigningKeys:
             fresh = self._fetched_at is not None and now - self._fetched_at < self._max_age
             if kid in self._keys and fresh:
                 return self._keys[kid]
-            # Callers must not drive refetches: after an attempt (successful or not) wait before the next one.
-            # Without any keys, a failed first fetch is retried sooner.
-            interval = self._min_refresh if self._keys else FAILED_FETCH_RETRY_SECONDS
-            if self._attempted_at is not None and now - self._attempted_at < interval:
-                if not self._keys:
+            if not self._keys:
+                # Without any keys, a failed first fetch is retried after a short pause (503 meanwhile).
+                if self._attempted_at is not None and now - self._attempted_at < FAILED_FETCH_RETRY_SECONDS:
                     raise CredentialUnavailable("The tenant's signing keys are unavailable", retry_after=10)
-                return self._keys.get(kid)  # unknown kid, or stale keys kept through an outage
+            elif fresh:
+                # Fresh keys but an unknown kid: the tenant may have rolled its keys over. Callers must not
+                # drive refetches, so at most one per interval however many kids they invent; the initial or
+                # scheduled fetch does not count, or a rollover just after start would lock callers out.
+                if self._kid_refresh_at is not None and now - self._kid_refresh_at < self._min_refresh:
+                    return None
+                self._kid_refresh_at = now
+            elif self._attempted_at is not None and now - self._attempted_at < self._min_refresh:
+                return self._keys.get(kid)  # stale keys kept through an outage until the next attempt
             try:
                 self._refresh_locked()
             except CredentialUnavailable:
