@@ -47,6 +47,8 @@ REFRESH_MARGIN_SECONDS = 300
 #: Minimum spacing of credential re-reads triggered by rejections, and how long an unresolved rejection
 #: is answered from memory.
 REREAD_INTERVAL_SECONDS = 30.0
+#: A credential loaded this recently is what the store holds now: re-reading it at once cannot help.
+JUST_LOADED_SECONDS = 2.0
 #: How long a failed credential read (vault unreachable, misconfigured) is answered from memory.
 LOAD_FAILURE_HOLD_SECONDS = 5.0
 
@@ -133,6 +135,7 @@ class TokenProvider:
         self._app: ConfidentialClient | None = None
         self._credential: ClientCredential | None = None
         self._last_load: float | None = None
+        self._last_reread: float | None = None  # only re-reads that a rejection caused
         self._memo: dict[str, _Memo] = {}
         self._held_error: GraphFunctionsError | None = None
         self._held_until = 0.0
@@ -204,12 +207,19 @@ class TokenProvider:
     def _rotate_and_retry(self, scope: str, rejected: dict[str, Any]) -> dict[str, Any]:
         codes = sorted(msal_error_codes(rejected))
         now = self._clock()
-        if self._last_load is not None and now - self._last_load < self._reread_interval:
+        # Two guards spare the vault a storm without costing a rotation any failed request: no re-read
+        # right after a load (the store cannot have changed), and at most one rejection-caused re-read
+        # per interval. The interval counts only such re-reads, not the first load, so a rotation soon
+        # after start-up is still picked up at once.
+        just_loaded = self._last_load is not None and now - self._last_load < JUST_LOADED_SECONDS
+        reread_recently = self._last_reread is not None and now - self._last_reread < self._reread_interval
+        if just_loaded or reread_recently:
             logger.warning(
                 "Entra ID rejected the app credential (AADSTS %s); re-read too recent to repeat", codes
             )
             return rejected
         previous = self._credential
+        self._last_reread = now
         logger.warning("Entra ID rejected the app credential (AADSTS %s); re-reading it", codes)
         credential = self._load()
         if previous is not None and credential.fingerprint == previous.fingerprint:

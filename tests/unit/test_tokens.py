@@ -153,6 +153,17 @@ def test_rejection_that_a_reread_cannot_fix_is_held_briefly() -> None:
     assert provider.vault_reads == 3
 
 
+def test_rotation_soon_after_start_is_picked_up_at_once() -> None:
+    world = World()
+    provider = world.provider()
+    assert provider.get_token(SCOPE) == "at-1"
+    world.valid = {"secret-v2"}  # rotated ten seconds after the first vault read, old secret revoked
+    world.store.value = "secret-v2"
+    world.clock.advance(10)
+    assert provider.get_token("api://other/.default") == "at-2"  # no 503 window after start-up
+    assert provider.vault_reads == 2
+
+
 def test_wrong_secret_at_cold_start_is_not_reread_immediately() -> None:
     world = World()
     world.valid = set()
