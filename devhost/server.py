@@ -29,6 +29,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -160,9 +161,25 @@ def build_app(
         Route("/admin/functions/{name}", invoke_function, methods=["POST"]),
         # An ASGI endpoint (not a function) accepts every method; the router
         # below decides, answering 404 like the host for a method it lacks.
-        Route("/{path:path}", _AsgiEndpoint(dispatch)),
+        Route("/{path:anything}", _AsgiEndpoint(dispatch)),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+class _AnythingConvertor(Convertor[str]):
+    """Like Starlette's ``path`` convertor, but also across line breaks: ``.*`` stops at a decoded ``%0A``,
+    which would answer Starlette's plain-text 404 instead of routing the request like the host does."""
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _AnythingConvertor())
 
 
 class _AsgiEndpoint:

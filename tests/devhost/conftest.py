@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.devhost.fixtures import DevHostProcess, azurite, start_devhost  # noqa: F401 - fixture
+# The `azurite` fixture comes from tests/conftest.py (pytest_plugins), shared with the integration suite.
+from tests.devhost.fixtures import DevHostProcess, start_devhost
 
 FIXTURE_APP = Path(__file__).resolve().parent / "fixture_app"
 FIXTURE_SETTINGS = FIXTURE_APP / "fixture.settings.json"

@@ -46,6 +46,11 @@ def test_route_parameters_and_constraints(http_host: DevHostProcess) -> None:
     assert get(http_host, "/api/files").json() == {"path": None}
 
 
+def test_route_values_with_encoded_line_breaks_reach_the_function(http_host: DevHostProcess) -> None:
+    # Percent-encoded CR/LF are legal in a request target; the host routes them like any other character.
+    assert get(http_host, "/api/files/a%0Ab%0Dc").json() == {"path": "a\nb\rc"}
+
+
 def test_route_prefix_default_route_and_function_name(http_host: DevHostProcess) -> None:
     assert get(http_host, "/users/42").status_code == 404  # routes live under /api
     assert get(http_host, "/api/default_route").text == "default route"
