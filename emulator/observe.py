@@ -173,6 +173,7 @@ class ObserveMiddleware:
                     "status": status_holder["status"],
                     "client_id": state.get("client_id"),
                     "grant_type": state.get("grant_type"),
+                    "client_auth": state.get("client_auth"),
                     "fault": fault.id if fault is not None else None,
                     "duration_ms": round((time.perf_counter() - start) * 1000, 3),
                 }

@@ -99,7 +99,9 @@ def bind_sockets(host: str, first_port: int, ports: dict[str, int] | None = None
             if port in by_port:
                 sockets[name] = by_port[port]
                 continue
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP explicitly: asyncio turns Nagle off on accepted connections only when the
+            # listener names its protocol, and Nagle plus delayed ACKs would stall responses ~40 ms.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))

@@ -356,6 +356,7 @@ def routes(state: EmulatorState) -> list[Route]:
                     70003, "unsupported_grant_type", f"The app requested an unsupported grant type '{grant}'."
                 )
             auth = await authenticate_client(state, request, form, tenant)
+            request.state.client_auth = auth.method  # the request log shows how the client proved itself
             return await handler(Ctx(state, tenant, form, auth))
         except EntraError as rejected:
             return rejected.response
