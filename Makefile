@@ -45,6 +45,9 @@ emulator-tests: $(STAMP)
 integration: install
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+fuzz: install
+	$(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
+
 ## Benchmarks write JSON under bench/results/.
 bench: install
 	$(PY) -m bench.run_all

@@ -1,0 +1,110 @@
+"""``make bench``: run every benchmark, each in its own interpreter, and write bench/results/summary.json.
+
+Each benchmark writes its own JSON under bench/results/; the summary repeats the headline figures and
+points at the files. A benchmark that fails is recorded as such (with the end of its output) and the
+others still run; the exit status is non-zero if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import RESULTS, ROOT, machine, write_result
+
+Headline = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _startup(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"users_{entry['users']}": {
+            "warm_seconds_best": entry["warm_seconds_best"],
+            "warm_rss_mib": entry["warm_rss_mib"],
+        }
+        for entry in result["results"]
+    }
+
+
+def _imports(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "function_app_us_best": result["function_app_cumulative_us"]["best"],
+        "function_app_us_median": result["function_app_cumulative_us"]["median"],
+        "app_share_us_median": result["app_share_us_median"],
+        "lazy_sdks_not_imported": result["lazy_sdks_not_imported"]["ok"],
+    }
+
+
+def _warm(result: dict[str, Any]) -> dict[str, Any]:
+    during = result["tenant_during_measurement"]
+    return {
+        "app_median_ms": result["app"]["median_ms"],
+        "app_p95_ms": result["app"]["p95_ms"],
+        "graph_direct_median_ms": result["graph_direct"]["median_ms"],
+        "graph_direct_p95_ms": result["graph_direct"]["p95_ms"],
+        "overhead_median_pct": result["overhead"]["median_pct"],
+        "overhead_min_to_min_ms": result["overhead"]["min_to_min_ms"],
+        "server_side_overhead_median_ms": result["server_side"]["app_overhead_over_graph_median_ms"],
+        "entra_token_requests_during": during["entra_token_requests"],
+        "key_vault_requests_during": during["key_vault_requests"],
+    }
+
+
+def _stampede(result: dict[str, Any]) -> dict[str, Any]:
+    rounds = result["rounds"]
+    return {
+        "goal_met_every_round": result["goal_met_every_round"],
+        "threads": result["PYTHON_THREADPOOL_THREAD_COUNT"],
+        "vault_secret_reads": [r["tenant_log"]["vault_secret_reads"] for r in rounds],
+        "app_token_requests": [r["tenant_log"]["app_token_requests"] for r in rounds],
+        "managed_identity_token_requests": [
+            r["tenant_log"]["managed_identity_token_requests"] for r in rounds
+        ],
+        "latency_median_ms": [r["latency"]["median_ms"] for r in rounds],
+    }
+
+
+#: (module, result file, headline extractor)
+BENCHMARKS: list[tuple[str, str, Headline]] = [
+    ("bench.emulator_startup", "emulator-startup.json", _startup),
+    ("bench.import_time", "import-time.json", _imports),
+    ("bench.warm_users", "warm-users.json", _warm),
+    ("bench.stampede", "stampede.json", _stampede),
+]
+
+
+def run(module: str, result_file: str, headline: Headline) -> dict[str, Any]:
+    path = RESULTS / result_file
+    before = path.stat().st_mtime if path.exists() else None
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-m", module], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
+    )
+    entry: dict[str, Any] = {
+        "module": module,
+        "file": f"bench/results/{result_file}",
+        "seconds": round(time.perf_counter() - started, 1),
+        "ok": completed.returncode == 0 and path.exists() and path.stat().st_mtime != before,
+    }
+    if entry["ok"]:
+        entry["headline"] = headline(json.loads(path.read_text()))
+    else:
+        entry["returncode"] = completed.returncode
+        entry["output_tail"] = (completed.stdout + completed.stderr)[-2000:]
+    print(f"{module}: {'ok' if entry['ok'] else 'FAILED'} in {entry['seconds']} s", flush=True)
+    return entry
+
+
+def main() -> int:
+    entries = [run(*benchmark) for benchmark in BENCHMARKS]
+    summary = {"machine": machine(), "benchmarks": {entry["module"]: entry for entry in entries}}
+    print(write_result("summary", summary))
+    print(json.dumps({e["module"]: e.get("headline") for e in entries}, indent=2))
+    return 0 if all(entry["ok"] for entry in entries) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Schema-driven fuzzing of the live app with schemathesis 4.
+
+The document is read from the running host's ``/api/openapi.json`` (the session host of
+tests/integration/fixtures.py, against the local tenant). Every operation is fuzzed with a valid caller
+token and without any token, with positive and negative (schema-violating) inputs, and every response is
+checked for: no 5xx, schema conformance, documented status code, documented content type.
+
+schemathesis' pytest loader for fixtures (``schemathesis.pytest.from_fixture``) cannot run under pytest 9.2
+(it writes ``Node._nodeid``, which pytest 9.2 removed), and the host only exists once fixtures run, so the
+cases come from schemathesis' public strategy API (``APIOperation.as_strategy``) under hypothesis ``@given``,
+one test per operation and auth mode. The document is fetched from the host and loaded with ``from_dict``:
+loaded ``from_url``, schemathesis leaves out the operation that serves the document itself. The run is
+bounded and derandomized: the same cases every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from shared.openapi import openapi_document
+from tests.devhost.fixtures import DevHostProcess
+from tests.support.apphost import Caller
+
+pytestmark = pytest.mark.fuzz
+
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance]
+MAX_EXAMPLES = 60
+BOUNDED = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,  # the same cases every run: a failure here is reproducible, not flaky
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failing case is reported as generated
+    suppress_health_check=list(HealthCheck),
+)
+#: The operations the repository documents; the live document must describe exactly these.
+OPERATIONS = [
+    f"{method.upper()} {path}" for path, item in openapi_document()["paths"].items() for method in item
+]
+
+
+@pytest.fixture(scope="module")
+def live_schema(app_host: DevHostProcess) -> Any:
+    response = requests.get(app_host.url("/api/openapi.json"), timeout=30)
+    assert response.status_code == 200
+    return schemathesis.openapi.from_dict(response.json())
+
+
+def _header(response: Any, name: str) -> str | None:
+    """A response header from schemathesis' Response (lower-cased names, list values)."""
+    values = response.headers.get(name.lower())
+    return values[0] if values else None
+
+
+def test_live_document_describes_the_documented_operations(live_schema: Any) -> None:
+    live = sorted(result.ok().label for result in live_schema.get_all_operations())
+    assert live == sorted(OPERATIONS)
+
+
+@pytest.fixture(scope="module")
+def known_ids(app_host: DevHostProcess, caller: Caller) -> list[str]:
+    """Object ids and userPrincipalNames of real users: random ids would only ever find nobody (404)."""
+    response = requests.get(
+        app_host.url("/api/users"),
+        params={"top": "5"},
+        headers={"Authorization": f"Bearer {caller.token()}"},
+        timeout=60,
+    )
+    users = response.json()["value"]
+    return [user["id"] for user in users] + [user["userPrincipalName"] for user in users]
+
+
+def _strategy(operation: Any, known_ids: list[str]) -> st.SearchStrategy[Any]:
+    positive: st.SearchStrategy[Any] = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+    if not operation.path_parameters and not operation.query:
+        return positive  # nothing to violate
+    strategies = [positive, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
+    if "id" in {parameter.name for parameter in operation.path_parameters}:
+        strategies.append(
+            st.sampled_from(known_ids).flatmap(
+                lambda user_id: operation.as_strategy(
+                    generation_mode=GenerationMode.POSITIVE, path_parameters={"id": user_id}
+                )
+            )
+        )
+    return st.one_of(*strategies)
+
+
+def _fuzz(operation: Any, known_ids: list[str], send: Callable[[Any], None]) -> int:
+    sent: list[int] = []
+
+    @given(case=_strategy(operation, known_ids))
+    @BOUNDED
+    def run(case: Any) -> None:
+        send(case)
+        sent.append(1)
+
+    run()
+    return len(sent)
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fuzz_with_a_caller_token(
+    live_schema: Any, app_host: DevHostProcess, caller: Caller, known_ids: list[str], label: str
+) -> None:
+    operation = live_schema.find_operation_by_label(label)
+    protected = operation.path.startswith("/api/users")
+    statuses: list[int] = []
+
+    def send(case: Any) -> None:
+        # Replace the Authorization value schemathesis generates from the security scheme (it would win
+        # over call_and_validate's extra headers).
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {caller.token()}"}
+        response = case.call_and_validate(base_url=app_host.base_url, checks=CHECKS, timeout=60)
+        statuses.append(response.status_code)
+        allowed = (200, 400, 404) if protected else (200,)
+        assert response.status_code in allowed, (case.path_parameters, case.query, response.text[:300])
+
+    assert _fuzz(operation, known_ids, send) >= 1
+    assert 200 in statuses  # the success path was exercised, not only rejections
+
+
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fuzz_without_a_token(
+    live_schema: Any, app_host: DevHostProcess, known_ids: list[str], label: str
+) -> None:
+    operation = live_schema.find_operation_by_label(label)
+    protected = operation.path.startswith("/api/users")
+
+    def send(case: Any) -> None:
+        if case.headers:
+            case.headers.pop("Authorization", None)  # schemathesis fills one in from the security scheme
+        response = case.call_and_validate(base_url=app_host.base_url, checks=CHECKS, timeout=60)
+        if protected:
+            assert response.status_code == 401, response.text[:300]
+            assert _header(response, "WWW-Authenticate") == "Bearer"
+        else:
+            assert response.status_code == 200
+
+    assert _fuzz(operation, known_ids, send) >= 1

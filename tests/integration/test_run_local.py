@@ -1,0 +1,120 @@
+"""``make run`` end to end: scripts/run_local.py starts Azurite, a local tenant and devhost; a token from
+scripts/token.py lists users; Ctrl+C stops everything and frees every port."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from dotenv import dotenv_values
+
+from tests.devhost.fixtures import wait_until
+from tests.integration.fixtures import Evidence
+from tests.support.apphost import REPO_ROOT, port_is_free
+from tests.support.ports import free_port, free_port_range
+
+pytestmark = pytest.mark.integration
+
+
+def _ports() -> tuple[int, int, int]:
+    """(app, first tenant port, first Azurite port), non-overlapping and free."""
+    for _ in range(20):
+        app, tenant, azurite = free_port(), free_port_range(5), free_port_range(3)
+        used = [app, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
+        if len(set(used)) == len(used):
+            return app, tenant, azurite
+    raise RuntimeError("no disjoint free ports")
+
+
+@pytest.fixture
+def run_local(
+    tmp_path: Path, evidence: Evidence
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, object]]]:
+    app, tenant, azurite = _ports()
+    output = tmp_path / "run_local.log"
+    evidence.logs.append(output)
+    command = [
+        sys.executable, "-m", "scripts.run_local",
+        "--port", str(app), "--tenant-port", str(tenant), "--azurite-port", str(azurite),
+        "--local-dir", str(tmp_path / "local"), "--settings", str(tmp_path / "local.settings.json"),
+        "--host", "devhost",
+    ]  # fmt: skip
+    with output.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    info: dict[str, object] = {
+        "app": app,
+        "tenant": tenant,
+        "azurite": azurite,
+        "dir": tmp_path,
+        "log": output,
+    }
+    try:
+        yield process, info
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def test_run_local_serves_the_app_and_stops_cleanly_on_sigint(
+    run_local: tuple[subprocess.Popen[bytes], dict[str, object]], evidence: Evidence
+) -> None:
+    process, info = run_local
+    tmp = Path(str(info["dir"]))
+    base = f"http://127.0.0.1:{info['app']}"
+
+    def healthy() -> bool:
+        assert process.poll() is None, Path(str(info["log"])).read_text(errors="replace")
+        try:
+            return requests.get(f"{base}/api/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(healthy, timeout=90, what="make run to serve /api/health")
+
+    settings = json.loads((tmp / "local.settings.json").read_text())
+    tenant_env = {k: v for k, v in dotenv_values(tmp / "local" / "tenant.env").items() if v is not None}
+    for key in (
+        "ENTRA_TENANT_ID",
+        "ENTRA_CLIENT_ID",
+        "ENTRA_AUTHORITY_HOST",
+        "KEY_VAULT_URL",
+        "GRAPH_ENDPOINT",
+    ):
+        assert settings["Values"][key] == tenant_env[key]
+    assert settings["Values"]["ENTRA_CREDENTIAL"] == "keyvault"
+    assert f"BlobEndpoint=http://127.0.0.1:{info['azurite']}/" in settings["Values"]["AzureWebJobsStorage"]
+    assert tenant_env["ENTRA_AUTHORITY_HOST"] == f"https://127.0.0.1:{info['tenant']}"
+    for key in ("CALLER_CLIENT_SECRET", "CALLER_NOROLE_CLIENT_SECRET"):
+        evidence.secrets[f"run_local {key}"] = tenant_env[key]
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "scripts.token", "--env-file", str(tmp / "local" / "tenant.env")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    token = printed.stdout.strip()
+    evidence.tokens.append(token)
+    listed = requests.get(
+        f"{base}/api/users", params={"top": "999"}, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    assert listed.status_code == 200, listed.text
+    expected = requests.get(
+        f"{tenant_env['EMULATOR_URL']}/_emulator/info", verify=tenant_env["EMULATOR_CA_BUNDLE"], timeout=30
+    ).json()["users"]
+    assert len(listed.json()["value"]) == expected == 25
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0
+    assert "run: stopped" in Path(str(info["log"])).read_text(errors="replace")
+    app, tenant, azurite = int(str(info["app"])), int(str(info["tenant"])), int(str(info["azurite"]))
+    ports = [app, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
+    assert [port for port in ports if not port_is_free(port)] == []
