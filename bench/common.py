@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from devhost.azurite import Azurite  # noqa: E402
 from tests.support.ports import free_port_range  # noqa: E402
-from tests.support.tenant import LocalTenant, start_tenant  # noqa: E402
+from tests.support.tenant import LocalTenant, trusted_tenant  # noqa: E402
 
 
 def machine() -> dict[str, Any]:
@@ -98,17 +98,8 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
 def local_tenant(workdir: Path, users: int) -> Iterator[LocalTenant]:
     """A local tenant trusted by this process (its CA bundle in REQUESTS_CA_BUNDLE/SSL_CERT_FILE)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    tenant = start_tenant(workdir, users=users)
-    previous = tenant.trust()
-    try:
+    with trusted_tenant(workdir, users=users) as tenant:
         yield tenant
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        tenant.stop()
 
 
 def token_requests(entries: list[dict[str, Any]], client_id: str | None = None) -> list[dict[str, Any]]:

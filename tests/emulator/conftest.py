@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.tenant import LocalTenant, start_tenant
+from tests.support.tenant import LocalTenant, trusted_tenant
 
 
 @pytest.fixture(scope="session")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTenant]:
-    t = start_tenant(Path(tmp_path_factory.mktemp("tenant")), users=60)
-    previous = t.trust()
-    try:
+    with trusted_tenant(Path(tmp_path_factory.mktemp("tenant")), users=60) as t:
         yield t
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        t.stop()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from tests.support.apphost import (
     start_app_host,
     tenant_session,
 )
-from tests.support.tenant import LocalTenant, start_tenant
+from tests.support.tenant import LocalTenant, start_tenant, trusted_tenant
 
 SESSION_USERS = 250
 
@@ -111,18 +111,9 @@ def record_tenant_secrets(tenant: LocalTenant, evidence: Evidence) -> None:
 
 @pytest.fixture(scope="session")
 def local_tenant(tmp_path_factory: pytest.TempPathFactory, evidence: Evidence) -> Iterator[LocalTenant]:
-    tenant = start_tenant(tmp_path_factory.mktemp("tenant"), users=SESSION_USERS)
-    previous = tenant.trust()
-    try:
+    with trusted_tenant(tmp_path_factory.mktemp("tenant"), users=SESSION_USERS) as tenant:
         record_tenant_secrets(tenant, evidence)
         yield tenant
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        tenant.stop()
 
 
 @pytest.fixture

@@ -29,27 +29,13 @@ import jwt
 import msal
 import requests
 
+# APP_KEYS (the app's settings taken from the tenant's env file) and FORCED_ENV (also exported to the
+# host's environment) are one list, shared with `make run`.
+from scripts.run_local import APP_KEYS, FORCED_ENV
 from tests.devhost.fixtures import DevHostProcess, start_devhost
 from tests.support.tenant import LocalTenant
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: The app's own settings, copied from the tenant's env file (same list as scripts/run_local.py).
-APP_KEYS = (
-    "ENTRA_TENANT_ID",
-    "ENTRA_CLIENT_ID",
-    "ENTRA_AUTHORITY_HOST",
-    "KEY_VAULT_URL",
-    "ENTRA_CREDENTIAL_NAME",
-    "GRAPH_ENDPOINT",
-    "SHAREPOINT_SITE_URL",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-)
-#: Also exported in the host's process environment (environment beats local.settings.json).
-FORCED_ENV = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER")
 
 USERS_ROLE = "Users.Read.All"
 CERTIFICATE_PFX = "graph-functions-certificate"

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,19 @@ def start_tenant(
     tenant.startup_seconds = time.perf_counter() - started
     tenant.env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     return tenant
+
+
+@contextmanager
+def trusted_tenant(tmp: Path, users: int = 60, **kwargs: Any) -> Iterator[LocalTenant]:
+    """A running local tenant trusted by this process for the duration (CA variables restored after)."""
+    tenant = start_tenant(tmp, users=users, **kwargs)
+    previous = tenant.trust()
+    try:
+        yield tenant
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        tenant.stop()
