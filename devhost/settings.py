@@ -97,13 +97,15 @@ def apply_values(values: Mapping[str, str], environ: MutableMapping[str, str] | 
     """Copy app settings into the environment; existing variables win.
 
     Returns the names that were skipped because the environment already had
-    them. Values are never logged, only names.
+    them with a different value (the same value is no conflict worth a
+    warning). Values are never logged, only names.
     """
     target = os.environ if environ is None else environ
     skipped = []
     for name, value in values.items():
         if name in target:
-            skipped.append(name)
+            if target[name] != value:
+                skipped.append(name)
             continue
         target[name] = value
     # Core Tools always runs the host as Development unless told otherwise.

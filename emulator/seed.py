@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import unicodedata
 from dataclasses import dataclass
 
 from emulator.config import EmulatorConfig
@@ -162,6 +163,16 @@ def user_password(seed: int, index: int) -> str:
     return "Pw!" + hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).hexdigest()
 
 
+#: Letters NFKD does not decompose into an ASCII base letter.
+_ASCII_FOLD = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "ı": "i", "đ": "d", "ß": "ss"})
+
+
+def _ascii(name: str) -> str:
+    """Mail-safe form of a name as admins type it: accents dropped (Émile → emile), others removed."""
+    decomposed = unicodedata.normalize("NFKD", name.translate(_ASCII_FOLD))
+    return decomposed.encode("ascii", "ignore").decode().lower()
+
+
 def build_directory(
     config: EmulatorConfig, now: dt.datetime | None = None
 ) -> tuple[Directory, SeededIdentities]:
@@ -263,8 +274,8 @@ def build_directory(
     used = {u.user_principal_name for u in directory.users}
     for i in range(len(directory.users), config.users):
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        ascii_first = first.encode("ascii", "ignore").decode().lower() or "user"
-        ascii_last = last.encode("ascii", "ignore").decode().lower().replace("'", "") or "x"
+        ascii_first = _ascii(first) or "user"
+        ascii_last = _ascii(last).replace("'", "") or "x"
         upn = f"{ascii_first}.{ascii_last}@{domain}"
         if upn in used:
             upn = f"{ascii_first}.{ascii_last}{i}@{domain}"

@@ -74,9 +74,9 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_wins_over_local_settings() -> None:
-    environ = {"EXISTING": "from-env"}
-    skipped = apply_values({"EXISTING": "from-file", "NEW": "from-file"}, environ)
-    assert skipped == ["EXISTING"]
+    environ = {"EXISTING": "from-env", "SAME": "same"}
+    skipped = apply_values({"EXISTING": "from-file", "NEW": "from-file", "SAME": "same"}, environ)
+    assert skipped == ["EXISTING"]  # an equal value is no conflict: nothing to warn about
     assert environ["EXISTING"] == "from-env"
     assert environ["NEW"] == "from-file"
     assert environ["AZURE_FUNCTIONS_ENVIRONMENT"] == "Development"
