@@ -8,7 +8,6 @@ exactly the situation a resource server meets when it sees an unknown ``kid`` an
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 import os
@@ -17,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from emulator.x509util import self_signed_rsa
 
 
 def b64url(data: bytes, pad: bool = False) -> str:
@@ -57,19 +56,7 @@ class SigningKey:
 
 
 def _new_key() -> SigningKey:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.local-tenant")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1825))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = self_signed_rsa("accounts.local-tenant", days=1825)
     der = cert.public_bytes(serialization.Encoding.DER)
     # Entra's kid equals the x5t of the key's certificate.
     kid = b64url(hashlib.sha1(der).digest())  # noqa: S324
