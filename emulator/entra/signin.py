@@ -23,10 +23,16 @@ from emulator.entra.token import find_user
 from emulator.state import EmulatorState
 
 
+def _own_origins(state: EmulatorState) -> set[str]:
+    """Where the sign-in pages are served: the authority host and its ``localhost`` alias (named by the
+    server certificate and by instance discovery). A page loaded from either posts back to that origin."""
+    return {host(state), f"https://localhost:{state.config.port_of('login')}"}
+
+
 def _flow(state: EmulatorState, request: Request, form: dict[str, str], stage: str) -> Flow | Response:
     origin = request.headers.get("origin")
     # "null" is what browsers send from privacy-restricted contexts; the flow id remains the CSRF token.
-    if origin is not None and origin != "null" and origin.rstrip("/") != host(state):
+    if origin is not None and origin != "null" and origin.rstrip("/") not in _own_origins(state):
         return error_page(
             90023, "The request was not sent by this sign-in page (cross-site form post).", status=403
         )

@@ -234,6 +234,20 @@ def test_stale_flow_and_cross_site_post(tenant: LocalTenant) -> None:
         timeout=30,
     )
     assert cross.status_code == 403
+    # The localhost alias of the login origin is the same page (tests/browser signs in there); another
+    # port on localhost (the Graph origin) is not.
+    for origin, status in (
+        (f"https://localhost:{tenant.port}", 200),
+        (f"https://localhost:{tenant.port + 1}", 403),
+    ):
+        answer = browser.session.post(
+            login,
+            data={"flow": flow_id, "username": "a@b.c", "password": "x"},
+            headers={"Origin": origin},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert answer.status_code == status, (origin, answer.status_code)
 
 
 def test_error_pages_never_redirect(tenant: LocalTenant) -> None:
