@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install check-chromium
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -26,9 +28,17 @@ $(NODE_STAMP): package.json package-lock.json
 run: install
 	$(PY) -m scripts.run_local
 
-## Every check CI runs: lint, types, and all tests (unit, devhost, local tenant, integration, fuzz).
-test: install lint typecheck
+## Every check CI runs: lint, types, and all tests (unit, devhost, local tenant, browser, integration, fuzz).
+test: check-chromium install lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## tests/browser drive Debian's Chromium: installed when missing (as root); otherwise `make test` fails
+## with the command to run (the browser tests are never skipped).
+check-chromium:
+	@test -x $(CHROMIUM) || { echo "make test: installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| { echo "make test: Chromium is missing at $(CHROMIUM) and could not be installed." \
+		"Install the Debian package: apt-get install chromium" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
