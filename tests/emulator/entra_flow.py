@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
+import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -137,6 +138,17 @@ def app_certificate(tenant: LocalTenant) -> AppCert:
     ).decode()
     sha1 = hashlib.sha1(der).hexdigest()  # noqa: S324 - certificate thumbprints are SHA-1
     return AppCert(key_pem, cert.public_bytes(serialization.Encoding.PEM).decode(), sha1, der)
+
+
+def graph_functions_app(tenant: LocalTenant) -> msal.ConfidentialClientApplication:
+    """Graph Functions as a web app, authenticating with its certificate (its secret lives in the vault)."""
+    cert = app_certificate(tenant)
+    return msal.ConfidentialClientApplication(
+        tenant.env["ENTRA_CLIENT_ID"],
+        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        authority=tenant.authority,
+        instance_discovery=False,
+    )
 
 
 def assertion(

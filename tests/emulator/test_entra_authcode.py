@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import msal
 import pytest
 import requests
 
@@ -13,10 +12,10 @@ from tests.emulator.entra_flow import (
     JWT_BEARER,
     REDIRECT,
     Browser,
-    app_certificate,
     assert_aadsts,
     assertion,
     claims,
+    graph_functions_app,
     params_of,
     parse_page,
     pkce_pair,
@@ -26,17 +25,6 @@ from tests.emulator.entra_flow import (
 from tests.support.tenant import LocalTenant
 
 
-def graph_functions(tenant: LocalTenant) -> msal.ConfidentialClientApplication:
-    """Graph Functions as a web app, authenticating with its certificate (its secret lives in the vault)."""
-    cert = app_certificate(tenant)
-    return msal.ConfidentialClientApplication(
-        tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
-        authority=tenant.authority,
-        instance_discovery=False,
-    )
-
-
 def sign_in_to(browser: Browser, auth_uri: str, username: str, password: str) -> requests.Response:
     page = browser.get(auth_uri)
     assert page.status_code == 200 and "signin" in parse_page(page.text).ids, page.text[:300]
@@ -44,7 +32,7 @@ def sign_in_to(browser: Browser, auth_uri: str, username: str, password: str) ->
 
 
 def test_msal_auth_code_flow_with_pkce_consent_and_nonce(fresh: LocalTenant) -> None:
-    app = graph_functions(fresh)
+    app = graph_functions_app(fresh)
     flow = app.initiate_auth_code_flow(["User.Read", "Mail.Read"], redirect_uri=REDIRECT)
     browser = Browser.open(fresh)
     consent_page = sign_in_to(
@@ -77,7 +65,7 @@ def test_msal_auth_code_flow_with_pkce_consent_and_nonce(fresh: LocalTenant) -> 
 
 
 def test_form_post_and_fragment_modes(tenant: LocalTenant) -> None:
-    app = graph_functions(tenant)
+    app = graph_functions_app(tenant)
     flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT, response_mode="form_post")
     browser = Browser.open(tenant)
     page = sign_in_to(

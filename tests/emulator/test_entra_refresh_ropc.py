@@ -10,29 +10,19 @@ from tests.emulator.entra_flow import (
     JWT_BEARER,
     REDIRECT,
     Browser,
-    app_certificate,
     assert_aadsts,
     assertion,
     claims,
+    graph_functions_app,
     params_of,
     token_post,
 )
 from tests.support.tenant import LocalTenant
 
 
-def web_app(tenant: LocalTenant) -> msal.ConfidentialClientApplication:
-    cert = app_certificate(tenant)
-    return msal.ConfidentialClientApplication(
-        tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
-        authority=tenant.authority,
-        instance_discovery=False,
-    )
-
-
 def signed_in(tenant: LocalTenant, scopes: list[str]) -> tuple[msal.ConfidentialClientApplication, dict]:
     """The member signed in through the browser flow (consent already given by the seed for User.Read)."""
-    app = web_app(tenant)
+    app = graph_functions_app(tenant)
     flow = app.initiate_auth_code_flow(scopes, redirect_uri=REDIRECT)
     browser = Browser.open(tenant)
     page = browser.get(flow["auth_uri"])
