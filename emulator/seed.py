@@ -11,6 +11,7 @@ import hashlib
 import random
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from emulator.config import EmulatorConfig
 from emulator.directory import UTC, AppRoleAssignment, Directory, Group, User
@@ -173,6 +174,44 @@ def _ascii(name: str) -> str:
     return decomposed.encode("ascii", "ignore").decode().lower()
 
 
+#: The named accounts, in this order: the demo admin, the demo member, then one of each special case.
+#: ``{d}`` is the tenant domain. Fields: upn, display name, given name, surname, mail, job title,
+#: department, enabled, user type, age in days, has mailbox, office, is admin.
+NAMED_USERS: tuple[tuple[Any, ...], ...] = (
+    ("admin@{d}", "Alex Admin", "Alex", "Admin", "admin@{d}", "IT Administrator", "IT",
+     True, "Member", 1500, True, "Paris", True),
+    ("member@{d}", "Morgan Member", "Morgan", "Member", "member@{d}", "Analyst", "Finance",
+     True, "Member", 400, True, "Lyon", False),
+    ("guest.partner_fabrikam.com#EXT#@{d}", "Gabriel Guest (Fabrikam)", "Gabriel", "Guest",
+     "guest.partner@fabrikam.com", None, None, True, "Guest", 90, False, None, False),
+    ("disabled@{d}", "Dana Disabled", "Dana", "Disabled", "disabled@{d}", "Former Employee", "Sales",
+     False, "Member", 900, True, None, False),
+    ("nolicense@{d}", "Noel No-License", "Noel", "No-License", None, "Contractor", "Operations",
+     True, "Member", 60, False, None, False),
+)  # fmt: skip
+
+
+def _named_user(spec: tuple[Any, ...], domain: str, now: dt.datetime, rng: random.Random) -> User:
+    upn, name, given, surname, mail, title, dept, enabled, kind, age, mailbox, office, admin = spec
+    return User(
+        id=_uuid(rng),
+        user_principal_name=upn.format(d=domain),
+        display_name=name,
+        given_name=given,
+        surname=surname,
+        mail=mail.format(d=domain) if mail else None,
+        job_title=title,
+        department=dept,
+        account_enabled=enabled,
+        user_type=kind,
+        created=now - dt.timedelta(days=age),
+        password=_password(rng),
+        has_mailbox=mailbox,
+        office_location=office,
+        is_admin=admin,
+    )
+
+
 def build_directory(
     config: EmulatorConfig, now: dt.datetime | None = None
 ) -> tuple[Directory, SeededIdentities]:
@@ -189,87 +228,9 @@ def build_directory(
 
     # --- Users --------------------------------------------------------------------------------
     span = 5 * 365 * 24 * 3600
-    admin = User(
-        id=_uuid(rng),
-        user_principal_name=f"admin@{domain}",
-        display_name="Alex Admin",
-        given_name="Alex",
-        surname="Admin",
-        mail=f"admin@{domain}",
-        job_title="IT Administrator",
-        department="IT",
-        account_enabled=True,
-        user_type="Member",
-        created=now - dt.timedelta(days=1500),
-        password=_password(rng),
-        has_mailbox=True,
-        office_location="Paris",
-        is_admin=True,
-    )
-    member = User(
-        id=_uuid(rng),
-        user_principal_name=f"member@{domain}",
-        display_name="Morgan Member",
-        given_name="Morgan",
-        surname="Member",
-        mail=f"member@{domain}",
-        job_title="Analyst",
-        department="Finance",
-        account_enabled=True,
-        user_type="Member",
-        created=now - dt.timedelta(days=400),
-        password=_password(rng),
-        has_mailbox=True,
-        office_location="Lyon",
-    )
-    specials = [
-        User(
-            id=_uuid(rng),
-            user_principal_name=f"guest.partner_fabrikam.com#EXT#@{domain}",
-            display_name="Gabriel Guest (Fabrikam)",
-            given_name="Gabriel",
-            surname="Guest",
-            mail="guest.partner@fabrikam.com",
-            job_title=None,
-            department=None,
-            account_enabled=True,
-            user_type="Guest",
-            created=now - dt.timedelta(days=90),
-            password=_password(rng),
-            has_mailbox=False,
-        ),
-        User(
-            id=_uuid(rng),
-            user_principal_name=f"disabled@{domain}",
-            display_name="Dana Disabled",
-            given_name="Dana",
-            surname="Disabled",
-            mail=f"disabled@{domain}",
-            job_title="Former Employee",
-            department="Sales",
-            account_enabled=False,
-            user_type="Member",
-            created=now - dt.timedelta(days=900),
-            password=_password(rng),
-            has_mailbox=True,
-        ),
-        User(
-            id=_uuid(rng),
-            user_principal_name=f"nolicense@{domain}",
-            display_name="Noel No-License",
-            given_name="Noel",
-            surname="No-License",
-            mail=None,
-            job_title="Contractor",
-            department="Operations",
-            account_enabled=True,
-            user_type="Member",
-            created=now - dt.timedelta(days=60),
-            password=_password(rng),
-            has_mailbox=False,
-        ),
-    ]
-    for u in [admin, member, *specials][: max(config.users, 2)]:
+    named = [_named_user(spec, domain, now, rng) for spec in NAMED_USERS]
+    admin, member = named[0], named[1]
+    for u in named[: max(config.users, 2)]:
         directory.add_user(u)
     used = {u.user_principal_name for u in directory.users}
     for i in range(len(directory.users), config.users):
