@@ -8,6 +8,7 @@ origin. For a tenant id or the verified domain, endpoints and issuer name the te
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -143,21 +144,20 @@ def routes(state: EmulatorState) -> list[Route]:
         except EntraError as rejected:
             return rejected.response
 
-    async def keys_v2(request: Request) -> Response:
+    def jwks(request: Request, issuer: Callable[[str], str]) -> Response:
+        """The published keys naming the issuer of their version (``{tenantid}`` for multi-tenant names)."""
         try:
             tenant = _tenant(state, request) if "tenant" in request.path_params else None
         except EntraError as rejected:
             return rejected.response
         tid = tenant.tenant_id if tenant is not None and tenant.kind == "tenant" else "{tenantid}"
-        return _json(state.keys.jwks(f"{host(state)}/{tid}/v2.0"))
+        return _json(state.keys.jwks(issuer(tid)))
+
+    async def keys_v2(request: Request) -> Response:
+        return jwks(request, lambda tid: f"{host(state)}/{tid}/v2.0")
 
     async def keys_v1(request: Request) -> Response:
-        try:
-            tenant = _tenant(state, request) if "tenant" in request.path_params else None
-        except EntraError as rejected:
-            return rejected.response
-        tid = tenant.tenant_id if tenant is not None and tenant.kind == "tenant" else "{tenantid}"
-        return _json(state.keys.jwks(f"https://sts.windows.net/{tid}/"))
+        return jwks(request, lambda tid: f"https://sts.windows.net/{tid}/")
 
     async def instance(request: Request) -> Response:
         endpoint = request.query_params.get("authorization_endpoint")
