@@ -1,7 +1,7 @@
 """The control and observation API, under ``/_emulator`` on every origin (documented in README.md).
 
 Core routes live here; each service adds its own by exposing ``control_routes(state)`` in its package
-(``emulator.entra.control``, ``emulator.graph.control``, ``emulator.vault_control``...), collected below.
+(``emulator.entra.control``, ``emulator.graph.control``, ``emulator.vault.control``...), collected below.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from emulator.envfile import env_values
 from emulator.observe import FaultRule
 from emulator.state import EmulatorState
 
-SERVICE_CONTROL_MODULES = ("emulator.entra.control", "emulator.graph.control", "emulator.vault_control")
+SERVICE_CONTROL_MODULES = ("emulator.entra.control", "emulator.graph.control", "emulator.vault.control")
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emulator.seed import CERTIFICATE_NAME, SECRET_NAME
+from emulator.directory.seed import CERTIFICATE_NAME, SECRET_NAME
 from emulator.state import EmulatorState
 
 

@@ -67,15 +67,18 @@ class PortDispatch:
 
 def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
     """The ASGI app of each service, wrapped in the observation middleware."""
-    from emulator import control, identity, sharepoint, vault
+    from emulator import control
     from emulator.entra import build_app as build_entra
     from emulator.graph import build_app as build_graph
+    from emulator.managed_identity import build_app as build_identity
+    from emulator.sharepoint import build_app as build_sharepoint
+    from emulator.vault import build_app as build_vault
 
     builders: dict[str, Callable[[EmulatorState], ASGIApp]] = {
         "graph": build_graph,
-        "vault": vault.build_app,
-        "sharepoint": sharepoint.build_app,
-        "identity": identity.build_app,
+        "vault": build_vault,
+        "sharepoint": build_sharepoint,
+        "identity": build_identity,
     }
     apps: dict[str, ASGIApp] = {
         "login": Starlette(

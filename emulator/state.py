@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.appcert import AppCertificate, load_or_create
 from emulator.config import PRODUCTION_SANS, EmulatorConfig
-from emulator.directory import UTC, ClientCertificate, Directory, Mailbox, User
-from emulator.keys import KeyRing
-from emulator.observe import Observatory
-from emulator.seed import (
+from emulator.directory.model import UTC, ClientCertificate, Directory, Mailbox, User
+from emulator.directory.seed import (
     CERTIFICATE_NAME,
     CERTIFICATE_PEM_NAME,
     SECRET_NAME,
@@ -28,9 +25,12 @@ from emulator.seed import (
     build_directory,
     build_mailbox,
 )
-from emulator.tls import TlsMaterial, ensure_tls
-from emulator.tokens import TokenService
-from emulator.vaultstore import VaultStore
+from emulator.observe import Observatory
+from emulator.pki.app_certificate import AppCertificate, load_or_create
+from emulator.pki.signing_keys import KeyRing
+from emulator.pki.tls import TlsMaterial, ensure_tls
+from emulator.token_service import TokenService
+from emulator.vault.store import VaultStore
 
 
 def _identity_header(state_dir: Path) -> str:

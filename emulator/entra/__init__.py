@@ -2,9 +2,10 @@
 
 Modules: :mod:`discovery` (OpenID metadata, JWKS, instance discovery, user realm), :mod:`authorize`
 (authorization code flow), :mod:`signin` + :mod:`flows` (sign-in and consent pages), :mod:`adminconsent`,
-:mod:`logout`, :mod:`token` (grants) with :mod:`clients` + :mod:`assertions` (client authentication),
-:mod:`scopes` (scope → resource), :mod:`grants` (consent, codes, refresh tokens), :mod:`issue` (token
-responses), :mod:`session` (SSO cookie), :mod:`pages` (templates), :mod:`control` (control API).
+:mod:`logout`, :mod:`token_endpoint` (grants) with :mod:`clients` + :mod:`assertions` (client authentication),
+:mod:`scopes` (scope → resource), :mod:`grants` (consent, codes, refresh tokens),
+:mod:`token_responses` (token responses), :mod:`session` (SSO cookie), :mod:`pages` (templates),
+:mod:`control` (control API).
 Documented in ``emulator/docs/entra.md``.
 """
 
@@ -16,7 +17,7 @@ from emulator.state import EmulatorState
 
 
 def build_app(state: EmulatorState) -> Starlette:
-    from emulator.entra import adminconsent, authorize, discovery, logout, signin, token
+    from emulator.entra import adminconsent, authorize, discovery, logout, signin, token_endpoint
     from emulator.entra.store import install
 
     install(state)
@@ -24,7 +25,7 @@ def build_app(state: EmulatorState) -> Starlette:
         *discovery.routes(state),
         *authorize.routes(state),
         *signin.routes(state),
-        *token.routes(state),
+        *token_endpoint.routes(state),
         *adminconsent.routes(state),
         *logout.routes(state),
     ]

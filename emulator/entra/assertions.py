@@ -13,11 +13,11 @@ from typing import Any
 import jwt
 from cryptography import x509
 
-from emulator.directory import UTC, Application, ClientCertificate
+from emulator.directory.model import UTC, Application, ClientCertificate
 from emulator.entra.context import EntraError, Tenant, fail, token_endpoint_audiences
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState
-from emulator.tokens import TokenRejected
+from emulator.token_service import TokenRejected
 
 CERT_DOC = (
     "Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/"

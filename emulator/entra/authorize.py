@@ -12,14 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator.common import form_fields
-from emulator.directory import Application, User
+from emulator.directory.model import Application, User
 from emulator.entra import session
 from emulator.entra.context import EntraError, attribute, find_app, resolve_tenant, unknown_tenant_message
 from emulator.entra.flows import drop, finish_authorize, new_flow, proceed, render_signin, unknown_client_page
 from emulator.entra.grants import missing_consent
 from emulator.entra.pages import error_page, error_redirect
 from emulator.entra.scopes import ScopeError, parse
+from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
 
 RESPONSE_MODES = ("query", "fragment", "form_post")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from emulator.common import basic_credentials
-from emulator.directory import UTC, Application
+from emulator.directory.model import UTC, Application
 from emulator.entra.assertions import is_federated, verify_certificate_assertion, verify_federated_assertion
 from emulator.entra.context import JWT_BEARER, EntraError, Tenant, fail, find_app, missing_parameter
+from emulator.request_parsing import basic_credentials
 from emulator.state import EmulatorState
 
 

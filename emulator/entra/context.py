@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from emulator.directory import Application
+from emulator.directory.model import Application
 from emulator.errors import aadsts
 from emulator.state import EmulatorState
 

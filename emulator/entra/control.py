@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.directory import UTC, Application, ClientSecret, iso
+from emulator.directory.model import UTC, Application, ClientSecret, iso
 from emulator.entra.context import find_app
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState

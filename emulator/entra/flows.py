@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory import Application, User
+from emulator.directory.model import Application, User
 from emulator.entra.grants import (
     UNCONFIGURED,
     AdminGrant,

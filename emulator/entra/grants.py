@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from emulator.config import GRAPH_APP_ID
-from emulator.directory import Application, AppRoleAssignment, Directory, User
+from emulator.directory.model import Application, AppRoleAssignment, Directory, User
 from emulator.entra.context import auth_code_lifetime, refresh_token_lifetime
 from emulator.entra.scopes import ResourceScopes, ScopeRequest
 from emulator.entra.store import AuthCode, Flow, RefreshGrant, get_store, new_id

@@ -13,10 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator.common import form_fields
 from emulator.entra import session
 from emulator.entra.context import attribute, find_app, resolve_tenant, unknown_tenant_message
 from emulator.entra.pages import error_page, render, respond
+from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from emulator.config import GRAPH_APP_ID, SHAREPOINT_APP_ID
-from emulator.directory import Application, Directory
+from emulator.directory.model import Application, Directory
 
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 

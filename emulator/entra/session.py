@@ -13,7 +13,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from emulator.directory import User
+from emulator.directory.model import User
 from emulator.entra.store import SESSION_MAX_AGE, Session, get_store, new_id
 from emulator.state import EmulatorState
 

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator.common import form_fields
 from emulator.entra import session
 from emulator.entra.context import attribute, host
 from emulator.entra.flows import accept, decline, drop, proceed, render_signin, stale_flow_page
 from emulator.entra.pages import error_page
 from emulator.entra.store import Flow, get_store
-from emulator.entra.token import find_user
+from emulator.entra.token_endpoint import find_user
+from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
 
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from emulator.common import bearer_token
 from emulator.config import GRAPH_APP_ID, GRAPH_CLOUD_AUDIENCE
-from emulator.directory import User
+from emulator.directory.model import User
 from emulator.graph.http import GraphError
+from emulator.request_parsing import bearer_token
 from emulator.state import EmulatorState
-from emulator.tokens import TokenRejected
+from emulator.token_service import TokenRejected
 
 # --- permission sets (any one grants the operation) ----------------------------------------------
 USER_READ_ALL = frozenset(

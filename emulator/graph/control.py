@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from emulator.directory import UTC, Message, Recipient, User
+from emulator.directory.model import UTC, Message, Recipient, User
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory import Group, iso
+from emulator.directory.model import Group, iso
 from emulator.graph.auth import GROUP_READ, USER_READ_ALL, require
 from emulator.graph.collection import list_directory
 from emulator.graph.entity import EntitySchema

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory import Mailbox, MailFolder, Message
+from emulator.directory.model import Mailbox, MailFolder, Message
 from emulator.graph.filters import Compiler, Field, FilterPolicy
 from emulator.graph.http import Ctx, GraphError, json_response
 from emulator.graph.mailbox import html_to_text, open_mailbox, preferred_body_type, text_to_html

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import ClassVar
 
-from emulator.directory import Mailbox, User
+from emulator.directory.model import Mailbox, User
 from emulator.graph.auth import mail_read_level, require_me, require_send
 from emulator.graph.http import Ctx, GraphError
 from emulator.graph.store import graph_store

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from emulator.directory import User
+from emulator.directory.model import User
 from emulator.graph.auth import authenticate, require_me
 from emulator.graph.http import Ctx, GraphError, render_error
 from emulator.graph.query import system_options

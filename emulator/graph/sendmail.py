@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory import UTC, Mailbox, Message, Recipient, User
+from emulator.directory.model import UTC, Mailbox, Message, Recipient, User
 from emulator.graph.http import Ctx, GraphError, read_json
 from emulator.graph.mailbox import open_mailbox
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory import User, iso
+from emulator.directory.model import User, iso
 from emulator.graph.auth import DIRECTORY_DENIED, USER_READ_SELF, user_read_level
 from emulator.graph.collection import count_directory, list_directory
 from emulator.graph.entity import EntitySchema

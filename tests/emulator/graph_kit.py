@@ -1,7 +1,7 @@
 """Helpers of the Graph emulator tests.
 
 * :class:`InProcess` drives ``emulator.graph.build_app(state)`` directly over ASGI (no sockets): fast handler
-  tests with tokens minted by the state's own :class:`~emulator.tokens.TokenService`.
+  tests with tokens minted by the state's own :class:`~emulator.token_service.TokenService`.
 * :func:`mint` signs a Graph access token for a running tenant with the tenant's own signing key (read from
   its state dir), so end-to-end tests can exercise any permission set over the real socket; tokens from the
   real token endpoint (msal) are used where the permission set of a seeded app fits.
@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 import jwt
 
 from emulator.config import GRAPH_APP_ID, EmulatorConfig
-from emulator.directory import User
-from emulator.keys import KeyRing
+from emulator.directory.model import User
+from emulator.pki.signing_keys import KeyRing
 from emulator.state import EmulatorState
 from tests.support.tenant import LocalTenant
 

@@ -1,7 +1,8 @@
 """Federated identity credentials: a managed-identity token of this tenant (audience
 ``api://AzureADTokenExchange``, from the identity endpoint) as Graph Functions' client assertion.
 
-Depends on the managed-identity endpoint (``emulator/identity.py``) being served on ``IDENTITY_ENDPOINT``.
+Depends on the managed-identity endpoint (``emulator/managed_identity/endpoint.py``) being served on
+``IDENTITY_ENDPOINT``.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from emulator.config import GRAPH_APP_ID, EmulatorConfig
+from emulator.directory.seed import build_directory
 from emulator.entra.grants import UNCONFIGURED, missing_consent
 from emulator.entra.scopes import ScopeError, admin_only, parse
 from emulator.entra.store import SESSION_MAX_AGE, AuthCode, EntraStore, Session
-from emulator.seed import build_directory
 
 CONFIG = EmulatorConfig(port=9443, users=10)
 DIRECTORY, IDS = build_directory(CONFIG)

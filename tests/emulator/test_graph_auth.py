@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from emulator.config import GRAPH_APP_ID, GRAPH_CLOUD_AUDIENCE, VAULT_AUDIENCE
-from emulator.keys import _new_key
+from emulator.pki.signing_keys import _new_key
 from tests.emulator.graph_kit import InProcess, assert_graph_error
 
 WWW = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.directory import Group
+from emulator.directory.model import Group
 from tests.emulator.graph_kit import InProcess, assert_graph_error
 
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from emulator.directory import Message, iso
+from emulator.directory.model import Message, iso
 from emulator.graph.mailbox import html_to_text
 from tests.emulator.graph_kit import InProcess, assert_graph_error
 

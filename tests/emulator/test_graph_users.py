@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from emulator.directory import User, iso
+from emulator.directory.model import User, iso
 from tests.emulator.graph_kit import InProcess, assert_graph_error
 
 DEFAULT_PROPS = [

@@ -13,7 +13,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-from emulator.identity import subscription_id
+from emulator.managed_identity.endpoint import subscription_id
 from tests.support.tenant import LocalTenant
 
 #: Variables that would make azure-identity pick another credential or another managed-identity source.

@@ -13,9 +13,10 @@ from typing import Any
 import jwt
 import pytest
 
-from emulator import sharepoint, sharepoint_people
 from emulator.config import GRAPH_APP_ID, SHAREPOINT_APP_ID, EmulatorConfig
-from emulator.directory import User
+from emulator.directory.model import User
+from emulator.sharepoint import api as sharepoint
+from emulator.sharepoint import people as sharepoint_people
 from emulator.state import EmulatorState
 from tests.support.asgi import AsgiResponse, call
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from emulator import control, vault
+from emulator import control
 from emulator.config import GRAPH_APP_ID, VAULT_AUDIENCE, EmulatorConfig
-from emulator.seed import VAULT_APP_ID
+from emulator.directory.seed import VAULT_APP_ID
 from emulator.state import EmulatorState
+from emulator.vault import api as vault
 from tests.support.asgi import AsgiResponse, call
 
 

@@ -23,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from emulator.common import bearer_token
 from emulator.config import VAULT_AUDIENCE
+from emulator.directory.seed import VAULT_APP_ID
 from emulator.errors import vault_error
-from emulator.seed import VAULT_APP_ID
+from emulator.request_parsing import bearer_token
 from emulator.state import EmulatorState
-from emulator.tokens import TokenRejected
-from emulator.vault_model import (
+from emulator.token_service import TokenRejected
+from emulator.vault.store import SecretVersion
+from emulator.vault.wire import (
     NAME_RE,
     PEM,
     PFX,
@@ -42,7 +43,6 @@ from emulator.vault_model import (
     secret_bundle,
     secret_item,
 )
-from emulator.vaultstore import SecretVersion
 
 API_VERSIONS = ("2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01")
 LATEST_API_VERSION = "2026-04-01"

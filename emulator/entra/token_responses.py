@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from emulator.directory import Application, User
+from emulator.directory.model import Application, User
 from emulator.entra.grants import issue_refresh_token
 from emulator.entra.scopes import ResourceScopes, ScopeRequest
 from emulator.state import EmulatorState

@@ -21,14 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator.common import form_fields
-from emulator.directory import UTC, Application, User
+from emulator.directory.model import UTC, Application, User
 from emulator.entra.clients import ClientAuth, authenticate_client, client_id_of
 from emulator.entra.context import EntraError, Tenant, attribute, fail, missing_parameter, require_tenant
 from emulator.entra.grants import missing_consent
-from emulator.entra.issue import app_token_response, user_token_response
 from emulator.entra.scopes import ScopeError, ScopeRequest, parse
 from emulator.entra.store import get_store, new_id
+from emulator.entra.token_responses import app_token_response, user_token_response
+from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
 
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

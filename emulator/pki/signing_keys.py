@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from emulator.x509util import self_signed_rsa
+from emulator.pki.x509 import self_signed_rsa
 
 
 def b64url(data: bytes, pad: bool = False) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.config import EmulatorConfig
-from emulator.directory import UTC, AppRoleAssignment, Directory, Group, User
-from emulator.seed_apps import (  # re-exported: other modules name these through emulator.seed
+from emulator.directory.model import UTC, AppRoleAssignment, Directory, Group, User
+from emulator.directory.seed_apps import (  # re-exported through emulator.directory.seed
     API_ROLES,
     CERTIFICATE_NAME,
     CERTIFICATE_PEM_NAME,
@@ -28,7 +28,7 @@ from emulator.seed_apps import (  # re-exported: other modules name these throug
     _uuid,
     seed_applications,
 )
-from emulator.seed_mail import build_mailbox
+from emulator.directory.seed_mail import build_mailbox
 
 __all__ = [
     "API_ROLES",

@@ -6,7 +6,7 @@ import datetime as dt
 import random
 import uuid
 
-from emulator.directory import UTC, Directory, Mailbox, MailFolder, Message, Recipient, User
+from emulator.directory.model import UTC, Directory, Mailbox, MailFolder, Message, Recipient, User
 
 HOSTILE_SUBJECTS = [
     "<script>alert('subject')</script> Quarterly numbers",

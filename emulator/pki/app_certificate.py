@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from emulator.x509util import pkcs8_pem, self_signed_rsa
+from emulator.pki.x509 import pkcs8_pem, self_signed_rsa
 
 
 @dataclass(frozen=True)

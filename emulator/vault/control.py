@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from emulator.control import json_body
 from emulator.state import EmulatorState
-from emulator.vault_model import NAME_RE
-from emulator.vaultstore import SecretVersion
+from emulator.vault.store import SecretVersion
+from emulator.vault.wire import NAME_RE
 
 #: Secret permissions of a Key Vault access policy.
 SECRET_PERMISSIONS = ("get", "list", "set", "delete", "backup", "restore", "recover", "purge")

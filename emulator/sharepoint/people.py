@@ -1,6 +1,6 @@
 """SharePoint entities of the local tenant: the site user (``SP.User``) and the user profile
-(``SP.UserProfiles.PersonProperties``), as typed :class:`emulator.sharepoint_odata.Entity` values that
-:mod:`emulator.sharepoint_odata` renders in every format."""
+(``SP.UserProfiles.PersonProperties``), as typed :class:`emulator.sharepoint.odata.Entity` values that
+:mod:`emulator.sharepoint.odata` renders in every format."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import uuid
 from urllib.parse import quote
 
 from emulator.config import SHAREPOINT_APP_ID
-from emulator.directory import Directory, User
-from emulator.sharepoint_odata import Complex, Entity, Prop
+from emulator.directory.model import Directory, User
+from emulator.sharepoint.odata import Complex, Entity, Prop
 from emulator.state import EmulatorState
 
 APP_PRINCIPAL_ID = 1073741822

@@ -19,8 +19,8 @@ from typing import Any
 import jwt
 
 from emulator.config import EmulatorConfig
-from emulator.directory import Application, Directory, User
-from emulator.keys import KeyRing
+from emulator.directory.model import Application, Directory, User
+from emulator.pki.signing_keys import KeyRing
 
 
 class TokenRejected(Exception):

@@ -16,7 +16,7 @@ from emulator.config import (
     VAULT_AUDIENCE,
     EmulatorConfig,
 )
-from emulator.directory import (
+from emulator.directory.model import (
     Application,
     AppRole,
     AppRoleAssignment,

@@ -2,8 +2,8 @@
 
 Two resources, under the site and under the root site: ``_api/web/currentuser`` (``SP.User``) and
 ``_api/SP.UserProfiles.PeopleManager/GetMyProperties`` (``SP.UserProfiles.PersonProperties``), in every format
-SharePoint negotiates (see :mod:`emulator.sharepoint_odata`; the entities are built in
-:mod:`emulator.sharepoint_people`). Paths are case-insensitive, as in SharePoint.
+SharePoint negotiates (see :mod:`emulator.sharepoint.odata`; the entities are built in
+:mod:`emulator.sharepoint.people`). Paths are case-insensitive, as in SharePoint.
 
 Authentication as SharePoint Online does it:
 
@@ -31,9 +31,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from emulator.common import bearer_token
 from emulator.config import SHAREPOINT_APP_ID
-from emulator.sharepoint_odata import (
+from emulator.request_parsing import bearer_token
+from emulator.sharepoint.odata import (
     Format,
     NotAcceptableError,
     negotiate,
@@ -41,9 +41,9 @@ from emulator.sharepoint_odata import (
     odata_error,
     render,
 )
-from emulator.sharepoint_people import app_user, person, site_user
+from emulator.sharepoint.people import app_user, person, site_user
 from emulator.state import EmulatorState
-from emulator.tokens import TokenRejected
+from emulator.token_service import TokenRejected
 
 SITE_PATH = "/sites/contoso"
 UNAUTHORIZED = "-2147024891, System.UnauthorizedAccessException"

@@ -1,5 +1,6 @@
 """Key Vault wire shapes: SecretBundle / SecretItem JSON, request-body parsing, paging tokens, and the
-certificate-secret format conversion of ``outContentType``. Pure functions; ``emulator.vault`` serves them."""
+certificate-secret format conversion of ``outContentType``. Pure functions; :mod:`emulator.vault.api`
+serves them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from emulator.vaultstore import SecretVersion
+from emulator.vault.store import SecretVersion
 
 UTC = dt.UTC
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")

@@ -8,8 +8,9 @@ The legacy ``api-version=2017-09-01`` protocol (header ``secret``, parameter ``c
 date string) is served too. Errors have the endpoint's ``{"statusCode", "message", "correlationId"}`` shape.
 
 The function app has two identities: the system-assigned one (used when no id parameter is given) and the
-user-assigned ``id-graph-functions``. Tokens are minted by :class:`emulator.tokens.TokenService` for any
-resource the directory knows (Key Vault, Graph, storage, SharePoint, token exchange, the app's own API). See
+user-assigned ``id-graph-functions``. Tokens are minted by :class:`emulator.token_service.TokenService`
+for any resource the directory knows (Key Vault, Graph, storage, SharePoint, token exchange, the app's own
+API). See
 ``emulator/docs/vault-identity-sharepoint.md`` for the documented and the inferred behaviour.
 """
 
@@ -26,9 +27,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from emulator.config import TOKEN_EXCHANGE_AUDIENCE
-from emulator.directory import Application
+from emulator.directory.model import Application
+from emulator.directory.seed import TOKEN_EXCHANGE_APP_ID
 from emulator.errors import identity_error
-from emulator.seed import TOKEN_EXCHANGE_APP_ID
 from emulator.state import EmulatorState
 
 API_VERSION = "2019-08-01"
