@@ -13,13 +13,14 @@ import re
 import uuid
 from collections.abc import Iterator
 
+from shared.patterns import is_guid
+
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "graph_functions_request_id", default=None
 )
 
 # A "sane" incoming id: short, printable, no separators that could forge log lines or headers.
 _SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def choose_request_id(*candidates: str | None) -> str:
@@ -38,7 +39,7 @@ def current_request_id() -> str | None:
 def correlation_guid() -> str:
     """A GUID to send as Graph's ``client-request-id``: the request id when it is a GUID, else a new one."""
     rid = _request_id.get()
-    return rid if rid and _GUID.fullmatch(rid) else str(uuid.uuid4())
+    return rid if rid and is_guid(rid) else str(uuid.uuid4())
 
 
 @contextlib.contextmanager

@@ -85,6 +85,12 @@ class BadRequest(GraphFunctionsError):
     default_code = "invalid_parameter"
 
 
+class InvalidCursor(BadRequest):
+    """A ``cursor`` that is not an unchanged ``nextCursor`` of ours, or names a page Graph no longer has."""
+
+    default_code = "invalid_cursor"
+
+
 def _challenge(error: str | None, description: str | None) -> str:
     """Build an RFC 6750 ``WWW-Authenticate: Bearer`` challenge (quoted-string safe)."""
     params = []

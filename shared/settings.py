@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
+from shared.patterns import is_guid
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
@@ -46,7 +47,6 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
 )
 
 _WHERE = "in local.settings.json (locally) or the Function App's configuration (in Azure)"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Key Vault secret names: 1-127 characters, alphanumerics and dashes.
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
@@ -183,7 +183,7 @@ class _Reader:
             if required:
                 self.problem(f"{name} is missing: set it to {meaning}, a GUID, {_WHERE}")
             return None
-        if not _GUID.fullmatch(value):
+        if not is_guid(value):
             self.problem(
                 f"{name} is not a GUID: set it to {meaning}, e.g. 00000000-0000-0000-0000-000000000000"
             )
