@@ -68,6 +68,9 @@ class ListQuery:
     orderby: str | None
     count: bool
     advanced: bool
+    #: An advanced query (ConsistencyLevel: eventual with $search, $count or $orderby): every page of it
+    #: must carry the header again, since Graph does not carry headers into nextLinks.
+    eventual: bool = False
 
 
 def _read_query(
@@ -84,6 +87,12 @@ def _read_query(
                 "Directory_ExpiredPageToken",
                 "The specified page token value has expired and can no longer be included in your request.",
             )
+        if payload.get("h") and not ctx.advanced_header:
+            # An advanced query's token names the eventual-consistency index: a page requested without
+            # ConsistencyLevel is served from the other index, where the token means nothing.
+            raise GraphError(
+                400, "Request_UnsupportedQuery", "Unable to execute query; invalid page token specified."
+            )
         lq = ListQuery(
             payload["t"],
             payload.get("sel"),
@@ -92,6 +101,7 @@ def _read_query(
             payload.get("o"),
             bool(payload.get("c")),
             bool(payload.get("a")),
+            bool(payload.get("h")),
         )
         return lq, tuple(payload["k"]), False
     if "$skip" in q:
@@ -126,6 +136,7 @@ def _read_query(
         q.get("$orderby"),
         count,
         ctx.advanced_header and count,
+        ctx.advanced_header and ("$search" in q or count or "$orderby" in q),
     )
     return lq, None, True
 
@@ -223,6 +234,7 @@ def list_directory(
                 "o": lq.orderby,
                 "c": lq.count,
                 "a": lq.advanced,
+                "h": lq.eventual,
                 "k": list(sort_key(schema.sort_values[prop](last), last.id)),
             },
         )
