@@ -4,10 +4,17 @@ Request, as the Functions host builds the worker's ``RpcHttp``:
 
 * ``url`` is the full URL including the query string.
 * ``headers``: names are case-insensitive; a header sent several times is one
-  value joined with ``,`` (.NET ``StringValues.ToString()``).
-* ``params``: the query string; a key given several times is one value joined
-  with ``,`` the same way (``?a=1&a=2`` gives ``"1,2"``). ``?flag=`` gives ``""``.
+  value joined with ``,`` (.NET ``StringValues.ToString()``, which skips empty
+  values).
+* ``params``: the query string as ASP.NET Core's ``Request.Query`` holds it:
+  keys compare **case-insensitively** (``?top=1&TOP=2`` is one key, spelled as
+  it first appeared, ``"1,2"``), values are joined like headers, and a key whose
+  joined value is empty is **left out** (``?top=`` and ``?top`` give no ``top``):
+  the host's ``ToRpcHttp`` only copies non-empty values for the Python worker.
 * ``route_params``: values matched by the route template.
+* ``body``: read only when ``Content-Length`` is greater than 0, as in
+  ``ToRpcHttp``; a chunked body (no ``Content-Length``) reaches the function
+  empty, and devhost logs a warning saying so.
 
 Response, as the Python worker encodes ``func.HttpResponse``:
 
@@ -22,6 +29,7 @@ Response, as the Python worker encodes ``func.HttpResponse``:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import azure.functions as func
@@ -38,6 +46,7 @@ __all__ = [
     "to_response",
 ]
 
+_log = logging.getLogger("devhost")
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
@@ -50,8 +59,23 @@ class UnsupportedResultError(TypeError):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    """The body the host forwards: empty unless ``Content-Length`` is above 0.
+
+    Raises ``RequestTooLargeError`` for a declared length above ``limit``.
+    """
+    declared = request.headers.get("content-length", "").strip()
+    if not declared.isdigit() or int(declared) == 0:
+        if "chunked" in request.headers.get("transfer-encoding", "").lower():
+            # Why: the host's ToRpcHttp checks ContentLength > 0 only, so such a
+            # body never reaches a Python function in Azure either.
+            _log.warning(
+                "%s %s: the body has no Content-Length (chunked); the Functions host "
+                "passes it to the function as empty",
+                request.method,
+                request.url.path,
+            )
+        return b""
+    if int(declared) > limit:
         raise RequestTooLargeError
     chunks = bytearray()
     async for chunk in request.stream():
@@ -93,14 +117,28 @@ def _joined_headers(headers: Headers) -> dict[str, str]:
     joined: dict[str, list[str]] = {}
     for name, value in headers.items():
         joined.setdefault(name.lower(), []).append(value)
-    return {name: ",".join(values) for name, values in joined.items()}
+    return {name: _string_values(values) for name, values in joined.items()}
 
 
 def _joined_query(query: QueryParams) -> dict[str, str]:
+    spelling: dict[str, str] = {}  # folded key -> the key as first seen
     joined: dict[str, list[str]] = {}
     for name, value in query.multi_items():
-        joined.setdefault(name, []).append(value)
-    return {name: ",".join(values) for name, values in joined.items()}
+        key = spelling.setdefault(_ordinal_ignore_case(name), name)
+        joined.setdefault(key, []).append(value)
+    values = {name: _string_values(parts) for name, parts in joined.items()}
+    return {name: value for name, value in values.items() if value}
+
+
+def _string_values(values: list[str]) -> str:
+    """.NET ``StringValues.ToString()``: the non-empty values joined with ``,``."""
+    return ",".join(value for value in values if value)
+
+
+def _ordinal_ignore_case(text: str) -> str:
+    """A key for .NET ``StringComparer.OrdinalIgnoreCase``: per-character simple upper case
+    (``str.upper`` alone would also equate ``ß`` with ``SS``, which .NET does not)."""
+    return "".join(upper if len(upper := char.upper()) == 1 else char for char in text)
 
 
 def _response_headers(result: func_abc.HttpResponse) -> list[tuple[bytes, bytes]]:

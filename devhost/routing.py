@@ -9,7 +9,8 @@ regex(expr) required``, chained as in ``{id:int:min(1)}``.
 
 Matching is on the raw path split on ``/``; each value is then percent-decoded
 except ``%2F``, which stays encoded as in ASP.NET Core, so a value never gains a
-``/``. A trailing slash is ignored. When several templates match, the most
+``/`` that the client did not send as one (a catch-all value holds the path's
+own ``/``, and ``%2F`` as ``%2F``). A trailing slash is ignored. When several templates match, the most
 specific wins (literal, then complex, then constrained, then plain parameter,
 then catch-all, segment by segment); ties keep declaration order.
 
@@ -121,7 +122,9 @@ class RouteTemplate:
             if parameter is not None and parameter.catch_all:
                 rest = "/".join(raw_segments[index:])
                 if rest:
-                    value = _decode(rest, keep_slashes=True)
+                    # The path's own '/' separate the segments; an encoded one
+                    # stays '%2F', as Kestrel leaves it (aspnet/Mvc#6388).
+                    value = _decode(rest)
                     if not parameter.accepts(value):
                         return None
                     values[parameter.name] = value
@@ -171,10 +174,9 @@ def _split(path: str) -> list[str]:
     return path.split("/") if path else []
 
 
-def _decode(raw: str, keep_slashes: bool = False) -> str:
-    if keep_slashes:
-        return unquote(raw)
-    return unquote(re.sub("%2[Ff]", "%252F", raw))
+def _decode(raw: str) -> str:
+    """Percent-decode a raw path (or part of one) except ``%2F``, which stays as sent."""
+    return unquote(re.sub("%(2[Ff])", r"%25\1", raw))
 
 
 def _match_segment(segment: _Segment, text: str, values: dict[str, str]) -> bool:

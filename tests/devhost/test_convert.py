@@ -37,12 +37,37 @@ def test_request_fields() -> None:
     converted = to_func_request(request, b"hello", {"id": "42"})
     assert converted.method == "POST"
     assert converted.url == "http://127.0.0.1:7071/api/echo?a=1&a=2&empty=&name=J%C3%BCrgen"
-    # Repeated keys are joined with ',' as the host's StringValues.ToString() does.
-    assert dict(converted.params) == {"a": "1,2", "empty": "", "name": "Jürgen"}
+    # Repeated keys are joined with ',' as the host's StringValues.ToString() does;
+    # an empty value is not passed to the Python worker at all.
+    assert dict(converted.params) == {"a": "1,2", "name": "Jürgen"}
     assert converted.headers["X-Multi"] == "1,2"
     assert converted.headers["content-type"] == "text/plain"
     assert dict(converted.route_params) == {"id": "42"}
     assert converted.get_body() == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("query", "params"),
+    [
+        (b"top=", {}),
+        (b"top", {}),
+        (b"top=&select=id", {"select": "id"}),
+        (b"top=&top=", {}),
+        (b"top=&top=5", {"top": "5"}),  # StringValues.ToString() skips empty values
+        (b"top=1&TOP=2", {"top": "1,2"}),  # one key, spelled as first seen
+        (b"Select=id&select=mail&SELECT=", {"Select": "id,mail"}),
+        (b"%C3%9F=1&SS=2", {"ß": "1", "SS": "2"}),  # ordinal, not linguistic, case folding
+    ],
+)
+def test_query_matches_the_hosts_request_query(query: bytes, params: dict[str, str]) -> None:
+    assert dict(to_func_request(starlette_request(query), b"", {}).params) == params
+
+
+def test_repeated_headers_skip_empty_values() -> None:
+    request = starlette_request(headers=[(b"x-multi", b""), (b"x-multi", b"2"), (b"x-empty", b"")])
+    converted = to_func_request(request, b"", {})
+    assert converted.headers["x-multi"] == "2"
+    assert converted.headers["x-empty"] == ""
 
 
 def headers_of(result: object) -> list[tuple[str, str]]:

@@ -90,6 +90,12 @@ def test_catch_all() -> None:
     assert match("{*everything}", "any/thing") == {"everything": "any/thing"}
 
 
+def test_catch_all_keeps_an_encoded_slash_encoded() -> None:
+    # Only the path's own '/' separate segments; '%2F' stays as sent, as in ASP.NET Core.
+    assert match("files/{*path}", "files/a%2Fb/c%20d") == {"path": "a%2Fb/c d"}
+    assert match("files/{*path}", "files/a%2fb") == {"path": "a%2fb"}
+
+
 def test_values_are_percent_decoded_but_slashes_stay_encoded() -> None:
     assert match("users/{name}", "users/J%C3%BCrgen%20M") == {"name": "Jürgen M"}
     assert match("users/{name}", "users/a%2Fb") == {"name": "a%2Fb"}
