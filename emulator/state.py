@@ -55,7 +55,7 @@ class ThrottleSettings:
     identity_units_per_10s: int | None = None
     mail_requests_per_10min: int = 10_000  # per app + mailbox
     mail_concurrency: int = 4
-    mail_concurrency_scope: str = "app"  # "app" | "mailbox" (the two documented readings)
+    mail_concurrency_scope: str = "mailbox"  # per app + mailbox (issue 7 item 10); "app" = newer doc
 
     def identity_budget(self, user_count: int) -> int:
         if self.identity_units_per_10s is not None:

@@ -182,6 +182,7 @@ def real_time(g: InProcess) -> Iterator[None]:
 
 def test_mail_concurrency_per_app(g: InProcess, real_time: None) -> None:
     g.state.throttle.mail_concurrency = 2
+    g.state.throttle.mail_concurrency_scope = "app"  # the newer doc's reading, still selectable
     graph_store(g.state).settings.mail_latency_ms = 100
     token = g.app_token("Mail.Read")
     admin, member = g.state.ids.admin.id, g.state.ids.member.id
@@ -194,9 +195,9 @@ def test_mail_concurrency_per_app(g: InProcess, real_time: None) -> None:
     assert g.get(paths[0], token).status_code == 200
 
 
-def test_mail_concurrency_per_mailbox(g: InProcess, real_time: None) -> None:
+def test_mail_concurrency_per_mailbox_is_the_default(g: InProcess, real_time: None) -> None:
+    assert g.state.throttle.mail_concurrency_scope == "mailbox"
     g.state.throttle.mail_concurrency = 1
-    g.state.throttle.mail_concurrency_scope = "mailbox"
     graph_store(g.state).settings.mail_latency_ms = 100
     token = g.app_token("Mail.Read")
     admin, member = g.state.ids.admin.id, g.state.ids.member.id
