@@ -1,14 +1,21 @@
 """``POST /v1.0/$batch``: up to 20 sub-requests, each dispatched through the same ASGI app (same handlers,
 same authentication with the outer token, same per-request throttling), honouring ``dependsOn``.
 
-Sub-requests run one after another in the order given (a request waits for its dependencies). A request
-whose dependency did not succeed is not run and gets 424 ``FailedDependency``. The batch itself answers
-200 whatever the sub-statuses, inner 429s included.
+Graph runs the sub-requests of a batch in parallel and answers them in any order (json-batching: "Responses
+to the batched requests might appear in a different order"); it sends at most 4 of them to Outlook at once
+(throttling-limits, Outlook service limits), so each mail item meets the mailbox limits on its own and can
+get its own 429 ``MailboxConcurrency``. Here the order is a shuffle seeded by ``--seed`` and the batch's
+sequence number since the last reset: the same run of batches answers in the same order every time. Items
+start in that order, each once its dependencies are done; a request whose dependency did not succeed is not
+run and gets 424 ``FailedDependency``. The batch itself answers 200 whatever the sub-statuses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,9 +26,13 @@ from starlette.types import ASGIApp, Message
 
 from emulator.graph.auth import authenticate
 from emulator.graph.http import GraphError, json_response, read_json, render_error
+from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
 
 MAX_REQUESTS = 20
+#: Sub-requests of one batch that Graph sends to Outlook at the same time.
+OUTLOOK_PARALLEL = 4
+_OUTLOOK_URL = re.compile(r"^/?(?:users/[^/?]+|me)/(?:messages|mailfolders|sendmail)(?:[/?]|$)", re.IGNORECASE)
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 KEPT_HEADERS = {
     "content-type": "Content-Type",
@@ -177,6 +188,20 @@ async def _dispatch(app: ASGIApp, outer: Request, item: dict[str, Any]) -> dict[
     return result
 
 
+def _failed_dependency(item_id: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "status": 424,
+        "headers": {"Content-Type": "application/json"},
+        "body": {
+            "error": {
+                "code": "FailedDependency",
+                "message": "The request was not executed because a request it depends on failed.",
+            }
+        },
+    }
+
+
 def batch_endpoint(state: EmulatorState, app_ref: Callable[[], ASGIApp]) -> Callable[[Request], Any]:
     async def batch(request: Request) -> Response:
         try:
@@ -185,23 +210,30 @@ def batch_endpoint(state: EmulatorState, app_ref: Callable[[], ASGIApp]) -> Call
             requests = _validate(await read_json(request))
         except GraphError as err:
             return render_error(request.scope, err)
+        store = graph_store(state)
+        store.batch_count += 1
+        order = list(requests)
+        random.Random(f"{state.config.seed}:batch:{store.batch_count}").shuffle(order)
+        outlook = asyncio.Semaphore(OUTLOOK_PARALLEL)
+        done = {r["id"]: asyncio.Event() for r in requests}
         results: dict[str, dict[str, Any]] = {}
-        for item in _order(requests):
-            deps = item.get("dependsOn", [])
-            if any(not 200 <= results[d]["status"] < 300 for d in deps):
-                results[item["id"]] = {
-                    "id": item["id"],
-                    "status": 424,
-                    "headers": {"Content-Type": "application/json"},
-                    "body": {
-                        "error": {
-                            "code": "FailedDependency",
-                            "message": "The request was not executed because a request it depends on failed.",
-                        }
-                    },
-                }
-                continue
-            results[item["id"]] = await _dispatch(app_ref(), request, item)
-        return json_response({"responses": [results[r["id"]] for r in requests]})
+
+        async def run(item: dict[str, Any]) -> None:
+            try:
+                deps = item.get("dependsOn", [])
+                for dep in deps:
+                    await done[dep].wait()
+                if any(not 200 <= results[d]["status"] < 300 for d in deps):
+                    results[item["id"]] = _failed_dependency(item["id"])
+                elif _OUTLOOK_URL.match(item["url"]):
+                    async with outlook:
+                        results[item["id"]] = await _dispatch(app_ref(), request, item)
+                else:
+                    results[item["id"]] = await _dispatch(app_ref(), request, item)
+            finally:
+                done[item["id"]].set()
+
+        await asyncio.gather(*(run(item) for item in order))
+        return json_response({"responses": [results[r["id"]] for r in order]})
 
     return batch

@@ -46,6 +46,8 @@ class GraphStore:
     removed_reason: dict[str, str] = field(default_factory=dict)
     #: Cached sorted views of the directory (see ``emulator.graph.collection``).
     indexes: dict[Any, Any] = field(default_factory=dict)
+    #: Batches answered since the last reset: with the seed, it fixes each batch's answer order.
+    batch_count: int = 0
 
     def reset(self) -> None:
         self.settings = GraphSettings()
@@ -53,6 +55,7 @@ class GraphStore:
         self.page_secret = secrets.token_bytes(32)
         self.removed_reason.clear()
         self.indexes.clear()
+        self.batch_count = 0
 
 
 def graph_store(state: EmulatorState) -> GraphStore:
