@@ -32,7 +32,9 @@ from emulator.state import EmulatorState
 MAX_REQUESTS = 20
 #: Sub-requests of one batch that Graph sends to Outlook at the same time.
 OUTLOOK_PARALLEL = 4
-_OUTLOOK_URL = re.compile(r"^/?(?:users/[^/?]+|me)/(?:messages|mailfolders|sendmail)(?:[/?]|$)", re.IGNORECASE)
+_OUTLOOK_URL = re.compile(
+    r"^/?(?:users/[^/?]+|me)/(?:messages|mailfolders|sendmail)(?:[/?]|$)", re.IGNORECASE
+)
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 KEPT_HEADERS = {
     "content-type": "Content-Type",
