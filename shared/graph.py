@@ -2,21 +2,30 @@
 
 No msgraph-sdk (it costs about a second of cold start); just the HTTP semantics the app needs:
 
-* **Retries** on 429/503/504 honour ``Retry-After`` (seconds or HTTP date); without it, exponential backoff
-  with jitter. All waits fit in one time budget (``GRAPH_RETRY_BUDGET_SECONDS``) and ``GRAPH_MAX_RETRIES``;
-  when the next wait would not fit, the call fails with :class:`UpstreamThrottled` carrying the upstream
-  ``Retry-After``. Connection failures and timeouts are retried the same way (idempotent methods only).
-* **Token renewal**: a 401 ``InvalidAuthenticationToken`` drops the cached token once and retries.
+* **Retries** honour ``Retry-After`` (seconds or HTTP date); without it, exponential backoff with jitter.
+  Idempotent methods (GET, PUT, DELETE, ...) are retried on 429, 503, 504, connection failures and timeouts.
+  Other methods (POST: sendMail) may already have been executed, so they are retried only where Graph
+  cannot have processed them: 429, 503 *with* ``Retry-After``, and a connection that was never established;
+  never on a 504 or a connection lost after the request was sent.
+* **Budget**: every attempt starts within ``GRAPH_RETRY_BUDGET_SECONDS`` of the call's start, no attempt's
+  timeout exceeds what is left of it (1 s at least), and there are at most ``GRAPH_MAX_RETRIES`` retries.
+  So one call lasts at most ``budget + 2 x GRAPH_TIMEOUT_SECONDS`` (requests applies the timeout to the
+  connect and to the read separately; ``shared.retry_policy.worst_case_call_seconds``). When the next wait
+  would not fit, the call fails with :class:`UpstreamThrottled` carrying the upstream ``Retry-After``.
+* **Token renewal**: a 401 ``InvalidAuthenticationToken`` drops the cached token once and retries (within
+  the budget).
 * **Paging** follows ``@odata.nextLink`` as a whole URL, and re-sends ``ConsistencyLevel`` on every page
   because Graph does not carry request headers into next links.
 * **Safety**: absolute URLs (next links, cursors) are only followed on the configured Graph origin, so the
-  bearer token is never sent anywhere else.
+  bearer token is never sent anywhere else, and only when every character is printable ASCII: ``urlsplit``
+  silently drops tabs and line breaks, so ``graph.micro\tsoft.com`` would otherwise pass the origin check.
+  A request that cannot be built (:class:`~shared.http.InvalidRequestError`) is never retried.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
+import json
 import logging
 import math
 import random
@@ -27,25 +36,24 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shared.context import correlation_guid
-from shared.errors import (
-    BadRequest,
-    GraphFunctionsError,
-    NotFound,
-    UpstreamError,
-    UpstreamThrottled,
+from shared.errors import BadRequest, GraphFunctionsError, UpstreamError, UpstreamThrottled
+from shared.graph_errors import error_from_response, graph_error_details
+from shared.http import InvalidRequestError, Response, Transport, TransportError
+from shared.retry_policy import (
+    IDEMPOTENT_METHODS,
+    RETRYABLE_STATUSES,
+    backoff_seconds,
+    may_resend,
+    parse_retry_after,
 )
-from shared.http import Response, Transport, TransportError
 from shared.settings import Settings
 from shared.version import __version__
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({429, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 8.0
 _USER_AGENT = f"graph-functions/{__version__}"
-_DELTA_SECONDS = re.compile(r"[0-9]{1,9}")
+#: What an absolute URL we follow may contain: printable ASCII only (no space, control, DEL, non-ASCII).
+_URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 
 
 class TokenSource(Protocol):
@@ -95,7 +103,10 @@ class GraphClient:
         return self._base
 
     def is_graph_url(self, url: str) -> bool:
-        """True when ``url`` is an https URL on the configured Graph origin, under ``/v1.0/``."""
+        """True when ``url`` is an https URL on the configured Graph origin, under ``/v1.0/``, made only of
+        printable ASCII characters (checked before parsing: ``urlsplit`` drops tabs and line breaks)."""
+        if not _URL_CHARACTERS.fullmatch(url):
+            return False
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -151,13 +162,29 @@ class GraphClient:
         response = self._send(
             "GET", self.resolve(path_or_url), params=params, eventual=eventual, client_input=client_input
         )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise UpstreamError("Microsoft Graph returned a response that is not JSON") from exc
-        if not isinstance(body, dict):
-            raise UpstreamError("Microsoft Graph returned JSON that is not an object")
-        return body
+        return _json_object(response)
+
+    def post_json(
+        self, path_or_url: str, body: Mapping[str, Any], *, client_input: bool = False
+    ) -> dict[str, Any] | None:
+        """POST a JSON body; return the JSON object answered, or None for an empty answer (202, 204).
+
+        POST is not idempotent: it is retried only where Graph cannot have processed it (module docstring).
+
+        Raises:
+            The same errors as :meth:`get_json`.
+        """
+        response = self._send(
+            "POST",
+            self.resolve(path_or_url),
+            params=None,
+            eventual=False,
+            client_input=client_input,
+            data=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        )
+        if not response.text.strip():
+            return None
+        return _json_object(response)
 
     def get_page(
         self,
@@ -210,6 +237,7 @@ class GraphClient:
         params: Mapping[str, str] | None,
         eventual: bool,
         client_input: bool,
+        data: bytes | None = None,
     ) -> Response:
         deadline = self._clock() + self._budget
         headers = {
@@ -220,6 +248,8 @@ class GraphClient:
         }
         if eventual:
             headers["ConsistencyLevel"] = "eventual"
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         path = urlsplit(url).path
         retries = 0
         renewed_token = False
@@ -232,11 +262,21 @@ class GraphClient:
                     url,
                     headers={**headers, "Authorization": f"Bearer {token}"},
                     params=params,
+                    data=data,
                     timeout=min(self._timeout, max(remaining, 1.0)),
                 )
+            except InvalidRequestError as exc:
+                # Nothing was sent and nothing will change on a retry: the URL or a header is wrong.
+                logger.error("Graph %s %s could not be sent: %s", method, _log_path(path), exc)
+                if client_input:
+                    raise BadRequest(
+                        "The request cannot be sent to Microsoft Graph: invalid characters"
+                    ) from exc
+                raise
             except TransportError as exc:
                 wait = self._backoff(retries)
-                if method not in IDEMPOTENT_METHODS or not self._may_retry(retries, wait, deadline):
+                resendable = method in IDEMPOTENT_METHODS or not exc.sent  # never sent: not processed
+                if not resendable or not self._may_retry(retries, wait, deadline):
                     logger.error("Graph %s %s failed after %d retries: %s", method, path, retries, exc)
                     raise UpstreamError("Microsoft Graph is unreachable or timed out") from exc
                 logger.warning(
@@ -251,7 +291,9 @@ class GraphClient:
             if status in RETRYABLE_STATUSES:
                 upstream_retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 wait = upstream_retry_after if upstream_retry_after is not None else self._backoff(retries)
-                if not self._may_retry(retries, wait, deadline):
+                if not may_resend(method, status, upstream_retry_after) or not self._may_retry(
+                    retries, wait, deadline
+                ):
                     raise self._give_up(response, retries, upstream_retry_after, wait, method, path)
                 logger.warning(
                     "Graph %s %s answered %d; retry %d in %.2fs", method, path, status, retries + 1, wait
@@ -262,7 +304,8 @@ class GraphClient:
             if (
                 status == 401
                 and not renewed_token
-                and _graph_error(response)[0] == "InvalidAuthenticationToken"
+                and self._clock() <= deadline
+                and graph_error_details(response)[0] == "InvalidAuthenticationToken"
             ):
                 # The token was revoked or signed with retired keys: renew it once, transparently.
                 logger.warning("Graph rejected the app token (InvalidAuthenticationToken); renewing it once")
@@ -275,9 +318,7 @@ class GraphClient:
         return retries < self._max_retries and self._clock() + wait <= deadline
 
     def _backoff(self, retries: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random, capped."""
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2.0**retries))
-        return ceiling / 2 + self._jitter() * ceiling / 2
+        return backoff_seconds(retries, self._jitter())
 
     def _give_up(
         self,
@@ -288,7 +329,7 @@ class GraphClient:
         method: str,
         path: str,
     ) -> GraphFunctionsError:
-        graph_code, _, request_id = _graph_error(response)
+        graph_code, _, request_id = graph_error_details(response)
         logger.error(
             "Graph %s %s still answered %d after %d retries (request-id %s); giving up",
             method,
@@ -299,7 +340,11 @@ class GraphClient:
         )
         if response.status_code == 504:
             return UpstreamError(
-                "Microsoft Graph timed out repeatedly", graph_code=graph_code, graph_request_id=request_id
+                "Microsoft Graph timed out repeatedly"
+                if method in IDEMPOTENT_METHODS
+                else "Microsoft Graph timed out; the request may have been processed, so it was not repeated",
+                graph_code=graph_code,
+                graph_request_id=request_id,
             )
         retry_after = math.ceil(upstream_retry_after if upstream_retry_after is not None else wait)
         return UpstreamThrottled(
@@ -310,69 +355,16 @@ class GraphClient:
         )
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), None if absent/invalid."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if _DELTA_SECONDS.fullmatch(text):
-        return float(int(text))
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _graph_error(response: Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, request-id) from a Graph error response; any part may be None."""
-    request_id = response.headers.get("request-id")
+def _json_object(response: Response) -> dict[str, Any]:
     try:
         body = response.json()
-    except ValueError:
-        return None, None, request_id
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, None, request_id
-    inner = error.get("innerError") or error.get("innererror") or {}
-    if request_id is None and isinstance(inner, dict):
-        inner_id = inner.get("request-id")
-        request_id = inner_id if isinstance(inner_id, str) else None
-    code = error.get("code")
-    message = error.get("message")
-    return (
-        code if isinstance(code, str) else None,
-        message[:300] if isinstance(message, str) else None,
-        request_id,
-    )
+    except ValueError as exc:
+        raise UpstreamError("Microsoft Graph returned a response that is not JSON") from exc
+    if not isinstance(body, dict):
+        raise UpstreamError("Microsoft Graph returned JSON that is not an object")
+    return body
 
 
-def error_from_response(response: Response, *, client_input: bool = False) -> GraphFunctionsError:
-    """Map a non-success Graph response to a typed error (codes documented in ``docs/errors.md``)."""
-    status = response.status_code
-    graph_code, graph_message, request_id = _graph_error(response)
-    ids: dict[str, Any] = {"graph_code": graph_code, "graph_request_id": request_id}
-    logger.warning("Graph answered %d %s (request-id %s)", status, graph_code, request_id)
-    if status == 404:
-        return NotFound("The requested object does not exist in the directory", **ids)
-    if status == 400 and client_input:
-        detail = f": {graph_message}" if graph_message else ""
-        return BadRequest(f"Microsoft Graph rejected the query{detail}", **ids)
-    if status == 400:
-        return UpstreamError(
-            f"Microsoft Graph rejected the app's request ({graph_code})", code="upstream_bad_request", **ids
-        )
-    if status == 401:
-        return UpstreamError(
-            "Microsoft Graph rejected the app's access token", code="upstream_unauthorized", **ids
-        )
-    if status == 403:
-        return UpstreamError(
-            "Microsoft Graph denied the app access: grant the app registration the required application "
-            "permission (e.g. User.Read.All) with admin consent",
-            code="upstream_forbidden",
-            **ids,
-        )
-    return UpstreamError(f"Microsoft Graph answered HTTP {status}", **ids)
+def _log_path(path: str) -> str:
+    """A path for a log line: non-printable characters escaped (it may come from a caller's cursor)."""
+    return path.encode("unicode_escape").decode("ascii")

@@ -12,9 +12,11 @@ time, to keep the Functions cold start short.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     import requests
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 #: Connections kept per host. The Functions Python worker runs sync invocations on a thread pool;
 #: 32 covers its default size with room for MSAL and metadata calls.
 POOL_MAXSIZE = 32
+
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
 
 
 class Response(Protocol):
@@ -56,16 +60,30 @@ class Transport(Protocol):
 
         Raises:
             TransportError: no response arrived (connection refused or reset, DNS, TLS, timeout).
+            InvalidRequestError: the URL or a header is invalid; nothing was sent.
         """
         ...
 
 
 class TransportError(Exception):
-    """No HTTP response: the connection failed or timed out. ``timeout`` tells which."""
+    """No HTTP response: the connection failed or timed out.
 
-    def __init__(self, message: str, *, timeout: bool = False) -> None:
+    Attributes:
+        timeout: the attempt timed out (rather than failing outright).
+        sent: the request may have reached the server (a read timeout, a connection dropped after sending).
+            False only when no connection was ever established (refused, DNS, TLS handshake, connect
+            timeout), so the server cannot have processed it and even a non-idempotent request may be resent.
+    """
+
+    def __init__(self, message: str, *, timeout: bool = False, sent: bool = True) -> None:
         super().__init__(message)
         self.timeout = timeout
+        self.sent = sent
+
+
+class InvalidRequestError(ValueError):
+    """The request could not even be built (invalid URL or header, missing scheme): a programming or input
+    error, not a network failure. Nothing was sent; retrying cannot help, so callers never retry it."""
 
 
 class RequestsTransport:
@@ -126,10 +144,21 @@ class RequestsTransport:
             )
         except requests.Timeout as exc:
             raise TransportError(
-                f"{method} {_safe_url(url)} timed out after {timeout:g}s", timeout=True
+                f"{method} {_safe_url(url)} timed out after {timeout:g}s",
+                timeout=True,
+                sent=not isinstance(exc, requests.ConnectTimeout),
+            ) from exc
+        # InvalidURL, InvalidHeader, MissingSchema, InvalidSchema and InvalidJSONError are RequestExceptions
+        # too, and http.client raises plain ValueErrors (UnicodeEncodeError for a non-latin-1 header): all
+        # mean the request itself is wrong, so they must not look like a network failure worth retrying.
+        except (requests.exceptions.URLRequired, requests.exceptions.InvalidJSONError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"{method} {_safe_url(url)!r} is not a valid request: {type(exc).__name__}"
             ) from exc
         except requests.RequestException as exc:
-            raise TransportError(f"{method} {_safe_url(url)} failed: {type(exc).__name__}") from exc
+            raise TransportError(
+                f"{method} {_safe_url(url)} failed: {type(exc).__name__}", sent=_may_have_been_sent(exc)
+            ) from exc
         return response
 
     def msal_http_client(self, *, timeout: float | None = None) -> MsalHttpClient:
@@ -163,6 +192,21 @@ class MsalHttpClient:
         """No-op: the session is process-wide and outlives any MSAL application object."""
 
 
+def _may_have_been_sent(exc: Exception) -> bool:
+    """False when ``exc`` (a requests ConnectionError) shows no connection was established, else True."""
+    import requests
+    from urllib3.exceptions import NewConnectionError  # DNS failures (NameResolutionError) included
+
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False  # the TLS handshake failed: no request bytes were written
+    if not isinstance(exc, requests.ConnectionError):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the underlying failure
+    return not isinstance(reason, NewConnectionError)
+
+
 def _safe_url(url: str) -> str:
-    """The URL without its query string (which may hold search terms or skip tokens) for messages."""
-    return url.split("?", 1)[0]
+    """The URL for messages: without its query string (which may hold search terms or skip tokens), and
+    with control, space and non-ASCII characters percent-escaped so it cannot forge log lines."""
+    return _UNPRINTABLE.sub(lambda match: quote(match.group(), safe=""), url.split("?", 1)[0])

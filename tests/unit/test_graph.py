@@ -8,10 +8,21 @@ import pytest
 
 from shared.context import request_scope
 from shared.errors import BadRequest, NotFound, UpstreamError, UpstreamThrottled
-from shared.graph import GraphClient, parse_retry_after
+from shared.graph import GraphClient
+from shared.http import InvalidRequestError, TransportError
+from shared.retry_policy import parse_retry_after, worst_case_call_seconds
 
 from .conftest import GRAPH, make_settings
-from .fakes import FakeClock, FakeResponse, FakeTokens, FakeTransport, connection_error, graph_error, respond
+from .fakes import (
+    FakeClock,
+    FakeResponse,
+    FakeTokens,
+    FakeTransport,
+    SentRequest,
+    connection_error,
+    graph_error,
+    respond,
+)
 
 USERS = f"{GRAPH}/v1.0/users"
 
@@ -128,11 +139,81 @@ def test_connection_errors_are_retried_then_reported() -> None:
     assert len(transport.requests) == 4
 
 
-def test_non_idempotent_requests_are_not_retried_after_connection_errors() -> None:
-    transport = FakeTransport([connection_error()])
-    graph = client(transport)
-    with pytest.raises(UpstreamError):
-        graph._send("POST", f"{GRAPH}/v1.0/$batch", params=None, eventual=False, client_input=False)
+def test_non_idempotent_requests_are_not_retried_after_the_request_was_sent() -> None:
+    for lost in (TransportError("connection reset", sent=True), TransportError("read timeout", timeout=True)):
+        transport = FakeTransport([lost, ok()])
+        with pytest.raises(UpstreamError, match="unreachable or timed out"):
+            client(transport).post_json("$batch", {"requests": []})
+        assert len(transport.requests) == 1
+
+
+def test_non_idempotent_requests_are_retried_when_no_connection_was_made() -> None:
+    clock = FakeClock()
+    transport = FakeTransport([TransportError("connection refused", sent=False), ok({"responses": []})])
+    assert client(transport, clock).post_json("$batch", {"requests": []}) == {"responses": []}
+    assert len(transport.requests) == 2 and clock.sleeps == [0.375]
+
+
+def test_post_sends_json_and_accepts_an_empty_answer() -> None:
+    transport = FakeTransport([respond(202, text="")])
+    assert client(transport).post_json("users/1/sendMail", {"message": {"subject": "s"}}) is None
+    [request] = transport.requests
+    assert request.method == "POST" and request.url == f"{USERS}/1/sendMail"
+    assert request.headers["content-type"] == "application/json"
+    assert request.data == b'{"message":{"subject":"s"}}'
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (graph_error(504, "GatewayTimeout"), UpstreamError),  # a gateway gave up: the mail may be sent
+        (graph_error(503, "ServiceUnavailable"), UpstreamThrottled),  # no Retry-After: no promise
+    ],
+)
+def test_post_is_not_retried_when_graph_may_have_processed_it(
+    answer: FakeResponse, error: type[Exception]
+) -> None:
+    clock = FakeClock()
+    transport = FakeTransport([answer, respond(202, text="")])
+    with pytest.raises(error):
+        client(transport, clock).post_json("users/1/sendMail", {})
+    assert len(transport.requests) == 1 and clock.sleeps == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        graph_error(429, "TooManyRequests", headers={"Retry-After": "2"}),
+        graph_error(429, "TooManyRequests"),
+        graph_error(503, "ServiceUnavailable", headers={"Retry-After": "2"}),
+    ],
+)
+def test_post_is_retried_when_graph_did_not_process_it(answer: FakeResponse) -> None:
+    transport = FakeTransport([answer, respond(202, text="")])
+    assert client(transport).post_json("users/1/sendMail", {}) is None
+    assert len(transport.requests) == 2
+
+
+def test_get_is_still_retried_on_504_and_503_without_retry_after() -> None:
+    transport = FakeTransport([graph_error(504, "GatewayTimeout"), graph_error(503, "x"), ok({"id": "1"})])
+    assert client(transport).get_json("users/1") == {"id": "1"}
+    assert len(transport.requests) == 3
+
+
+def test_504_on_post_says_the_request_was_not_repeated() -> None:
+    transport = FakeTransport([graph_error(504, "GatewayTimeout")])
+    with pytest.raises(UpstreamError, match="may have been processed"):
+        client(transport).post_json("users/1/sendMail", {})
+
+
+def test_a_request_that_cannot_be_built_is_never_retried() -> None:
+    transport = FakeTransport([InvalidRequestError("invalid URL")] * 3)
+    with pytest.raises(InvalidRequestError):  # the app built it: a bug, answered as internal_error
+        client(transport).get_json("users")
+    assert len(transport.requests) == 1
+    transport = FakeTransport([InvalidRequestError("invalid URL")] * 3)
+    with pytest.raises(BadRequest):  # the caller's input made it: the caller's 400
+        client(transport).get_json("users", client_input=True)
     assert len(transport.requests) == 1
 
 
@@ -156,6 +237,65 @@ def test_invalid_token_is_renewed_once() -> None:
     assert client(transport, tokens=tokens).get_json("users/1") == {"id": "1"}
     assert tokens.invalidated == [(f"{GRAPH}/.default", "token-1")]
     assert [r.headers["authorization"] for r in transport.requests] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_invalid_token_is_not_renewed_once_the_budget_is_spent() -> None:
+    clock = FakeClock()
+
+    def slow_401(request: SentRequest) -> FakeResponse:
+        clock.advance(31)  # the attempt outlasted the 30 s budget
+        return graph_error(401, "InvalidAuthenticationToken")
+
+    transport = FakeTransport([slow_401, ok()])
+    with pytest.raises(UpstreamError) as caught:
+        client(transport, clock).get_json("users/1")
+    assert caught.value.code == "upstream_unauthorized" and len(transport.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["timeout"] * 12,
+        ["429:1"] * 12,
+        ["503"] * 12,
+        ["timeout", "401", "timeout", "timeout", "timeout", "timeout"],
+        ["429:29", "timeout", "401", "timeout"],
+        ["504", "504", "401", "504", "504", "504"],
+    ],
+)
+@pytest.mark.parametrize(("timeout", "budget"), [("10", "30"), ("30", "5"), ("1", "0"), ("5", "60")])
+def test_one_call_never_outlasts_the_documented_worst_case(
+    answers: list[str], timeout: str, budget: str
+) -> None:
+    """Every attempt takes the longest it can (a connect timeout plus a read timeout)."""
+    clock = FakeClock()
+    start = clock.now
+
+    def answer(kind: str) -> object:
+        def respond_slowly(request: SentRequest) -> FakeResponse:
+            clock.advance(2 * request.timeout)
+            if kind == "timeout":
+                raise TransportError("read timeout", timeout=True)
+            if kind == "401":
+                return graph_error(401, "InvalidAuthenticationToken")
+            status, _, retry_after = kind.partition(":")
+            return graph_error(
+                int(status), "x", headers={"Retry-After": retry_after} if retry_after else None
+            )
+
+        return respond_slowly
+
+    transport = FakeTransport([answer(kind) for kind in answers])  # type: ignore[misc]
+    graph = client(
+        transport,
+        clock,
+        GRAPH_TIMEOUT_SECONDS=timeout,
+        GRAPH_RETRY_BUDGET_SECONDS=budget,
+        GRAPH_MAX_RETRIES="10",
+    )
+    with pytest.raises((UpstreamError, UpstreamThrottled)):
+        graph.get_json("users")
+    assert clock.now - start <= worst_case_call_seconds(float(timeout), float(budget))
 
 
 def test_invalid_token_twice_is_an_upstream_error() -> None:
@@ -241,6 +381,28 @@ def test_links_outside_the_graph_origin_are_never_followed(link: str) -> None:
     transport = FakeTransport()
     with pytest.raises(UpstreamError, match="Refused"):
         client(transport).get_page(link)
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://127.0.0.1:84\t44/v1.0/users",  # urlsplit drops the tab: the origin check alone would pass
+        "https://127.0.0.1:8444/v1.0/us\ners",
+        "https://127.0.0.1:8444/v1.0/users\r",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a b",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a\x7f",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=\u00e9",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=\x00",
+        "\x0bhttps://127.0.0.1:8444/v1.0/users",
+    ],
+)
+def test_links_with_control_space_or_non_ascii_characters_are_never_followed(link: str) -> None:
+    transport = FakeTransport()
+    graph = client(transport)
+    assert not graph.is_graph_url(link)
+    with pytest.raises(UpstreamError, match="Refused"):
+        graph.get_page(link)
     assert transport.requests == []
 
 

@@ -11,11 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.http import RequestsTransport, TransportError
+from shared.http import InvalidRequestError, RequestsTransport, TransportError
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path.startswith("/drop"):  # read the request, then hang up without answering
+            self.close_connection = True
+            return
         if self.path.startswith("/slow"):
             time.sleep(1.0)
         if self.path.startswith("/redirect"):
@@ -51,9 +54,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that timed out on /slow is gone when the handler writes: expected, not news."""
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -97,6 +105,41 @@ def test_connection_errors_and_timeouts_become_transport_errors(server: str) -> 
     with pytest.raises(TransportError) as slow:
         RequestsTransport().send("GET", f"{server}/slow", timeout=0.2)
     assert slow.value.timeout is True
+
+
+def test_transport_errors_say_whether_the_request_may_have_been_sent(server: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransportError) as refused:
+        RequestsTransport().send("POST", f"http://127.0.0.1:{port}/x", timeout=2)
+    assert refused.value.sent is False  # no connection: a POST may be resent safely
+    with pytest.raises(TransportError) as dropped:
+        RequestsTransport().send("GET", f"{server}/drop", timeout=2)
+    assert dropped.value.sent is True and dropped.value.timeout is False
+    with pytest.raises(TransportError) as slow:
+        RequestsTransport().send("GET", f"{server}/slow", timeout=0.2)
+    assert slow.value.sent is True  # a read timeout: the server has the request
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("https://graph.micro\tsoft.com/v1.0/users", None),  # InvalidURL
+        ("graph.microsoft.com/v1.0/users", None),  # MissingSchema
+        ("ftp://127.0.0.1/v1.0/users", None),  # InvalidSchema
+        ("", None),  # MissingSchema
+        ("{server}/v1.0/users", {"X-Test": "a\r\nInjected: 1"}),  # InvalidHeader
+        ("{server}/v1.0/users", {"X-Test": "\u20ac"}),  # not latin-1: http.client's UnicodeEncodeError
+    ],
+)
+def test_requests_that_cannot_be_built_are_rejected_not_transport_errors(
+    server: str, url: str, headers: dict[str, str] | None
+) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        RequestsTransport().send("GET", url.format(server=server), headers=headers, timeout=2)
+    assert not isinstance(caught.value, TransportError)
+    assert "\t" not in str(caught.value) and "\n" not in str(caught.value)  # safe for a log line
 
 
 def test_msal_http_client_shares_the_session_with_a_default_timeout(server: str) -> None:
