@@ -4,11 +4,19 @@ Access tokens for Graph, SharePoint, Key Vault and storage have the v1 shape (``
 ``https://sts.windows.net/{tid}/``, ``appid``, ``appidacr``, ``ver`` 1.0); tokens for an app whose
 ``accessTokenAcceptedVersion`` is 2 (Graph Functions' own API) have the v2 shape (``aud`` = client id,
 ``azp``, ``iss`` = ``{authority}/{tid}/v2.0``). Every token is RS256, signed by the current JWKS key.
+
+Microsoft Graph's access tokens have the cloud's proprietary shape: a ``nonce`` in the JWT header and a
+signature computed over the header with that nonce replaced by its SHA-256 (base64url). Nobody but Graph
+can verify them against the JWKS, as in the cloud; :meth:`TokenService.validate` verifies them only when the
+caller (the emulated Graph) passes ``graph_nonce=True``.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+import math
 import secrets
 import time
 import uuid
@@ -17,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from emulator.config import EmulatorConfig
+from emulator.config import GRAPH_APP_ID, EmulatorConfig
 from emulator.directory.model import Application, Directory, User
 from emulator.pki.signing_keys import KeyRing
 
@@ -42,6 +52,23 @@ class MintedToken:
 
 def _uti() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _compact(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def hashed_nonce(nonce: str) -> str:
+    """The value the Graph token's signature covers in place of its header ``nonce``."""
+    return _b64(hashlib.sha256(nonce.encode()).digest())
+
+
+#: Resources that evaluate Continuous Access Evaluation and ask for the ``xms_cc`` optional claim.
+CAE_RESOURCES = frozenset({GRAPH_APP_ID})
 
 
 class TokenService:
@@ -74,6 +101,19 @@ class TokenService:
             headers["x5t"] = key.x5t
         return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
 
+    def sign_graph(self, claims: dict[str, Any]) -> str:
+        """A Graph access token: header ``{"typ", "nonce", "alg", "x5t", "kid"}`` (the order of real ones),
+        signed over the header carrying SHA-256(nonce) instead of the nonce."""
+        key = self.keys.current
+        nonce = _b64(secrets.token_bytes(48))
+        header = {"typ": "JWT", "nonce": nonce, "alg": "RS256", "x5t": key.x5t, "kid": key.kid}
+        payload = _b64(_compact(claims))
+        signed_header = _b64(_compact({**header, "nonce": hashed_nonce(nonce)}))
+        signature = key.private_key.sign(
+            f"{signed_header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()
+        )
+        return f"{_b64(_compact(header))}.{payload}.{_b64(signature)}"
+
     def access_token(
         self,
         *,
@@ -85,10 +125,22 @@ class TokenService:
         roles: Iterable[str] = (),
         appidacr: str = "1",
         lifetime: int | None = None,
+        capabilities: Iterable[str] = (),
+        not_before: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> MintedToken:
-        """Mint an access token for ``resource``; app-only when ``user`` is None."""
+        """Mint an access token for ``resource``; app-only when ``user`` is None.
+
+        ``capabilities`` are the client's declared ones (``xms_cc`` of the claims request): a CAE resource
+        gets ``xms_cc`` in the token. ``not_before`` (a claims request's ``nbf``) moves ``iat``/``nbf`` up to
+        that time; a CAE token is never dated before the user's last critical event (it would be refused).
+        """
         now = int(time.time())
+        cae = sorted({c.lower() for c in capabilities} & {"cp1"}) if resource.app_id in CAE_RESOURCES else []
+        if user is not None and cae:
+            now = max(now, math.ceil(user.cae_event_at))
+        if not_before is not None:
+            now = max(now, not_before)
         life = lifetime or self.access_lifetime or self.config.lifetimes.access_token
         scope_list = sorted(set(scopes))
         role_list = sorted(set(roles))
@@ -121,33 +173,43 @@ class TokenService:
         if user is None:
             claims.update({"oid": client.sp_id, "sub": client.sp_id})
         else:
-            claims.update(
-                {
-                    "oid": user.id,
-                    "sub": _pairwise(user.id, client.app_id),
-                    "name": user.display_name,
-                }
-            )
-            if v2:
-                claims["preferred_username"] = user.user_principal_name
-            else:
-                claims.update(
-                    {
-                        "upn": user.user_principal_name,
-                        "unique_name": user.user_principal_name,
-                        "given_name": user.given_name,
-                        "family_name": user.surname,
-                        "amr": ["pwd"],
-                        "acr": "1",
-                    }
-                )
+            claims.update(self._user_access_claims(user, client, v2))
         if scope_list:
             claims["scp"] = " ".join(scope_list)
         if role_list:
             claims["roles"] = role_list
+        if cae:
+            claims["xms_cc"] = cae
         if extra:
             claims.update(extra)
+        if resource.app_id == GRAPH_APP_ID:
+            return MintedToken(self.sign_graph(claims), life, claims)
         return MintedToken(self.sign(claims, x5t=not v2), life, claims)
+
+    def _user_access_claims(self, user: User, client: Application, v2: bool) -> dict[str, Any]:
+        """The user part of a delegated access token. A B2B guest (access-token claims reference; "Understand
+        user tokens in B2B collaboration") has no ``upn``: ``unique_name`` and ``email`` are their own
+        address and ``idp`` their home tenant's issuer."""
+        claims: dict[str, Any] = {
+            "oid": user.id,
+            "sub": _pairwise(user.id, client.app_id),
+            "name": user.display_name,
+        }
+        home = user.home_tenant_id
+        if home is not None:
+            claims["idp"] = f"https://sts.windows.net/{home}/"
+        sign_in_name = user.mail if home is not None and user.mail else user.user_principal_name
+        if v2:
+            claims["preferred_username"] = sign_in_name
+            return claims
+        claims.update({"unique_name": sign_in_name, "amr": ["pwd"], "acr": "1"})
+        if home is None:
+            claims.update(
+                {"upn": user.user_principal_name, "given_name": user.given_name, "family_name": user.surname}
+            )
+        else:
+            claims["email"] = user.mail
+        return claims
 
     def id_token(
         self,
@@ -156,9 +218,17 @@ class TokenService:
         user: User,
         nonce: str | None,
         roles: Iterable[str] = (),
+        scopes: Iterable[str] = ("openid", "profile"),
+        optional: Iterable[str] = (),
         extra: dict[str, Any] | None = None,
     ) -> str:
+        """A v2 id_token with the claims of the ID-token claims reference: ``name``,
+        ``preferred_username`` and ``oid`` only with the ``profile`` scope; ``email`` for guests with an
+        address, otherwise only with the ``email`` scope or optional claim; ``idp``: a guest's home tenant.
+        """
         now = int(time.time())
+        granted = set(scopes)
+        home = user.home_tenant_id
         claims: dict[str, Any] = {
             "aud": client_id,
             "iss": self.issuer_v2,
@@ -167,16 +237,21 @@ class TokenService:
             "exp": now + self.config.lifetimes.id_token,
             "ver": "2.0",
             "tid": self.tenant_id,
-            "oid": user.id,
             "sub": _pairwise(user.id, client_id),
-            "name": user.display_name,
-            "preferred_username": user.user_principal_name,
             "uti": _uti(),
             "rh": "0.local-tenant.",
             "aio": _uti(),
             "sid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{user.id}:{client_id}")),
         }
-        if user.mail:
+        if "profile" in granted:
+            claims["oid"] = user.id
+            claims["name"] = user.display_name
+            claims["preferred_username"] = (
+                user.mail if home is not None and user.mail else user.user_principal_name
+            )
+        if home is not None:
+            claims["idp"] = f"https://sts.windows.net/{home}/"
+        if user.mail and (home is not None or "email" in granted or "email" in set(optional)):
             claims["email"] = user.mail
         if nonce is not None:
             claims["nonce"] = nonce
@@ -195,13 +270,24 @@ class TokenService:
 
     # ------------------------------------------------------------------------------- validation
     def validate(
-        self, token: str, audiences: Iterable[str], *, issuers: Iterable[str] | None = None
+        self,
+        token: str,
+        audiences: Iterable[str],
+        *,
+        issuers: Iterable[str] | None = None,
+        graph_nonce: bool = False,
     ) -> dict[str, Any]:
-        """Validate signature, lifetime, audience and issuer; return the claims or raise TokenRejected."""
+        """Validate signature, lifetime, audience and issuer; return the claims or raise TokenRejected.
+
+        ``graph_nonce``: the caller is Microsoft Graph, which alone knows how to verify its tokens' nonce
+        signature; everywhere else a header ``nonce`` makes the signature fail, as it does for third parties.
+        """
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenRejected("malformed", "IDX14100: JWT is not well formed.") from exc
+        if graph_nonce and isinstance(header.get("nonce"), str):
+            token = _with_hashed_nonce(token)
         if header.get("alg") != "RS256":
             raise TokenRejected("bad_signature", "Signature algorithm is not supported.")
         key = self.keys.find(str(header.get("kid", "")))
@@ -233,6 +319,17 @@ class TokenService:
         if claims.get("iss") not in wanted_issuers or claims.get("tid") != self.tenant_id:
             raise TokenRejected("wrong_issuer", "Invalid issuer.")
         return claims
+
+
+def _with_hashed_nonce(token: str) -> str:
+    """The token as its signature covers it: the header's nonce replaced by its SHA-256."""
+    head, _, rest = token.partition(".")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except ValueError as exc:
+        raise TokenRejected("malformed", "IDX14100: JWT is not well formed.") from exc
+    header["nonce"] = hashed_nonce(str(header["nonce"]))
+    return f"{_b64(_compact(header))}.{rest}"
 
 
 def _pairwise(user_id: str, client_id: str) -> str:

@@ -8,6 +8,7 @@ so no locking is needed for the model itself.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,18 @@ class User:
     business_phones: tuple[str, ...] = ()
     is_admin: bool = False  # holds a directory role that can grant tenant-wide admin consent
     refresh_epoch: int = 0  # bumping it invalidates every refresh token issued before
+    #: When the user's sign-in sessions were last revoked (``revokeSignInSessions``), epoch seconds.
+    sessions_revoked_at: float = 0.0
+    #: The last Continuous Access Evaluation critical event: CAE tokens issued before it are refused.
+    cae_event_at: float = 0.0
+
+    @property
+    def home_tenant_id(self) -> str | None:
+        """A B2B guest's home tenant (derived from the mail domain: the seed has no other tenants);
+        None for members."""
+        if self.user_type != "Guest" or not self.mail or "@" not in self.mail:
+            return None
+        return str(uuid.uuid5(uuid.NAMESPACE_DNS, self.mail.rpartition("@")[2].lower()))
 
     def to_graph(self) -> dict[str, Any]:
         return {
@@ -149,6 +162,11 @@ class Application:
     is_first_party_resource: bool = False
     is_managed_identity: bool = False
     enabled: bool = True
+    #: ``signInAudience`` of the registration: ``AzureADMyOrg`` (single tenant, the portal's default) or
+    #: ``AzureADMultipleOrgs``; a single-tenant app cannot sign in under ``/common`` or ``/organizations``.
+    sign_in_audience: str = "AzureADMyOrg"
+    #: ``optionalClaims``: token kind (``idToken``, ``accessToken``) -> claim names (e.g. ``email``).
+    optional_claims: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -7,14 +7,23 @@ an open redirector). After that, errors go back to the redirect URI in the reque
 from __future__ import annotations
 
 import re
+import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator.directory.model import Application, User
+from emulator.entra import conditional_access as ca
 from emulator.entra import session
-from emulator.entra.context import EntraError, attribute, find_app, resolve_tenant, unknown_tenant_message
+from emulator.entra.context import (
+    EntraError,
+    attribute,
+    find_app,
+    resolve_tenant,
+    single_tenant_refused,
+    unknown_tenant_message,
+)
 from emulator.entra.flows import drop, finish_authorize, new_flow, proceed, render_signin, unknown_client_page
 from emulator.entra.grants import missing_consent
 from emulator.entra.pages import error_page, error_redirect
@@ -130,6 +139,14 @@ def routes(state: EmulatorState) -> list[Route]:
         def bad(error: str, code: int, message: str) -> Response:
             return error_redirect(redirect_uri, mode, st, error, code, message)
 
+        single_tenant = single_tenant_refused(client, tenant)
+        if single_tenant is not None:
+            return bad("invalid_request", 50194, single_tenant)
+        try:
+            ca.parse_claims(params.get("claims"))
+        except EntraError:
+            return bad("invalid_request", 90023, "The claims parameter is not a valid claims request.")
+
         response_type = params.get("response_type", "")
         kinds = set(response_type.split())
         if not kinds:
@@ -209,8 +226,13 @@ def routes(state: EmulatorState) -> list[Route]:
             prompt=prompt,
             login_hint=hint or None,
             client_info=params.get("client_info") == "1",
+            claims=params.get("claims") or None,
         )
         current = session.current(state, request)
+        if current is not None and ca.session_too_old(
+            state, client, current[1], current[0].created, time.time()
+        ):
+            current = None  # a sign-in-frequency policy: the user must sign in again
         if prompt == "none":
             drop(state, flow)
             if current is None:
@@ -235,6 +257,21 @@ def routes(state: EmulatorState) -> list[Route]:
                     "The user or administrator has not consented to use the application with ID "
                     f"'{client.app_id}' named '{client.display_name}'. Send an interactive authorization "
                     "request for this user and resource.",
+                )
+            if ca.blocked(state, client, user) is not None:
+                return bad(
+                    "interaction_required",
+                    53003,
+                    "Access has been blocked by Conditional Access policies. The access policy does not "
+                    "allow token issuance.",
+                )
+            if ca.mfa_policy(state, client, user) is not None and not sess.mfa:
+                return bad(
+                    "interaction_required",
+                    50076,
+                    "Due to a configuration change made by your administrator, or because you moved to a new "
+                    "location, you must use multi-factor authentication to access "
+                    f"'{req.resource(state.directory).app.app_id}'.",
                 )
             return finish_authorize(state, flow, user, sess.sid)
         reuse = current is not None and prompt in (None, "consent")

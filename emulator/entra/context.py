@@ -77,6 +77,21 @@ def require_tenant(state: EmulatorState, request: Request, error: str = "invalid
     return tenant
 
 
+SINGLE_TENANT_MESSAGE = (
+    "Application '{app_id}'({name}) is not configured as a multi-tenant application. Usage of the /common "
+    "endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific "
+    "endpoint or configure the application to be multi-tenant."
+)
+
+
+def single_tenant_refused(client: Application, tenant: Tenant) -> str | None:
+    """The AADSTS50194 message when a single-tenant app (``signInAudience`` AzureADMyOrg) signs users in
+    under ``/common`` or ``/organizations``; None when allowed."""
+    if tenant.kind == "tenant" or client.sign_in_audience != "AzureADMyOrg":
+        return None
+    return SINGLE_TENANT_MESSAGE.format(app_id=client.app_id, name=client.display_name)
+
+
 def find_app(state: EmulatorState, client_id: str) -> Application | None:
     """An application by client id; GUIDs compare case-insensitively, as Entra's do."""
     return state.directory.app(client_id) or state.directory.app(client_id.lower())

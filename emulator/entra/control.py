@@ -2,11 +2,12 @@
 
 * ``GET /apps``, ``GET /apps/{appId}``: registrations without secret values.
 * ``PATCH /apps/{appId}`` ``{"displayName"?, "isPublicClient"?, "enabled"?, "redirectUris"?,
-  "postLogoutRedirectUris"?}``.
+  "postLogoutRedirectUris"?, "signInAudience"?, "optionalClaims"?}``.
 * ``POST /apps/{appId}/secrets/rotate`` ``{"vaultSecret"?, "revokeOld"?, "expired"?, "returnValue"?,
   "displayName"?}``: a new client secret (optionally written as a new vault version).
 * ``POST /apps/{appId}/consent/revoke`` ``{"resource"?, "userId"?, "applicationPermissions"?}``.
-* ``POST /users/{id}/refresh-tokens/revoke``: bumps ``refresh_epoch`` (refresh tokens and SSO sessions die).
+* ``POST /users/{id}/refresh-tokens/revoke``: ``revokeSignInSessions`` (refresh tokens and SSO sessions die;
+  a CAE critical event). Conditional Access and CAE routes: :mod:`emulator.entra.control_access`.
 * ``GET|PUT /entra/settings`` ``{"authCodeLifetime"?, "refreshTokenLifetime"?, "flowLifetime"?,
   "rejectAssertionReplay"?}``.
 """
@@ -24,9 +25,11 @@ from starlette.routing import Route
 
 from emulator.directory.model import UTC, Application, ClientSecret, iso
 from emulator.entra.context import find_app
+from emulator.entra.control_access import access_routes, revoke_sessions
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState
 
+SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
 
 
@@ -57,6 +60,8 @@ def describe(state: EmulatorState, app: Application) -> dict[str, Any]:
         "enabled": app.enabled,
         "isManagedIdentity": app.is_managed_identity,
         "accessTokenAcceptedVersion": app.access_token_version,
+        "signInAudience": app.sign_in_audience,
+        "optionalClaims": {k: list(v) for k, v in app.optional_claims.items()},
         "identifierUris": list(app.identifier_uris),
         "appRoles": [
             {
@@ -147,6 +152,18 @@ def control_routes(state: EmulatorState) -> list[Route]:
                 name = body.get("displayName", "x")
                 if not isinstance(name, str) or not name:
                     raise ValueError("displayName must be a non-empty string")
+                if body.get("signInAudience", app.sign_in_audience) not in SIGN_IN_AUDIENCES:
+                    raise ValueError(f"signInAudience must be one of {', '.join(SIGN_IN_AUDIENCES)}")
+                optional = body.get("optionalClaims", {})
+                if not isinstance(optional, dict) or not all(
+                    k in ("idToken", "accessToken")
+                    and isinstance(v, list)
+                    and all(isinstance(n, str) for n in v)
+                    for k, v in optional.items()
+                ):
+                    raise ValueError(
+                        'optionalClaims must look like {"idToken": ["email"], "accessToken": []}'
+                    )
                 for key in ("redirectUris", "postLogoutRedirectUris"):
                     if key in body and (
                         not isinstance(body[key], list)
@@ -162,6 +179,9 @@ def control_routes(state: EmulatorState) -> list[Route]:
             app.post_logout_redirect_uris = list(
                 body.get("postLogoutRedirectUris", app.post_logout_redirect_uris)
             )
+            app.sign_in_audience = body.get("signInAudience", app.sign_in_audience)
+            if "optionalClaims" in body:
+                app.optional_claims = {k: tuple(v) for k, v in body["optionalClaims"].items()}
         return JSONResponse(describe(state, app))
 
     async def rotate_secret(request: Request) -> Response:
@@ -254,7 +274,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         user = state.directory.user(request.path_params["user_id"])
         if user is None:
             return _bad("no such user", 404)
-        user.refresh_epoch += 1
+        revoke_sessions(user)
         return JSONResponse({"value": True, "refreshEpoch": user.refresh_epoch})
 
     async def settings(request: Request) -> Response:
@@ -297,4 +317,5 @@ def control_routes(state: EmulatorState) -> list[Route]:
         Route("/apps/{app_id}/consent/revoke", revoke_consent, methods=["POST"]),
         Route("/users/{user_id}/refresh-tokens/revoke", revoke_refresh, methods=["POST"]),
         Route("/entra/settings", settings, methods=["GET", "PUT"]),
+        *access_routes(state),
     ]

@@ -13,6 +13,7 @@ from typing import Any
 from starlette.responses import Response
 
 from emulator.directory.model import Application, User
+from emulator.entra import conditional_access as ca
 from emulator.entra.grants import (
     UNCONFIGURED,
     AdminGrant,
@@ -141,6 +142,34 @@ def admin_plans(state: EmulatorState, flow: Flow, client: Application) -> list[A
     return admin_consent_plan(client, req) if req else []
 
 
+def _conditional_access(
+    state: EmulatorState, flow: Flow, client: Application, user: User, sid: str
+) -> Response | None:
+    """A blocking policy ends the flow (AADSTS53003 to the client, ``access_denied`` **[INFERRED]**); an MFA
+    policy asks for the second factor once per session (the MFA page); None lets the flow go on."""
+    if ca.blocked(state, client, user) is not None:
+        drop(state, flow)
+        return redirect_error(
+            flow,
+            "access_denied",
+            53003,
+            "Access has been blocked by Conditional Access policies. The access policy does not allow token "
+            "issuance.",
+        )
+    current = get_store(state).sessions.get(sid)
+    if ca.mfa_policy(state, client, user) is not None and (current is None or not current.mfa):
+        flow.stage = "mfa"
+        return render(
+            "mfa.html",
+            action=f"/{flow.tenant}/mfa",
+            flow_id=flow.id,
+            app_name=client.display_name,
+            user_name=user.user_principal_name,
+            tenant_name=state.directory.display_name,
+        )
+    return None
+
+
 def proceed(state: EmulatorState, flow: Flow, user: User, sid: str) -> Response:
     """The user is known (fresh sign-in or SSO session): consent if needed, then answer the client."""
     client = state.directory.app(flow.client_id)
@@ -148,6 +177,9 @@ def proceed(state: EmulatorState, flow: Flow, user: User, sid: str) -> Response:
         drop(state, flow)
         return unknown_client_page(state, flow.client_id)
     flow.user_id, flow.sid = user.id, sid
+    gate = _conditional_access(state, flow, client, user, sid)
+    if gate is not None:
+        return gate
     if flow.kind == "authorize":
         req = parse_flow_scope(state, flow)
         if req is None:
@@ -171,8 +203,8 @@ def proceed(state: EmulatorState, flow: Flow, user: User, sid: str) -> Response:
             )
         if not missing and flow.prompt != "consent":
             return finish_authorize(state, flow, user, sid)
-        flow.admin_required = admin_only(missing) and not user.is_admin
-        shown = missing if missing else wanted_consent(client, req)
+        shown = missing if missing else wanted_consent(state.directory, client, req)
+        flow.admin_required = admin_only(shown) and not user.is_admin
         return _consent_page(state, flow, client, user, _permission_rows(state, shown), admin_consent=False)
     if not user.is_admin:
         drop(state, flow)
@@ -240,7 +272,7 @@ def accept(state: EmulatorState, flow: Flow, user: User, *, organization: bool) 
         grant_user_consent(
             state.directory,
             client,
-            wanted_consent(client, req),
+            wanted_consent(state.directory, client, req),
             user,
             organization=organization and user.is_admin,
         )
@@ -249,11 +281,12 @@ def accept(state: EmulatorState, flow: Flow, user: User, *, organization: bool) 
     granted = apply_admin_consent(state.directory, client, plans)
     tid = state.directory.tenant_id
     if flow.kind == "adminconsent":
+        # The documented success shape: admin_consent, tenant, state, then the granted permissions.
         params: Params = [
             ("admin_consent", "True"),
             ("tenant", tid),
-            ("scope", " ".join(granted)),
             ("state", flow.state),
+            ("scope", " ".join(granted)),
         ]
     else:
         params = [("tenant", tid), ("state", flow.state), ("admin_consent", "True")]

@@ -24,17 +24,40 @@ def required_scopes(client: Application, rs: ResourceScopes) -> set[str]:
     return set(rs.names)
 
 
+def all_required_scopes(directory: Directory, client: Application) -> dict[str, set[str]]:
+    """Every delegated permission of the app registration, per resource ("for all APIs in the list")."""
+    return {
+        resource_id: set(perms.get("scopes", ()))
+        for resource_id, perms in client.required_permissions.items()
+        if perms.get("scopes") and directory.app(resource_id) is not None
+    }
+
+
 def missing_consent(
     directory: Directory, client: Application, req: ScopeRequest, user: User
 ) -> dict[str, set[str]]:
-    """Resource app id → delegated scopes the user (or an admin for everyone) has not consented to."""
+    """Resource app id → delegated scopes the user (or an admin for everyone) has not consented to.
+
+    ``/.default`` prompts only when no delegated permission at all is granted between the client and that
+    resource for the user; the prompt then asks for every permission the registration requires, for all
+    its APIs (scopes-oidc, ".default when the user has already given consent"). Named scopes prompt for
+    those not yet granted (incremental consent).
+    """
     missing: dict[str, set[str]] = {}
     for rs in req.resources:
-        want = required_scopes(client, rs)
         have = directory.consented_scopes(client.app_id, rs.app.app_id, user.id)
-        gap = want - have
-        if rs.default and not want and not have:
-            gap = {UNCONFIGURED}
+        if rs.default:
+            if have:
+                continue
+            if not required_scopes(client, rs):
+                missing.setdefault(rs.app.app_id, set()).add(UNCONFIGURED)
+                continue
+            for resource_id, names in all_required_scopes(directory, client).items():
+                gap = names - directory.consented_scopes(client.app_id, resource_id, user.id)
+                if gap:
+                    missing.setdefault(resource_id, set()).update(gap)
+            continue
+        gap = set(rs.names) - have
         if gap:
             missing.setdefault(rs.app.app_id, set()).update(gap)
     if req.oidc:
@@ -45,11 +68,16 @@ def missing_consent(
     return missing
 
 
-def wanted_consent(client: Application, req: ScopeRequest) -> dict[str, set[str]]:
-    """Everything the request would have the user consent to (shown when ``prompt=consent``)."""
+def wanted_consent(directory: Directory, client: Application, req: ScopeRequest) -> dict[str, set[str]]:
+    """Everything the request would have the user consent to (shown when ``prompt=consent``): for
+    ``/.default`` every permission the registration requires, for all its APIs."""
     wanted: dict[str, set[str]] = {}
     for rs in req.resources:
-        wanted.setdefault(rs.app.app_id, set()).update(required_scopes(client, rs))
+        if rs.default:
+            for resource_id, names in all_required_scopes(directory, client).items():
+                wanted.setdefault(resource_id, set()).update(names)
+        else:
+            wanted.setdefault(rs.app.app_id, set()).update(rs.names)
     if req.oidc:
         wanted.setdefault(GRAPH_APP_ID, set()).update(req.oidc)
     return {k: v for k, v in wanted.items() if v}
@@ -101,7 +129,9 @@ def admin_consent_all(directory: Directory, client: Application) -> list[AdminGr
 
 
 def apply_admin_consent(directory: Directory, client: Application, plans: list[AdminGrant]) -> list[str]:
-    """Create the grants and role assignments; returns the granted permissions, rendered as scopes."""
+    """Create the grants and role assignments; returns the granted permissions as the v2 admin-consent
+    response lists them: each once (a delegated and an application permission of the same name are one
+    entry), prefixed with the resource's identifier (``https://graph.microsoft.com/Mail.Send``)."""
     granted: list[str] = []
     for plan in plans:
         resource_id = plan.resource.app.app_id
@@ -113,7 +143,10 @@ def apply_admin_consent(directory: Directory, client: Application, plans: list[A
                 continue
             if role not in directory.roles_of(client.sp_id, resource_id):
                 directory.app_role_assignments.append(AppRoleAssignment(client.sp_id, resource_id, role))
-        granted += [plan.resource.render(s) for s in [*plan.scopes, *plan.roles]]
+        for name in sorted({*plan.scopes, *(r for r in plan.roles if r in valid_roles)}):
+            rendered = plan.resource.render_prefixed(name)
+            if rendered not in granted:
+                granted.append(rendered)
     return granted
 
 
@@ -122,6 +155,7 @@ def issue_code(state: EmulatorState, flow: Flow, user: User, sid: str) -> str:
     store = get_store(state)
     store.maybe_sweep()
     now = time.time()
+    session = store.sessions.get(sid)
     code = new_id("1.A", 96)
     store.codes[code] = AuthCode(
         client_id=flow.client_id,
@@ -136,11 +170,23 @@ def issue_code(state: EmulatorState, flow: Flow, user: User, sid: str) -> str:
         epoch=user.refresh_epoch,
         issued_at=now,
         expires_at=now + auth_code_lifetime(state),
+        claims=flow.claims,
+        mfa=session.mfa if session else False,
+        auth_time=session.created if session else now,
     )
     return code
 
 
-def issue_refresh_token(state: EmulatorState, client_id: str, user: User, scope: str, sid: str) -> str:
+def issue_refresh_token(
+    state: EmulatorState,
+    client_id: str,
+    user: User,
+    scope: str,
+    sid: str,
+    *,
+    mfa: bool = False,
+    auth_time: float = 0.0,
+) -> str:
     store = get_store(state)
     store.maybe_sweep()
     now = time.time()
@@ -153,5 +199,7 @@ def issue_refresh_token(state: EmulatorState, client_id: str, user: User, scope:
         epoch=user.refresh_epoch,
         issued_at=now,
         expires_at=now + refresh_token_lifetime(state),
+        mfa=mfa,
+        auth_time=auth_time or now,
     )
     return token

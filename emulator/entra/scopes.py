@@ -59,6 +59,12 @@ class ResourceScopes:
                 return uri.rstrip("/")
         return self.app.app_id
 
+    def render_prefixed(self, name: str) -> str:
+        """``{identifier}/{name}`` with the identifier as requested, or the resource's first identifier URI
+        (its app id when it has none) for bare Graph names."""
+        identifier = self.identifier or next(iter(self.app.identifier_uris), self.app.app_id)
+        return f"{identifier.rstrip('/')}/{name}"
+
     def render(self, name: str) -> str:
         if self.identifier is None or name in OIDC_SCOPES:
             return name

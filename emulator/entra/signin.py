@@ -1,4 +1,4 @@
-"""The sign-in and consent form posts: ``POST /{tenant}/login`` and ``POST /{tenant}/consent``.
+"""The sign-in, MFA and consent form posts: ``POST /{tenant}/login``, ``mfa`` and ``consent``.
 
 Both require the hidden ``flow`` field naming a live flow in the matching stage (CSRF protection: the id
 is random and only ever rendered into the page); a browser ``Origin`` other than this origin is refused.
@@ -15,7 +15,15 @@ from starlette.routing import Route
 
 from emulator.entra import session
 from emulator.entra.context import attribute, host
-from emulator.entra.flows import accept, decline, drop, proceed, render_signin, stale_flow_page
+from emulator.entra.flows import (
+    accept,
+    decline,
+    drop,
+    proceed,
+    redirect_error,
+    render_signin,
+    stale_flow_page,
+)
 from emulator.entra.pages import error_page
 from emulator.entra.store import Flow, get_store
 from emulator.entra.token_endpoint import find_user
@@ -105,7 +113,27 @@ def routes(state: EmulatorState) -> list[Route]:
             return decline(flow)
         return accept(state, flow, user, organization=form.get("consent_org") == "true")
 
+    async def mfa(request: Request) -> Response:
+        form = await form_fields(request)
+        flow = _flow(state, request, form, "mfa")
+        if isinstance(flow, Response):
+            return flow
+        user = state.directory.user(flow.user_id or "")
+        current = get_store(state).sessions.get(flow.sid or "")
+        if user is None or not user.account_enabled or current is None:
+            drop(state, flow)
+            return stale_flow_page()
+        if form.get("action") != "approve":
+            drop(state, flow)
+            return redirect_error(
+                flow, "access_denied", 500121, "Authentication failed during strong authentication request."
+            )
+        current.mfa = True  # the second factor now covers the whole SSO session
+        flow.stage = "signin"
+        return proceed(state, flow, user, current.sid)
+
     return [
         Route("/{tenant}/login", login, methods=["POST"]),
         Route("/{tenant}/consent", consent, methods=["POST"]),
+        Route("/{tenant}/mfa", mfa, methods=["POST"]),
     ]

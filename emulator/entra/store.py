@@ -10,8 +10,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from emulator.state import EmulatorState
+
+if TYPE_CHECKING:
+    from emulator.entra.conditional_access import Policy
 
 STORE_KEY = "entra"
 _INSTALLED = "entra.installed"
@@ -45,7 +49,8 @@ class Flow:
     prompt: str | None = None
     login_hint: str | None = None
     client_info: bool = False
-    stage: str = "signin"  # signin | consent
+    claims: str | None = None  # the raw claims request (capabilities, a CAE challenge's nbf)
+    stage: str = "signin"  # signin | mfa | consent
     user_id: str | None = None
     sid: str | None = None
     admin_required: bool = False  # the consent page can only be declined (AADSTS90094)
@@ -66,6 +71,9 @@ class AuthCode:
     issued_at: float
     expires_at: float
     redeemed: bool = False
+    claims: str | None = None
+    mfa: bool = False  # the sign-in completed multi-factor authentication
+    auth_time: float = 0.0  # when the user signed in
 
 
 @dataclass
@@ -77,6 +85,8 @@ class RefreshGrant:
     epoch: int  # the user's refresh_epoch when issued; a bump revokes it
     issued_at: float
     expires_at: float
+    mfa: bool = False
+    auth_time: float = 0.0
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Session:
     user_id: str
     epoch: int
     created: float
+    mfa: bool = False
 
 
 @dataclass
@@ -108,6 +119,7 @@ class EntraStore:
     used_jti: dict[str, float] = field(default_factory=dict)  # "client_id:jti" -> assertion exp
     cookie_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     settings: EntraSettings = field(default_factory=EntraSettings)
+    policies: list[Policy] = field(default_factory=list)  # Conditional Access (control API)
 
     def sweep(self, now: float | None = None) -> None:
         """Drop expired flows, codes, refresh tokens and jti records."""

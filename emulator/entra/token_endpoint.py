@@ -22,8 +22,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator.directory.model import UTC, Application, User
+from emulator.entra import conditional_access as ca
 from emulator.entra.clients import ClientAuth, authenticate_client, client_id_of
-from emulator.entra.context import EntraError, Tenant, attribute, fail, missing_parameter, require_tenant
+from emulator.entra.context import (
+    EntraError,
+    Tenant,
+    attribute,
+    fail,
+    missing_parameter,
+    require_tenant,
+    single_tenant_refused,
+)
 from emulator.entra.grants import missing_consent
 from emulator.entra.scopes import ScopeError, ScopeRequest, parse
 from emulator.entra.store import get_store, new_id
@@ -48,6 +57,24 @@ class Ctx:
     @property
     def wants_client_info(self) -> bool:
         return self.form.get("client_info") == "1"
+
+    def require_multi_tenant_or_tenant(self) -> None:
+        """Delegated grants of a single-tenant app need the tenant-specific endpoint (AADSTS50194)."""
+        message = single_tenant_refused(self.client, self.tenant)
+        if message is not None:
+            raise fail(50194, "invalid_request", message)
+
+    def policies(self, user: User, req: ScopeRequest, *, mfa: bool, auth_time: float, grant: str) -> None:
+        ca.check_grant(
+            self.state,
+            client=self.client,
+            user=user,
+            resource_id=req.resource(self.state.directory).app.app_id,
+            mfa_done=mfa,
+            auth_time=auth_time,
+            grant_type=grant,
+            now=time.time(),
+        )
 
 
 def scope_error(state: EmulatorState, exc: ScopeError) -> EntraError:
@@ -117,6 +144,7 @@ def malformed_grant() -> EntraError:
 # --------------------------------------------------------------------------------------------- grants
 async def authorization_code(ctx: Ctx) -> Response:
     form, store = ctx.form, get_store(ctx.state)
+    ctx.require_multi_tenant_or_tenant()
     code = form.get("code")
     if not code:
         raise missing_parameter("code")
@@ -170,7 +198,9 @@ async def authorization_code(ctx: Ctx) -> Response:
     user = active_user(ctx.state, record.user_id)
     if user.refresh_epoch != record.epoch:
         raise expired_grant()
+    claims = ca.merge_claims(ca.parse_claims(record.claims), ca.parse_claims(form.get("claims")))
     req = delegated_request(ctx, form.get("scope") or record.scope, user)
+    ctx.policies(user, req, mfa=record.mfa, auth_time=record.auth_time, grant="authorization_code")
     record.redeemed = True
     return user_token_response(
         ctx.state,
@@ -181,11 +211,15 @@ async def authorization_code(ctx: Ctx) -> Response:
         sid=record.sid,
         nonce=record.nonce,
         client_info=ctx.wants_client_info,
+        claims=claims,
+        mfa=record.mfa,
+        auth_time=record.auth_time,
     )
 
 
 async def refresh_token(ctx: Ctx) -> Response:
     form, store = ctx.form, get_store(ctx.state)
+    ctx.require_multi_tenant_or_tenant()
     token = form.get("refresh_token")
     if not token:
         raise missing_parameter("refresh_token")
@@ -210,8 +244,11 @@ async def refresh_token(ctx: Ctx) -> Response:
         )
     user = active_user(ctx.state, record.user_id)
     if user.refresh_epoch != record.epoch:
-        raise expired_grant()
+        raise ca.revoked_grant(user, record.issued_at)
+    claims = ca.parse_claims(form.get("claims"))
     req = delegated_request(ctx, form.get("scope") or record.scope, user)
+    ctx.policies(user, req, mfa=record.mfa, auth_time=record.auth_time, grant="refresh_token")
+    ca.require_cae_claims(user, claims, record.issued_at)
     return user_token_response(
         ctx.state,
         client=ctx.client,
@@ -221,6 +258,9 @@ async def refresh_token(ctx: Ctx) -> Response:
         sid=record.sid,
         client_info=ctx.wants_client_info,
         refresh=True,
+        claims=claims,
+        mfa=record.mfa,
+        auth_time=record.auth_time,
     )
 
 
@@ -280,6 +320,7 @@ async def password(ctx: Ctx) -> Response:
             "The grant type isn't supported over the /common or /consumers endpoints. Please use the "
             "/organizations or tenant-specific endpoint.",
         )
+    ctx.require_multi_tenant_or_tenant()
     form, state = ctx.form, ctx.state
     for name in ("username", "password", "scope"):
         if not form.get(name):
@@ -298,7 +339,10 @@ async def password(ctx: Ctx) -> Response:
         )
     if not user.account_enabled:
         raise fail(50057, "invalid_grant", "The user account is disabled.")
+    claims = ca.parse_claims(form.get("claims"))
     req = delegated_request(ctx, form["scope"], user)
+    now = time.time()
+    ctx.policies(user, req, mfa=False, auth_time=now, grant="password")
     return user_token_response(
         state,
         client=ctx.client,
@@ -307,6 +351,8 @@ async def password(ctx: Ctx) -> Response:
         req=req,
         sid=new_id("", 16),
         client_info=ctx.wants_client_info,
+        claims=claims,
+        auth_time=now,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from emulator.directory.model import Application, User
+from emulator.entra.conditional_access import ClaimsRequest
 from emulator.entra.grants import issue_refresh_token
 from emulator.entra.scopes import ResourceScopes, ScopeRequest
 from emulator.state import EmulatorState
@@ -41,11 +42,19 @@ def user_token_response(
     nonce: str | None = None,
     client_info: bool = False,
     refresh: bool = False,
+    claims: ClaimsRequest | None = None,
+    mfa: bool = False,
+    auth_time: float = 0.0,
 ) -> JSONResponse:
-    """The response of a delegated grant (authorization code, refresh token, password)."""
+    """The response of a delegated grant (authorization code, refresh token, password).
+
+    ``claims``: the claims request (capabilities, a CAE challenge's ``nbf``); ``mfa``/``auth_time``: how and
+    when the user signed in, carried into ``amr`` and the new refresh token."""
+    claims = claims or ClaimsRequest()
     rs = req.resource(state.directory)
     scp = delegated_scopes(state, client, rs, user)
     roles = state.directory.roles_of(user.id, rs.app.app_id)
+    extra: dict[str, Any] = {"amr": ["pwd", "mfa"]} if mfa and rs.app.access_token_version != 2 else {}
     minted = state.tokens.access_token(
         resource=rs.app,
         audience=rs.audience,
@@ -54,6 +63,9 @@ def user_token_response(
         scopes=scp,
         roles=roles,
         appidacr=appidacr,
+        capabilities=claims.capabilities,
+        not_before=claims.nbf,
+        extra=extra,
     )
     body: dict[str, Any] = {
         "token_type": "Bearer",
@@ -63,13 +75,17 @@ def user_token_response(
         "access_token": minted.token,
     }
     if refresh or "offline_access" in req.oidc:
-        body["refresh_token"] = issue_refresh_token(state, client.app_id, user, req.raw, sid)
+        body["refresh_token"] = issue_refresh_token(
+            state, client.app_id, user, req.raw, sid, mfa=mfa, auth_time=auth_time
+        )
     if "openid" in req.oidc:
         body["id_token"] = state.tokens.id_token(
             client_id=client.app_id,
             user=user,
             nonce=nonce,
             roles=state.directory.roles_of(user.id, client.app_id),
+            scopes=req.oidc,
+            optional=client.optional_claims.get("idToken", ()),
             extra={"sid": sid},
         )
     if client_info:

@@ -7,6 +7,9 @@ for directory data and ``ErrorAccessDenied`` for mail (Exchange).
 
 from __future__ import annotations
 
+import base64
+import json
+import math
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -96,11 +99,12 @@ def authenticate(state: EmulatorState, request: Request) -> Principal:
     if token is None:
         raise unauthorized(state, "Access token is empty.")
     try:
-        claims = state.tokens.validate(token, graph_audiences(state))
+        claims = state.tokens.validate(token, graph_audiences(state), graph_nonce=True)
     except TokenRejected as exc:
         raise unauthorized(
             state, _REJECTION_MESSAGES.get(exc.reason, "Access token validation failure.")
         ) from exc
+    _continuous_access_evaluation(state, claims)
     app_id = str(claims.get("appid") or claims.get("azp") or "")
     scp = claims.get("scp")
     if isinstance(scp, str) and scp.strip():
@@ -111,6 +115,33 @@ def authenticate(state: EmulatorState, request: Request) -> Principal:
     if not isinstance(roles, list):
         roles = []
     return Principal(app_id, str(claims.get("tid")), False, None, frozenset(str(r) for r in roles))
+
+
+def _continuous_access_evaluation(state: EmulatorState, claims: dict[str, object]) -> None:
+    """A CAE token (``xms_cc`` holds ``cp1``) issued before its user's last critical event gets the claims
+    challenge (emulator/docs/entra.md, "Conditional Access, MFA and CAE"); other tokens live to expiry."""
+    capabilities = claims.get("xms_cc")
+    user = state.directory.user(str(claims.get("oid") or "")) if claims.get("scp") else None
+    if user is None or not isinstance(capabilities, list) or "cp1" not in capabilities:
+        return
+    issued = claims.get("iat")
+    if not isinstance(issued, int | float) or issued >= user.cae_event_at:
+        return
+    challenge = json.dumps(
+        {"access_token": {"nbf": {"essential": True, "value": str(math.ceil(user.cae_event_at))}}},
+        separators=(",", ":"),
+    )
+    header = (
+        f'Bearer realm="", authorization_uri="{state.config.authority_host}/common/oauth2/authorize", '
+        f'error="insufficient_claims", claims="{base64.b64encode(challenge.encode()).decode()}"'
+    )
+    raise GraphError(
+        401,
+        "InvalidAuthenticationToken",
+        "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: "
+        "TokenIssuedBeforeRevocationTimestamp",
+        headers={"WWW-Authenticate": header},
+    )
 
 
 def require(principal: Principal, wanted: frozenset[str], denied: tuple[str, str] = DIRECTORY_DENIED) -> None:

@@ -21,7 +21,14 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.capture import CaptureServer
-from tests.emulator.entra_flow import JWT_BEARER, assertion, pkce_pair, token_post, verify_with_jwks
+from tests.emulator.entra_flow import (
+    JWT_BEARER,
+    assertion,
+    graph_token_claims,
+    pkce_pair,
+    token_post,
+    verify_with_jwks,
+)
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.browser
@@ -128,7 +135,8 @@ def test_code_flow_with_pkce_consent_and_redeem(
     tokens = resp.json()
     id_token = verify_with_jwks(tenant, tokens["id_token"], tenant.env["ENTRA_CLIENT_ID"])
     assert id_token["nonce"] == nonce and id_token["preferred_username"] == username
-    access = verify_with_jwks(tenant, tokens["access_token"], GRAPH_APP_ID)
+    access = graph_token_claims(tenant, tokens["access_token"])
+    assert access["aud"] == GRAPH_APP_ID
     assert "Mail.Read" in access["scp"].split() and access["upn"] == username
     assert tokens["refresh_token"]
 

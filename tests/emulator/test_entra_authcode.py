@@ -16,11 +16,11 @@ from tests.emulator.entra_flow import (
     assertion,
     claims,
     graph_functions_app,
+    graph_token_claims,
     params_of,
     parse_page,
     pkce_pair,
     token_post,
-    verify_with_jwks,
 )
 from tests.support.tenant import LocalTenant
 
@@ -52,7 +52,8 @@ def test_msal_auth_code_flow_with_pkce_consent_and_nonce(fresh: LocalTenant) -> 
     assert "refresh_token" in result and "client_info" in result
     account = app.get_accounts()[0]
     assert account["home_account_id"] == f"{result['id_token_claims']['oid']}.{fresh.env['ENTRA_TENANT_ID']}"
-    at = verify_with_jwks(fresh, result["access_token"], "00000003-0000-0000-c000-000000000000")
+    at = graph_token_claims(fresh, result["access_token"])
+    assert at["aud"] == "00000003-0000-0000-c000-000000000000"
     assert set(at["scp"].split()) == {"email", "Mail.Read", "openid", "profile", "User.Read"}
     assert at["idtyp"] == "user"
     assert at["appidacr"] == "2" and at["upn"] == member

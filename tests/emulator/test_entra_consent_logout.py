@@ -129,8 +129,27 @@ def test_logout(fresh: LocalTenant) -> None:
     )
     assert unregistered.status_code == 200 and "signed-out" in parse_page(unregistered.text).ids
     assert "Location" not in unregistered.headers
-    anonymous = browser.get(logout, post_logout_redirect_uri="http://localhost:7071/")
-    assert anonymous.status_code == 200 and "Location" not in anonymous.headers
+    anonymous_unregistered = browser.get(logout, post_logout_redirect_uri="https://evil.example/")
+    assert anonymous_unregistered.status_code == 200 and "Location" not in anonymous_unregistered.headers
+
+
+def test_logout_without_client_redirects_to_a_registered_uri(fresh: LocalTenant) -> None:
+    """The v2 docs' canonical sign-out URL names neither client_id nor id_token_hint: a
+    post_logout_redirect_uri registered in the tenant is still honoured (with state)."""
+    browser = Browser.open(fresh)
+    page = browser.authorize(scope="openid User.Read", nonce="n")
+    assert "code" in params_of(
+        browser.sign_in(page, fresh.env["DEMO_USER_USERNAME"], fresh.env["DEMO_USER_PASSWORD"])
+    )
+    logout = f"{fresh.authority}/oauth2/v2.0/logout"
+    answer = browser.get(logout, post_logout_redirect_uri="http://localhost:7071/", state="s1")
+    assert answer.status_code == 302 and answer.headers["Location"] == "http://localhost:7071/?state=s1"
+    assert "ESTSAUTH" not in browser.session.cookies
+    # A registered redirect URI (reply URL) also qualifies; an unregistered one never redirects.
+    assert browser.get(logout, post_logout_redirect_uri=REDIRECT).headers["Location"] == REDIRECT
+    fresh.control("PATCH", f"/apps/{fresh.env['ENTRA_CLIENT_ID']}", {"enabled": False})
+    disabled = browser.get(logout, post_logout_redirect_uri="http://localhost:7071/")
+    assert disabled.status_code == 200 and "signed-out" in parse_page(disabled.text).ids
 
 
 def test_logout_with_id_token_hint(fresh: LocalTenant) -> None:

@@ -99,7 +99,9 @@ def test_revoked_refresh_tokens(fresh: LocalTenant) -> None:
     result = app.acquire_token_silent_with_error(
         ["User.Read"], account=app.get_accounts()[0], force_refresh=True
     )
-    assert result is not None and result["error"] == "invalid_grant" and result["error_codes"] == [70008]
+    # revokeSignInSessions: AADSTS50173 (FreshTokenNeeded), naming the TokensValidFrom date.
+    assert result is not None and result["error"] == "invalid_grant" and result["error_codes"] == [50173]
+    assert "TokensValidFrom" in result["error_description"]
     data = {
         "grant_type": "refresh_token",
         "client_id": fresh.env["ENTRA_CLIENT_ID"],
@@ -107,7 +109,7 @@ def test_revoked_refresh_tokens(fresh: LocalTenant) -> None:
         "client_assertion_type": JWT_BEARER,
         "client_assertion": assertion(fresh),
     }
-    assert_aadsts(token_post(fresh, data), 400, "invalid_grant", 70008)
+    assert_aadsts(token_post(fresh, data), 400, "invalid_grant", 50173)
     assert_aadsts(token_post(fresh, {**data, "refresh_token": "nonsense"}), 400, "invalid_grant", 9002313)
 
 
@@ -193,6 +195,10 @@ def test_public_client_password_grant_and_organizations(fresh: LocalTenant) -> N
     assert_aadsts(token_post(fresh, data), 400, "invalid_grant", 65001)
     own = fresh.env["ENTRA_CLIENT_ID"]
     fresh.control("PATCH", f"/apps/{own}", {"isPublicClient": True})
+    # A single-tenant registration cannot use /organizations (AADSTS50194); a multi-tenant one can.
+    single = token_post(fresh, {**data, "client_id": own}, tenant_segment="organizations")
+    assert_aadsts(single, 400, "invalid_request", 50194)
+    fresh.control("PATCH", f"/apps/{own}", {"signInAudience": "AzureADMultipleOrgs"})
     resp = token_post(fresh, {**data, "client_id": own}, tenant_segment="organizations")
     assert resp.status_code == 200, resp.text
     assert claims(resp.json()["access_token"])["appidacr"] == "0"
