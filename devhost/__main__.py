@@ -32,7 +32,7 @@ from devhost.settings import (
     resolve_port,
     thread_count,
 )
-from devhost.timers import resolve_timezone
+from devhost.timers import resolve_timezone, timezone_warning
 
 _log = logging.getLogger("devhost")
 EXIT_CONFIG = 2
@@ -168,6 +168,9 @@ def _report(state: HostState, args: argparse.Namespace, port: int) -> None:
         )
     for name, error in state.errors.items():
         _log.error("Function '%s' is in error and will not run: %s", name, error)
+    zone_warning = timezone_warning(os.environ, state.scheduler.tz)
+    if state.scheduler.timers and zone_warning:
+        _log.warning("%s", zone_warning)
     _log.info(
         "Host %s: sync functions run on %d thread(s); timer status %s",
         state.host_id,

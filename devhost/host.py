@@ -61,7 +61,11 @@ def build_state(
     runnable = [s for s in specs if s.name not in disabled and s.name not in errors]
     timers, timer_errors = plan_timers(runnable, environ)
     errors.update(timer_errors)
-    invoker = Invoker(thread_count=thread_count, function_directory=str(app_dir))
+    invoker = Invoker(
+        thread_count=thread_count,
+        function_directory=str(app_dir),
+        function_timeout=host_config.function_timeout,
+    )
     scheduler = TimerScheduler(
         timers,
         invoker=invoker,

@@ -6,10 +6,14 @@
 * ``async def`` functions are awaited on the event loop; plain functions run in
   a thread pool of ``PYTHON_THREADPOOL_THREAD_COUNT`` threads, so slow sync
   functions run concurrently, as in the worker.
+* Every invocation is bounded by host.json's ``functionTimeout``: past it, an
+  ``async`` function is cancelled, a sync one abandoned (its thread runs on), and
+  ``FunctionTimeoutError`` is raised (see ``devhost.limits``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import secrets
 import threading
@@ -22,6 +26,7 @@ import azure.functions as func
 from azure.functions import _abc as func_abc
 
 from devhost.discovery import FunctionSpec
+from devhost.limits import FunctionTimeoutError
 
 __all__ = ["InvocationContext", "Invoker", "new_invocation_id"]
 
@@ -122,8 +127,15 @@ class InvocationContext(func.Context):
 class Invoker:
     """Runs user functions: async on the loop, sync in a bounded thread pool."""
 
-    def __init__(self, *, thread_count: int, function_directory: str) -> None:
+    def __init__(
+        self,
+        *,
+        thread_count: int,
+        function_directory: str,
+        function_timeout: dt.timedelta | None = None,
+    ) -> None:
         self.thread_count = thread_count
+        self.function_timeout = function_timeout
         self._function_directory = function_directory
         self._limiter: anyio.CapacityLimiter | None = None
         self._lock = threading.Lock()
@@ -143,6 +155,16 @@ class Invoker:
         invocation_id: str,
         trace_parent: str | None = None,
     ) -> Any:
+        """The function's result; ``FunctionTimeoutError`` once ``function_timeout`` passes."""
+        if self.function_timeout is None:
+            return await self._call(spec, trigger_value, invocation_id, trace_parent)
+        with anyio.move_on_after(self.function_timeout.total_seconds()):
+            return await self._call(spec, trigger_value, invocation_id, trace_parent)
+        raise FunctionTimeoutError(spec.name, self.function_timeout, invocation_id)
+
+    async def _call(
+        self, spec: FunctionSpec, trigger_value: object, invocation_id: str, trace_parent: str | None
+    ) -> Any:
         kwargs: dict[str, Any] = {spec.trigger_arg: trigger_value}
         if spec.wants_context:
             kwargs["context"] = InvocationContext(
@@ -156,8 +178,8 @@ class Invoker:
         if self._limiter is None:  # created lazily: it needs a running loop
             self._limiter = anyio.CapacityLimiter(self.thread_count)
         call = functools.partial(self._run_counted, spec.user_function, kwargs)
-        # abandon_on_cancel: a graceful-shutdown deadline can give up on a stuck
-        # sync function; the process then exits without joining its thread.
+        # abandon_on_cancel: functionTimeout or a graceful-shutdown deadline can
+        # give up on a stuck sync function; its thread is never joined.
         return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
 
     def _run_counted(self, function: Any, kwargs: dict[str, Any]) -> Any:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
+from devhost.timespan import parse_timespan
+
 __all__ = [
     "CronSchedule",
     "IntervalSchedule",
@@ -75,10 +77,6 @@ _CRON_FIELDS = (
 )
 
 _SETTING_REFERENCE = re.compile(r"%([^%\s]+)%")
-_TIMESPAN = re.compile(
-    r"^(?:(?P<days>\d+)\.)?(?P<hours>\d{1,2}):(?P<minutes>\d{1,2})"
-    r"(?::(?P<seconds>\d{1,2})(?:\.(?P<fraction>\d{1,7}))?)?$"
-)
 
 
 class ScheduleError(ValueError):
@@ -164,9 +162,8 @@ def parse_schedule(expression: str) -> Schedule:
     fields = text.split()
     if len(fields) in (5, 6):
         return _parse_ncrontab(text, fields)
-    match = _TIMESPAN.match(text)
-    if match:
-        return _parse_timespan(text, match)
+    if ":" in text:
+        return _parse_timespan(text)
     raise ScheduleError(
         f"'{expression}' is not a valid schedule: expected 6 NCRONTAB fields "
         "'{second} {minute} {hour} {day} {month} {day-of-week}' or a TimeSpan "
@@ -262,19 +259,11 @@ def _is_full(values: tuple[int, ...], field: _Field) -> bool:
     return len(values) == field.maximum - field.minimum + 1
 
 
-def _parse_timespan(text: str, match: re.Match[str]) -> IntervalSchedule:
-    hours, minutes = int(match["hours"]), int(match["minutes"])
-    seconds = int(match["seconds"] or 0)
-    if hours > 23 or minutes > 59 or seconds > 59:
-        raise ScheduleError(f"'{text}' is not a valid TimeSpan")
-    fraction = match["fraction"] or "0"
-    interval = dt.timedelta(
-        days=int(match["days"] or 0),
-        hours=hours,
-        minutes=minutes,
-        seconds=seconds,
-        microseconds=round(int(fraction) * 10 ** (6 - len(fraction))),
-    )
+def _parse_timespan(text: str) -> IntervalSchedule:
+    try:
+        interval = parse_timespan(text)
+    except ValueError as error:
+        raise ScheduleError(str(error)) from error
     if interval <= dt.timedelta(0):
         raise ScheduleError(f"'{text}': a TimeSpan schedule must be positive")
     return IntervalSchedule(text, interval)

@@ -10,9 +10,10 @@ Routes, checked in this order:
   the background. Errors are JSON ``{"error": {"code", "message"}}``.
 * anything else: the functions' routes (``routePrefix`` + template).
 
-Auth levels are not enforced, as with Core Tools. A function that raises, or
-returns something that is not an HTTP response, gives 500 with a plain-text
-body, and the exception is logged. One log line per request: method, path
+Auth levels are not enforced, as with Core Tools. A function that raises,
+returns something that is not an HTTP response, or runs past ``functionTimeout``
+gives 500 with a plain-text body, and the exception is logged; one still running
+after Azure's 230 s HTTP limit gets a warning in the log. One log line per request: method, path
 (without the query string), status and duration; never headers or bodies.
 """
 
@@ -46,6 +47,12 @@ from devhost.convert import (
 )
 from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker, new_invocation_id
+from devhost.limits import (
+    HTTP_RESPONSE_LIMIT_SECONDS,
+    FunctionTimeoutError,
+    log_function_timeout,
+    warn_when_slow,
+)
 from devhost.routing import Router
 from devhost.settings import DEFAULT_BODY_LIMIT
 from devhost.timers import TimerScheduler
@@ -67,6 +74,7 @@ class HostState:
     errors: dict[str, str] = field(default_factory=dict)
     disabled: frozenset[str] = frozenset()
     body_limit: int = DEFAULT_BODY_LIMIT
+    http_response_limit: float = HTTP_RESPONSE_LIMIT_SECONDS
     started: float = field(default_factory=time.monotonic)
 
 
@@ -131,13 +139,16 @@ def build_app(
         invocation_id = new_invocation_id()
         func_request = to_func_request(request, body, match.route_params)
         try:
-            result = await state.invoker.invoke(
-                spec,
-                func_request,
-                invocation_id=invocation_id,
-                trace_parent=request.headers.get("traceparent"),
-            )
+            with warn_when_slow(state.http_response_limit, spec.name, invocation_id):
+                result = await state.invoker.invoke(
+                    spec,
+                    func_request,
+                    invocation_id=invocation_id,
+                    trace_parent=request.headers.get("traceparent"),
+                )
             return to_response(result)
+        except FunctionTimeoutError as error:
+            log_function_timeout(error)
         except UnsupportedResultError as error:
             _log.error("Function 'Functions.%s' (Id=%s): %s", spec.name, invocation_id, error)
         except Exception:  # a failing function gives 500, never stops the host

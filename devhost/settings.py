@@ -9,10 +9,15 @@ module-level ``os.environ[...]`` reads in ``function_app.py`` see them.
 
 Port precedence: ``--port`` on the command line, then ``Host.LocalHttpPort``
 from local.settings.json, then 7071.
+
+``functionTimeout`` (host.json) is a TimeSpan of at least one second, or ``-1``
+for no limit; without it the host's non-Consumption default, 30 minutes, applies
+(the host's ``ScriptHostOptionsSetup``; Core Tools runs as a non-Consumption host).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -21,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.timespan import parse_timespan
+
 __all__ = [
+    "DEFAULT_FUNCTION_TIMEOUT",
     "DEFAULT_PORT",
     "DEFAULT_ROUTE_PREFIX",
     "HostConfig",
@@ -38,6 +46,8 @@ __all__ = [
 DEFAULT_PORT = 7071
 DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024  # the Functions host's 100 MB
+DEFAULT_FUNCTION_TIMEOUT = dt.timedelta(minutes=30)
+_MIN_FUNCTION_TIMEOUT = dt.timedelta(seconds=1)
 _log = logging.getLogger("devhost")
 
 
@@ -60,6 +70,7 @@ class HostConfig:
     path: Path
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     functions: tuple[str, ...] | None = None  # host.json "functions" allow-list
+    function_timeout: dt.timedelta | None = DEFAULT_FUNCTION_TIMEOUT  # None: no limit
 
 
 def load_local_settings(path: Path) -> LocalSettings:
@@ -138,7 +149,25 @@ def load_host_config(app_dir: Path) -> HostConfig:
         path=path,
         route_prefix=prefix.strip("/"),
         functions=tuple(functions) if functions is not None else None,
+        function_timeout=_function_timeout(path, document.get("functionTimeout")),
     )
+
+
+def _function_timeout(path: Path, raw: object) -> dt.timedelta | None:
+    if raw is None:
+        return DEFAULT_FUNCTION_TIMEOUT
+    if not isinstance(raw, str):
+        raise SettingsError(f'{path}: functionTimeout must be a TimeSpan string such as "00:05:00"')
+    if raw.strip() == "-1":
+        return None
+    try:
+        timeout = parse_timespan(raw)
+    except ValueError as error:
+        raise SettingsError(f"{path}: functionTimeout: {error}") from error
+    if timeout < _MIN_FUNCTION_TIMEOUT:
+        # The host refuses to start with such a value, so devhost does too.
+        raise SettingsError(f"{path}: functionTimeout must be at least 00:00:01 (or -1 for no limit)")
+    return timeout
 
 
 def resolve_port(cli_port: int | None, local: LocalSettings) -> int:

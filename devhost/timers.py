@@ -13,9 +13,12 @@ Each timer follows the Functions host's ``TimerListener``:
    schedule_status, schedule)``; ``schedule_status`` is the status dict for a
    monitored timer and empty otherwise, as the worker passes it.
 
-Exceptions from the function are logged and never stop the schedule or the
-host. Times are in ``WEBSITE_TIME_ZONE`` (an IANA name) when set, else the
-machine's local time zone, as with ``func start``.
+Exceptions from the function, and runs past ``functionTimeout``, are logged as
+failed invocations and never stop the schedule or the host.
+
+Times are in ``WEBSITE_TIME_ZONE`` (an IANA name) when set, else the machine's
+local time zone, as with ``func start``; Azure uses UTC without the setting, so
+``timezone_warning`` gives the start-up warning for a machine not on UTC.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from azure.functions.timer import TimerRequest
 
 from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker, new_invocation_id
+from devhost.limits import FunctionTimeoutError, log_function_timeout
 from devhost.ncrontab import (
     Schedule,
     ScheduleError,
@@ -50,7 +54,7 @@ from devhost.schedule_status import (
     timer_lookup_name,
 )
 
-__all__ = ["PlannedTimer", "TimerScheduler", "plan_timers", "resolve_timezone"]
+__all__ = ["PlannedTimer", "TimerScheduler", "plan_timers", "resolve_timezone", "timezone_warning"]
 
 _log = logging.getLogger("devhost")
 _MANUAL_REASON = "This function was programmatically called via the host APIs."
@@ -110,6 +114,27 @@ def resolve_timezone(environ: Mapping[str, str]) -> dt.tzinfo:
     except (IndexError, OSError, ZoneInfoNotFoundError, ValueError):
         local = dt.datetime.now().astimezone().tzinfo
         return local if local is not None else dt.UTC
+
+
+def timezone_warning(environ: Mapping[str, str], tz: dt.tzinfo, year: int | None = None) -> str | None:
+    """The start-up warning when timers follow a local zone that Azure would not use, else None.
+
+    Azure evaluates schedules in UTC unless ``WEBSITE_TIME_ZONE`` is set; Core Tools
+    (and devhost) use the machine's zone. A zone at UTC+0 all ``year`` (by default
+    this one) fires at the same instants as UTC, so it gets no warning.
+    """
+    if environ.get("WEBSITE_TIME_ZONE"):
+        return None
+    when = year or dt.datetime.now(dt.UTC).year
+    offsets = {dt.datetime(when, month, 1, 12, tzinfo=tz).utcoffset() for month in (1, 7)}
+    if offsets <= {dt.timedelta(0)}:
+        return None
+    name = getattr(tz, "key", None) or str(tz)
+    return (
+        f"Timer schedules run in {name}, this machine's time zone (as with Core Tools), but in UTC "
+        f"in Azure unless WEBSITE_TIME_ZONE is set: '0 0 9 * * *' fires at 09:00 {name} here and at "
+        "09:00 UTC there. Set WEBSITE_TIME_ZONE (e.g. UTC) to run them as Azure will."
+    )
 
 
 class TimerScheduler:
@@ -294,6 +319,9 @@ class TimerScheduler:
         outcome = "Succeeded"
         try:
             await self._invoker.invoke(spec, request, invocation_id=invocation_id)
+        except FunctionTimeoutError as error:
+            outcome = "Failed"
+            log_function_timeout(error)
         except Exception:  # user code must never stop the host
             outcome = "Failed"
             _log.exception("Function 'Functions.%s' raised (Id=%s)", spec.name, invocation_id)

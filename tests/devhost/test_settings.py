@@ -12,6 +12,7 @@ from devhost.discovery import ALL_METHODS, DiscoveryError, discover, import_app_
 from devhost.host import build_state
 from devhost.schedule_status import MemoryStatusStore, host_id
 from devhost.settings import (
+    DEFAULT_FUNCTION_TIMEOUT,
     SettingsError,
     apply_values,
     load_host_config,
@@ -102,6 +103,34 @@ def test_host_json_functions_list(tmp_path: Path) -> None:
     assert load_host_config(tmp_path).functions == ("a", "b")
     write_json(tmp_path / "host.json", {"version": "2.0", "functions": "a"})
     with pytest.raises(SettingsError):
+        load_host_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "timeout"),
+    [
+        ("00:00:01", dt.timedelta(seconds=1)),
+        ("00:05:00", dt.timedelta(minutes=5)),
+        ("00:10", dt.timedelta(minutes=10)),
+        ("1.02:03:04.5", dt.timedelta(days=1, hours=2, minutes=3, seconds=4.5)),
+        ("2", dt.timedelta(days=2)),  # TimeSpan.Parse reads a bare number as days
+        ("-1", None),  # no limit
+    ],
+)
+def test_host_json_function_timeout(tmp_path: Path, value: str, timeout: dt.timedelta | None) -> None:
+    write_json(tmp_path / "host.json", {"version": "2.0", "functionTimeout": value})
+    assert load_host_config(tmp_path).function_timeout == timeout
+
+
+def test_function_timeout_defaults_to_the_hosts_30_minutes(tmp_path: Path) -> None:
+    write_json(tmp_path / "host.json", {"version": "2.0"})
+    assert load_host_config(tmp_path).function_timeout == DEFAULT_FUNCTION_TIMEOUT == dt.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("value", ["00:00:00.5", "00:00:00", "five minutes", "24:00:00", "00:60:00", 300])
+def test_unusable_function_timeout_stops_the_host_like_the_real_one(tmp_path: Path, value: object) -> None:
+    write_json(tmp_path / "host.json", {"version": "2.0", "functionTimeout": value})
+    with pytest.raises(SettingsError, match="functionTimeout"):
         load_host_config(tmp_path)
 
 

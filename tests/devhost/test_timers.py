@@ -6,10 +6,12 @@ import datetime as dt
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from devhost.timers import timezone_warning
 from tests.devhost.conftest import read_records, start_fixture_host
 from tests.devhost.fixtures import DevHostProcess, wait_until
 
@@ -95,6 +97,47 @@ def test_a_failing_timer_is_logged_and_does_not_stop_anything(
     runs = len(read_records(out, "every_second"))
     wait_until(lambda: len(read_records(out, "every_second")) > runs, what="every_second to keep running")
     assert requests.get(host.url("/api/health"), timeout=TIMEOUT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("environ", "zone", "warns"),
+    [
+        ({}, "Europe/Paris", True),
+        ({}, "America/New_York", True),
+        ({}, "Europe/London", True),  # UTC+0 in winter only
+        ({}, "UTC", False),
+        ({}, "Etc/UTC", False),
+        ({}, "Africa/Abidjan", False),  # UTC+0 all year: fires when UTC does
+        ({"WEBSITE_TIME_ZONE": "Europe/Paris"}, "Europe/Paris", False),  # chosen on purpose
+    ],
+)
+def test_timezone_warning(environ: dict[str, str], zone: str, warns: bool) -> None:
+    warning = timezone_warning(environ, ZoneInfo(zone), year=2025)
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert zone in warning
+        assert "UTC in Azure" in warning
+        assert "WEBSITE_TIME_ZONE" in warning
+
+
+ZONE_WARNING = "Timer schedules run in Europe/Paris, this machine's time zone"
+
+
+def test_a_local_time_zone_other_than_utc_is_warned_about_at_start(tmp_path: Path) -> None:
+    host, _ = start_fixture_host(tmp_path / "paris", env={"TZ": "Europe/Paris"}, args=("--no-timers",))
+    try:
+        assert ZONE_WARNING in host.log()
+    finally:
+        assert host.stop() == 0
+    chosen, _ = start_fixture_host(
+        tmp_path / "chosen",
+        env={"TZ": "Europe/Paris", "WEBSITE_TIME_ZONE": "Europe/Paris"},
+        args=("--no-timers",),
+    )
+    try:
+        assert "Timer schedules run in" not in chosen.log()
+    finally:
+        assert chosen.stop() == 0
 
 
 def test_invalid_schedule_puts_only_that_function_in_error(tmp_path: Path) -> None:

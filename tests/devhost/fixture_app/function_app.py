@@ -165,6 +165,17 @@ def slow(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("slow finished")
 
 
+@app.route(route="hang/async", methods=["GET"])
+async def hang_async(req: func.HttpRequest) -> func.HttpResponse:
+    """Answers only after 20 s, unless functionTimeout cancels it first."""
+    try:
+        await asyncio.sleep(20)
+    except asyncio.CancelledError:
+        (_out_dir() / "hang_async.cancelled").touch()
+        raise
+    return func.HttpResponse("hang finished")
+
+
 @app.route(route="context", methods=["GET"])
 def with_context(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return _json(
@@ -233,6 +244,13 @@ def yearly(timer: func.TimerRequest) -> None:
 async def async_yearly(timer: func.TimerRequest) -> None:
     await asyncio.sleep(0)
     _record_timer("async_yearly", timer)
+
+
+@app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer")
+def hanging_timer(timer: func.TimerRequest) -> None:
+    """Records its start, then blocks for up to 20 s (functionTimeout abandons it first)."""
+    _record_timer("hanging_timer", timer)
+    time.sleep(20)
 
 
 @app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer")
