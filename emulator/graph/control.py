@@ -256,6 +256,11 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
                     if not isinstance(value, int) or not 0 <= value <= 60_000:
                         raise BadInput("mailLatencyMs is an integer in [0, 60000]")
                     s.mail_latency_ms = value
+                if "sendMailDelayMs" in body:
+                    value = body["sendMailDelayMs"]
+                    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 60_000:
+                        raise BadInput("sendMailDelayMs is an integer in [0, 60000]")
+                    s.send_mail_delay_ms = value
                 for app_id, mailboxes in (body.get("mailAccessPolicies") or {}).items():
                     if mailboxes is None:
                         s.mail_access.pop(app_id, None)

@@ -26,6 +26,7 @@ def endpoint(
 
     async def run(request: Request) -> Response:
         extra: dict[str, str] = {}
+        graph_store(state).deliver_due_mail()
         try:
             principal = authenticate(state, request)
             request.state.client_id = principal.app_id

@@ -2,7 +2,10 @@
 
 Delivery: every recipient (to, cc, bcc) whose address is a local user's mail or userPrincipalName and who has
 a mailbox gets the message at the top of their Inbox; other addresses are accepted and dropped (no
-non-delivery report). The sender gets a copy in Sent Items unless ``saveToSentItems`` is false.
+non-delivery report). The sender gets a copy in Sent Items unless ``saveToSentItems`` is false (the JSON
+boolean, or the string ``"false"`` that Graph's own sample sends). Delivery is asynchronous, as in Exchange:
+the 202 means accepted, and the copies appear ``send_mail_delay_ms`` later (``GraphStore.pending_mail``,
+run at the start of the first Graph request after they fall due).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from starlette.responses import Response
 from emulator.directory.model import UTC, Mailbox, Message, Recipient, User
 from emulator.graph.http import Ctx, GraphError, read_json
 from emulator.graph.mailbox import open_mailbox
+from emulator.graph.store import graph_store
 
 MESSAGE_KEYS = frozenset(
     {
@@ -94,6 +98,9 @@ def parse_send(data: Any) -> tuple[dict[str, Any], bool]:
                 "only use property names that are defined by the type or mark the type as open type."
             )
     save = data.get("saveToSentItems", True)
+    if isinstance(save, str) and save.strip().lower() in ("true", "false"):
+        # user-sendmail's own example sends "saveToSentItems": "false", and Graph honours it.
+        save = save.strip().lower() == "true"
     if not isinstance(save, bool):
         raise _body_read(
             "Cannot convert a primitive value to the expected type 'Edm.Boolean'. See the inner "
@@ -149,44 +156,53 @@ async def send_mail(ctx: Ctx) -> Response:
         raise _body_read("Cannot convert a value of the request payload to its expected type.")
     attachments = message.get("attachments") or []
     async with open_mailbox(ctx, "send") as acc:
-        now = dt.datetime.now(UTC).replace(microsecond=0)
         sender = Recipient(acc.user.display_name, acc.user.mail or acc.user.user_principal_name)
+        sender_id = acc.user.id
         imid = f"<{uuid.uuid4().hex}@{ctx.state.directory.domain}>"
         conversation = "AAQkAG" + uuid.uuid4().hex
-
-        def copy(box: Mailbox, well_known: str, is_read: bool) -> None:
-            folder = box.folder(well_known)
-            if folder is None:
-                return
-            insert_message(
-                box,
-                Message(
-                    id="AAMkAG" + uuid.uuid4().hex + "BGAAA=",
-                    folder_id=folder.id,
-                    subject=subject,
-                    body_content_type=ctype,
-                    body=content,
-                    sender=sender,
-                    to=list(to),
-                    cc=list(cc),
-                    received=now,
-                    has_attachments=bool(attachments),
-                    importance=importance,
-                    is_read=is_read,
-                    internet_message_id=imid,
-                    conversation_id=conversation,
-                ),
-            )
-
-        delivered: set[str] = set()
+        recipients: list[str] = []
         for recipient in (*to, *cc, *bcc):
             user = _local(ctx, recipient.address)
-            if user is None or user.id in delivered:
-                continue
-            box = ctx.state.mailbox(user)
-            if box is not None:
-                delivered.add(user.id)
-                copy(box, "inbox", False)
+            if user is not None and user.id not in recipients:
+                recipients.append(user.id)
+    state = ctx.state
+
+    def copy(user_id: str, well_known: str, is_read: bool) -> None:
+        user = state.directory.user(user_id)
+        box = state.mailbox(user) if user is not None else None
+        folder = box.folder(well_known) if box is not None else None
+        if box is None or folder is None:
+            return  # the mailbox went away before delivery
+        insert_message(
+            box,
+            Message(
+                id="AAMkAG" + uuid.uuid4().hex + "BGAAA=",
+                folder_id=folder.id,
+                subject=subject,
+                body_content_type=ctype,
+                body=content,
+                sender=sender,
+                to=list(to),
+                cc=list(cc),
+                received=dt.datetime.now(UTC).replace(microsecond=0),
+                has_attachments=bool(attachments),
+                importance=importance,
+                is_read=is_read,
+                internet_message_id=imid,
+                conversation_id=conversation,
+            ),
+        )
+
+    def deliver() -> None:
+        for user_id in recipients:
+            copy(user_id, "inbox", False)
         if save:
-            copy(acc.box, "sentitems", True)
+            copy(sender_id, "sentitems", True)
+
+    store = graph_store(state)
+    delay = store.settings.send_mail_delay_ms
+    if delay <= 0:
+        deliver()
+    else:
+        store.pending_mail.append((store.clock() + delay / 1000, deliver))
     return Response(status_code=202)

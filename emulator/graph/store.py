@@ -7,6 +7,8 @@ Created on first use (``build_app`` and ``control_routes`` both call :func:`grap
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +29,15 @@ class GraphSettings:
     #: Application access policy (RBAC for Applications) model: app id -> user ids whose mailboxes the app
     #: may reach with application permissions. An app absent from the map reaches every mailbox. [INFERRED]
     mail_access: dict[str, set[str]] = field(default_factory=dict)
+    #: Time from sendMail's 202 to the message being in the recipients' mailboxes (and Sent Items):
+    #: Graph documents the 202 as "accepted", not "delivered". 0 delivers before the 202. [INFERRED] value
+    send_mail_delay_ms: int = 300
 
     def public(self) -> dict[str, Any]:
         return {
             "mailDefaultOrder": self.mail_default_order,
             "mailLatencyMs": self.mail_latency_ms,
+            "sendMailDelayMs": self.send_mail_delay_ms,
             "mailAccessPolicies": {k: sorted(v) for k, v in self.mail_access.items()},
         }
 
@@ -48,6 +54,19 @@ class GraphStore:
     indexes: dict[Any, Any] = field(default_factory=dict)
     #: Batches answered since the last reset: with the seed, it fixes each batch's answer order.
     batch_count: int = 0
+    #: Accepted sendMail deliveries not yet due: (monotonic due time, deliver).
+    pending_mail: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic
+
+    def deliver_due_mail(self) -> None:
+        """Run every delivery whose time has come, oldest first (called at the start of each request)."""
+        now = self.clock()
+        due = [entry for entry in self.pending_mail if entry[0] <= now]
+        if not due:
+            return
+        self.pending_mail = [entry for entry in self.pending_mail if entry[0] > now]
+        for _, deliver in sorted(due, key=lambda entry: entry[0]):
+            deliver()
 
     def reset(self) -> None:
         self.settings = GraphSettings()
@@ -56,6 +75,7 @@ class GraphStore:
         self.removed_reason.clear()
         self.indexes.clear()
         self.batch_count = 0
+        self.pending_mail.clear()
 
 
 def graph_store(state: EmulatorState) -> GraphStore:

@@ -13,9 +13,10 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import jwt
@@ -27,6 +28,20 @@ from emulator.state import EmulatorState
 from tests.support.tenant import LocalTenant
 
 GRAPH_APP_ROLES = ("User.Read.All", "Mail.Read", "GroupMember.Read.All")  # consented to Graph Functions
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something other than None, as a client of an asynchronous service
+    (sendMail delivery) must; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing came within {timeout} s")
+        time.sleep(interval)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import msal
 import pytest
 import requests
 
-from tests.emulator.graph_kit import app_certificate, bearer, client_assertion, mint
+from tests.emulator.graph_kit import app_certificate, bearer, client_assertion, eventually, mint
 from tests.support.tenant import LocalTenant
 
 ADV = {"ConsistencyLevel": "eventual"}
@@ -258,9 +258,15 @@ def test_send_mail_and_read_it_back(fresh: LocalTenant) -> None:
         },
     )
     assert reply.status_code == 202 and reply.content == b""
-    inbox = get(fresh, f"/v1.0/users/{member}/mailFolders/Inbox/messages?$top=1&$select=subject,from", token)
-    message = inbox.json()["value"][0]
-    assert message["subject"] == subject
+
+    def delivered() -> dict[str, Any] | None:
+        inbox = get(
+            fresh, f"/v1.0/users/{member}/mailFolders/Inbox/messages?$top=1&$select=subject,from", token
+        )
+        top = inbox.json()["value"][0]
+        return dict(top) if top["subject"] == subject else None
+
+    message = eventually(delivered)  # delivery is asynchronous, as in Exchange
     assert message["from"]["emailAddress"]["address"] == admin
     text = get(
         fresh,
@@ -335,3 +341,37 @@ def test_request_log_names_the_client_and_never_holds_a_token(tenant: LocalTenan
     assert entries[-1]["status"] == 200
     log = requests.get(f"{tenant.env['EMULATOR_URL']}/_emulator/requests?since=0", timeout=30).text
     assert app_token not in log and app_token.split(".")[2] not in log
+
+
+def test_send_mail_is_delivered_after_the_configured_delay(fresh: LocalTenant) -> None:
+    """The official sample's ``"saveToSentItems": "false"`` (a string) is honoured, and the message lands
+    only after the delay set through the control API, so a client must poll."""
+    assert fresh.control("GET", "/graph/settings")["sendMailDelayMs"] == 300
+    fresh.control("PUT", "/graph/settings", {"sendMailDelayMs": 1500})
+    token = mint(fresh, roles=("Mail.Send", "Mail.Read"))
+    admin, member = fresh.env["DEMO_ADMIN_USERNAME"], fresh.env["DEMO_USER_USERNAME"]
+    reply = requests.post(
+        f"{graph(fresh)}/v1.0/users/{admin}/sendMail",
+        headers=bearer(token),
+        timeout=30,
+        json={
+            "message": {
+                "subject": "Meet for lunch?",
+                "body": {"contentType": "Text", "content": "The new cafeteria is open."},
+                "toRecipients": [{"emailAddress": {"address": member}}],
+            },
+            "saveToSentItems": "false",
+        },
+    )
+    assert reply.status_code == 202, reply.text
+
+    def inbox_top() -> str:
+        page = get(fresh, f"/v1.0/users/{member}/mailFolders/inbox/messages?$top=1&$select=subject", token)
+        return str(page.json()["value"][0]["subject"])
+
+    assert inbox_top() != "Meet for lunch?"  # accepted, not delivered yet
+    eventually(lambda: inbox_top() == "Meet for lunch?" or None)
+    sent = get(fresh, f"/v1.0/users/{admin}/mailFolders/sentitems/messages?$top=5&$select=subject", token)
+    assert "Meet for lunch?" not in [m["subject"] for m in sent.json()["value"]]
+    bad = fresh.control("PUT", "/graph/settings", {"sendMailDelayMs": -1}, expect=400)
+    assert "sendMailDelayMs" in bad["error"]["message"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from emulator.directory.model import Message, iso
 from emulator.graph.mailbox import html_to_text
-from tests.emulator.graph_kit import InProcess, assert_graph_error
+from tests.emulator.graph_kit import InProcess, assert_graph_error, eventually
 
 PREFER_TEXT = {"Prefer": 'outlook.body-content-type="text"'}
 
@@ -277,9 +278,15 @@ def _send(g: InProcess, token: str, payload: object, who: str | None = None):  #
     return g.post(url(g, "sendMail", who), token, payload)
 
 
-def test_send_mail_delivers_and_saves(fresh: InProcess, token: str) -> None:
+def _top(g: InProcess, token: str, folder: str, who: str | None = None) -> dict[str, Any]:
+    reply = g.get(url(g, f"mailFolders/{folder}/messages", who) + "?$top=1", token)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json()["value"][0])
+
+
+def test_send_mail_delivers_and_saves_after_a_delay(fresh: InProcess, token: str) -> None:
     admin, member = fresh.state.ids.admin, fresh.state.ids.member
-    payload = {
+    payload: dict[str, Any] = {
         "message": {
             "subject": "Quarterly <b>numbers</b>",
             "body": {"contentType": "HTML", "content": "<p>Hi</p>"},
@@ -289,23 +296,46 @@ def test_send_mail_delivers_and_saves(fresh: InProcess, token: str) -> None:
     }
     reply = _send(fresh, token, payload)
     assert reply.status_code == 202 and reply.content == b""
-    top = fresh.get(url(fresh, "mailFolders/inbox/messages", member.id) + "?$top=1", token).json()["value"][0]
-    assert top["subject"] == "Quarterly <b>numbers</b>" and top["body"] == {
-        "contentType": "html",
-        "content": "<p>Hi</p>",
-    }
+    assert _top(fresh, token, "inbox", member.id)["subject"] != "Quarterly <b>numbers</b>"  # not yet
+
+    def delivered() -> dict[str, Any] | None:
+        top = _top(fresh, token, "inbox", member.id)
+        return top if top["subject"] == "Quarterly <b>numbers</b>" else None
+
+    top = eventually(delivered)
+    assert top["body"] == {"contentType": "html", "content": "<p>Hi</p>"}
     assert top["from"]["emailAddress"] == {"name": admin.display_name, "address": admin.mail}
     assert top["isRead"] is False
-    sent = fresh.get(url(fresh, "mailFolders/sentitems/messages") + "?$top=1", token).json()["value"][0]
+    sent = _top(fresh, token, "sentitems")
     assert (
         sent["subject"] == "Quarterly <b>numbers</b>"
         and sent["internetMessageId"] == top["internetMessageId"]
     )
-    payload["saveToSentItems"] = False
-    payload["message"]["subject"] = "no copy"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("save", [False, "false", "False"])
+def test_save_to_sent_items_false_as_boolean_or_string(fresh: InProcess, token: str, save: object) -> None:
+    member = fresh.state.ids.member
+    payload = {
+        "message": {"subject": "no copy", "toRecipients": [{"emailAddress": {"address": member.mail}}]},
+        "saveToSentItems": save,
+    }
     assert _send(fresh, token, payload).status_code == 202
-    sent = fresh.get(url(fresh, "mailFolders/sentitems/messages") + "?$top=1", token).json()["value"][0]
-    assert sent["subject"] != "no copy"
+    eventually(lambda: _top(fresh, token, "inbox", member.id)["subject"] == "no copy" or None)
+    assert _top(fresh, token, "sentitems")["subject"] != "no copy"
+
+
+def test_send_mail_delay_is_configurable(fresh: InProcess, token: str) -> None:
+    from emulator.graph.store import graph_store
+
+    graph_store(fresh.state).settings.send_mail_delay_ms = 0
+    member = fresh.state.ids.member
+    payload = {
+        "message": {"subject": "at once", "toRecipients": [{"emailAddress": {"address": member.mail}}]}
+    }
+    assert _send(fresh, token, payload).status_code == 202
+    assert _top(fresh, token, "inbox", member.id)["subject"] == "at once"
+    assert _top(fresh, token, "sentitems")["subject"] == "at once"
 
 
 @pytest.mark.parametrize(
