@@ -216,7 +216,7 @@ def revoked_grant(user: User, issued_at: float) -> EntraError:
         "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user "
         f"might have changed or reset their password. The grant was issued on '{_stamp(issued_at)}' and the "
         f"TokensValidFrom date (before which tokens are not valid) for this user is "
-        f"'{_stamp(user.sessions_revoked_at)}'.",
+        f"'{_stamp(max(user.sessions_revoked_at, issued_at))}'.",
     )
 
 
