@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 
-from shared.errors import BadRequest
+from shared.errors import InvalidCursor
 
 MAX_CURSOR_LENGTH = 4096
 _VERSION = 1
@@ -41,6 +41,11 @@ def encode_cursor(next_link: str, *, eventual: bool, select: tuple[str, ...] = (
     return base64.urlsafe_b64encode(payload.encode("utf-8")).decode("ascii").rstrip("=")
 
 
+def invalid_cursor() -> InvalidCursor:
+    """The one error for a cursor that is not an unchanged ``nextCursor`` of ours (no detail on purpose)."""
+    return InvalidCursor("cursor is invalid: pass the nextCursor value of the previous page unchanged")
+
+
 def decode_cursor(
     cursor: str,
     *,
@@ -50,10 +55,10 @@ def decode_cursor(
     """Decode and validate a caller's cursor.
 
     Raises:
-        BadRequest: the cursor is malformed, too long, of an unknown version, its link fails ``check_link``
+        InvalidCursor: the cursor is malformed, too long, of an unknown version, its link fails ``check_link``
             (e.g. another host, another path, unexpected query options) or its fields fail ``check_select``.
     """
-    invalid = BadRequest("cursor is invalid: pass the nextCursor value of the previous page unchanged")
+    invalid = invalid_cursor()
     if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(cursor):
         raise invalid
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shared.cursor import MAX_CURSOR_LENGTH
+from shared.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.users import (
     DEFAULT_TOP,
     MAX_SEARCH_LENGTH,
@@ -22,6 +24,7 @@ from shared.version import __version__
 #: Every ``error.code`` the API can return (docs/errors.md explains each).
 ERROR_CODES: tuple[str, ...] = (
     "invalid_parameter",
+    "invalid_cursor",
     "unauthenticated",
     "forbidden",
     "not_found",
@@ -56,11 +59,7 @@ USER_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
 
 _FIELD_ALTERNATIVES = "|".join(USER_FIELDS)
 SELECT_PATTERN = f"^({_FIELD_ALTERNATIVES})(,({_FIELD_ALTERNATIVES}))*$"
-USER_ID_PATTERN = (
-    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    "|[A-Za-z0-9'._!#^~+$&-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    "(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)$"
-)
+USER_ID_PATTERN = f"^({GUID_PATTERN}|{UPN_PATTERN})$"
 # At least one printable non-space character, no control characters.
 SEARCH_PATTERN = "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"
 
@@ -212,8 +211,14 @@ _DOCUMENT: dict[str, Any] = {
                 "name": "cursor",
                 "in": "query",
                 "required": False,
-                "description": "nextCursor of the previous page; not combinable with other parameters.",
-                "schema": {"type": "string", "maxLength": 4096},
+                "description": (
+                    "nextCursor of the previous page, unchanged. It encodes the first page's top, select "
+                    "and search: send it alone, or with the same values as the first page (compared after "
+                    "validation: select as a set of fields, search trimmed). A parameter that differs is a "
+                    "400 invalid_parameter; a cursor that is not an unchanged nextCursor, or names a page "
+                    "Microsoft Graph no longer has, is a 400 invalid_cursor."
+                ),
+                "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
             },
             "userId": {
                 "name": "id",
@@ -235,7 +240,10 @@ _DOCUMENT: dict[str, Any] = {
             "WWW-Authenticate": {"description": "RFC 6750 bearer challenge.", "schema": {"type": "string"}},
         },
         "responses": {
-            "BadRequest": _error_response("Invalid or unknown parameter (code invalid_parameter)."),
+            "BadRequest": _error_response(
+                "Invalid or unknown parameter (code invalid_parameter), or a cursor that is not an "
+                "unchanged nextCursor (code invalid_cursor)."
+            ),
             "Unauthorized": _error_response(
                 "Missing or invalid bearer token.", headers=("WWW-Authenticate",)
             ),

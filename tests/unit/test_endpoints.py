@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import azure.functions as func
 import pytest
@@ -18,6 +21,7 @@ from shared.caller import CallerAuthenticator, SigningKeys
 from shared.cursor import encode_cursor
 from shared.errors import ConfigurationError
 from shared.graph import GraphClient
+from shared.users import search_expression
 from shared.version import __version__
 
 from .conftest import AUTHORITY_HOST, GRAPH, TENANT, TokenFactory, jwk_of, make_settings
@@ -26,7 +30,20 @@ from .fakes import FakeClock, FakeTokens, FakeTransport, graph_error, respond
 METADATA_URL = f"{AUTHORITY_HOST}/{TENANT}/v2.0/.well-known/openid-configuration"
 JWKS_URL = f"{AUTHORITY_HOST}/{TENANT}/discovery/v2.0/keys"
 USERS = f"{GRAPH}/v1.0/users"
-HttpFunction = Callable[[func.HttpRequest], func.HttpResponse]
+HttpFunction = Callable[[func.HttpRequest], Any]  # async functions return an awaitable response
+
+
+def run(function: HttpFunction, request: func.HttpRequest) -> func.HttpResponse:
+    """Call a function as the worker does: sync ones directly, ``async def`` ones on an event loop."""
+    result = function(request)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result))
+    assert isinstance(result, func.HttpResponse)
+    return result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +100,7 @@ class App:
             route_params=dict(route or {}),
             body=b"",
         )
-        return self.functions[name](request)
+        return run(self.functions[name], request)
 
     def graph_requests(self) -> list[Any]:
         return [r for r in self.transport.requests if r.url.startswith(GRAPH)]
@@ -110,7 +127,7 @@ def assert_error(response: func.HttpResponse, status: int, code: str) -> dict[st
 
 def test_health_is_anonymous_and_needs_no_configuration(functions: dict[str, HttpFunction]) -> None:
     runtime.install(runtime.Runtime(env={}))  # completely unconfigured
-    response = functions["health"](func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    response = run(functions["health"], func.HttpRequest("GET", "http://localhost/api/health", body=b""))
     assert response.status_code == 200
     assert body(response) == {"status": "ok", "version": __version__}
     assert response.headers["content-type"] == "application/json; charset=utf-8"
@@ -166,7 +183,7 @@ def test_missing_role_is_403(app: App, make_token: TokenFactory) -> None:
         {"top": "abc"},
         {"select": "password"},
         {"search": "x" * 201},
-        {"cursor": "%%%"},
+        {"cursor": "abc", "top": "0"},
     ],
 )
 def test_bad_parameters_are_400_never_500(app: App, make_token: TokenFactory, params: dict[str, str]) -> None:
@@ -176,10 +193,47 @@ def test_bad_parameters_are_400_never_500(app: App, make_token: TokenFactory, pa
 
 def test_ssrf_cursor_is_rejected(app: App, make_token: TokenFactory) -> None:
     evil = encode_cursor("https://169.254.169.254/metadata/identity/oauth2/token", eventual=False)
-    assert_error(
-        app.call("users_list", token=make_token(), params={"cursor": evil}), 400, "invalid_parameter"
-    )
+    assert_error(app.call("users_list", token=make_token(), params={"cursor": evil}), 400, "invalid_cursor")
     assert [r.url for r in app.transport.requests if not r.url.startswith(AUTHORITY_HOST)] == []
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%",
+        encode_cursor(GRAPH.replace("844", "84\t4") + "/v1.0/users?$skiptoken=x", eventual=False),
+        encode_cursor(f"{USERS}?$skiptoken=x\n", eventual=False),
+    ],
+)
+def test_a_cursor_with_a_tab_or_line_break_is_400_at_once(
+    app: App, make_token: TokenFactory, cursor: str
+) -> None:
+    assert_error(app.call("users_list", token=make_token(), params={"cursor": cursor}), 400, "invalid_cursor")
+    assert app.graph_requests() == []
+
+
+def test_a_stale_skiptoken_is_the_callers_invalid_cursor(app: App, make_token: TokenFactory) -> None:
+    app.transport.queue(graph_error(400, "Request_BadRequest", "Invalid $skiptoken"))
+    cursor = encode_cursor(f"{USERS}?$skiptoken=stale", eventual=False)
+    response = app.call("users_list", token=make_token(), params={"cursor": cursor})
+    assert_error(response, 400, "invalid_cursor")
+    assert len(app.graph_requests()) == 1
+
+
+def test_the_first_pages_query_may_be_repeated_with_its_cursor(app: App, make_token: TokenFactory) -> None:
+    first_query = {"top": "1", "select": "displayName", "search": '"a\\b:c'}
+    next_link = f"{USERS}?$top=1&$select=id,displayName&$search=x&$count=true&$skiptoken=abc"
+    next_link = next_link.replace("$search=x", "$search=" + quote(search_expression('"a\\b:c'), safe=""))
+    app.transport.queue(
+        respond(200, {"value": [{"id": "1", "displayName": "Ada"}], "@odata.nextLink": next_link})
+    )
+    first = body(app.call("users_list", token=make_token(), params=first_query))
+    app.transport.queue(respond(200, {"value": [{"id": "2", "displayName": "Grace"}]}))
+    again = app.call("users_list", token=make_token(), params={**first_query, "cursor": first["nextCursor"]})
+    assert body(again) == {"value": [{"id": "2", "displayName": "Grace"}], "nextCursor": None}
+    differing = {**first_query, "top": "2", "cursor": first["nextCursor"]}
+    assert_error(app.call("users_list", token=make_token(), params=differing), 400, "invalid_parameter")
+    assert len(app.graph_requests()) == 2
 
 
 def test_get_user_found_not_found_and_bad_id(app: App, make_token: TokenFactory) -> None:

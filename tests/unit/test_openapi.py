@@ -18,9 +18,9 @@ from schemathesis.core.transport import Response
 
 import function_app
 from shared import errors as errors_module
-from shared.errors import GraphFunctionsError
+from shared.errors import BadRequest, GraphFunctionsError
 from shared.openapi import ERROR_CODES, USER_FIELD_SCHEMAS, openapi_document
-from shared.users import DEFAULT_TOP, MAX_TOP, USER_FIELDS
+from shared.users import DEFAULT_TOP, MAX_TOP, USER_FIELDS, validate_user_id
 
 from .conftest import TokenFactory
 from .fakes import graph_error, respond
@@ -211,3 +211,33 @@ def test_document_is_a_fresh_copy() -> None:
     first: dict[str, Any] = openapi_document()
     first["paths"].clear()
     assert openapi_document()["paths"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "8a0c4e7e-1b2d-4c5f-9a6b-7c8d9e0f1a2b",
+        "ada@contoso.com",
+        "o'neil@contoso.com",
+        "$admin@contoso.com",
+        "ada",
+        "ada@-contoso.com",
+        "8a0c4e7e-1b2d-4c5f-9a6b",
+        "ada@contoso.com\n",
+    ],
+)
+def test_user_id_pattern_accepts_exactly_what_the_code_accepts(value: str) -> None:
+    schema = openapi_document()["components"]["parameters"]["userId"]["schema"]
+    try:
+        validate_user_id(value)
+        accepted = True
+    except BadRequest:
+        accepted = False
+    # ECMA 262 "$" never matches before a final newline; Python's does, so compare with \Z semantics.
+    assert (re.search(schema["pattern"].removesuffix("$") + r"\Z", value) is not None) == accepted
+
+
+def test_cursor_parameter_documents_the_repetition_rule() -> None:
+    description = openapi_document()["components"]["parameters"]["cursor"]["description"]
+    assert "same values as the first page" in description
+    assert "invalid_parameter" in description and "invalid_cursor" in description

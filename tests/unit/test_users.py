@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import pytest
 
 from shared.cursor import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
-from shared.errors import BadRequest, NotFound, UpstreamError
+from shared.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
 from shared.graph import GraphClient
 from shared.users import (
     DEFAULT_FIELDS,
@@ -16,6 +17,7 @@ from shared.users import (
     parse_get_query,
     parse_list_query,
     search_expression,
+    search_term_of,
     user_path,
     validate_user_id,
 )
@@ -24,6 +26,7 @@ from .conftest import GRAPH, make_settings
 from .fakes import FakeClock, FakeTokens, FakeTransport, graph_error, respond
 
 USERS = f"{GRAPH}/v1.0/users"
+ADA_SEARCH = quote(search_expression("ada"), safe="")
 
 
 def service(transport: FakeTransport) -> UsersService:
@@ -74,13 +77,22 @@ def test_valid_query() -> None:
         {"filter": "x"},
         {"$top": "5"},
         {"Top": "5"},
-        {"cursor": "abc", "top": "5"},
+        {"cursor": "abc", "top": "0"},  # parameters repeated with a cursor are validated as usual
+        {"cursor": "abc", "search": "a\tb"},
+        {"cursor": "abc", "bogus": "1"},
     ],
 )
 def test_invalid_queries_are_400(params: dict[str, str]) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_list_query(params)
     assert caught.value.code == "invalid_parameter" and caught.value.status == 400
+
+
+def test_a_cursor_may_come_with_the_first_pages_parameters() -> None:
+    query = parse_list_query({"cursor": "abc", "top": "5", "search": " ada "})
+    assert (query.cursor, query.top, query.search) == ("abc", 5, "ada")
+    assert query.repeated == {"top", "search"}
+    assert parse_list_query({"cursor": "abc"}).repeated == frozenset()
 
 
 def test_unknown_parameter_message_lists_allowed() -> None:
@@ -148,6 +160,36 @@ def test_user_paths_are_encoded() -> None:
 def test_search_expression_quotes_and_escapes() -> None:
     assert search_expression("ada") == '"displayName:ada" OR "mail:ada"'
     assert search_expression('a"b\\c') == '"displayName:a\\"b\\\\c" OR "mail:a\\"b\\\\c"'
+    assert search_expression('"') == '"displayName:\\"" OR "mail:\\""'
+    assert search_expression("a:b") == '"displayName:a:b" OR "mail:a:b"'  # a colon stands for itself
+
+
+@pytest.mark.parametrize(
+    "term",
+    ['"', "\\", "\\\\", 'a"b\\c', "a:b", 'x" OR "mail:y', '\\"', "Zoë 李四", "x" * 200],
+)
+def test_search_term_of_inverts_search_expression(term: str) -> None:
+    assert search_term_of(search_expression(term)) == term
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        '"displayName:ada"',  # one clause: not ours
+        '"displayName:ada" OR "mail:bob"',  # two different terms
+        '"displayName:a"b" OR "mail:a"b"',  # an unescaped quote
+        '"displayName:a\\" OR "mail:a\\"',  # a lone backslash escapes the closing quote
+        '"displayName:a\\x" OR "mail:a\\x"',  # only \" and \\ are escapes
+        '"displayName:a\tb" OR "mail:a\tb"',  # what the search parameter refuses
+        '"displayName: ada" OR "mail: ada"',  # not trimmed
+        '"displayName:" OR "mail:"',
+        '"displayName:' + "x" * 201 + '" OR "mail:' + "x" * 201 + '"',
+        '"mail:ada" OR "displayName:ada"',
+    ],
+)
+def test_search_term_of_refuses_what_search_expression_never_writes(expression: str) -> None:
+    with pytest.raises(InvalidCursor):
+        search_term_of(expression)
 
 
 # -- cursors ----------------------------------------------------------------------------------------------
@@ -239,7 +281,7 @@ def test_list_users_first_page() -> None:
 
 
 def test_search_uses_advanced_query_and_cursor_keeps_consistency_level() -> None:
-    next_link = f'{USERS}?$search="displayName:ada"&$count=true&$top=1&$skiptoken=abc'
+    next_link = f"{USERS}?$search={ADA_SEARCH}&$count=true&$top=1&$skiptoken=abc"
     transport = FakeTransport(
         [
             respond(
@@ -311,3 +353,126 @@ def test_cursor_selection_shapes_later_pages() -> None:
     cursor = encode_cursor(f"{USERS}?$skiptoken=abc", eventual=False, select=("id", "department"))
     page = service(transport).list_users(ListUsersQuery(cursor=cursor))
     assert page.items == [{"id": "9", "department": "R&D"}]
+
+
+# -- cursors are caller input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://127.0.0.1:84\t44/v1.0/users?$skiptoken=x",  # urlsplit would drop the tab
+        "https://127.0.0.1:8444/v1.0/us\ners?$skiptoken=x",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=x\r",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a b",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=\u00e9",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=\x7f",
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=",  # empty
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a%20b",  # decoded: a space
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=a%09b",  # decoded: a tab
+        "https://127.0.0.1:8444/v1.0/users?$skiptoken=%C3%A9",  # decoded: non-ASCII
+        "https://127.0.0.1:8444/v1.0/users?$top=5",  # no paging option
+        "https://127.0.0.1:8444/v1.0/users?$skip=5&$skiptoken=x",  # both
+        "https://127.0.0.1:8444/v1.0/users?$skip=abc",
+        "https://127.0.0.1:8444/v1.0/users?$skip=-1",
+        "https://127.0.0.1:8444/v1.0/users?$skip=1e3",
+        "https://127.0.0.1:8444/v1.0/users?$count=true&$skiptoken=x",  # $count without $search
+        f"https://127.0.0.1:8444/v1.0/users?$search={ADA_SEARCH}&$skiptoken=x",  # $search without $count
+        f"https://127.0.0.1:8444/v1.0/users?$search={ADA_SEARCH}&$count=false&$skiptoken=x",
+        f"https://127.0.0.1:8444/v1.0/users?$search={ADA_SEARCH}&$count=TRUE&$skiptoken=x",
+        "https://127.0.0.1:8444/v1.0/users?$search=%22displayName%3Aada%22&$count=true&$skiptoken=x",
+        "https://127.0.0.1:8444/v1.0/users?$search="
+        + quote('"displayName:a\tb" OR "mail:a\tb"')
+        + "&$count=true&$skiptoken=x",  # a search term the search parameter refuses
+        "https://127.0.0.1:8444/v1.0/users?$search="
+        + quote(search_expression("x" * 201))
+        + "&$count=true&$skiptoken=x",
+    ],
+)
+def test_cursor_links_are_checked_strictly_before_any_request(link: str) -> None:
+    transport = FakeTransport()
+    eventual = "$search" in link
+    with pytest.raises(InvalidCursor) as caught:
+        service(transport).list_users(ListUsersQuery(cursor=encode_cursor(link, eventual=eventual)))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_cursor")
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    ("link", "eventual"),
+    [
+        (f"{USERS}?$search={ADA_SEARCH}&$count=true&$skiptoken=x", False),  # would lose ConsistencyLevel
+        (f"{USERS}?$skiptoken=x", True),  # ConsistencyLevel for a query that is not advanced
+    ],
+)
+def test_cursor_consistency_level_must_match_its_query(link: str, eventual: bool) -> None:
+    transport = FakeTransport()
+    with pytest.raises(InvalidCursor):
+        service(transport).list_users(ListUsersQuery(cursor=encode_cursor(link, eventual=eventual)))
+    assert transport.requests == []
+
+
+def test_graph_refusing_a_cursor_page_is_invalid_cursor_at_once() -> None:
+    transport = FakeTransport(
+        [graph_error(400, "Request_BadRequest", "Invalid skip token", request_id="r-1"), respond(200, {})]
+    )
+    cursor = encode_cursor(f"{USERS}?$skiptoken=stale", eventual=False)
+    with pytest.raises(InvalidCursor) as caught:
+        service(transport).list_users(ListUsersQuery(cursor=cursor))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_cursor")
+    assert caught.value.graph_request_id == "r-1"
+    assert len(transport.requests) == 1
+
+
+def _search_cursor() -> str:
+    link = f"{USERS}?$top=2&$select=id,mail&$search={ADA_SEARCH}&$count=true&$skiptoken=x"
+    return encode_cursor(link, eventual=True, select=("id", "mail"))
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        {"top": "2"},
+        {"select": "mail"},
+        {"select": "mail,id"},  # the same fields in another order
+        {"search": "ada"},
+        {"search": "  ada "},
+        {"top": "2", "select": "mail", "search": "ada"},
+    ],
+)
+def test_parameters_equal_to_what_the_cursor_encodes_are_accepted(repeated: dict[str, str]) -> None:
+    transport = FakeTransport([respond(200, {"value": [{"id": "3", "mail": "ada@x"}]})])
+    query = parse_list_query({"cursor": _search_cursor(), **repeated})
+    page = service(transport).list_users(query)
+    assert page.items == [{"id": "3", "mail": "ada@x"}]
+    assert transport.requests[0].headers["consistencylevel"] == "eventual"
+
+
+@pytest.mark.parametrize(
+    ("repeated", "name"),
+    [
+        ({"top": "3"}, "top"),
+        ({"select": "displayName"}, "select"),
+        ({"select": "mail,displayName"}, "select"),
+        ({"search": "bob"}, "search"),
+        ({"top": "100"}, "top"),
+    ],
+)
+def test_parameters_that_differ_from_the_cursor_are_rejected(repeated: dict[str, str], name: str) -> None:
+    transport = FakeTransport()
+    query = parse_list_query({"cursor": _search_cursor(), **repeated})
+    with pytest.raises(BadRequest, match=f"^{name} differs") as caught:
+        service(transport).list_users(query)
+    assert caught.value.code == "invalid_parameter"
+    assert transport.requests == []
+
+
+def test_a_search_repeated_with_a_cursor_without_search_differs() -> None:
+    transport = FakeTransport()
+    cursor = encode_cursor(f"{USERS}?$skiptoken=x", eventual=False)
+    with pytest.raises(BadRequest, match=r"^search differs"):
+        service(transport).list_users(parse_list_query({"cursor": cursor, "search": "ada"}))
+    # a next link without $top continues Graph's default page size
+    transport.queue(respond(200, {"value": []}))
+    service(transport).list_users(parse_list_query({"cursor": cursor, "top": "100"}))
+    assert len(transport.requests) == 1
