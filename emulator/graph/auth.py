@@ -8,7 +8,6 @@ for directory data and ``ErrorAccessDenied`` for mail (Exchange).
 from __future__ import annotations
 
 import base64
-import json
 import math
 from dataclasses import dataclass
 
@@ -117,6 +116,12 @@ def authenticate(state: EmulatorState, request: Request) -> Principal:
     return Principal(app_id, str(claims.get("tid")), False, None, frozenset(str(r) for r in roles))
 
 
+CAE_MESSAGE = (
+    "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: "
+    "TokenIssuedBeforeRevocationTimestamp"
+)
+
+
 def _continuous_access_evaluation(state: EmulatorState, claims: dict[str, object]) -> None:
     """A CAE token (``xms_cc`` holds ``cp1``) issued before its user's last critical event gets the claims
     challenge (emulator/docs/entra.md, "Conditional Access, MFA and CAE"); other tokens live to expiry."""
@@ -127,19 +132,18 @@ def _continuous_access_evaluation(state: EmulatorState, claims: dict[str, object
     issued = claims.get("iat")
     if not isinstance(issued, int | float) or issued >= user.cae_event_at:
         return
-    challenge = json.dumps(
-        {"access_token": {"nbf": {"essential": True, "value": str(math.ceil(user.cae_event_at))}}},
-        separators=(",", ":"),
-    )
+    # The shape of real Graph challenges, as quoted in public SDK tests (the Graph SDKs' auth handlers).
+    value = math.ceil(user.cae_event_at)
+    challenge = '{"access_token":{"nbf":{"essential":true, "value":"' + str(value) + '"}}}'
     header = (
         f'Bearer realm="", authorization_uri="{state.config.authority_host}/common/oauth2/authorize", '
-        f'error="insufficient_claims", claims="{base64.b64encode(challenge.encode()).decode()}"'
+        f'client_id="{GRAPH_APP_ID}", error_description="{CAE_MESSAGE}", error="insufficient_claims", '
+        f'claims="{base64.b64encode(challenge.encode()).decode()}"'
     )
     raise GraphError(
         401,
         "InvalidAuthenticationToken",
-        "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: "
-        "TokenIssuedBeforeRevocationTimestamp",
+        CAE_MESSAGE,
         headers={"WWW-Authenticate": header},
     )
 

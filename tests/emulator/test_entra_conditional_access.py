@@ -155,7 +155,10 @@ def test_sign_in_frequency_policy_expires_refresh_tokens_with_70043(fresh: Local
 def challenge_of(answer: requests.Response) -> str:
     """The decoded claims challenge of a Graph 401 (``WWW-Authenticate: Bearer ... claims="<base64>"``)."""
     header = answer.headers["WWW-Authenticate"]
-    assert 'error="insufficient_claims"' in header, header
+    assert (
+        'error="insufficient_claims"' in header
+        and 'client_id="00000003-0000-0000-c000-000000000000"' in header
+    )
     match = re.search(r'claims="([^"]+)"', header)
     assert match, header
     return base64.b64decode(match.group(1)).decode()
