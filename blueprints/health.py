@@ -1,10 +1,16 @@
-"""``GET /api/health``: anonymous liveness. No settings, no secrets, no upstream calls."""
+"""``GET /api/health``: anonymous liveness. No settings, no secrets, no upstream calls.
 
-from __future__ import annotations
+It is ``async def`` on purpose: the Python worker awaits coroutines on its event loop, while ``def``
+functions wait for a free thread of its pool (``PYTHON_THREADPOOL_THREAD_COUNT``). When every thread is
+busy with slow Graph calls, a sync health check queues behind them (28.7 s was measured with 6 threads
+under a Graph latency fault) and a liveness probe would restart a healthy instance. The body never blocks,
+so it can run on the loop. (No ``from __future__ import annotations``: the worker reads the real classes.)
+"""
 
 import azure.functions as func
 
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.api import json_response, new_blueprint
+from shared.context import choose_request_id
 from shared.version import __version__
 
 bp = new_blueprint()
@@ -12,7 +18,8 @@ bp = new_blueprint()
 
 @bp.function_name("health")
 @bp.route(route="api/health", methods=[func.HttpMethod.GET])
-@json_endpoint
-def health(request: ApiRequest) -> JsonBody:
-    """``{"status": "ok", "version": "<app version>"}`` whenever the worker can run Python."""
-    return {"status": "ok", "version": __version__}
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """``{"status": "ok", "version": "<app version>"}`` whenever the worker's event loop runs, with the
+    standard JSON headers and ``x-request-id`` of every endpoint (:mod:`shared.api`)."""
+    request_id = choose_request_id(req.headers.get("x-request-id"), req.headers.get("client-request-id"))
+    return json_response({"status": "ok", "version": __version__}, request_id=request_id)
