@@ -84,6 +84,7 @@ class Group:
     group_types: tuple[str, ...]
     created: dt.datetime
     members: list[str] = field(default_factory=list)  # user ids
+    member_groups: list[str] = field(default_factory=list)  # ids of groups nested in this one
 
     def to_graph(self) -> dict[str, Any]:
         return {

@@ -212,6 +212,38 @@ def _named_user(spec: tuple[Any, ...], domain: str, now: dt.datetime, rng: rando
     )
 
 
+def _seed_nested_groups(directory: Directory, rng: random.Random, member: User, now: dt.datetime) -> None:
+    """Two levels of nesting: Regional Managers (the demo member and a few people) is a member of Report
+    Readers, which is a member of Data Access. Seeded after the flat groups, so their ids do not move."""
+    by_name = {g.display_name: g for g in directory.groups}
+    readers = by_name["Report Readers"]
+    outside = [u for u in directory.users if u.id not in readers.members and u.user_type == "Member"]
+    managers = Group(
+        id=_uuid(rng),
+        display_name="Regional Managers",
+        mail_nickname="regional-managers",
+        description="Regional Managers (seeded; nested in Report Readers)",
+        security_enabled=True,
+        mail_enabled=False,
+        group_types=(),
+        created=now - dt.timedelta(days=400),
+        members=sorted({member.id, *(u.id for u in rng.sample(outside, min(3, len(outside))))}),
+    )
+    data_access = Group(
+        id=_uuid(rng),
+        display_name="Data Access",
+        mail_nickname="data-access",
+        description="Data Access (seeded; holds Report Readers)",
+        security_enabled=True,
+        mail_enabled=False,
+        group_types=(),
+        created=now - dt.timedelta(days=300),
+        member_groups=[readers.id],
+    )
+    readers.member_groups.append(managers.id)
+    directory.groups += [managers, data_access]
+
+
 def build_directory(
     config: EmulatorConfig, now: dt.datetime | None = None
 ) -> tuple[Directory, SeededIdentities]:
@@ -295,6 +327,7 @@ def build_directory(
         else:
             group.members = sorted({rng.choice(people).id for _ in range(min(len(people), 12))} | {member.id})
         directory.groups.append(group)
+    _seed_nested_groups(directory, rng, member, now)
 
     ids = SeededIdentities(
         app=app,

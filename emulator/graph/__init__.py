@@ -2,7 +2,8 @@
 
 Modules: ``auth`` (token → principal, permissions), ``query``/``odata``/``collection`` (query options,
 ``$filter`` parser, directory listing and paging), ``users``, ``groups``, ``mail``/``mailbox``/``sendmail``,
-``delta``, ``batch``, ``throttle``, ``store`` (service state and reset hook), ``control`` (control routes).
+``membership`` (nested groups, transitive membership), ``delta``, ``batch``, ``throttle``, ``store`` (service
+state, reset hook, pending mail deliveries), ``control`` (control routes).
 """
 
 from __future__ import annotations
@@ -39,11 +40,15 @@ def build_app(state: EmulatorState) -> ASGIApp:
         (["/v1.0/users/delta", "/v1.0/users/delta()"], delta.users_delta, ["GET"], 2),
         (["/v1.0/users/{uid}", "/v1.0/me"], users.get_user, ["GET"], 1),
         (_both("/memberOf"), groups.member_of, ["GET"], 1),
+        (_both("/memberOf/microsoft.graph.group"), groups.member_of, ["GET"], 1),
+        (_both("/transitiveMemberOf"), groups.transitive_member_of, ["GET"], 1),
+        (_both("/transitiveMemberOf/microsoft.graph.group"), groups.transitive_member_of, ["GET"], 1),
         (_both("/checkMemberGroups"), groups.check_member_groups, ["POST"], 1),
         (_both("/checkMemberObjects"), groups.check_member_objects, ["POST"], 1),
         (["/v1.0/groups"], groups.list_groups, ["GET"], 1),
         (["/v1.0/groups/{gid}"], groups.get_group, ["GET"], 1),
         (["/v1.0/groups/{gid}/members"], groups.list_members, ["GET"], 3),
+        (["/v1.0/groups/{gid}/members/$ref"], groups.add_member_ref, ["POST"], 1),
         (_both("/messages"), mail.list_messages, ["GET"], None),
         (_both("/messages/{mid}"), mail.get_message, ["GET"], None),
         (_both("/mailFolders"), mail.list_folders, ["GET"], None),

@@ -3,7 +3,9 @@
 * ``POST /users`` — create a user; ``PATCH /users/{id}`` — change one (delta sees it);
   ``DELETE /users/{id}[?permanent=true]`` — remove one (delta reports ``@removed``).
 * ``POST /users/{id}/messages`` — put a message in a mailbox.
-* ``GET|PUT /graph/settings`` — default message order, mail service time, application access policies.
+* ``POST /groups`` — create a group (with members); ``POST /groups/{id}/members`` — add a user or a group.
+* ``GET|PUT /graph/settings`` — default message order, mail service time, sendMail delay, application
+  access policies.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from emulator.directory.model import UTC, Message, Recipient, User
+from emulator.directory.model import UTC, Group, Message, Recipient, User
+from emulator.graph.http import GraphError
+from emulator.graph.membership import add_member, direct_members
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
@@ -241,6 +245,76 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         insert_message(box, message)
         return JSONResponse({"id": message.id, "folderId": folder.id}, status_code=201)
 
+    def group_json(group: Group) -> dict[str, Any]:
+        members = direct_members(state.directory, group)
+        return {
+            **group.to_graph(),
+            "members": [{"id": m.id, "type": "group" if isinstance(m, Group) else "user"} for m in members],
+        }
+
+    def add(group: Group, key: Any) -> None:
+        if not isinstance(key, str) or not key:
+            raise BadInput("a member is a user id, a userPrincipalName or a group id")
+        user = state.directory.user(key)
+        try:
+            add_member(state.directory, group, user.id if user is not None else key)
+        except GraphError as exc:
+            raise BadInput(exc.message, 404 if exc.status == 404 else 409) from exc
+
+    async def create_group(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            unknown = set(body) - {"displayName", "mailNickname", "description", "securityEnabled",
+                                   "mailEnabled", "groupTypes", "members"}  # fmt: skip
+            if unknown:
+                raise BadInput(f"unknown property '{sorted(unknown)[0]}'")
+            name = body.get("displayName")
+            if not isinstance(name, str) or not name.strip():
+                raise BadInput("displayName is required")
+            types = body.get("groupTypes", [])
+            if types not in ([], ["Unified"]):
+                raise BadInput("groupTypes is [] or ['Unified']")
+            flags = {
+                k: body.get(k, d) for k, d in (("securityEnabled", not types), ("mailEnabled", bool(types)))
+            }
+            if not all(isinstance(v, bool) for v in flags.values()):
+                raise BadInput("securityEnabled and mailEnabled are booleans")
+            members = body.get("members", [])
+            if not isinstance(members, list):
+                raise BadInput("members is a list of user ids, userPrincipalNames or group ids")
+            nick = body.get("mailNickname") or _slug(name).replace(".", "-")
+            group = Group(
+                id=str(uuid.uuid4()),
+                display_name=name.strip(),
+                mail_nickname=str(nick),
+                description=str(body.get("description") or ""),
+                security_enabled=flags["securityEnabled"],
+                mail_enabled=flags["mailEnabled"],
+                group_types=tuple(types),
+                created=dt.datetime.now(UTC).replace(microsecond=0),
+            )
+            state.directory.groups.append(group)
+            try:
+                for key in members:
+                    add(group, key)
+            except BadInput:
+                state.directory.groups.remove(group)
+                raise
+        except BadInput as exc:
+            return _error(exc)
+        return JSONResponse(group_json(group), status_code=201)
+
+    async def add_group_member(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            group = state.directory.group(request.path_params["gid"])
+            if group is None:
+                raise BadInput(f"no group '{request.path_params['gid']}'", 404)
+            add(group, body.get("id"))
+        except BadInput as exc:
+            return _error(exc)
+        return JSONResponse(group_json(group))
+
     async def settings(request: Request) -> Response:
         store = graph_store(state)
         if request.method == "PUT":
@@ -277,5 +351,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         Route("/users/{uid}", patch_user, methods=["PATCH"]),
         Route("/users/{uid}", delete_user, methods=["DELETE"]),
         Route("/users/{uid}/messages", add_message, methods=["POST"]),
+        Route("/groups", create_group, methods=["POST"]),
+        Route("/groups/{gid}/members", add_group_member, methods=["POST"]),
         Route("/graph/settings", settings, methods=["GET", "PUT"]),
     ]

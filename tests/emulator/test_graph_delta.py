@@ -188,6 +188,7 @@ def test_settings_route(fresh: InProcess) -> None:
     assert reply.json() == {
         "mailDefaultOrder": "asc",
         "mailLatencyMs": 5,
+        "sendMailDelayMs": 300,
         "mailAccessPolicies": {"app-1": [g.state.ids.member.id]},
     }
     assert ctl(g, "PUT", "/graph/settings", {"mailDefaultOrder": "sideways"}).status_code == 400

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emulator.directory.model import Group
+from emulator.graph.membership import transitive_groups
 from tests.emulator.graph_kit import InProcess, assert_graph_error
 
 
@@ -98,9 +99,9 @@ def test_membership_checks(g: InProcess, token: str, action: str, key: str) -> N
     reply = g.post(f"/v1.0/users/{member.id}/{action}", token, {key: all_ids})
     body = reply.json()
     assert body["@odata.context"] == f"{g.origin}/v1.0/$metadata#Collection(Edm.String)"
-    assert body["value"] == [
-        i for i in all_ids if any(i == x.id and member.id in x.members for x in g.state.directory.groups)
-    ]
+    transitive = {x.id for x in transitive_groups(g.state.directory, member.id)}
+    assert body["value"] == [i for i in all_ids if i in transitive]
+    assert group(g, "Data Access").id in body["value"]  # only through Report Readers ⊃ Regional Managers
     assert_graph_error(
         g.post(f"/v1.0/users/{member.id}/{action}", token, {key: ["x"] * 21}), 400, "Request_BadRequest"
     )
