@@ -4,21 +4,28 @@ Every setting is documented in ``docs/settings.md`` and has a sample value in ``
 Validation collects *all* problems and raises one :class:`~shared.errors.ConfigurationError`, each problem
 saying what to set and where, so a broken deployment is fixed in one round trip.
 
+The Graph timeout and retry budget are also checked together against the host's limits: the retry policy
+alone must never let one Graph call outlast Azure's 230 s HTTP response limit or host.json's
+``functionTimeout`` (:func:`check_retry_bounds`).
+
 This module uses only the standard library: it is imported when ``function_app`` is indexed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
 from shared.patterns import is_guid
+from shared.retry_policy import worst_case_call_seconds
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
@@ -50,6 +57,14 @@ _WHERE = "in local.settings.json (locally) or the Function App's configuration (
 # Key Vault secret names: 1-127 characters, alphanumerics and dashes.
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
+#: Azure's front end ends any HTTP request after 230 s, whatever functionTimeout says ("Function app timeout
+#: duration", Azure Functions scale and hosting docs).
+HTTP_RESPONSE_LIMIT_SECONDS = 230.0
+#: The app's host.json, read for ``functionTimeout`` (the Functions host runs from the app root).
+HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
+# host.json functionTimeout: a TimeSpan, [d.]hh:mm:ss[.fff]; "-1" means unbounded (Premium, Dedicated).
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?")
+
 _N = TypeVar("_N", int, float)
 
 
@@ -76,8 +91,11 @@ class Settings:
     graph_max_retries: int = 5
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default: ``os.environ``).
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, host_json: Path | None = HOST_JSON
+    ) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``); ``host_json`` gives ``functionTimeout``
+        (None: check against the 230 s HTTP limit only).
 
         Empty or whitespace-only values count as unset. Raises:
             ConfigurationError: listing every problem found, each with the fix.
@@ -131,6 +149,13 @@ class Settings:
             graph_retry_budget_seconds=reader.number("GRAPH_RETRY_BUDGET_SECONDS", 30.0, float, 0, 300),
             graph_max_retries=reader.number("GRAPH_MAX_RETRIES", 5, int, 0, 10),
         )
+        limit = check_retry_bounds(
+            settings.graph_timeout_seconds,
+            settings.graph_retry_budget_seconds,
+            function_timeout_seconds(host_json) if host_json is not None else None,
+        )
+        if limit is not None:
+            reader.problem(limit)
         if reader.problems:
             raise ConfigurationError(reader.problems)
         return settings
@@ -159,6 +184,42 @@ class Settings:
     def api_audiences(self) -> tuple[str, str]:
         """Audiences accepted in callers' tokens: the client id (v2 tokens) and the ``api://`` URI."""
         return (self.client_id, f"api://{self.client_id}")
+
+
+def function_timeout_seconds(host_json: Path) -> float | None:
+    """host.json's ``functionTimeout`` in seconds; None when the file or the value is absent, unbounded
+    (``-1``) or unreadable (the 230 s HTTP limit then applies alone; it is below every plan's default)."""
+    try:
+        value = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    match = _TIMESPAN.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def check_retry_bounds(timeout: float, budget: float, function_timeout: float | None) -> str | None:
+    """The problem, if any, with GRAPH_TIMEOUT_SECONDS and GRAPH_RETRY_BUDGET_SECONDS together: the longest
+    one Graph call can take (:func:`~shared.retry_policy.worst_case_call_seconds`, ``budget + 2 x timeout``)
+    must stay under both Azure's 230 s HTTP response limit and host.json's ``functionTimeout``."""
+    limit, name = HTTP_RESPONSE_LIMIT_SECONDS, "Azure's 230 s HTTP response limit"
+    if function_timeout is not None and function_timeout < limit:
+        limit, name = function_timeout, f"host.json functionTimeout ({function_timeout:g} s)"
+    worst = worst_case_call_seconds(timeout, budget)
+    if worst < limit:
+        return None
+    fixes = [f"keep GRAPH_RETRY_BUDGET_SECONDS + 2 x GRAPH_TIMEOUT_SECONDS under {limit:g}"]
+    if limit - 2 * timeout > 0:
+        fixes.append(f"with this timeout, a budget below {limit - 2 * timeout:g}")
+    if (limit - budget) / 2 > 1:
+        fixes.append(f"with this budget, a timeout below {(limit - budget) / 2:g}")
+    return (
+        f"GRAPH_RETRY_BUDGET_SECONDS ({budget:g}) + 2 x GRAPH_TIMEOUT_SECONDS ({timeout:g}) = {worst:g} s, "
+        f"the longest one Graph call may take with its retries, reaches {name}, so callers could be cut off "
+        f"before the app answers: {'; '.join(fixes)} ({_WHERE})"
+    )
 
 
 class _Reader:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from shared.errors import ConfigurationError
-from shared.settings import Settings
+from shared.settings import HOST_JSON, Settings, function_timeout_seconds
 
 from .conftest import BASE_ENV, CLIENT, TENANT, make_settings
 
@@ -163,3 +166,77 @@ def test_settings_are_frozen() -> None:
     settings = make_settings()
     with pytest.raises(AttributeError):
         settings.tenant_id = "x"  # type: ignore[misc]
+
+
+# -- the retry policy against the host's limits -----------------------------------------------------------
+
+
+def host_json(tmp_path: Path, content: object) -> Path:
+    path = tmp_path / "host.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    return path
+
+
+def test_the_repository_host_json_is_read() -> None:
+    assert json.loads(HOST_JSON.read_text())["functionTimeout"] == "00:05:00"
+    assert function_timeout_seconds(HOST_JSON) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("content", "seconds"),
+    [
+        ({"functionTimeout": "00:05:00"}, 300.0),
+        ({"functionTimeout": "00:02:30"}, 150.0),
+        ({"functionTimeout": "1.00:00:00"}, 86400.0),
+        ({"functionTimeout": "00:10:00.500"}, 600.0),
+        ({"functionTimeout": "-1"}, None),  # unbounded
+        ({"version": "2.0"}, None),  # the plan's default applies, and it exceeds 230 s
+        ({"functionTimeout": 300}, None),
+        ("not json", None),
+        ([1, 2], None),
+    ],
+)
+def test_function_timeout_is_parsed_from_host_json(
+    tmp_path: Path, content: object, seconds: float | None
+) -> None:
+    assert function_timeout_seconds(host_json(tmp_path, content)) == seconds
+    assert function_timeout_seconds(tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize(
+    ("timeout", "budget"),
+    [("120", "0"), ("10", "210"), ("60", "120"), ("100", "30")],
+)
+def test_a_retry_policy_that_could_outlast_the_230_s_http_limit_is_refused(timeout: str, budget: str) -> None:
+    problems = problems_of(
+        {**BASE_ENV, "GRAPH_TIMEOUT_SECONDS": timeout, "GRAPH_RETRY_BUDGET_SECONDS": budget}
+    )
+    [problem] = problems
+    worst = float(budget) + 2 * float(timeout)
+    assert f"= {worst:g} s" in problem and "Azure's 230 s HTTP response limit" in problem
+    assert "GRAPH_RETRY_BUDGET_SECONDS + 2 x GRAPH_TIMEOUT_SECONDS under 230" in problem
+
+
+def test_the_largest_policy_under_the_limit_is_accepted() -> None:
+    settings = make_settings(GRAPH_TIMEOUT_SECONDS="50", GRAPH_RETRY_BUDGET_SECONDS="129")
+    assert settings.graph_retry_budget_seconds + 2 * settings.graph_timeout_seconds < 230
+
+
+def test_a_shorter_function_timeout_is_the_limit(tmp_path: Path) -> None:
+    short = host_json(tmp_path, {"functionTimeout": "00:01:00"})
+    env = {**BASE_ENV, "GRAPH_TIMEOUT_SECONDS": "10", "GRAPH_RETRY_BUDGET_SECONDS": "45"}
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env, host_json=short)
+    [problem] = caught.value.problems
+    assert "host.json functionTimeout (60 s)" in problem
+    assert (
+        "with this timeout, a budget below 40" in problem
+        and "with this budget, a timeout below 7.5" in problem
+    )
+    assert Settings.from_env({**env, "GRAPH_RETRY_BUDGET_SECONDS": "39"}, host_json=short)
+    assert Settings.from_env(env, host_json=None)  # the 230 s limit alone
+
+
+def test_the_defaults_leave_room_under_every_limit() -> None:
+    settings = make_settings()
+    assert settings.graph_retry_budget_seconds + 2 * settings.graph_timeout_seconds == 50
