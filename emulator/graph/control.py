@@ -4,6 +4,7 @@
   ``DELETE /users/{id}[?permanent=true]`` — remove one (delta reports ``@removed``).
 * ``POST /users/{id}/messages`` — put a message in a mailbox.
 * ``POST /groups`` — create a group (with members); ``POST /groups/{id}/members`` — add a user or a group.
+* ``GET /graph/mailbox-scopes``, ``PUT|DELETE /graph/mailbox-scopes/{appId}`` — an app's mailbox scope.
 * ``GET|PUT /graph/settings`` — default message order, mail service time, sendMail delay, application
   access policies.
 """
@@ -21,9 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from emulator.directory.model import UTC, Group, Message, Recipient, User
-from emulator.graph.http import GraphError
-from emulator.graph.membership import add_member, direct_members
+from emulator.directory.model import UTC, Message, Recipient, User
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
@@ -245,75 +244,45 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         insert_message(box, message)
         return JSONResponse({"id": message.id, "folderId": folder.id}, status_code=201)
 
-    def group_json(group: Group) -> dict[str, Any]:
-        members = direct_members(state.directory, group)
+    def scope_json(app_id: str) -> dict[str, Any]:
+        s = graph_store(state).settings
         return {
-            **group.to_graph(),
-            "members": [{"id": m.id, "type": "group" if isinstance(m, Group) else "user"} for m in members],
+            "appId": app_id,
+            "users": sorted(s.mail_access.get(app_id, set())),
+            "groups": sorted(s.mail_scope_groups.get(app_id, set())),
         }
 
-    def add(group: Group, key: Any) -> None:
-        if not isinstance(key, str) or not key:
-            raise BadInput("a member is a user id, a userPrincipalName or a group id")
-        user = state.directory.user(key)
-        try:
-            add_member(state.directory, group, user.id if user is not None else key)
-        except GraphError as exc:
-            raise BadInput(exc.message, 404 if exc.status == 404 else 409) from exc
+    async def list_mailbox_scopes(request: Request) -> Response:
+        s = graph_store(state).settings
+        return JSONResponse(
+            {"value": [scope_json(a) for a in sorted({*s.mail_access, *s.mail_scope_groups})]}
+        )
 
-    async def create_group(request: Request) -> Response:
+    async def put_mailbox_scope(request: Request) -> Response:
+        app_id = request.path_params["app_id"]
         try:
             body = await _body(request)
-            unknown = set(body) - {"displayName", "mailNickname", "description", "securityEnabled",
-                                   "mailEnabled", "groupTypes", "members"}  # fmt: skip
-            if unknown:
-                raise BadInput(f"unknown property '{sorted(unknown)[0]}'")
-            name = body.get("displayName")
-            if not isinstance(name, str) or not name.strip():
-                raise BadInput("displayName is required")
-            types = body.get("groupTypes", [])
-            if types not in ([], ["Unified"]):
-                raise BadInput("groupTypes is [] or ['Unified']")
-            flags = {
-                k: body.get(k, d) for k, d in (("securityEnabled", not types), ("mailEnabled", bool(types)))
-            }
-            if not all(isinstance(v, bool) for v in flags.values()):
-                raise BadInput("securityEnabled and mailEnabled are booleans")
-            members = body.get("members", [])
-            if not isinstance(members, list):
-                raise BadInput("members is a list of user ids, userPrincipalNames or group ids")
-            nick = body.get("mailNickname") or _slug(name).replace(".", "-")
-            group = Group(
-                id=str(uuid.uuid4()),
-                display_name=name.strip(),
-                mail_nickname=str(nick),
-                description=str(body.get("description") or ""),
-                security_enabled=flags["securityEnabled"],
-                mail_enabled=flags["mailEnabled"],
-                group_types=tuple(types),
-                created=dt.datetime.now(UTC).replace(microsecond=0),
-            )
-            state.directory.groups.append(group)
-            try:
-                for key in members:
-                    add(group, key)
-            except BadInput:
-                state.directory.groups.remove(group)
-                raise
+            if set(body) - {"users", "groups"} or not body:
+                raise BadInput("a mailbox scope is {users?: [id | upn], groups?: [group id]}")
+            users, groups = body.get("users", []), body.get("groups", [])
+            if not isinstance(users, list) or not isinstance(groups, list):
+                raise BadInput("users and groups are lists")
+            user_ids = {_user(state, str(u)).id for u in users}
+            for gid in groups:
+                if state.directory.group(str(gid)) is None:
+                    raise BadInput(f"no group '{gid}'", 404)
         except BadInput as exc:
             return _error(exc)
-        return JSONResponse(group_json(group), status_code=201)
+        s = graph_store(state).settings
+        s.mail_access[app_id] = user_ids
+        s.mail_scope_groups[app_id] = {str(g) for g in groups}
+        return JSONResponse(scope_json(app_id))
 
-    async def add_group_member(request: Request) -> Response:
-        try:
-            body = await _body(request)
-            group = state.directory.group(request.path_params["gid"])
-            if group is None:
-                raise BadInput(f"no group '{request.path_params['gid']}'", 404)
-            add(group, body.get("id"))
-        except BadInput as exc:
-            return _error(exc)
-        return JSONResponse(group_json(group))
+    async def delete_mailbox_scope(request: Request) -> Response:
+        s = graph_store(state).settings
+        s.mail_access.pop(request.path_params["app_id"], None)
+        s.mail_scope_groups.pop(request.path_params["app_id"], None)
+        return Response(status_code=204)
 
     async def settings(request: Request) -> Response:
         store = graph_store(state)
@@ -346,12 +315,16 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
                 return _error(exc)
         return JSONResponse(store.settings.public())
 
+    from emulator.graph.control_groups import group_control_routes
+
     return [
+        *group_control_routes(state),
         Route("/users", create_user, methods=["POST"]),
         Route("/users/{uid}", patch_user, methods=["PATCH"]),
         Route("/users/{uid}", delete_user, methods=["DELETE"]),
         Route("/users/{uid}/messages", add_message, methods=["POST"]),
-        Route("/groups", create_group, methods=["POST"]),
-        Route("/groups/{gid}/members", add_group_member, methods=["POST"]),
+        Route("/graph/mailbox-scopes", list_mailbox_scopes, methods=["GET"]),
+        Route("/graph/mailbox-scopes/{app_id}", put_mailbox_scope, methods=["PUT"]),
+        Route("/graph/mailbox-scopes/{app_id}", delete_mailbox_scope, methods=["DELETE"]),
         Route("/graph/settings", settings, methods=["GET", "PUT"]),
     ]

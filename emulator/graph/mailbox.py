@@ -14,12 +14,38 @@ from typing import ClassVar
 from emulator.directory.model import Mailbox, User
 from emulator.graph.auth import mail_read_level, require_me, require_send
 from emulator.graph.http import Ctx, GraphError
+from emulator.graph.membership import transitive_user_ids
 from emulator.graph.store import graph_store
 
 NO_MAILBOX = (
     "MailboxNotEnabledForRESTAPI",
     "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
 )
+
+
+#: What Exchange Online answers an app-only request for a mailbox outside the app's access policy or RBAC
+#: management scope.
+SCOPED_OUT = (
+    "ErrorAccessDenied",
+    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+)
+
+
+def in_mailbox_scope(ctx: Ctx, user: User) -> bool:
+    """Whether the calling app's mailbox scope (if it has one) includes ``user``'s mailbox."""
+    settings = graph_store(ctx.state).settings
+    app = ctx.principal.app_id
+    users, groups = settings.mail_access.get(app), settings.mail_scope_groups.get(app)
+    if users is None and groups is None:
+        return True  # no policy: application permissions reach every mailbox
+    if users is not None and user.id in users:
+        return True
+    directory = ctx.state.directory
+    return any(
+        user.id in transitive_user_ids(directory, group)
+        for group in (directory.group(gid) for gid in groups or ())
+        if group is not None
+    )
 
 
 @dataclass
@@ -57,9 +83,8 @@ async def open_mailbox(ctx: Ctx, mode: str = "read") -> AsyncIterator[MailAccess
         level = "send"
     else:
         level = mail_read_level(ctx.principal, user)
-    allowed = store.settings.mail_access.get(ctx.principal.app_id)
-    if not ctx.principal.delegated and allowed is not None and user.id not in allowed:
-        raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled.")
+    if not ctx.principal.delegated and not in_mailbox_scope(ctx, user):
+        raise GraphError(403, *SCOPED_OUT)
     _mailbox(ctx, user)
     t = ctx.state.throttle
     release = store.throttle.enter_mail(

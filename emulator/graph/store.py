@@ -29,6 +29,10 @@ class GraphSettings:
     #: Application access policy (RBAC for Applications) model: app id -> user ids whose mailboxes the app
     #: may reach with application permissions. An app absent from the map reaches every mailbox. [INFERRED]
     mail_access: dict[str, set[str]] = field(default_factory=dict)
+    #: The same scope given as groups (an access policy's PolicyScopeGroupId, an RBAC management scope):
+    #: app id -> group ids whose members, nested ones included, the app may reach. An app in either map is
+    #: scoped; a mailbox in neither set is refused. [INFERRED] model
+    mail_scope_groups: dict[str, set[str]] = field(default_factory=dict)
     #: Time from sendMail's 202 to the message being in the recipients' mailboxes (and Sent Items):
     #: Graph documents the 202 as "accepted", not "delivered". 0 delivers before the 202. [INFERRED] value
     send_mail_delay_ms: int = 300
