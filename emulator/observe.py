@@ -2,7 +2,9 @@
 
 One ASGI middleware wraps every service. It records each request (service, method, route, status,
 client id, duration) with secret-bearing query parameters redacted, and applies fault rules set
-through the control API before the service sees the request.
+through the control API before the service sees the request. The client id of both the log and the
+fault rules is the one the service itself sees (:mod:`emulator.request_client`): at the token endpoint
+that is in the form body, which the middleware reads in full and replays to the service unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.errors import fault_response
+from emulator.request_client import ClientResolver
+
+#: Test-only header naming the client when a test wants to attribute a request by hand (kept for
+#: compatibility; a rule's ``clientId`` matches it as well as the client the service sees).
+CLIENT_ID_HEADER = "x-emulator-client-id"
 
 SENSITIVE_PARAMS = {
     "client_secret",
@@ -59,13 +66,18 @@ class FaultRule:
     fired: int = 0
     _regex: re.Pattern[str] | None = field(default=None, repr=False)
 
-    def matches(self, service: str, method: str, path: str, client_id: str | None) -> bool:
+    def matches(self, service: str, method: str, path: str, client_ids: tuple[str | None, ...]) -> bool:
+        """``client_ids``: the request's client as the service sees it, then the test header's value;
+        client ids (GUIDs) compare case-insensitively."""
         if self._regex is None:
             self._regex = re.compile(self.path)
         return (
             (self.service is None or self.service == service)
             and (self.method is None or self.method.upper() == method)
-            and (self.client_id is None or self.client_id == client_id)
+            and (
+                self.client_id is None
+                or self.client_id.lower() in {c.lower() for c in client_ids if c is not None}
+            )
             and (self.times is None or self.times > 0)
             and self._regex.search(path) is not None
         )
@@ -100,10 +112,12 @@ class Observatory:
         with self._lock:
             self.faults.clear()
 
-    def pick_fault(self, service: str, method: str, path: str, client_id: str | None) -> FaultRule | None:
+    def pick_fault(
+        self, service: str, method: str, path: str, client_ids: tuple[str | None, ...] = ()
+    ) -> FaultRule | None:
         with self._lock:
             for rule in self.faults:
-                if rule.matches(service, method, path, client_id) and self._rng.random() < rule.rate:
+                if rule.matches(service, method, path, client_ids) and self._rng.random() < rule.rate:
                     rule.fired += 1
                     if rule.times is not None:
                         rule.times -= 1
@@ -134,14 +148,48 @@ class Observatory:
             ]
 
 
-class ObserveMiddleware:
-    """Records every request and applies fault rules. ``service`` names the origin it wraps."""
+async def read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """Every ``http.request`` message of a request (until ``more_body`` is false, or a disconnect),
+    returned as the joined body and the messages themselves, for :func:`replaying`."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    return body, messages
 
-    def __init__(self, app: ASGIApp, service: str, observatory: Observatory, control_prefix: str) -> None:
+
+def replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` first, then defers to the real one (disconnects)."""
+    pending = deque(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.popleft()
+        return await receive()
+
+    return replay
+
+
+class ObserveMiddleware:
+    """Records every request and applies fault rules. ``service`` names the origin it wraps;
+    ``resolver`` finds the request's client as that service sees it (none: the test header only)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        observatory: Observatory,
+        control_prefix: str,
+        resolver: ClientResolver | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.obs = observatory
         self.control_prefix = control_prefix
+        self.resolver = resolver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.control_prefix):
@@ -152,7 +200,15 @@ class ObserveMiddleware:
         status_holder: dict[str, int] = {"status": 0}
         state: dict[str, Any] = scope.setdefault("state", {})
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        fault = self.obs.pick_fault(self.service, method, path, headers.get("x-emulator-client-id"))
+        query = scope.get("query_string", b"").decode("latin-1")
+        client_id: str | None = None
+        if self.resolver is not None:
+            body = b""
+            if self.resolver.needs_body(method, headers):
+                body, messages = await read_body(receive)
+                receive = replaying(messages, receive)
+            client_id = self.resolver.resolve(method, headers, query, body)
+        fault = self.obs.pick_fault(self.service, method, path, (client_id, headers.get(CLIENT_ID_HEADER)))
 
         recorded = False
 
@@ -168,10 +224,10 @@ class ObserveMiddleware:
                     "service": self.service,
                     "method": method,
                     "path": path,
-                    "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                    "query": redact_query(query),
                     "route": getattr(route, "path", None) or state.get("route") or path,
                     "status": status_holder["status"],
-                    "client_id": state.get("client_id"),
+                    "client_id": client_id or state.get("client_id"),
                     "grant_type": state.get("grant_type"),
                     "client_auth": state.get("client_auth"),
                     "fault": fault.id if fault is not None else None,

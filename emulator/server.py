@@ -21,8 +21,10 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.config import CONTROL_PREFIX, PRODUCTION_HOSTS, SERVICE_OFFSETS
+from emulator.directory.model import Application
 from emulator.envfile import env_values, write_env_file
 from emulator.observe import ObserveMiddleware
+from emulator.request_client import ClientResolver
 from emulator.state import EmulatorState
 
 log = logging.getLogger("emulator")
@@ -89,7 +91,20 @@ def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
         apps[name] = Starlette(
             routes=[Mount(CONTROL_PREFIX, app=control.build_app(state)), Mount("/", app=builder(state))]
         )
-    return {name: ObserveMiddleware(app, name, state.obs, CONTROL_PREFIX) for name, app in apps.items()}
+
+    def identities() -> tuple[Application, ...]:
+        return (state.ids.system_identity, state.ids.user_identity)
+
+    return {
+        name: ObserveMiddleware(
+            app,
+            name,
+            state.obs,
+            CONTROL_PREFIX,
+            ClientResolver(name, identities if name == "identity" else None),
+        )
+        for name, app in apps.items()
+    }
 
 
 def bind_sockets(host: str, first_port: int, ports: dict[str, int] | None = None) -> dict[str, socket.socket]:
