@@ -61,6 +61,15 @@ ATTRS = {
 }
 
 
+#: The Graph properties a control-API field changes (delta's return=minimal reports exactly these).
+GRAPH_PROPERTIES_OF: dict[str, tuple[str, ...]] = {
+    "userPrincipalName": ("userPrincipalName", "mailNickname"),
+    "mail": ("mail", "proxyAddresses"),
+    "mailboxEnabled": ("proxyAddresses",),
+    "password": (),
+}
+
+
 class BadInput(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -125,6 +134,10 @@ def _apply(state: EmulatorState, user: User, body: dict[str, Any]) -> None:
         if key == "mailboxEnabled" and not value:
             state.mailboxes.pop(user.id, None)
     state.directory.touch(user.id)
+    changed = graph_store(state).property_seq.setdefault(user.id, {})
+    for key in body:
+        for prop in GRAPH_PROPERTIES_OF.get(key, (key,)):
+            changed[prop] = state.directory.change_seq
 
 
 def control_routes(state: EmulatorState) -> list[BaseRoute]:
@@ -162,6 +175,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
             )
             _apply(state, user, {k: v for k, v in body.items() if k not in ("userPrincipalName", "password")})
             directory.add_user(user)
+            graph_store(state).created_seq[user.id] = directory.change_seq
         except BadInput as exc:
             return _error(exc)
         return JSONResponse(

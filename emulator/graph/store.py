@@ -54,6 +54,11 @@ class GraphStore:
     page_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     #: user id -> "changed" (soft delete) | "deleted" (hard delete), for ``@removed`` in delta.
     removed_reason: dict[str, str] = field(default_factory=dict)
+    #: user id -> Graph property -> the directory change_seq of its last change through the control API
+    #: (delta's ``return=minimal``, and "set to null" versus "never set").
+    property_seq: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: user id -> the change_seq at which the control API created the user.
+    created_seq: dict[str, int] = field(default_factory=dict)
     #: Cached sorted views of the directory (see ``emulator.graph.collection``).
     indexes: dict[Any, Any] = field(default_factory=dict)
     #: Batches answered since the last reset: with the seed, it fixes each batch's answer order.
@@ -77,6 +82,8 @@ class GraphStore:
         self.throttle.reset()
         self.page_secret = secrets.token_bytes(32)
         self.removed_reason.clear()
+        self.property_seq.clear()
+        self.created_seq.clear()
         self.indexes.clear()
         self.batch_count = 0
         self.pending_mail.clear()

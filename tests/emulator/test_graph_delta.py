@@ -87,7 +87,7 @@ def test_initial_sync_then_changes(fresh: InProcess) -> None:
 def test_changes_are_paged_by_sequence(fresh: InProcess) -> None:
     g = fresh
     token = g.app_token("User.Read.All")
-    _, delta_link, _ = sync(g, token, "/v1.0/users/delta?$select=id")
+    _, delta_link, _ = sync(g, token, "/v1.0/users/delta?$select=id,department")  # department is tracked
     touched = [u.id for u in g.state.directory.users[:25]]
     for uid in touched:
         assert ctl(g, "PATCH", f"/users/{uid}", {"department": "Moved"}).status_code == 200
