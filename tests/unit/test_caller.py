@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.caller import CallerAuthenticator, SigningKeys
+from shared.caller import APPLICATIONS, USERS, CallerAuthenticator, CallerKind, SigningKeys
 from shared.errors import CredentialUnavailable, Forbidden, Unauthenticated
 
 from .conftest import AUTHORITY_HOST, CALLER_APP, CLIENT, TENANT, TokenFactory, jwk_of, make_settings
@@ -29,7 +29,9 @@ class Tenant:
         self.transport.route(METADATA_URL, self._metadata)
         self.transport.route(JWKS_URL, self._keys)
         self.clock = FakeClock()
-        self.keys = SigningKeys(metadata_url=METADATA_URL, transport=self.transport, clock=self.clock)
+        self.keys = SigningKeys(
+            metadata_url=METADATA_URL, transport=self.transport, clock=self.clock, spawn=lambda f: f()
+        )
         self.authenticator = CallerAuthenticator(make_settings(), self.keys)
 
     def _metadata(self, request: SentRequest) -> FakeResponse:
@@ -41,9 +43,11 @@ class Tenant:
         self.jwks_fetches += 1
         return respond(200, {"keys": self.jwks})
 
-    def authenticate(self, token: str | None, role: str = ROLE) -> Any:
+    def authenticate(
+        self, token: str | None, role: str = ROLE, kinds: frozenset[CallerKind] = APPLICATIONS
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        return self.authenticator.authenticate(headers, required_role=role)
+        return self.authenticator.authenticate(headers, required_role=role, kinds=kinds)
 
 
 @pytest.fixture
@@ -71,14 +75,33 @@ def test_v1_token_with_api_uri_audience(tenant: Tenant, make_token: TokenFactory
 
 def test_header_name_and_scheme_are_case_insensitive(tenant: Tenant, make_token: TokenFactory) -> None:
     caller = tenant.authenticator.authenticate(
-        {"AUTHORIZATION": f"bearer {make_token()}"}, required_role=ROLE
+        {"AUTHORIZATION": f"bearer {make_token()}"}, required_role=ROLE, kinds=APPLICATIONS
     )
     assert caller.app_id == CALLER_APP
 
 
 def test_delegated_token_is_a_user_caller(tenant: Tenant, make_token: TokenFactory) -> None:
-    caller = tenant.authenticate(make_token(scp="User.Read profile"))
+    caller = tenant.authenticate(make_token(scp="User.Read profile"), kinds=USERS)
     assert caller.kind == "user" and caller.scopes == frozenset({"User.Read", "profile"})
+
+
+def test_delegated_token_with_the_role_does_not_pass_an_application_only_endpoint(
+    tenant: Tenant, make_token: TokenFactory
+) -> None:
+    token = make_token(scp="User.Read", roles=[ROLE])  # a signed-in user who holds the app role
+    with pytest.raises(Forbidden) as caught:
+        tenant.authenticate(token, kinds=APPLICATIONS)
+    assert (caught.value.status, caught.value.code) == (403, "caller_kind_not_allowed")
+    assert "applications" in caught.value.message
+    assert tenant.authenticate(token, kinds=APPLICATIONS | USERS).kind == "user"  # both kinds: passes
+
+
+def test_application_token_does_not_pass_a_user_only_endpoint(
+    tenant: Tenant, make_token: TokenFactory
+) -> None:
+    with pytest.raises(Forbidden) as caught:
+        tenant.authenticate(make_token(), kinds=USERS)
+    assert caught.value.code == "caller_kind_not_allowed"
 
 
 def expect_401(tenant: Tenant, token: str | None, fragment: str) -> Unauthenticated:
@@ -108,7 +131,9 @@ def test_missing_token_gets_a_bare_challenge(tenant: Tenant) -> None:
 )
 def test_malformed_authorization(tenant: Tenant, authorization: str, fragment: str) -> None:
     with pytest.raises(Unauthenticated, match=fragment) as caught:
-        tenant.authenticator.authenticate({"authorization": authorization}, required_role=ROLE)
+        tenant.authenticator.authenticate(
+            {"authorization": authorization}, required_role=ROLE, kinds=APPLICATIONS
+        )
     assert caught.value.response_headers()["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
 
 
@@ -241,6 +266,8 @@ def test_removed_key_stops_being_trusted_after_refresh(
     tenant.authenticate(make_token())
     tenant.jwks[:] = [jwk_of(other_rsa_key, "key-2")]
     tenant.clock.advance(13 * 3600)
+    assert tenant.authenticate(make_token())  # served from the cached keys while they are refreshed
+    assert tenant.jwks_fetches == 2
     expect_401(tenant, make_token(), "does not publish")
 
 
@@ -274,7 +301,7 @@ def test_metadata_problems(rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory)
         keys = SigningKeys(metadata_url=METADATA_URL, transport=transport)
         with pytest.raises(CredentialUnavailable):
             CallerAuthenticator(make_settings(), keys).authenticate(
-                {"authorization": f"Bearer {make_token()}"}, required_role=ROLE
+                {"authorization": f"Bearer {make_token()}"}, required_role=ROLE, kinds=APPLICATIONS
             )
     transport = FakeTransport()
     transport.route(METADATA_URL, respond(200, {"issuer": "x", "jwks_uri": JWKS_URL}))
@@ -311,3 +338,89 @@ def test_first_fetch_failure_is_retried_after_a_short_pause(tenant: Tenant, make
     tenant.clock.advance(6)
     assert tenant.authenticate(make_token())
     assert tenant.keys.fetches == 2
+
+
+def test_stale_keys_are_served_while_one_thread_refreshes(
+    rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory
+) -> None:
+    """The refresh of stale keys runs aside: requests with a known kid never wait for the tenant."""
+    import threading
+
+    release = threading.Event()
+    fetching = threading.Event()
+    tenant = Tenant(rsa_key)
+    tenant.authenticate(make_token())
+    original = tenant._keys
+
+    def slow_keys(request: SentRequest) -> FakeResponse:
+        fetching.set()
+        assert release.wait(10)
+        return original(request)
+
+    tenant.transport._routes = [(METADATA_URL, tenant._metadata), (JWKS_URL, slow_keys)]
+    tenant.keys._spawn = lambda target: threading.Thread(target=target, daemon=True).start()
+    tenant.clock.advance(13 * 3600)
+    assert tenant.authenticate(make_token())  # starts the refresh, answered from the cached keys
+    assert fetching.wait(10)  # the refresh is now blocked inside the JWKS fetch
+    outcomes: list[Any] = []
+    worker = threading.Thread(target=lambda: outcomes.append(tenant.authenticate(make_token())))
+    worker.start()
+    worker.join(5)  # bounded: with the old lock-held refetch this request would wait for the fetch
+    assert outcomes and outcomes[0].app_id == CALLER_APP
+    assert tenant.keys.fetches == 2  # one refresh, however many requests found the keys stale
+    release.set()
+
+
+def test_jwks_and_metadata_size_is_capped(rsa_key: rsa.RSAPrivateKey) -> None:
+    from shared.caller import MAX_DOCUMENT_BYTES
+
+    huge = {"keys": [jwk_of(rsa_key, "key-1")], "padding": "x" * MAX_DOCUMENT_BYTES}
+    transport = FakeTransport()
+    transport.route(METADATA_URL, respond(200, {"issuer": "x", "jwks_uri": JWKS_URL}))
+    transport.route(JWKS_URL, respond(200, huge))
+    with pytest.raises(CredentialUnavailable, match="exceeds"):
+        SigningKeys(metadata_url=METADATA_URL, transport=transport).key("key-1")
+    declared = FakeTransport()
+    declared.route(METADATA_URL, respond(200, {"issuer": "x"}, headers={"Content-Length": "999999999"}))
+    with pytest.raises(CredentialUnavailable, match="exceeds"):
+        SigningKeys(metadata_url=METADATA_URL, transport=declared).key("key-1")
+
+
+@pytest.mark.parametrize(
+    ("authority_host", "v1_issuer_host", "foreign_v1_host"),
+    [
+        ("https://login.microsoftonline.us", "sts.windows.net", "sts.chinacloudapi.cn"),
+        ("https://login.chinacloudapi.cn", "sts.chinacloudapi.cn", "sts.windows.net"),
+        ("https://login.microsoftonline.com", "sts.windows.net", "sts.chinacloudapi.cn"),
+    ],
+    ids=["us-government", "china-21vianet", "global"],
+)
+def test_sovereign_cloud_issuers_come_from_the_authority_host(
+    rsa_key: rsa.RSAPrivateKey,
+    make_token: TokenFactory,
+    authority_host: str,
+    v1_issuer_host: str,
+    foreign_v1_host: str,
+) -> None:
+    metadata_url = f"{authority_host}/{TENANT}/v2.0/.well-known/openid-configuration"
+    jwks_url = f"{authority_host}/{TENANT}/discovery/v2.0/keys"
+    transport = FakeTransport()
+    transport.route(
+        metadata_url, respond(200, {"issuer": f"{authority_host}/{TENANT}/v2.0", "jwks_uri": jwks_url})
+    )
+    transport.route(jwks_url, respond(200, {"keys": [jwk_of(rsa_key, "key-1")]}))
+    settings = make_settings(ENTRA_AUTHORITY_HOST=authority_host)
+    authenticator = CallerAuthenticator(settings, SigningKeys(metadata_url=metadata_url, transport=transport))
+
+    def authenticate(token: str) -> Any:
+        return authenticator.authenticate(
+            {"authorization": f"Bearer {token}"}, required_role=ROLE, kinds=APPLICATIONS
+        )
+
+    assert authenticate(make_token(iss=f"{authority_host}/{TENANT}/v2.0")).app_id == CALLER_APP
+    v1 = {"aud": f"api://{CLIENT}", "appid": CALLER_APP, "drop": ("azp",), "ver": "1.0"}
+    assert authenticate(make_token(iss=f"https://{v1_issuer_host}/{TENANT}/", **v1)).app_id == CALLER_APP
+    with pytest.raises(Unauthenticated, match="not issued by this tenant"):
+        authenticate(make_token(iss=f"https://{foreign_v1_host}/{TENANT}/", **v1))
+    with pytest.raises(Unauthenticated, match="not issued by this tenant"):
+        authenticate(make_token(iss=f"{AUTHORITY_HOST}/{TENANT}/v2.0"))  # another cloud's v2 issuer

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.credentials import ClientCredential, credential_from_secret
 from shared.errors import ConfigurationError, CredentialUnavailable
-from shared.tokens import REFRESH_MARGIN_SECONDS, TokenProvider, msal_app_factory
+from shared.tokens import EXPIRY_MARGIN_SECONDS, TokenProvider, msal_app_factory
 
 from .conftest import AUTHORITY_HOST, CLIENT, TENANT, make_settings, pem_of, self_signed
 from .fakes import FakeClock, FakeConfidentialClient, FakeResponse, FakeSecretStore, Headers
@@ -44,6 +45,8 @@ class World:
         return app
 
     def provider(self, **kwargs: Any) -> TokenProvider:
+        """A provider on this world; background renewals run inline, so tests see their effect at once."""
+        kwargs.setdefault("spawn", lambda renew: renew())
         return TokenProvider(
             credential_source=self.store, app_factory=self.factory, clock=self.clock, **kwargs
         )
@@ -93,25 +96,119 @@ def test_warm_callers_use_the_memo_without_calling_msal() -> None:
     assert provider.credential_kind == "secret"
 
 
-def test_token_is_renewed_before_msal_would_consider_it_expired() -> None:
+def test_token_is_renewed_in_the_background_after_half_its_lifetime() -> None:
     world = World(lifetime=600)
     provider = world.provider()
-    provider.get_token(SCOPE)
-    world.clock.advance(600 - REFRESH_MARGIN_SECONDS - 1)
-    calls: list[list[str]] = []
-    app = world.apps[0]
-    original = app.acquire_token_for_client
-
-    def spy(scopes: list[str]) -> dict[str, Any]:
-        calls.append(scopes)
-        return original(scopes)
-
-    app.acquire_token_for_client = spy  # type: ignore[method-assign]
-    provider.get_token(SCOPE)
-    assert calls == []  # still fresh
+    assert provider.get_token(SCOPE) == "at-1"
+    world.clock.advance(299)
+    assert provider.get_token(SCOPE) == "at-1"
+    assert provider.token_requests == 1  # before the renewal point: the memo answers
     world.clock.advance(2)
-    provider.get_token(SCOPE)
-    assert calls == [[SCOPE]]  # memo expired: MSAL asked again (its cache decides whether to go to Entra)
+    assert provider.get_token(SCOPE) == "at-1"  # the caller gets the current token; the renewal runs aside
+    assert provider.token_requests == 2  # and bypassed MSAL's cache, which would still hand out at-1
+    assert provider.get_token(SCOPE) == "at-2"
+
+
+class Outage:
+    """Makes the world's Entra fail (connection refused) while ``down`` is set; counts attempts."""
+
+    def __init__(self, world: World) -> None:
+        self.down = False
+        self.attempts = 0
+        self._world = world
+
+    def factory(self, credential: ClientCredential) -> FakeConfidentialClient:
+        app = self._world.factory(credential)
+        original = app.acquire_token_for_client
+
+        def acquire(scopes: list[str]) -> dict[str, Any]:
+            if self.down and scopes[0] not in app._cache:
+                self.attempts += 1
+                raise ConnectionError("refused")
+            return original(scopes)
+
+        app.acquire_token_for_client = acquire  # type: ignore[method-assign]
+        return app
+
+
+def test_renewal_failure_while_the_token_is_valid_costs_callers_nothing() -> None:
+    world = World(lifetime=600)
+    outage = Outage(world)
+    provider = TokenProvider(
+        credential_source=world.store, app_factory=outage.factory, clock=world.clock, spawn=lambda f: f()
+    )
+    assert provider.get_token(SCOPE) == "at-1"
+    outage.down = True
+    world.clock.advance(301)  # past the renewal point
+    for _ in range(20):
+        assert provider.get_token(SCOPE) == "at-1"  # the renewal failed; callers never see it
+    assert outage.attempts == 1  # the failure is held: one attempt per hold period, not one per caller
+    world.clock.advance(6)
+    assert provider.get_token(SCOPE) == "at-1"
+    assert outage.attempts == 2
+    # Served until shortly before the real expiry, then (Entra still down) a clean 503.
+    world.clock.advance(600 - 301 - 6 - EXPIRY_MARGIN_SECONDS - 1)
+    assert provider.get_token(SCOPE) == "at-1"
+    world.clock.advance(2)
+    with pytest.raises(CredentialUnavailable) as caught:
+        provider.get_token(SCOPE)
+    assert caught.value.retry_after is not None and caught.value.retry_after >= 1
+    outage.down = False
+    world.clock.advance(6)
+    assert provider.get_token(SCOPE) == "at-2"
+
+
+def test_concurrent_cold_callers_during_an_outage_share_one_request_and_its_error() -> None:
+    world = World()
+    calls: list[float] = []
+
+    class Slow(FakeConfidentialClient):
+        def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
+            calls.append(time.monotonic())
+            time.sleep(0.3)  # one attempt timing out
+            raise TimeoutError("read timed out")  # requests' Timeout is an OSError too
+
+    provider = TokenProvider(
+        credential_source=world.store, app_factory=lambda c: Slow(c, valid=set), clock=world.clock
+    )
+    started = time.monotonic()
+    results, errors = run_concurrently(20, lambda: provider.get_token(SCOPE))
+    elapsed = time.monotonic() - started
+    assert results == [] and len(errors) == 20
+    assert all(isinstance(error, CredentialUnavailable) for error in errors)
+    assert all(error.retry_after and error.retry_after >= 1 for error in errors)  # type: ignore[attr-defined]
+    assert len(calls) == 1 and provider.token_requests == 1
+    assert elapsed < 10  # generous: the callers waited for one attempt, not for 20 in series
+    with pytest.raises(CredentialUnavailable):
+        provider.get_token(SCOPE)  # held: answered from memory
+    assert len(calls) == 1
+    world.clock.advance(6)
+    with pytest.raises(CredentialUnavailable):
+        provider.get_token(SCOPE)
+    assert len(calls) == 2  # one new attempt per hold period
+
+
+def test_failed_rebuild_after_a_reread_keeps_the_new_credential() -> None:
+    world = World()
+    failing = {"secret-v2"}
+
+    def factory(credential: ClientCredential) -> FakeConfidentialClient:
+        if credential.msal_credential in failing:
+            failing.clear()  # the authority is unreachable just once, right after the re-read
+            raise CredentialUnavailable("Microsoft Entra ID metadata is unreachable", retry_after=5)
+        return world.factory(credential)
+
+    provider = TokenProvider(credential_source=world.store, app_factory=factory, clock=world.clock)
+    assert provider.get_token(SCOPE) == "at-1"
+    world.valid = {"secret-v2"}
+    world.store.value = "secret-v2"
+    world.clock.advance(60)
+    with pytest.raises(CredentialUnavailable):
+        provider.get_token("api://other/.default")
+    world.clock.advance(6)  # well within the 30 s re-read guard
+    assert provider.get_token("api://other/.default") == "at-2"
+    assert provider.vault_reads == 2  # rebuilt with the credential already read, no second re-read
+    assert world.apps[-1].credential.msal_credential == "secret-v2"
 
 
 def test_rotated_secret_costs_callers_no_failure() -> None:
@@ -233,9 +330,13 @@ class FakeIdentityProvider:
         self.calls: list[tuple[str, str]] = []
         self.assertions: list[str] = []
         self.issued = 0
+        self.token_response: FakeResponse | None = None  # answered instead of a token when set
+        self.metadata_response: FakeResponse | None = None
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kwargs: Any) -> FakeResponse:
         self.calls.append(("GET", url))
+        if self.metadata_response is not None:
+            return self.metadata_response
         base = f"{AUTHORITY_HOST}/{TENANT}"
         assert url == f"{base}/v2.0/.well-known/openid-configuration", url
         return FakeResponse(
@@ -254,6 +355,8 @@ class FakeIdentityProvider:
     ) -> FakeResponse:
         self.calls.append(("POST", url))
         assert url == f"{AUTHORITY_HOST}/{TENANT}/oauth2/v2.0/token"
+        if self.token_response is not None:
+            return self.token_response
         form = dict(data)
         ok = form.get("client_secret") in self.valid_secrets
         if "client_assertion" in form and self.cert is not None:
@@ -359,3 +462,56 @@ def test_real_msal_rejects_unreachable_authority() -> None:
     )
     with pytest.raises(CredentialUnavailable, match="unreachable"):
         provider.get_token(SCOPE)
+
+
+def _real_msal_provider(idp: FakeIdentityProvider, clock: FakeClock | None = None) -> TokenProvider:
+    return TokenProvider(
+        credential_source=FakeSecretStore("secret-v1"),
+        app_factory=msal_app_factory(make_settings(), http_client=idp),
+        clock=clock or FakeClock(),
+    )
+
+
+ENTRA_BUSY = {
+    "error": "temporarily_unavailable",
+    "error_codes": [90033],
+    "error_description": "AADSTS90033: A transient error has occurred. Please try again.",
+}
+
+
+@pytest.mark.parametrize(
+    ("response", "retry_after"),
+    [
+        (FakeResponse(503, ENTRA_BUSY, headers=Headers({"Retry-After": "17"})), 17),
+        (FakeResponse(500, None, raw_text="<html>oops</html>"), 5),
+        (FakeResponse(429, ENTRA_BUSY, headers=Headers({"Retry-After": "42"})), 42),
+        (FakeResponse(200, None, raw_text="not json"), 5),
+        (FakeResponse(200, None, raw_text="[1, 2]"), 5),
+    ],
+    ids=["503-retry-after", "500-html", "429-retry-after", "200-not-json", "200-json-array"],
+)
+def test_real_msal_entra_failures_are_503_with_entras_retry_after(
+    response: FakeResponse, retry_after: int
+) -> None:
+    idp = FakeIdentityProvider({"secret-v1"})
+    idp.token_response = response
+    clock = FakeClock()
+    provider = _real_msal_provider(idp, clock)
+    with pytest.raises(CredentialUnavailable) as caught:
+        provider.get_token(SCOPE)
+    assert caught.value.status == 503 and caught.value.code == "credential_unavailable"
+    assert caught.value.retry_after == retry_after
+    posts = idp.calls.count(("POST", f"{AUTHORITY_HOST}/{TENANT}/oauth2/v2.0/token"))
+    clock.advance(1)
+    with pytest.raises(CredentialUnavailable) as held:
+        provider.get_token(SCOPE)
+    assert held.value.retry_after == retry_after - 1  # held: Entra is not asked again before it said
+    assert idp.calls.count(("POST", f"{AUTHORITY_HOST}/{TENANT}/oauth2/v2.0/token")) == posts
+
+
+def test_real_msal_metadata_5xx_is_503_not_500() -> None:
+    idp = FakeIdentityProvider({"secret-v1"})
+    idp.metadata_response = FakeResponse(503, None, raw_text="busy")
+    with pytest.raises(CredentialUnavailable) as caught:
+        _real_msal_provider(idp).get_token(SCOPE)
+    assert caught.value.retry_after == 5
