@@ -92,9 +92,12 @@ def control_routes(state: EmulatorState) -> list[Route]:
             return _bad("tags must be an object of strings")
         vault = state.vault
         managed = bool(body.get("managed", False))
-        item = vault.set(
-            name, value, ctype, tags=tags, enabled=bool(body.get("enabled", True)), managed=managed
-        )
+        try:
+            item = vault.set(
+                name, value, ctype, tags=tags, enabled=bool(body.get("enabled", True)), managed=managed
+            )
+        except ValueError as exc:  # managed, but the value holds no certificate
+            return _bad(str(exc))
         if managed:
             item.key_id = f"{state.config.vault_origin}/keys/{vault.display_name(name)}/{item.version}"
         return JSONResponse({"name": vault.display_name(name), "version": _summary(item)}, status_code=201)

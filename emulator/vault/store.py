@@ -6,6 +6,8 @@ import datetime as dt
 import secrets as _secrets
 from dataclasses import dataclass, field
 
+from emulator.vault.certificates import certificate_validity
+
 UTC = dt.UTC
 
 
@@ -57,7 +59,12 @@ class VaultStore:
         expires: dt.datetime | None = None,
         not_before: dt.datetime | None = None,
     ) -> SecretVersion:
-        """Create a new version (rotation never overwrites: the old versions stay readable)."""
+        """Create a new version (rotation never overwrites: the old versions stay readable).
+
+        A certificate-backed (``managed``) version without explicit dates takes ``nbf``/``exp`` from
+        its certificate's validity, as Key Vault mirrors them; ValueError when ``value`` holds none."""
+        if managed and not_before is None and expires is None:
+            not_before, expires = certificate_validity(value, content_type)
         now = dt.datetime.now(UTC).replace(microsecond=0)
         item = SecretVersion(
             version=_secrets.token_hex(16),

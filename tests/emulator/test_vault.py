@@ -7,6 +7,7 @@ The app must pass ``verify_challenge_resource=False`` on loopback (the last test
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,12 +21,15 @@ from azure.identity import DefaultAzureCredential
 from azure.keyvault.secrets import SecretClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from tests.emulator.test_identity import FOREIGN_VARS, logged
 from tests.support.tenant import LocalTenant
 
 VAULT_SCOPE = "https://vault.azure.net/.default"
+PKCS12 = "application/x-pkcs12"
 
 
 @pytest.fixture
@@ -111,6 +115,74 @@ def test_certificate_as_pem_secret_and_out_content_type(mi_env: LocalTenant, cli
         client.get_secret(mi_env.env["ENTRA_CREDENTIAL_NAME"], out_content_type="application/x-pem-file")
     assert err.value.status_code == 400
     assert err.value.error is not None and err.value.error.code == "BadParameter"
+
+
+def test_certificate_backed_secrets_carry_the_certificates_validity(
+    mi_env: LocalTenant, client: SecretClient
+) -> None:
+    """Key Vault mirrors a certificate's nbf/exp (its X.509 validity) to the addressable secret."""
+    cert = app_certificate(mi_env)
+    name = mi_env.env["ENTRA_CERTIFICATE_CREDENTIAL_NAME"]
+    listed = {s.name: s for s in client.list_properties_of_secrets()}
+    for secret_name in (name, f"{name}-pem"):
+        props = client.get_secret(secret_name).properties
+        versions = list(client.list_properties_of_secret_versions(secret_name))
+        for seen in (props, listed[secret_name], *versions):
+            assert seen.not_before == cert.not_valid_before_utc
+            assert seen.expires_on == cert.not_valid_after_utc
+    plain = client.get_secret(mi_env.env["ENTRA_CREDENTIAL_NAME"]).properties
+    assert plain.not_before is None and plain.expires_on is None  # a plain secret has only what was set
+
+
+def short_lived_pfx(not_before: dt.datetime, not_after: dt.datetime) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graph-functions-next")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )
+    data = pkcs12.serialize_key_and_certificates(b"next", key, cert, None, serialization.NoEncryption())
+    return base64.b64encode(data).decode()
+
+
+def test_a_rotated_certificate_brings_its_own_validity(
+    fresh: LocalTenant, mi_env: LocalTenant, client: SecretClient
+) -> None:
+    name = mi_env.env["ENTRA_CERTIFICATE_CREDENTIAL_NAME"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    not_before, not_after = now - dt.timedelta(days=2), now + dt.timedelta(days=30)
+    body = {"value": short_lived_pfx(not_before, not_after), "contentType": PKCS12, "managed": True}
+    mi_env.control("PUT", f"/vault/secrets/{name}", body, expect=201)
+
+    props = client.get_secret(name).properties
+    assert (props.not_before, props.expires_on) == (not_before, not_after)
+    rejected = mi_env.control(
+        "PUT", "/vault/secrets/not-a-cert", {"value": "x", "contentType": PKCS12, "managed": True}, expect=400
+    )
+    assert "X.509 certificate" in rejected["error"]["message"]
+
+
+def test_disabled_secret_body_is_the_services(
+    mi_env: LocalTenant, credential: DefaultAzureCredential
+) -> None:
+    """The body Key Vault answers for a disabled secret, as quoted in Azure/azure-sdk-for-js#24756 (there
+    deserialized: innerError is the wire's innererror)."""
+    token = credential.get_token(VAULT_SCOPE).token
+    resp = vault_get(mi_env, "/secrets/disabled-secret", token, **{"api-version": "7.6"})
+    assert resp.status_code == 403
+    assert resp.json() == {
+        "error": {
+            "code": "Forbidden",
+            "message": "Operation get is not allowed on a disabled secret.",
+            "innererror": {"code": "SecretDisabled"},
+        }
+    }
 
 
 def test_set_secret_creates_versions_and_never_overwrites(

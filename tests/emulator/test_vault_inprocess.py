@@ -236,8 +236,12 @@ def test_control_routes(state: EmulatorState) -> None:
     assert {"principalId": sp, "permissions": ["get", "list"]} in listing
     assert ctl(state, "PUT", f"/vault/access/{sp}", {"permissions": []}).json()["permissions"] == []
     assert sp not in state.vault.access
-    managed = ctl(state, "PUT", "/vault/secrets/new-cert", {"value": "x", "managed": True}).json()
+    not_a_cert = ctl(state, "PUT", "/vault/secrets/new-cert", {"value": "x", "managed": True})
+    assert not_a_cert.status == 400 and state.vault.latest("new-cert") is None
+    pfx = state.app_certificate.pfx_base64()
+    managed = ctl(state, "PUT", "/vault/secrets/new-cert", {"value": pfx, "managed": True}).json()
     assert managed["version"]["managed"] is True
+    assert managed["version"]["exp"] is not None and managed["version"]["nbf"] is not None
     key_id = state.vault.latest("new-cert").key_id  # type: ignore[union-attr]
     assert str(key_id).endswith(f"/keys/new-cert/{managed['version']['version']}")
 
