@@ -8,7 +8,8 @@ HTTP function ``(req: func.HttpRequest) -> func.HttpResponse`` that
 * renders results as UTF-8 JSON with ``cache-control: no-store``;
 * translates :class:`GraphFunctionsError` to ``{"error": {"code", "message", "requestId"}}`` with its status
   and headers (``Retry-After``, ``WWW-Authenticate``), and any other exception to a 500 ``internal_error``
-  whose body has no stack trace (the trace goes to the log, with the request id).
+  whose body has no stack trace (the trace goes to the log, with the request id). Configuration and
+  credential errors answer a generic sentence; their details go to the log under the request id.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def json_response(
 
 
 def error_response(error: GraphFunctionsError, *, request_id: str) -> func.HttpResponse:
-    """The JSON error envelope for ``error``, with its status and headers."""
-    body = {"error": {"code": error.code, "message": error.message, "requestId": request_id}}
+    """The JSON error envelope for ``error``, with its status and headers. The message is the error's
+    public one: operator details (settings, vault names, AADSTS text) stay in the log."""
+    body = {"error": {"code": error.code, "message": error.public_message, "requestId": request_id}}
     return json_response(body, status=error.status, request_id=request_id, headers=error.response_headers())
 
 

@@ -53,6 +53,9 @@ class GraphFunctionsError(Exception):
 
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal_error"
+    #: When set, callers get this sentence instead of ``message``, which then goes to the log only: for
+    #: errors whose details (setting values, vault names, Entra's AADSTS text) are for operators.
+    public_sentence: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -69,6 +72,11 @@ class GraphFunctionsError(Exception):
         self.retry_after = retry_after
         self.graph_code = graph_code
         self.graph_request_id = graph_request_id
+
+    @property
+    def public_message(self) -> str:
+        """What callers are told: ``message``, or the class's generic sentence for operator-only details."""
+        return self.public_sentence or self.message
 
     def response_headers(self) -> dict[str, str]:
         """Extra HTTP response headers this error implies (``Retry-After``, ``WWW-Authenticate``)."""
@@ -164,6 +172,10 @@ class CredentialUnavailable(GraphFunctionsError):
 
     status = 503
     default_code = "credential_unavailable"
+    public_sentence = (
+        "A service this API depends on for its credentials is temporarily unavailable. Retry after the "
+        "Retry-After interval; quote the request id if it persists."
+    )
 
     def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
         super().__init__(message, retry_after=retry_after or DEFAULT_RETRY_AFTER, **kwargs)
@@ -178,6 +190,7 @@ class ConfigurationError(GraphFunctionsError):
 
     status = 500
     default_code = "configuration_error"
+    public_sentence = "The service is misconfigured and an operator must fix it. Quote the request id."
 
     def __init__(self, problems: str | Iterable[str]) -> None:
         self.problems: tuple[str, ...] = (problems,) if isinstance(problems, str) else tuple(problems)

@@ -271,14 +271,17 @@ def test_graph_forbidden_is_502(app: App, make_token: TokenFactory) -> None:
     assert "User.Read.All" in error["message"]
 
 
-def test_configuration_errors_are_500_with_actionable_message(functions: dict[str, HttpFunction]) -> None:
+def test_configuration_errors_are_500_with_actionable_message(
+    functions: dict[str, HttpFunction], caplog: pytest.LogCaptureFixture
+) -> None:
     runtime.install(runtime.Runtime(env={"ENTRA_CLIENT_ID": "x"}))
-    response = functions["users_list"](func.HttpRequest("GET", "http://localhost/api/users", body=b""))
+    with caplog.at_level(logging.ERROR):
+        response = functions["users_list"](func.HttpRequest("GET", "http://localhost/api/users", body=b""))
     error = assert_error(response, 500, "configuration_error")
-    assert (
-        "ENTRA_TENANT_ID is missing" in error["message"]
-        and "ENTRA_CLIENT_ID is not a GUID" in error["message"]
-    )
+    # The actionable details go to the operator's log under the request id, never to the (anonymous) caller.
+    assert "ENTRA_TENANT_ID" not in error["message"] and "ENTRA_CLIENT_ID" not in error["message"]
+    assert "ENTRA_TENANT_ID is missing" in caplog.text and "ENTRA_CLIENT_ID is not a GUID" in caplog.text
+    assert error["requestId"] in caplog.text
 
 
 def test_unexpected_exceptions_are_500_without_details(

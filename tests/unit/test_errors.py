@@ -139,3 +139,35 @@ def test_vault_unreachable_and_no_credential() -> None:
         ClientAuthenticationError("ManagedIdentityCredential unavailable"), what=WHAT
     )
     assert isinstance(no_identity, CredentialUnavailable) and no_identity.retry_after == 30
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        from_msal_result(
+            {
+                "error": "invalid_client",
+                "error_codes": [7000215],
+                "error_description": "AADSTS7000215: Invalid client secret provided for app 'x'.",
+            }
+        ),
+        from_msal_result(
+            {"error": "invalid_scope", "error_codes": [70011], "error_description": "AADSTS70011: x"}
+        ),
+        from_azure_error(ClientAuthenticationError("no managed identity endpoint"), what=WHAT),
+        ConfigurationError("KEY_VAULT_URL is missing: set it to https://my-vault.vault.azure.net/"),
+    ],
+    ids=["rejected-credential", "aadsts-configuration", "vault-credential", "settings"],
+)
+def test_operator_details_stay_out_of_the_public_message(error: GraphFunctionsError) -> None:
+    assert error.message != error.public_message  # the detail is kept, for the log
+    public = error.public_message
+    assert "AADSTS" not in public and "vault.azure.net" not in public and "app-credential" not in public
+    assert "KEY_VAULT_URL" not in public and public.strip()
+
+
+def test_caller_errors_keep_their_message_public() -> None:
+    assert BadRequest("top must be an integer from 1 to 999").public_message == (
+        "top must be an integer from 1 to 999"
+    )
+    assert Forbidden("no role", code="caller_kind_not_allowed").public_message == "no role"

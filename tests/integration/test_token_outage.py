@@ -1,0 +1,161 @@
+"""The app's own token while Entra ID fails: 5xx, slow past the timeout, down across the renewal point.
+
+Faults go through the local tenant's fault API and target ONLY the app's own token requests (a rule's
+``clientId`` matches the client the token endpoint sees), so the callers' tokens keep working. Each test
+starts a cold host and resets the tenant afterwards (``tenant`` fixture).
+
+Measured figures are printed (``-s`` shows them) for the hardening issue's closing note.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+import pytest
+
+from tests.devhost.fixtures import DevHostProcess, wait_until
+from tests.integration.checks import assert_error, call
+from tests.integration.fixtures import FreshHosts
+from tests.support.apphost import Caller
+from tests.support.tenant import LocalTenant
+
+pytestmark = pytest.mark.integration
+
+TOKEN_PATH = r"/oauth2/v2\.0/token$"
+#: The app's per-attempt timeout in the slow-Entra test (GRAPH_TIMEOUT_SECONDS also bounds MSAL's requests).
+ATTEMPT_TIMEOUT = 2
+#: Short app-token lifetime (renewal test): renewed at half-life (75 s), served until 15 s before expiry.
+SHORT_LIFETIME = 150
+
+
+def _fault(tenant: LocalTenant, **rule: Any) -> dict[str, Any]:
+    return dict(tenant.control("POST", "/faults", rule, expect=201))
+
+
+def _fired(tenant: LocalTenant, rule: dict[str, Any]) -> int:
+    rules = {entry["id"]: entry["fired"] for entry in tenant.control("GET", "/faults")["value"]}
+    return int(rules[rule["id"]])
+
+
+def _app_token_requests(tenant: LocalTenant, since: int) -> list[dict[str, Any]]:
+    """The app's own requests to the token endpoint (not its callers')."""
+    app_id = tenant.env["ENTRA_CLIENT_ID"].lower()
+    return [
+        entry
+        for entry in tenant.requests_since(since, "login")
+        if entry["method"] == "POST"
+        and entry["path"].endswith("/oauth2/v2.0/token")
+        and str(entry.get("client_id") or "").lower() == app_id
+    ]
+
+
+def _app_token_fault(tenant: LocalTenant, **rule: Any) -> dict[str, Any]:
+    return _fault(
+        tenant,
+        service="login",
+        method="POST",
+        path=TOKEN_PATH,
+        clientId=tenant.env["ENTRA_CLIENT_ID"],
+        **rule,
+    )
+
+
+def _timed_call(host: DevHostProcess, token: str) -> tuple[int, float, Any]:
+    started = time.monotonic()
+    response = call(host, "/api/users", token, {"top": "1"}, timeout=120)
+    return response.status_code, time.monotonic() - started, response
+
+
+def test_entra_5xx_is_a_503_with_retry_after_then_recovers(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller
+) -> None:
+    token = caller.token()
+    seq = tenant.last_seq()
+    rule = _app_token_fault(tenant, status=503)
+    host = fresh_hosts.start(tenant, "entra-5xx")
+    status, elapsed, response = _timed_call(host, token)
+    error = assert_error(response, 503, "credential_unavailable")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "AADSTS" not in error["message"]  # Entra's own text stays in the log
+    print(f"\n[entra-5xx] status={status} answered in {elapsed:.2f}s fired={_fired(tenant, rule)}")
+
+    tenant.control("DELETE", "/faults")
+    cleared = time.monotonic()
+    seen: list[int] = []
+
+    def recovered() -> bool:
+        response = call(host, "/api/users", token, {"top": "1"})
+        seen.append(response.status_code)
+        if response.status_code != 200:
+            assert_error(response, 503, "credential_unavailable")
+        return response.status_code == 200
+
+    wait_until(recovered, timeout=30, what="the app to get its token again")
+    print(
+        f"[entra-5xx] recovered {time.monotonic() - cleared:.2f}s after the fault was cleared, "
+        f"statuses meanwhile={seen}, app token requests={len(_app_token_requests(tenant, seq))}"
+    )
+
+
+def test_twenty_cold_callers_behind_a_slow_entra_cause_one_token_request(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller
+) -> None:
+    token = caller.token()
+    host = fresh_hosts.start(tenant, "entra-slow", overrides={"GRAPH_TIMEOUT_SECONDS": str(ATTEMPT_TIMEOUT)})
+    # Latency well past the attempt timeout: every token request the app sends times out.
+    rule = _app_token_fault(tenant, latencyMs=(ATTEMPT_TIMEOUT + 4) * 1000, status=503)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(lambda _: _timed_call(host, token), range(20)))
+    statuses = [status for status, _, _ in outcomes]
+    times = sorted(round(elapsed, 2) for _, elapsed, _ in outcomes)
+    fired = _fired(tenant, rule)
+    print(f"\n[entra-slow] statuses={sorted(set(statuses))} times={times} token requests={fired}")
+    for _, _, response in outcomes:
+        assert_error(response, 503, "credential_unavailable")
+        assert int(response.headers["Retry-After"]) >= 1
+    assert fired == 1
+    # One attempt's timeout (2 s) plus the cold start's own work (vault read, discovery, signing keys).
+    assert max(times) < ATTEMPT_TIMEOUT + 5
+
+
+@pytest.mark.timeout(300)
+def test_entra_down_across_the_renewal_point_costs_callers_nothing(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller
+) -> None:
+    token = caller.token()  # the caller's token keeps the default lifetime
+    tenant.control("PUT", "/lifetimes", {"accessToken": SHORT_LIFETIME})
+    host = fresh_hosts.start(tenant, "entra-renewal")
+    first = time.monotonic()
+    assert call(host, "/api/users", token, {"top": "1"}).status_code == 200
+    seq = tenant.last_seq()
+    renewal_point = first + SHORT_LIFETIME / 2
+    outage_start, outage_end = renewal_point - 10, renewal_point + 50  # 60 s across the renewal point
+    rule: dict[str, Any] | None = None
+    statuses: list[int] = []
+    while time.monotonic() < outage_end + 5:
+        now = time.monotonic()
+        if rule is None and now >= outage_start:
+            rule = _app_token_fault(tenant, status=503)
+        elif rule is not None and now >= outage_end and _fault_active(tenant):
+            tenant.control("DELETE", "/faults")
+        statuses.append(call(host, "/api/users", token, {"top": "1"}).status_code)
+        time.sleep(1)
+    failed = [status for status in statuses if status != 200]
+    requests = _app_token_requests(tenant, seq)
+    print(
+        f"\n[entra-renewal] caller requests={len(statuses)} failed={len(failed)} ({sorted(set(failed))}) "
+        f"app token requests={len(requests)} statuses={[entry['status'] for entry in requests]}"
+    )
+    assert failed == []
+    assert rule is not None and _fired_total(requests) >= 1  # renewal was really attempted in the outage
+    assert requests[-1]["status"] == 200  # and succeeded once Entra was back
+
+
+def _fault_active(tenant: LocalTenant) -> bool:
+    return bool(tenant.control("GET", "/faults")["value"])
+
+
+def _fired_total(requests: list[dict[str, Any]]) -> int:
+    return sum(1 for entry in requests if entry.get("fault") is not None)
