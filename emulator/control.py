@@ -90,6 +90,9 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
             )
             if not 0.0 <= rule.rate <= 1.0:
                 raise ValueError("rate must be within [0, 1]")
+            for key in ("service", "method", "clientId"):
+                if body.get(key) is not None and not isinstance(body[key], str):
+                    raise ValueError(f"{key} must be a string")
             state.obs.add_fault(rule)
         except KeyError:
             return _bad("path (a regular expression) is required")

@@ -260,6 +260,15 @@ def test_vault_fault_for_one_identitys_token(mi_env: LocalTenant) -> None:
     ]
 
 
+@pytest.mark.parametrize("key", ["clientId", "service", "method"])
+def test_a_rule_with_a_non_string_selector_is_refused(fresh: LocalTenant, key: str) -> None:
+    body = fresh.control("POST", "/faults", {"path": "/", key: 42}, expect=400)
+    assert body["error"]["message"] == f"{key} must be a string"
+    assert fresh.control("GET", "/faults")["value"] == []
+    token = caller_app(fresh).acquire_token_for_client(api_scope(fresh))  # requests still answered
+    assert token.get("access_token")
+
+
 def test_the_test_header_still_matches(fresh: LocalTenant) -> None:
     add_fault(fresh, service="graph", path="^/v1.0/users", status=503, clientId="header-client")
     token = graph_functions_app(fresh).acquire_token_for_client(graph_scope(fresh))["access_token"]
