@@ -27,6 +27,7 @@ ERROR_CODES: tuple[str, ...] = (
     "invalid_cursor",
     "unauthenticated",
     "forbidden",
+    "caller_kind_not_allowed",
     "not_found",
     "upstream_error",
     "upstream_bad_request",
@@ -248,7 +249,9 @@ _DOCUMENT: dict[str, Any] = {
                 "Missing or invalid bearer token.", headers=("WWW-Authenticate",)
             ),
             "Forbidden": _error_response(
-                "The caller lacks the required app role.", headers=("WWW-Authenticate",)
+                "The caller lacks the required app role (forbidden), or its token is of a kind the "
+                "endpoint does not accept (caller_kind_not_allowed).",
+                headers=("WWW-Authenticate",),
             ),
             "NotFound": _error_response("No such object."),
             "ServerError": _error_response("configuration_error or internal_error."),
