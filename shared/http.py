@@ -8,11 +8,18 @@ records requests and returns canned responses (``tests/unit/fakes.py``) instead 
 ``REQUESTS_CA_BUNDLE`` per request and it overrides any ``Session.verify``, so the session's ``verify`` is
 deliberately left alone (see ``sdk-facts`` Q2). ``requests`` itself is imported on first use, not at import
 time, to keep the Functions cold start short.
+
+Each CA bundle is loaded ONCE per process into a shared ``ssl.SSLContext`` (:class:`_SharedTrustAdapter`):
+left to itself, requests makes urllib3 build a context and parse the whole bundle for every new connection
+(about 40 ms of CPU for the system bundle here), which at a cold start with 50 concurrent callers is seconds
+of CPU spent before the first Graph byte. Verification is unchanged: the same bundle, ``CERT_REQUIRED`` and
+OpenSSL's hostname check.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -109,11 +116,10 @@ class RequestsTransport:
         import http.cookiejar
 
         import requests
-        from requests.adapters import HTTPAdapter
 
         session = requests.Session()
         # Retries are decided above this layer (Graph budget, MSAL), so urllib3 must not retry on its own.
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=self._pool_maxsize, max_retries=0)
+        adapter = _shared_trust_adapter(pool_connections=8, pool_maxsize=self._pool_maxsize, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         # Stateless by design: cookies set by one dependency (e.g. Entra's) must never be replayed.
@@ -190,6 +196,51 @@ class MsalHttpClient:
 
     def close(self) -> None:
         """No-op: the session is process-wide and outlives any MSAL application object."""
+
+
+def _shared_trust_adapter(**kwargs: Any) -> Any:
+    """A requests HTTPAdapter verifying TLS with one cached SSLContext per CA bundle (module docstring)."""
+    from requests.adapters import HTTPAdapter
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    class _SharedTrustAdapter(HTTPAdapter):
+        def __init__(self, **adapter_kwargs: Any) -> None:
+            self._contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+            self._contexts_lock = threading.Lock()
+            super().__init__(**adapter_kwargs)
+
+        def trust_context(self, ca_certs: str | None, ca_cert_dir: str | None) -> ssl.SSLContext:
+            """The verifying context for one bundle (file or directory), built on first use."""
+            key = (ca_certs, ca_cert_dir)
+            with self._contexts_lock:
+                context = self._contexts.get(key)
+                if context is None:
+                    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+                    context.load_verify_locations(cafile=ca_certs, capath=ca_cert_dir)
+                    self._contexts[key] = context
+                return context
+
+        def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
+            attributes: Any = super().build_connection_pool_key_attributes(request, verify, cert)
+            host_params: dict[str, Any] = attributes[0]
+            pool_kwargs: dict[str, Any] = attributes[1]
+            if host_params.get("scheme") == "https" and verify is not False:
+                ca_certs = pool_kwargs.pop("ca_certs", None)
+                ca_cert_dir = pool_kwargs.pop("ca_cert_dir", None)
+                if ca_certs is None and ca_cert_dir is None:  # verify=True: requests' default bundle
+                    ca_certs = DEFAULT_CA_BUNDLE_PATH
+                pool_kwargs["ssl_context"] = self.trust_context(ca_certs, ca_cert_dir)
+            return host_params, pool_kwargs
+
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]  # untyped in the stubs
+            # The pool's context already holds this bundle: urllib3 would load it again per connection.
+            if verify and getattr(conn, "conn_kw", {}).get("ssl_context") is not None:
+                conn.ca_certs = None
+                conn.ca_cert_dir = None
+
+    return _SharedTrustAdapter(**kwargs)
 
 
 def _may_have_been_sent(exc: Exception) -> bool:
