@@ -132,6 +132,7 @@ def test_vault_down_at_cold_start_then_recovers_in_the_same_process(
     fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, fault: dict[str, Any]
 ) -> None:
     token = caller.token()
+    seq = tenant.last_seq()  # earlier tests on the session tenant may have left entries
     _fault(tenant, service="vault", path=".*", **fault)
     host = fresh_hosts.start(tenant, "vault-down")
     pid = host.process.pid
@@ -141,7 +142,7 @@ def test_vault_down_at_cold_start_then_recovers_in_the_same_process(
     assert "graph-functions-client-secret" not in error["message"]
     assert error["requestId"] in host.log() and "graph-functions-client-secret" in host.log()
     assert int(first.headers["Retry-After"]) >= 1
-    assert tenant.requests_since(0, "graph") == []  # nothing reached Graph without a credential
+    assert tenant.requests_since(seq, "graph") == []  # nothing reached Graph without a credential
 
     tenant.control("DELETE", "/faults")
     # The app holds a failed credential read for a few seconds (shared/tokens.py LOAD_FAILURE_HOLD_SECONDS)
@@ -158,7 +159,7 @@ def test_vault_down_at_cold_start_then_recovers_in_the_same_process(
     wait_until(recovered, timeout=30, what="the app to read the vault again")
     assert host.process.poll() is None and host.process.pid == pid  # same process, no restart
     assert host.log().count("Started server process") == 1
-    vault = tenant.requests_since(0, "vault")
+    vault = tenant.requests_since(seq, "vault")
     assert vault[-1]["status"] == 200 and vault[-1]["path"].startswith(
         "/secrets/graph-functions-client-secret"
     )
