@@ -239,3 +239,20 @@ def graph_token_claims(tenant: LocalTenant, token: str) -> dict[str, Any]:
     )
     assert answer.status_code != 401, answer.text
     return body
+
+
+def ropc(tenant: LocalTenant, **over: str) -> dict[str, str]:
+    """A password-grant form for the demo user with the app's certificate assertion; ``over`` replaces
+    fields (``"<drop>"`` removes one)."""
+    data = {
+        "grant_type": "password",
+        "client_id": tenant.env["ENTRA_CLIENT_ID"],
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion(tenant),
+        "username": tenant.env["DEMO_USER_USERNAME"],
+        "password": tenant.env["DEMO_USER_PASSWORD"],
+        "scope": "User.Read offline_access openid profile",
+        "client_info": "1",
+    }
+    data.update(over)
+    return {k: v for k, v in data.items() if v != "<drop>"}

@@ -23,6 +23,9 @@ from tests.emulator.entra_flow import (
     parse_page,
     token_post,
 )
+from tests.emulator.entra_flow import (
+    ropc as ropc_form,
+)
 from tests.support.tenant import LocalTenant
 
 SCOPES = ["User.Read"]
@@ -64,15 +67,7 @@ def graph_me(tenant: LocalTenant, token: str) -> requests.Response:
 
 
 def ropc(tenant: LocalTenant) -> dict[str, str]:
-    return {
-        "grant_type": "password",
-        "client_id": tenant.env["ENTRA_CLIENT_ID"],
-        "client_assertion_type": JWT_BEARER,
-        "client_assertion": assertion(tenant),
-        "username": tenant.env["DEMO_USER_USERNAME"],
-        "password": tenant.env["DEMO_USER_PASSWORD"],
-        "scope": "openid offline_access User.Read",
-    }
+    return ropc_form(tenant, scope="openid offline_access User.Read", client_info="<drop>")
 
 
 def policy(tenant: LocalTenant, **body: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from tests.emulator.entra_flow import (
     claims,
     graph_functions_app,
     params_of,
+    ropc,
     token_post,
 )
 from tests.support.tenant import LocalTenant
@@ -30,21 +31,6 @@ def signed_in(tenant: LocalTenant, scopes: list[str]) -> tuple[msal.Confidential
     result = app.acquire_token_by_auth_code_flow(flow, params_of(redirect))
     assert "access_token" in result, result
     return app, result
-
-
-def ropc(tenant: LocalTenant, **over: str) -> dict[str, str]:
-    data = {
-        "grant_type": "password",
-        "client_id": tenant.env["ENTRA_CLIENT_ID"],
-        "client_assertion_type": JWT_BEARER,
-        "client_assertion": assertion(tenant),
-        "username": tenant.env["DEMO_USER_USERNAME"],
-        "password": tenant.env["DEMO_USER_PASSWORD"],
-        "scope": "User.Read offline_access openid profile",
-        "client_info": "1",
-    }
-    data.update(over)
-    return {k: v for k, v in data.items() if v != "<drop>"}
 
 
 def test_silent_refresh_returns_new_tokens_and_keeps_the_old_refresh_token(fresh: LocalTenant) -> None:
