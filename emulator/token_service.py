@@ -294,6 +294,7 @@ class TokenService:
         if key is None:
             raise TokenRejected("unknown_key", "Signing key not found for the token's kid.")
         wanted_issuers = list(issuers) if issuers is not None else [self.issuer_v1, self.issuer_v2]
+        wanted = {a.rstrip("/").lower() for a in audiences}
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -309,16 +310,32 @@ class TokenService:
                 "not_yet_valid", "Lifetime validation failed, the token is not yet valid."
             ) from exc
         except jwt.InvalidSignatureError as exc:
+            # A token for another resource is reported by its audience even when its signature does not
+            # verify here: a real Graph token (signed over its header nonce) gets the vault's AKV10022 and
+            # SharePoint's 3000003, not a signature error [INFERRED order, see docs].
+            if not _audience_in(_unverified_claims(token).get("aud"), wanted):
+                raise TokenRejected("wrong_audience", "Invalid audience.") from exc
             raise TokenRejected("bad_signature", "Signature validation failed.") from exc
         except jwt.PyJWTError as exc:
             raise TokenRejected("malformed", f"Token validation failed: {type(exc).__name__}.") from exc
-        aud = claims.get("aud")
-        wanted = {a.rstrip("/").lower() for a in audiences}
-        if not isinstance(aud, str) or aud.rstrip("/").lower() not in wanted:
+        if not _audience_in(claims.get("aud"), wanted):
             raise TokenRejected("wrong_audience", "Invalid audience.")
         if claims.get("iss") not in wanted_issuers or claims.get("tid") != self.tenant_id:
             raise TokenRejected("wrong_issuer", "Invalid issuer.")
         return claims
+
+
+def _audience_in(aud: object, wanted: set[str]) -> bool:
+    return isinstance(aud, str) and aud.rstrip("/").lower() in wanted
+
+
+def _unverified_claims(token: str) -> dict[str, Any]:
+    """The claims read without verification (only to word a rejection); {} when unreadable."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _with_hashed_nonce(token: str) -> str:

@@ -92,21 +92,12 @@ _DIAGNOSTICS = {
 _API = re.compile(r"^(?P<site>/sites/contoso)?/_api(?P<rest>/.*)?$", re.IGNORECASE)
 
 
-def _unverified_audience(token: str) -> str:
-    """The ``aud`` claim read without verification (only to word a rejection), or ``""``."""
-    try:
-        return str(jwt.decode(token, options={"verify_signature": False}).get("aud") or "")
-    except jwt.PyJWTError:
-        return ""
-
-
 class SharePointApp:
     """The ASGI app of the SharePoint origin. Nothing is awaited while the model is read."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.origin = state.config.sharepoint_origin
-        self._audiences = {self.origin.rstrip("/").lower(), SHAREPOINT_APP_ID.lower()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -229,14 +220,9 @@ class SharePointApp:
         try:
             claims = self.state.tokens.validate(token, [self.origin, SHAREPOINT_APP_ID])
         except TokenRejected as exc:
-            reason = exc.reason
-            aud = _unverified_audience(token)
-            # A token for another resource is reported by its audience even when its signature does not
-            # verify here (a cloud-shaped Graph token is signed over its header nonce), as the vault does.
-            if reason == "bad_signature" and aud and aud.rstrip("/").lower() not in self._audiences:
-                reason = "wrong_audience"
-            diagnostics = _DIAGNOSTICS.get(reason, _DIAGNOSTICS["malformed"])
-            if reason == "wrong_audience":
+            diagnostics = _DIAGNOSTICS.get(exc.reason, _DIAGNOSTICS["malformed"])
+            if exc.reason == "wrong_audience":
+                aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
                 diagnostics = diagnostics.format(aud=aud)
             return self._unauthorized(BAD_TOKEN_TEXT, headers, diagnostics)
         request.state.client_id = claims.get("appid") or claims.get("azp")

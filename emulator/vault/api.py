@@ -160,11 +160,7 @@ class VaultApp:
 
     def _rejection(self, exc: TokenRejected, token: str) -> str:
         unverified = _unverified(token)
-        aud = str(unverified.get("aud", "")).rstrip("/").lower()
-        foreign = bool(aud) and aud not in {VAULT_AUDIENCE.lower(), VAULT_APP_ID.lower()}
-        # A token for another resource is reported by its audience even when its signature does not
-        # verify here: a real Graph token (signed over its header nonce) gets AKV10022 from the vault.
-        if exc.reason == "wrong_audience" or (exc.reason == "bad_signature" and foreign):
+        if exc.reason == "wrong_audience":
             return (
                 f"AKV10022: Invalid audience. Expected {VAULT_AUDIENCE} or {VAULT_APP_ID}, "
                 f"found: {unverified.get('aud')}."
