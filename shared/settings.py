@@ -62,8 +62,9 @@ _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 HTTP_RESPONSE_LIMIT_SECONDS = 230.0
 #: The app's host.json, read for ``functionTimeout`` (the Functions host runs from the app root).
 HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
-# host.json functionTimeout: a TimeSpan, [d.]hh:mm:ss[.fff]; "-1" means unbounded (Premium, Dedicated).
-_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?")
+# host.json functionTimeout: a .NET TimeSpan, [d.]hh:mm[:ss[.fffffff]] or a bare number of days (as the
+# host parses it: "00:01" is one minute); "-1" means unbounded (Premium, Dedicated).
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)")
 
 _N = TypeVar("_N", int, float)
 
@@ -196,8 +197,8 @@ def function_timeout_seconds(host_json: Path) -> float | None:
     match = _TIMESPAN.fullmatch(value.strip()) if isinstance(value, str) else None
     if match is None:
         return None
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    days, hours, minutes, seconds, whole_days = (int(part or 0) for part in match.groups())
+    return float((((days + whole_days) * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 def check_retry_bounds(timeout: float, budget: float, function_timeout: float | None) -> str | None:

@@ -189,6 +189,8 @@ def test_the_repository_host_json_is_read() -> None:
         ({"functionTimeout": "00:02:30"}, 150.0),
         ({"functionTimeout": "1.00:00:00"}, 86400.0),
         ({"functionTimeout": "00:10:00.500"}, 600.0),
+        ({"functionTimeout": "00:01"}, 60.0),  # hh:mm, as .NET's TimeSpan reads it
+        ({"functionTimeout": "2"}, 172800.0),  # a bare number is days
         ({"functionTimeout": "-1"}, None),  # unbounded
         ({"version": "2.0"}, None),  # the plan's default applies, and it exceeds 230 s
         ({"functionTimeout": 300}, None),
