@@ -99,6 +99,39 @@ def test_entra_5xx_is_a_503_with_retry_after_then_recovers(
     )
 
 
+@pytest.mark.parametrize(
+    ("fault", "retry_after"),
+    [({"status": 429, "retryAfter": 7}, (6, 7)), ({"drop": True}, (1, 5))],
+    ids=["entra-429-retry-after", "entra-connection-dropped"],
+)
+def test_entra_throttling_or_dropping_is_held_as_a_503_then_recovers(
+    fresh_hosts: FreshHosts,
+    tenant: LocalTenant,
+    caller: Caller,
+    fault: dict[str, Any],
+    retry_after: tuple[int, int],
+) -> None:
+    token = caller.token()
+    rule = _app_token_fault(tenant, **fault)
+    host = fresh_hosts.start(tenant, "entra-" + "-".join(map(str, fault)))
+    answers = [call(host, "/api/users", token, {"top": "1"}) for _ in range(4)]
+    for response in answers:
+        assert_error(response, 503, "credential_unavailable")
+        low, high = retry_after
+        assert low <= int(response.headers["Retry-After"]) <= high  # a 429's own Retry-After is honoured
+    assert _fired(tenant, rule) == 1  # the failure is held: later callers do not reach Entra again
+
+    tenant.control("DELETE", "/faults")
+
+    def recovered() -> bool:
+        response = call(host, "/api/users", token, {"top": "1"})
+        if response.status_code != 200:
+            assert_error(response, 503, "credential_unavailable")
+        return response.status_code == 200
+
+    wait_until(recovered, timeout=30, what="the app to get its token again")
+
+
 def test_twenty_cold_callers_behind_a_slow_entra_cause_one_token_request(
     fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller
 ) -> None:
