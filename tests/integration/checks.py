@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.devhost.fixtures import DevHostProcess
+from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.support.apphost import documented_error_codes
 
 DOCUMENTED = documented_error_codes()
@@ -63,3 +63,19 @@ def list_all(
             return users, pages
         assert pages < max_pages, "paging does not end"
         response = call(host, "/api/users", token, params={"cursor": cursor})
+
+
+def wait_for_recovery(host: DevHostProcess, token: str, *, what: str, timeout: float = 30) -> list[int]:
+    """Poll ``GET /api/users`` until it answers 200; every answer before that must be the documented 503
+    ``credential_unavailable``. Returns the statuses seen, the final 200 included."""
+    seen: list[int] = []
+
+    def recovered() -> bool:
+        response = call(host, "/api/users", token, {"top": "1"})
+        seen.append(response.status_code)
+        if response.status_code != 200:
+            assert_error(response, 503, "credential_unavailable")
+        return response.status_code == 200
+
+    wait_until(recovered, timeout=timeout, what=what)
+    return seen

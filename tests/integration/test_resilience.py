@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.devhost.fixtures import DevHostProcess, wait_until
-from tests.integration.checks import assert_error, call, list_all
+from tests.devhost.fixtures import DevHostProcess
+from tests.integration.checks import assert_error, call, list_all, wait_for_recovery
 from tests.integration.fixtures import AppHosts, FreshHosts
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
@@ -147,16 +147,7 @@ def test_vault_down_at_cold_start_then_recovers_in_the_same_process(
     tenant.control("DELETE", "/faults")
     # The app holds a failed credential read for a few seconds (shared/tokens.py LOAD_FAILURE_HOLD_SECONDS)
     # to spare the vault a stampede; poll until it reads the vault again, answering 503 meanwhile.
-    seen: list[int] = []
-
-    def recovered() -> bool:
-        response = call(host, "/api/users", token, {"top": "5"})
-        seen.append(response.status_code)
-        if response.status_code != 200:
-            assert_error(response, 503, "credential_unavailable")
-        return response.status_code == 200
-
-    wait_until(recovered, timeout=30, what="the app to read the vault again")
+    wait_for_recovery(host, token, what="the app to read the vault again")
     assert host.process.poll() is None and host.process.pid == pid  # same process, no restart
     assert host.log().count("Started server process") == 1
     vault = tenant.requests_since(seq, "vault")

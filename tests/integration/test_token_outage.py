@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.devhost.fixtures import DevHostProcess, wait_until
-from tests.integration.checks import assert_error, call
+from tests.devhost.fixtures import DevHostProcess
+from tests.integration.checks import assert_error, call, wait_for_recovery
 from tests.integration.fixtures import FreshHosts
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
@@ -83,16 +83,7 @@ def test_entra_5xx_is_a_503_with_retry_after_then_recovers(
 
     tenant.control("DELETE", "/faults")
     cleared = time.monotonic()
-    seen: list[int] = []
-
-    def recovered() -> bool:
-        response = call(host, "/api/users", token, {"top": "1"})
-        seen.append(response.status_code)
-        if response.status_code != 200:
-            assert_error(response, 503, "credential_unavailable")
-        return response.status_code == 200
-
-    wait_until(recovered, timeout=30, what="the app to get its token again")
+    seen = wait_for_recovery(host, token, what="the app to get its token again")
     print(
         f"[entra-5xx] recovered {time.monotonic() - cleared:.2f}s after the fault was cleared, "
         f"statuses meanwhile={seen}, app token requests={len(_app_token_requests(tenant, seq))}"
@@ -123,13 +114,7 @@ def test_entra_throttling_or_dropping_is_held_as_a_503_then_recovers(
 
     tenant.control("DELETE", "/faults")
 
-    def recovered() -> bool:
-        response = call(host, "/api/users", token, {"top": "1"})
-        if response.status_code != 200:
-            assert_error(response, 503, "credential_unavailable")
-        return response.status_code == 200
-
-    wait_until(recovered, timeout=30, what="the app to get its token again")
+    wait_for_recovery(host, token, what="the app to get its token again")
 
 
 def test_twenty_cold_callers_behind_a_slow_entra_cause_one_token_request(
