@@ -177,10 +177,12 @@ def test_401_matrix_with_real_tokens(tenant: LocalTenant, app_token: str) -> Non
 
 
 def test_expired_token_through_the_lifetimes_control(fresh: LocalTenant) -> None:
-    fresh.control("PUT", "/lifetimes", {"accessToken": 1, "clockSkew": 0})
+    # 3 s, not 1: iat and exp are whole seconds, so a 1 s token can be expired before its first use on a
+    # busy machine (seen in CI), and the "still valid" half of the test must not race the clock.
+    fresh.control("PUT", "/lifetimes", {"accessToken": 3, "clockSkew": 0})
     short = client_token(fresh, graph(fresh))
     assert get(fresh, "/v1.0/users", short).status_code == 403  # valid, but no roles
-    time.sleep(2.2)
+    time.sleep(4.2)
     _assert_401(get(fresh, "/v1.0/users", short), "Access token has expired or is not yet valid.")
 
 
