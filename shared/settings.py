@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigurationError
 from shared.patterns import is_guid
 from shared.retry_policy import worst_case_call_seconds
+from shared.settings_reader import WHERE, Reader
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
@@ -53,7 +53,6 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
     }
 )
 
-_WHERE = "in local.settings.json (locally) or the Function App's configuration (in Azure)"
 # Key Vault secret names: 1-127 characters, alphanumerics and dashes.
 _SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 
@@ -66,7 +65,53 @@ HOST_JSON = Path(__file__).resolve().parent.parent / "host.json"
 # host parses it: "00:01" is one minute); "-1" means unbounded (Premium, Dedicated).
 _TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)")
 
-_N = TypeVar("_N", int, float)
+
+DEFAULT_SESSION_KEY_NAME = "graph-functions-session-key"
+DEFAULT_REPORT_SCHEDULE = "0 0 6 * * *"
+_STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+# An NCRONTAB expression with seconds (six fields), as the Functions timer trigger takes it.
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_STORAGE_SERVICES = ("blob", "queue", "table")
+
+#: Every application setting the app reads in production (the Functions host's own settings aside). The
+#: infrastructure test compares this with the app settings infra/ deploys; a unit test checks that
+#: :meth:`Settings.from_env` reads exactly these.
+SETTING_NAMES: tuple[str, ...] = (
+    "ENTRA_TENANT_ID",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_AUTHORITY_HOST",
+    "ENTRA_CREDENTIAL",
+    "KEY_VAULT_URL",
+    "ENTRA_CREDENTIAL_NAME",
+    "ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+    "GRAPH_ENDPOINT",
+    "SHAREPOINT_SITE_URL",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "GRAPH_TIMEOUT_SECONDS",
+    "GRAPH_RETRY_BUDGET_SECONDS",
+    "GRAPH_MAX_RETRIES",
+    "PUBLIC_BASE_URL",
+    "SESSION_KEY_NAME",
+    "SESSION_TABLE",
+    "AUTH_FLOW_TABLE",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_MAX_AGE_HOURS",
+    "MAILBOX_SCOPE",
+    "MAILBOX_SCOPE_CACHE_SECONDS",
+    "AUDIT_TABLE",
+    "REPORT_SCHEDULE",
+    "REPORT_CONTAINER",
+    "REPORT_QUEUE",
+    "REPORT_RECIPIENTS",
+    "REPORT_SENDER",
+    "REPORT_TOP_DEPARTMENTS",
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,9 +132,30 @@ class Settings:
     graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
     sharepoint_site_url: str | None = None
     storage_connection: str | None = dataclasses.field(default=None, repr=False)
+    storage_account_name: str | None = None
+    storage_client_id: str | None = None
+    storage_service_uris: Mapping[str, str] = dataclasses.field(default_factory=dict)
     graph_timeout_seconds: float = 10.0
     graph_retry_budget_seconds: float = 30.0
     graph_max_retries: int = 5
+    # Sign-in and sessions
+    public_base_url: str | None = None
+    session_key_name: str = DEFAULT_SESSION_KEY_NAME
+    session_table: str = "sessions"
+    auth_flow_table: str = "authflows"
+    session_idle_minutes: int = 480
+    session_max_age_hours: int = 24
+    # Mailbox reads
+    mailbox_scope: str | None = None
+    mailbox_scope_cache_seconds: int = 300
+    audit_table: str = "mailaudit"
+    # Daily user report
+    report_schedule: str = DEFAULT_REPORT_SCHEDULE
+    report_container: str = "reports"
+    report_queue: str = "report-runs"
+    report_recipients: tuple[str, ...] = ()
+    report_sender: str | None = None
+    report_top_departments: int = 10
 
     @classmethod
     def from_env(
@@ -102,7 +168,7 @@ class Settings:
             ConfigurationError: listing every problem found, each with the fix.
         """
         source = os.environ if env is None else env
-        reader = _Reader(source)
+        reader = Reader(source)
         tenant_id = reader.guid("ENTRA_TENANT_ID", "your directory (tenant) ID")
         client_id = reader.guid("ENTRA_CLIENT_ID", "the application (client) ID of this app's registration")
         authority_host = reader.origin("ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)
@@ -121,7 +187,7 @@ class Settings:
             if credential_name is None:
                 reader.problem(
                     "ENTRA_CREDENTIAL_NAME is missing: set it to the name of the Key Vault secret that holds "
-                    f"this app's client secret or certificate, {_WHERE}"
+                    f"this app's client secret or certificate, {WHERE}"
                 )
             elif not _SECRET_NAME.fullmatch(credential_name):
                 reader.problem(
@@ -135,6 +201,60 @@ class Settings:
         )
         graph_endpoint = reader.origin("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT)
         sharepoint = reader.https_url("SHAREPOINT_SITE_URL")
+        storage_account = reader.get("AzureWebJobsStorage__accountName")
+        if storage_account is not None and not _STORAGE_ACCOUNT.fullmatch(storage_account):
+            reader.problem(
+                f"AzureWebJobsStorage__accountName '{storage_account}' is not a storage account name: use "
+                "3-24 lower-case letters and digits"
+            )
+        service_uris = {
+            service: uri
+            for service in _STORAGE_SERVICES
+            if (uri := reader.https_url(f"AzureWebJobsStorage__{service}ServiceUri")) is not None
+        }
+        storage_connection = reader.get("AzureWebJobsStorage")
+        storage_client_id = reader.guid(
+            "AzureWebJobsStorage__clientId",
+            "the client ID of the user-assigned managed identity that reaches storage",
+            required=False,
+        )
+        public_base_url = reader.base_url("PUBLIC_BASE_URL")
+        session_key_name = reader.get("SESSION_KEY_NAME") or DEFAULT_SESSION_KEY_NAME
+        if not _SECRET_NAME.fullmatch(session_key_name):
+            reader.problem(
+                f"SESSION_KEY_NAME '{session_key_name}' is not a Key Vault secret name: use 1-127 letters, "
+                "digits and dashes"
+            )
+        mailbox_scope = reader.get("MAILBOX_SCOPE")
+        if mailbox_scope is not None and mailbox_scope != "*" and not is_guid(mailbox_scope):
+            reader.problem(
+                f"MAILBOX_SCOPE '{mailbox_scope}' must be the object ID (a GUID) of the security group whose "
+                "members' mailboxes may be read, or * for every mailbox of the tenant"
+            )
+        report_schedule = reader.get("REPORT_SCHEDULE") or DEFAULT_REPORT_SCHEDULE
+        if not _NCRONTAB.fullmatch(report_schedule):
+            reader.problem(
+                f"REPORT_SCHEDULE '{report_schedule}' is not an NCRONTAB expression with six fields "
+                f"(second minute hour day month day-of-week), e.g. '{DEFAULT_REPORT_SCHEDULE}' (06:00 daily)"
+            )
+        recipients = tuple(
+            part.strip()
+            for part in (reader.get("REPORT_RECIPIENTS") or "").replace(";", ",").split(",")
+            if part.strip()
+        )
+        for address in recipients:
+            if not _EMAIL.fullmatch(address):
+                reader.problem(f"REPORT_RECIPIENTS: '{address}' is not an email address")
+        report_sender = reader.get("REPORT_SENDER")
+        if report_sender is not None and not _EMAIL.fullmatch(report_sender):
+            reader.problem(
+                f"REPORT_SENDER '{report_sender}' must be the address of the mailbox that sends the report"
+            )
+        if bool(recipients) != (report_sender is not None):
+            reader.problem(
+                "REPORT_RECIPIENTS and REPORT_SENDER go together: set both to mail the daily summary, or "
+                "neither"
+            )
         settings = cls(
             tenant_id=(tenant_id or "").lower(),
             client_id=(client_id or "").lower(),
@@ -145,10 +265,28 @@ class Settings:
             managed_identity_client_id=mi_client_id.lower() if mi_client_id else None,
             graph_endpoint=graph_endpoint,
             sharepoint_site_url=sharepoint,
-            storage_connection=reader.get("AzureWebJobsStorage"),
+            storage_connection=storage_connection,
+            storage_account_name=storage_account,
+            storage_client_id=storage_client_id.lower() if storage_client_id else None,
+            storage_service_uris=service_uris,
             graph_timeout_seconds=reader.number("GRAPH_TIMEOUT_SECONDS", 10.0, float, 1, 120),
             graph_retry_budget_seconds=reader.number("GRAPH_RETRY_BUDGET_SECONDS", 30.0, float, 0, 300),
             graph_max_retries=reader.number("GRAPH_MAX_RETRIES", 5, int, 0, 10),
+            public_base_url=public_base_url,
+            session_key_name=session_key_name,
+            session_table=reader.table_name("SESSION_TABLE", "sessions"),
+            auth_flow_table=reader.table_name("AUTH_FLOW_TABLE", "authflows"),
+            session_idle_minutes=reader.number("SESSION_IDLE_MINUTES", 480, int, 5, 10080),
+            session_max_age_hours=reader.number("SESSION_MAX_AGE_HOURS", 24, int, 1, 720),
+            mailbox_scope=mailbox_scope.lower() if mailbox_scope else None,
+            mailbox_scope_cache_seconds=reader.number("MAILBOX_SCOPE_CACHE_SECONDS", 300, int, 0, 3600),
+            audit_table=reader.table_name("AUDIT_TABLE", "mailaudit"),
+            report_schedule=report_schedule,
+            report_container=reader.container_name("REPORT_CONTAINER", "reports"),
+            report_queue=reader.container_name("REPORT_QUEUE", "report-runs"),
+            report_recipients=recipients,
+            report_sender=report_sender,
+            report_top_departments=reader.number("REPORT_TOP_DEPARTMENTS", 10, int, 1, 100),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,
@@ -219,120 +357,5 @@ def check_retry_bounds(timeout: float, budget: float, function_timeout: float | 
     return (
         f"GRAPH_RETRY_BUDGET_SECONDS ({budget:g}) + 2 x GRAPH_TIMEOUT_SECONDS ({timeout:g}) = {worst:g} s, "
         f"the longest one Graph call may take with its retries, reaches {name}, so callers could be cut off "
-        f"before the app answers: {'; '.join(fixes)} ({_WHERE})"
+        f"before the app answers: {'; '.join(fixes)} ({WHERE})"
     )
-
-
-class _Reader:
-    """Reads and checks raw values, collecting problems instead of stopping at the first."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.problems: list[str] = []
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-
-    def get(self, name: str) -> str | None:
-        value = self._env.get(name)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    def guid(self, name: str, meaning: str, *, required: bool = True) -> str | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.problem(f"{name} is missing: set it to {meaning}, a GUID, {_WHERE}")
-            return None
-        if not is_guid(value):
-            self.problem(
-                f"{name} is not a GUID: set it to {meaning}, e.g. 00000000-0000-0000-0000-000000000000"
-            )
-            return None
-        return value
-
-    def origin(self, name: str, default: str) -> str:
-        """An https origin (scheme, host, optional port), no path; returned without trailing slash."""
-        value = self.get(name) or default
-        parts = self._parse_https(name, value)
-        if parts is None:
-            return default
-        if parts.path.strip("/") or parts.query or parts.fragment:
-            self.problem(
-                f"{name} '{value}' must be only scheme, host and optional port (e.g. {default}); "
-                "remove the path"
-            )
-            return default
-        return _origin_of(parts.hostname or "", parts.port)
-
-    def vault_url(self, name: str, *, required: bool) -> str | None:
-        value = self.get(name)
-        if value is None:
-            if required:
-                self.problem(
-                    f"{name} is missing: set it to the vault URI, e.g. https://my-vault.vault.azure.net/, "
-                    f"{_WHERE} (required when ENTRA_CREDENTIAL=keyvault)"
-                )
-            return None
-        parts = self._parse_https(name, value)
-        if parts is None:
-            return None
-        if parts.path.strip("/") or parts.query or parts.fragment:
-            self.problem(
-                f"{name} '{value}' must be the vault URI only, e.g. https://my-vault.vault.azure.net/"
-            )
-            return None
-        return _origin_of(parts.hostname or "", parts.port) + "/"
-
-    def https_url(self, name: str) -> str | None:
-        value = self.get(name)
-        if value is None:
-            return None
-        parts = self._parse_https(name, value)
-        if parts is None:
-            return None
-        return value.rstrip("/")
-
-    def _parse_https(self, name: str, value: str) -> _Split | None:
-        try:
-            parts = urlsplit(value)
-            port = parts.port  # raises ValueError for a non-numeric or out-of-range port
-        except ValueError:
-            self.problem(f"{name} '{value}' is not a valid URL")
-            return None
-        if parts.scheme.lower() != "https" or not parts.hostname:
-            self.problem(f"{name} '{value}' must be an https:// URL with a host name")
-            return None
-        if parts.username or parts.password:
-            self.problem(f"{name} must not contain user information")
-            return None
-        return _Split(parts.hostname.lower(), port, parts.path, parts.query, parts.fragment)
-
-    def number(self, name: str, default: _N, kind: Callable[[str], _N], low: float, high: float) -> _N:
-        raw = self.get(name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            self.problem(f"{name} '{raw}' is not a number: use a value from {low:g} to {high:g}")
-            return default
-        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-            self.problem(f"{name} is {raw}: use a value from {low:g} to {high:g}")
-            return default
-        return value
-
-
-@dataclasses.dataclass(frozen=True)
-class _Split:
-    hostname: str
-    port: int | None
-    path: str
-    query: str
-    fragment: str
-
-
-def _origin_of(hostname: str, port: int | None) -> str:
-    host = f"[{hostname}]" if ":" in hostname else hostname  # IPv6 literals keep their brackets
-    return f"https://{host}" if port in (None, 443) else f"https://{host}:{port}"
