@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emulator.directory.seed import CERTIFICATE_NAME, SECRET_NAME
+from emulator.directory.seed import CERTIFICATE_NAME, SECRET_NAME, SESSION_KEY_NAME
 from emulator.state import EmulatorState
 
 
@@ -21,6 +21,7 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "KEY_VAULT_URL": f"{c.vault_origin}/",
         "ENTRA_CREDENTIAL_NAME": SECRET_NAME,
         "ENTRA_CERTIFICATE_CREDENTIAL_NAME": CERTIFICATE_NAME,
+        "SESSION_KEY_NAME": SESSION_KEY_NAME,
         "GRAPH_ENDPOINT": c.graph_origin,
         "SHAREPOINT_SITE_URL": f"{c.sharepoint_origin}/sites/contoso",
         "IDENTITY_ENDPOINT": c.identity_endpoint,

@@ -21,9 +21,11 @@ from emulator.directory.seed import (
     CERTIFICATE_NAME,
     CERTIFICATE_PEM_NAME,
     SECRET_NAME,
+    SESSION_KEY_NAME,
     SeededIdentities,
     build_directory,
     build_mailbox,
+    session_key_value,
 )
 from emulator.observe import Observatory
 from emulator.pki.app_certificate import AppCertificate, load_or_create
@@ -127,6 +129,8 @@ class EmulatorState:
         )
         pem.key_id = f"{self.config.vault_origin}/keys/{CERTIFICATE_PEM_NAME}/{pem.version}"
         vault.set("disabled-secret", "you should never read this", None, enabled=False)
+        session_key = session_key_value(self.config.seed)
+        vault.set(SESSION_KEY_NAME, session_key, None, tags={"app": "graph-functions"})
         everything = {"get", "list", "set"}
         vault.access[self.ids.system_identity.sp_id] = set(everything)
         vault.access[self.ids.user_identity.sp_id] = set(everything)

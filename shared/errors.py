@@ -49,6 +49,8 @@ class GraphFunctionsError(Exception):
         retry_after: seconds a caller should wait before retrying, if it makes sense.
         graph_code: the upstream Microsoft Graph error code, when the error came from Graph.
         graph_request_id: the upstream ``request-id``, for support tickets.
+        graph_message: the upstream error message (for telling apart answers that share a code; callers
+            never see it unless a message quotes it).
     """
 
     status: ClassVar[int] = 500
@@ -65,6 +67,7 @@ class GraphFunctionsError(Exception):
         retry_after: int | None = None,
         graph_code: str | None = None,
         graph_request_id: str | None = None,
+        graph_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -72,6 +75,7 @@ class GraphFunctionsError(Exception):
         self.retry_after = retry_after
         self.graph_code = graph_code
         self.graph_request_id = graph_request_id
+        self.graph_message = graph_message
 
     @property
     def public_message(self) -> str:
@@ -149,6 +153,23 @@ class NotFound(GraphFunctionsError):
     default_code = "not_found"
 
 
+class MailboxOutOfScope(GraphFunctionsError):
+    """A mailbox outside what this app may read: outside ``MAILBOX_SCOPE`` (or no scope configured), or
+    refused by Exchange Online's own access policy for the app (docs/mail-access.md). 403, no challenge:
+    no other token would help."""
+
+    status = 403
+    default_code = "mailbox_out_of_scope"
+
+
+class PermissionNotGranted(GraphFunctionsError):
+    """Microsoft Graph refuses the app a permission it needs (e.g. the application permission Mail.Read has
+    no admin consent). 403; an administrator must grant and consent it."""
+
+    status = 403
+    default_code = "permission_not_granted"
+
+
 class UpstreamError(GraphFunctionsError):
     """A dependency (Microsoft Graph, Entra ID metadata) failed in a way retrying now will not fix."""
 
@@ -179,6 +200,108 @@ class CredentialUnavailable(GraphFunctionsError):
 
     def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
         super().__init__(message, retry_after=retry_after or DEFAULT_RETRY_AFTER, **kwargs)
+
+
+#: Wait hinted to callers after a storage failure (the SDK already retried twice).
+STORAGE_RETRY_AFTER = 5
+
+
+class StorageUnavailable(GraphFunctionsError):
+    """The app's own storage (Table Storage: sessions, sign-in flows, audit) failed or is unreachable now:
+    connection refused, timeout, throttling or a 5xx. Nothing was lost; the caller retries. Carries
+    ``Retry-After``."""
+
+    status = 503
+    default_code = "storage_unavailable"
+    public_sentence = (
+        "The service's storage is temporarily unavailable. Retry after the Retry-After interval; quote the "
+        "request id if it persists."
+    )
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, retry_after=retry_after or STORAGE_RETRY_AFTER, **kwargs)
+
+
+class AuditUnavailable(StorageUnavailable):
+    """A mailbox read whose audit record could not be written: the read is refused (no unaudited read).
+    503 with ``Retry-After``."""
+
+    default_code = "audit_unavailable"
+    public_sentence = (
+        "The mailbox read was refused because it could not be recorded in the audit trail, whose storage "
+        "is temporarily unavailable. Retry after the Retry-After interval; quote the request id if it "
+        "persists."
+    )
+
+
+class AuthFlowError(GraphFunctionsError):
+    """A sign-in callback that cannot complete a stored sign-in flow (signin pages render it as HTML)."""
+
+    status = 400
+    default_code = "auth_flow_unknown"
+
+
+class AuthFlowUnknown(AuthFlowError):
+    """No sign-in flow for this ``state``: never started here, malformed, or expired (10 minutes)."""
+
+    default_code = "auth_flow_unknown"
+
+
+class AuthFlowReplayed(AuthFlowError):
+    """The sign-in flow for this ``state`` was already completed once (a replayed callback)."""
+
+    default_code = "auth_flow_replayed"
+
+
+class AuthFlowMismatch(AuthFlowError):
+    """The callback's ``state`` belongs to a sign-in started by another browser (login CSRF), or the
+    browser lost the short-lived binding cookie."""
+
+    default_code = "auth_flow_mismatch"
+
+
+class SignInFailed(GraphFunctionsError):
+    """A sign-in (or admin-consent) callback that Entra ID or the code redemption failed: the person
+    declined (``sign_in_denied``), Entra answered an error, the code was replayed or the PKCE verifier did not
+    match (``sign_in_failed``). No session is created; the page offers to try again."""
+
+    status = 400
+    default_code = "sign_in_failed"
+
+
+class SignInRequired(Unauthenticated):
+    """A person must sign in (again) to go on: no session (``sign_in_required``), a session that expired
+    or whose refresh token was revoked (``session_expired``), or Entra ID / Graph asked for interaction
+    (``interaction_required``: MFA, a Conditional Access policy, a CAE claims challenge).
+
+    Pages send the person through sign-in with ``claims`` and back to the page; the JSON API answers 401.
+
+    Attributes:
+        claims: the claims challenge (JSON text) to pass to the next sign-in, if any.
+        scopes: the scopes the next sign-in must request (beyond the sign-in's own).
+    """
+
+    default_code = "session_expired"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        claims: str | None = None,
+        scopes: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, token_present=False, code=code)
+        self.claims = claims
+        self.scopes = scopes
+
+
+class ClaimsChallenge(SignInRequired):
+    """A resource (Graph under Continuous Access Evaluation) refused a delegated token with an
+    ``insufficient_claims`` challenge. The token is dropped and a new one requested with ``claims``; when
+    Entra then needs the person, the next sign-in carries the claims."""
+
+    default_code = "interaction_required"
 
 
 class ConfigurationError(GraphFunctionsError):
@@ -287,6 +410,28 @@ def from_azure_error(exc: BaseException, *, what: str) -> GraphFunctionsError:
     if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError):
         return CredentialUnavailable(f"The service holding the {what} is unreachable.")
     return CredentialUnavailable(f"Reading the {what} failed: {detail}")
+
+
+def from_storage_error(exc: BaseException, *, what: str) -> GraphFunctionsError:
+    """Convert an azure-core exception raised by Table/Blob/Queue storage while doing ``what`` (operator
+    terms, e.g. ``"reading table 'sessions'"``; never data) to a typed error.
+
+    401/403 (wrong account key, missing role) is a configuration problem; everything else a caller cannot
+    cause (throttling, 5xx, timeouts, connection failures, unexpected answers) is a 503
+    ``storage_unavailable``.
+    """
+    from azure.core import exceptions as az  # lazy: only reached once azure-core raised
+
+    status = getattr(exc, "status_code", None) if isinstance(exc, az.HttpResponseError) else None
+    if status in (401, 403):
+        return ConfigurationError(
+            f"Storage refused the app while {what} (HTTP {status}). Check AzureWebJobsStorage, or grant the "
+            "Function App's identity the 'Storage Table Data Contributor' role on the account."
+        )
+    retry_after = _retry_after_of(exc) if status is not None else None
+    if status is not None:
+        return StorageUnavailable(f"Storage failed while {what} (HTTP {status}).", retry_after=retry_after)
+    return StorageUnavailable(f"Storage was unreachable while {what} ({type(exc).__name__}).")
 
 
 def _is_disabled(exc: BaseException, detail: str) -> bool:

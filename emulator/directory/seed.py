@@ -20,6 +20,7 @@ from emulator.directory.seed_apps import (  # re-exported through emulator.direc
     CERTIFICATE_NAME,
     CERTIFICATE_PEM_NAME,
     SECRET_NAME,
+    SESSION_KEY_NAME,
     STORAGE_APP_ID,
     TOKEN_EXCHANGE_APP_ID,
     VAULT_APP_ID,
@@ -27,6 +28,7 @@ from emulator.directory.seed_apps import (  # re-exported through emulator.direc
     _first_party,
     _uuid,
     seed_applications,
+    session_key_value,
 )
 from emulator.directory.seed_mail import build_mailbox
 
@@ -35,12 +37,14 @@ __all__ = [
     "CERTIFICATE_NAME",
     "CERTIFICATE_PEM_NAME",
     "SECRET_NAME",
+    "SESSION_KEY_NAME",
     "STORAGE_APP_ID",
     "TOKEN_EXCHANGE_APP_ID",
     "VAULT_APP_ID",
     "SeededIdentities",
     "build_directory",
     "build_mailbox",
+    "session_key_value",
     "user_password",
 ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -60,6 +62,16 @@ STORAGE_APP_ID = "e406a681-f3d4-42a8-90b6-c2b029497af1"
 SECRET_NAME = "graph-functions-client-secret"
 CERTIFICATE_NAME = "graph-functions-certificate"
 CERTIFICATE_PEM_NAME = "graph-functions-certificate-pem"
+#: The app's session key (sign-in sessions and flows are sealed with it): the app's default SESSION_KEY_NAME.
+SESSION_KEY_NAME = "graph-functions-session-key"
+
+
+def session_key_value(seed: int) -> str:
+    """The seeded session key: 256 bits, base64, as an operator would store it. Derived from the seed alone
+    (not drawn from the seed's random stream, which would shift every later seeded value), so the same
+    ``--seed`` keeps sessions readable across restarts of the local tenant."""
+    digest = hashlib.sha256(f"graph-functions-session-key/{seed}".encode()).digest()
+    return base64.b64encode(digest).decode("ascii")
 
 
 @dataclass
