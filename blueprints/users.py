@@ -1,8 +1,10 @@
-"""Directory users, app-only: ``GET /api/users`` and ``GET /api/users/{id}``.
+"""Directory users: ``GET /api/users`` and ``GET /api/users/{id}``.
 
-Both are for services only (app-only tokens; a signed-in user's delegated token is refused even when the
-user holds the role, until the sign-in work opens them to people deliberately) and require the app role
-``Users.Read.All``; the app itself needs the Graph application permission ``User.Read.All``.
+``GET /api/users`` serves services holding the app role ``Users.Read.All`` (app-only Graph, application
+permission ``User.Read.All``) and people signed in to this app (session cookie; delegated Graph with
+``User.ReadBasic.All``, so a person sees what Graph lets them see), with the same resource and cursors. A
+bearer token and a cookie on one request: the bearer token wins. ``GET /api/users/{id}`` is for services
+only. A delegated bearer token (kind ``user``) is refused on both, even when its user holds the role.
 Authentication runs before parameter validation, so anonymous callers learn nothing about the API's
 parameters.
 """
@@ -13,8 +15,16 @@ import azure.functions as func
 
 from shared import runtime
 from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS
-from shared.users import USERS_READ_ROLE, parse_get_query, parse_list_query, validate_user_id
+from shared.caller import APPLICATIONS, PEOPLE
+from shared.delegated import answering_claims
+from shared.principal import identify
+from shared.users import (
+    USERS_READ_ROLE,
+    UsersService,
+    parse_get_query,
+    parse_list_query,
+    validate_user_id,
+)
 
 bp = new_blueprint()
 
@@ -28,9 +38,15 @@ def list_users(request: ApiRequest) -> JsonBody:
     Query parameters: top, select, search, cursor.
     """
     services = runtime.current()
-    services.authenticator().authenticate(request.headers, required_role=USERS_READ_ROLE, kinds=APPLICATIONS)
+    principal = identify(request.http, kinds=APPLICATIONS | PEOPLE, required_role=USERS_READ_ROLE)
     query = parse_list_query(request.params)
-    return services.users().list_users(query).to_json()
+    if not principal.is_person:
+        return services.users().list_users(query).to_json()
+    tokens = principal.delegated()
+    people = UsersService(services.delegated_graph(tokens))
+    return answering_claims(
+        tokens, services.settings().graph_scope, lambda: people.list_users(query).to_json()
+    )
 
 
 @bp.function_name("users_get")

@@ -58,14 +58,17 @@ MAX_TOKEN_LENGTH = 16 * 1024
 _JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
-CallerKind = Literal["application", "user"]
+CallerKind = Literal["application", "user", "person"]
 #: An endpoint for services only (client-credentials tokens).
 APPLICATIONS: frozenset[CallerKind] = frozenset({"application"})
 #: An endpoint for signed-in people only (delegated tokens).
 USERS: frozenset[CallerKind] = frozenset({"user"})
+#: An endpoint for people signed in to this app's pages (session cookie, :mod:`shared.principal`).
+PEOPLE: frozenset[CallerKind] = frozenset({"person"})
 KIND_NAMES: Mapping[CallerKind, str] = {
     "application": "applications (app-only)",
     "user": "signed-in users (delegated)",
+    "person": "people signed in to this app (session)",
 }
 
 

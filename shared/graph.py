@@ -36,8 +36,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shared.context import correlation_guid
-from shared.errors import BadRequest, GraphFunctionsError, UpstreamError, UpstreamThrottled
-from shared.graph_errors import error_from_response, graph_error_details
+from shared.errors import BadRequest, ClaimsChallenge, GraphFunctionsError, UpstreamError, UpstreamThrottled
+from shared.graph_errors import claims_challenge, error_from_response, graph_error_details
 from shared.http import InvalidRequestError, Response, Transport, TransportError
 from shared.retry_policy import (
     IDEMPOTENT_METHODS,
@@ -145,12 +145,14 @@ class GraphClient:
         params: Mapping[str, str] | None = None,
         eventual: bool = False,
         client_input: bool = False,
+        prefer: str | None = None,
     ) -> dict[str, Any]:
         """GET a Graph resource and return its JSON object.
 
         ``eventual`` adds ``ConsistencyLevel: eventual`` (needed by ``$search`` and ``$count`` on directory
         objects). ``client_input`` says the URL or query carries our caller's input, so a Graph 400 is the
-        caller's :class:`BadRequest` rather than our :class:`UpstreamError`.
+        caller's :class:`BadRequest` rather than our :class:`UpstreamError`. ``prefer`` is sent as the
+        ``Prefer`` header (e.g. ``outlook.body-content-type="text"``).
 
         Raises:
             NotFound: Graph 404.
@@ -160,7 +162,12 @@ class GraphClient:
             CredentialUnavailable, ConfigurationError: from token acquisition.
         """
         response = self._send(
-            "GET", self.resolve(path_or_url), params=params, eventual=eventual, client_input=client_input
+            "GET",
+            self.resolve(path_or_url),
+            params=params,
+            eventual=eventual,
+            client_input=client_input,
+            prefer=prefer,
         )
         return _json_object(response)
 
@@ -238,6 +245,7 @@ class GraphClient:
         eventual: bool,
         client_input: bool,
         data: bytes | None = None,
+        prefer: str | None = None,
     ) -> Response:
         deadline = self._clock() + self._budget
         headers = {
@@ -248,6 +256,8 @@ class GraphClient:
         }
         if eventual:
             headers["ConsistencyLevel"] = "eventual"
+        if prefer is not None:
+            headers["Prefer"] = prefer
         if data is not None:
             headers["Content-Type"] = "application/json"
         path = urlsplit(url).path
@@ -301,6 +311,12 @@ class GraphClient:
                 self._sleep(wait)
                 retries += 1
                 continue
+            if status == 401 and (claims := claims_challenge(response)) is not None:
+                # CAE: the (delegated) token was revoked by a critical event; only a token obtained with
+                # these claims is accepted, so renewing it as it is would fail again.
+                raise ClaimsChallenge(
+                    "Your sign-in must be renewed (your organisation revoked it)", claims=claims
+                )
             if (
                 status == 401
                 and not renewed_token

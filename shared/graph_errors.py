@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+import re
 from typing import Any
 
 from shared.errors import BadRequest, GraphFunctionsError, NotFound, UpstreamError
@@ -34,11 +37,33 @@ def graph_error_details(response: Response) -> tuple[str | None, str | None, str
     )
 
 
+_CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
+
+
+def claims_challenge(response: Response) -> str | None:
+    """The claims (JSON text) of a CAE ``WWW-Authenticate: Bearer ... error="insufficient_claims",
+    claims="<base64>"`` challenge, or None (learn.microsoft.com,
+    app-resilience-continuous-access-evaluation)."""
+    header = response.headers.get("WWW-Authenticate") or ""
+    params = dict(_CHALLENGE_PARAM.findall(header))
+    if params.get("error") != "insufficient_claims" or not params.get("claims"):
+        return None
+    encoded = params["claims"]
+    try:
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=False).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
 def error_from_response(response: Response, *, client_input: bool = False) -> GraphFunctionsError:
     """Map a non-success Graph response to a typed error (codes documented in ``docs/errors.md``)."""
     status = response.status_code
     graph_code, graph_message, request_id = graph_error_details(response)
-    ids: dict[str, Any] = {"graph_code": graph_code, "graph_request_id": request_id}
+    ids: dict[str, Any] = {
+        "graph_code": graph_code,
+        "graph_request_id": request_id,
+        "graph_message": graph_message,
+    }
     logger.warning("Graph answered %d %s (request-id %s)", status, graph_code, request_id)
     if status == 404:
         return NotFound("The requested object does not exist in the directory", **ids)

@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from shared.cursor import MAX_CURSOR_LENGTH
+from shared.mail_openapi import MAIL_ERROR_CODES, MAIL_PARAMETERS, MAIL_PATHS, MAIL_SCHEMAS
 from shared.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.users import (
     DEFAULT_TOP,
@@ -37,6 +38,16 @@ ERROR_CODES: tuple[str, ...] = (
     "credential_unavailable",
     "configuration_error",
     "internal_error",
+    *MAIL_ERROR_CODES,
+    # Sign-in for people (session cookie)
+    "sign_in_required",
+    "session_expired",
+    "interaction_required",
+    "sign_in_failed",
+    "sign_in_denied",
+    "cross_origin_request",
+    "csrf_token_invalid",
+    "invalid_form",
 )
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -128,8 +139,13 @@ _DOCUMENT: dict[str, Any] = {
             "get": {
                 "operationId": "listUsers",
                 "summary": "List directory users, one page at a time.",
-                "description": "The app registration needs the Graph application permission User.Read.All.",
-                "security": [{"bearerAuth": []}],
+                "description": (
+                    "Services (bearer token with the app role): app-only Graph, the app registration needs "
+                    "the Graph application permission User.Read.All. People signed in to this app (session "
+                    "cookie): delegated Graph (User.ReadBasic.All), what Graph lets that person see. A "
+                    "bearer token wins over a cookie."
+                ),
+                "security": [{"bearerAuth": []}, {"cookieAuth": []}],
                 "x-required-app-role": USERS_READ_ROLE,
                 "parameters": [
                     _ref("parameters", "top"),
@@ -156,6 +172,30 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        "/api/me": {
+            "get": {
+                "operationId": "getMe",
+                "summary": "The signed-in person's profile (Graph /me, delegated User.Read).",
+                "description": "People only (session cookie); bearer tokens get 403 caller_kind_not_allowed.",
+                "security": [{"cookieAuth": []}],
+                "responses": {
+                    "200": _ok("The person's profile.", "User"),
+                    **_protected("400", "401", "403", "500", "502", "503"),
+                },
+            }
+        },
+        "/api/me/sharepoint": {
+            "get": {
+                "operationId": "getMySharePointUser",
+                "summary": "The signed-in person's SharePoint user on SHAREPOINT_SITE_URL (AllSites.Read).",
+                "security": [{"cookieAuth": []}],
+                "responses": {
+                    "200": _ok("The SharePoint current user.", "SharePointUser"),
+                    **_protected("400", "401", "403", "500", "502", "503"),
+                },
+            }
+        },
+        **MAIL_PATHS,
         "/api/openapi.json": {
             "get": {
                 "operationId": "getOpenApiDocument",
@@ -179,7 +219,16 @@ _DOCUMENT: dict[str, Any] = {
                 "scheme": "bearer",
                 "bearerFormat": "JWT",
                 "description": "Token from the tenant for api://{client id}/.default (RS256, v1 or v2).",
-            }
+            },
+            "cookieAuth": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "__Host-gf_session",
+                "description": (
+                    "Session of a person signed in at /auth/login (HttpOnly; the name is gf_session on "
+                    "http://localhost). 401 session_expired or interaction_required: sign in again."
+                ),
+            },
         },
         "parameters": {
             "top": {
@@ -228,6 +277,7 @@ _DOCUMENT: dict[str, Any] = {
                 "description": "Object id (GUID) or userPrincipalName.",
                 "schema": {"type": "string", "maxLength": MAX_USER_ID_LENGTH, "pattern": USER_ID_PATTERN},
             },
+            **MAIL_PARAMETERS,
         },
         "headers": {
             "RequestId": {
@@ -246,7 +296,9 @@ _DOCUMENT: dict[str, Any] = {
                 "unchanged nextCursor (code invalid_cursor)."
             ),
             "Unauthorized": _error_response(
-                "Missing or invalid bearer token.", headers=("WWW-Authenticate",)
+                "Missing or invalid bearer token (unauthenticated), or a session that ended "
+                "(session_expired) or needs the person (interaction_required).",
+                headers=("WWW-Authenticate",),
             ),
             "Forbidden": _error_response(
                 "The caller lacks the required app role (forbidden), or its token is of a kind the "
@@ -291,6 +343,17 @@ _DOCUMENT: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": USER_FIELD_SCHEMAS,
             },
+            "SharePointUser": {
+                "type": "object",
+                "required": ["Title", "Email", "LoginName"],
+                "additionalProperties": False,
+                "properties": {
+                    "Title": _NULLABLE_STRING,
+                    "Email": _NULLABLE_STRING,
+                    "LoginName": _NULLABLE_STRING,
+                },
+            },
+            **MAIL_SCHEMAS,
             "UserPage": {
                 "type": "object",
                 "required": ["value", "nextCursor"],

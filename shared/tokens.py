@@ -254,6 +254,22 @@ class TokenProvider:
             raise error
         return str(result["access_token"]), int(result.get("expires_in") or 0)
 
+    def credential(self) -> ClientCredential:
+        """The app's current client credential (loaded once, shared with this provider's app-only tokens;
+        re-read after a rotation), for the people's sign-in client (:mod:`shared.signin`).
+
+        Raises:
+            CredentialUnavailable, ConfigurationError: the credential cannot be read (held for a while).
+        """
+        credential = self._credential
+        if credential is not None:
+            return credential
+        with self._app_lock:
+            if self._credential is None:
+                self._held.raise_if_held()
+                self._credential = self._load()
+            return self._credential
+
     def _current_app(self) -> ConfidentialClient:
         with self._app_lock:
             if self._app is not None:

@@ -56,6 +56,8 @@ DEFAULT_FIELDS: tuple[str, ...] = (
     "businessPhones",
     "preferredLanguage",
 )
+#: The signed-in person's own profile (``GET /api/me``, Graph ``/me`` with ``User.Read``).
+ME_FIELDS: tuple[str, ...] = DEFAULT_FIELDS
 #: App role a caller needs to read users through this API (defined on this app's registration).
 USERS_READ_ROLE = "Users.Read.All"
 DEFAULT_TOP = 100  # Graph's own default page size for /users, so a next link without $top means it too
@@ -222,7 +224,9 @@ def project(item: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 class UsersService:
-    """Reads directory users through Graph (application permission ``User.Read.All``)."""
+    """Reads directory users through Graph: with the app's client, application permission ``User.Read.All``;
+    with a person's delegated client (:meth:`shared.runtime.Runtime.delegated_graph`), delegated
+    ``User.ReadBasic.All`` (what Graph lets that person see), with the same cursors."""
 
     def __init__(self, graph: GraphClient) -> None:
         self._graph = graph
@@ -279,6 +283,14 @@ class UsersService:
                 graph_request_id=exc.graph_request_id,
             ) from exc
         return project(body, select)
+
+    def me(self) -> dict[str, Any]:
+        """The signed-in person's profile (Graph ``/me``; needs a delegated client and ``User.Read``).
+
+        Raises:
+            ClaimsChallenge, SignInRequired: the person's sign-in must be renewed. Others: see GraphClient.
+        """
+        return project(self._graph.get_json("me", params={"$select": ",".join(ME_FIELDS)}), ME_FIELDS)
 
     def is_users_link(self, link: str) -> bool:
         """True for a Graph next link of a query this module builds (see :meth:`link_query`)."""

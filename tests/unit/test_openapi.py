@@ -45,7 +45,34 @@ def routes() -> set[tuple[str, str]]:
         assert isinstance(trigger, HttpTrigger)
         for method in trigger.methods or ():
             found.add((f"/{trigger.route}", str(method.value).lower()))
-    return found
+    return {(path, method) for path, method in found if path.startswith("/api/")}
+
+
+#: HTML pages and their assets: for browsers, outside the JSON API and its document.
+PAGE_ROUTES = {
+    "/{ignored:maxlength(0)?}",
+    "/me",
+    "/users",
+    "/sharepoint",
+    "/static/app.css",
+    "/auth/login",
+    "/auth/callback",
+    "/auth/logout",
+    "/admin/consent",
+    "/admin/consent/callback",
+}
+
+
+def test_routes_outside_the_api_are_the_known_pages() -> None:
+    function_app.app.functions_bindings = None
+    outside = set()
+    for function in function_app.app.get_functions():
+        trigger = function.get_trigger()
+        assert isinstance(trigger, HttpTrigger)
+        route = str(trigger.route)
+        if not route.startswith("api/"):
+            outside.add(f"/{route}")
+    assert outside <= PAGE_ROUTES
 
 
 def operations() -> set[tuple[str, str]]:
@@ -75,6 +102,7 @@ def test_protected_operations_document_every_error_and_the_role() -> None:
         for operation in item.values():
             if operation["security"]:
                 assert set(operation["responses"]) >= PROTECTED_ERRORS, path
+            if {"bearerAuth": []} in operation["security"]:
                 assert operation["x-required-app-role"] == "Users.Read.All"
             assert "200" in operation["responses"]
 

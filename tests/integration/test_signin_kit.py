@@ -1,0 +1,137 @@
+"""Helpers of the sign-in integration tests (no tests here): a scripted browser (requests, real sockets, a
+cookie jar like a browser's) that signs in through the app and the local tenant's own pages, and the
+tenant-side setup an app host on a test port needs (its redirect and post-logout URIs registered).
+
+Nothing is patched: the app runs under devhost, Entra is the local tenant, sessions live in Azurite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from tests.devhost.fixtures import DevHostProcess
+from tests.support.tenant import LocalTenant
+
+SESSION_COOKIE = "gf_session"  # http (loopback): no __Host- prefix
+FLOW_COOKIE = "gf_flow"
+
+
+#: Inputs a form submits as they are (checkboxes only when a test ticks them).
+_FILLED = frozenset({"hidden", "text", "email", "search"})
+
+
+class _Forms(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"), "fields": {}})
+        elif tag == "input" and self.forms and a.get("name") and a.get("type", "text") in _FILLED:
+            self.forms[-1]["fields"][a["name"]] = a.get("value", "")
+
+
+def forms_of(html: str) -> _Forms:
+    parser = _Forms()
+    parser.feed(html)
+    return parser
+
+
+def register_app_host(tenant: LocalTenant, host: DevHostProcess) -> None:
+    """Register ``host``'s callback, consent callback and post-logout URIs on the app registration."""
+    app_id = tenant.env["ENTRA_CLIENT_ID"]
+    current = tenant.control("GET", f"/apps/{app_id}")
+    redirects = list(current["redirectUris"])
+    for path in ("/auth/callback", "/admin/consent/callback"):
+        if host.url(path) not in redirects:
+            redirects.append(host.url(path))
+    logout = list(current["postLogoutRedirectUris"])
+    if host.url("/") not in logout:
+        logout.append(host.url("/"))
+    tenant.control("PATCH", f"/apps/{app_id}", {"redirectUris": redirects, "postLogoutRedirectUris": logout})
+
+
+@dataclasses.dataclass
+class WebBrowser:
+    """A person's browser: one cookie jar for the app (http on loopback) and the tenant (https)."""
+
+    tenant: LocalTenant
+    host: DevHostProcess
+    session: requests.Session = dataclasses.field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        self.session.trust_env = False
+        self.session.verify = self.tenant.ca_bundle
+
+    def get(self, path_or_url: str, **kwargs: Any) -> requests.Response:
+        url = path_or_url if "://" in path_or_url else self.host.url(path_or_url)
+        return self.session.get(url, allow_redirects=False, timeout=30, **kwargs)
+
+    def post(self, path_or_url: str, data: dict[str, str], **kwargs: Any) -> requests.Response:
+        url = path_or_url if "://" in path_or_url else self.host.url(path_or_url)
+        return self.session.post(url, data=data, allow_redirects=False, timeout=30, **kwargs)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.cookies.get(SESSION_COOKIE)
+
+    def start(self, next_path: str = "/") -> requests.Response:
+        """``/auth/login?next=`` → the tenant's authorize endpoint; returns the tenant's sign-in page."""
+        response = self.get("/auth/login", params={"next": next_path})
+        assert response.status_code == 302, (response.status_code, response.text[:300])
+        return self.get(response.headers["Location"])
+
+    def through_tenant(
+        self, page: requests.Response, username: str, password: str, *, accept: bool = True
+    ) -> requests.Response:
+        """Sign in (and consent, approve MFA) on the tenant's pages until the tenant redirects back to the
+        app; returns that redirect (a 302 to the app's callback)."""
+        response = page
+        for _ in range(6):
+            if response.status_code in (301, 302, 303):
+                location = response.headers["Location"]
+                if location.startswith(self.host.base_url):
+                    return response
+                response = self.get(location)
+                continue
+            assert response.status_code == 200, (response.status_code, response.text[:500])
+            page_forms = forms_of(response.text)
+            if "signin" in page_forms.ids:
+                response = self._submit(response, {"username": username, "password": password})
+            elif "permissions" in page_forms.ids:
+                response = self._submit(response, {"action": "accept" if accept else "cancel"})
+            elif "mfa-form" in page_forms.ids:
+                response = self._submit(response, {"action": "approve" if accept else "deny"})
+            else:
+                raise AssertionError(f"unexpected tenant page: {response.text[:500]}")
+        raise AssertionError("the tenant never redirected back to the app")
+
+    def sign_in(self, username: str, password: str, next_path: str = "/") -> requests.Response:
+        """The whole walk; returns the app's answer to its callback (a 303 to ``next`` when it worked)."""
+        back = self.through_tenant(self.start(next_path), username, password)
+        return self.get(back.headers["Location"])
+
+    def _submit(self, page: requests.Response, extra: dict[str, str]) -> requests.Response:
+        form = forms_of(page.text).forms[0]
+        data = {**form["fields"], **extra}
+        action = form["action"]
+        url = action if "://" in action else self.tenant.env["ENTRA_AUTHORITY_HOST"] + action
+        return self.session.post(url, data=data, allow_redirects=False, timeout=30)
+
+
+def query_of(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def tenant_counters(tenant: LocalTenant) -> dict[str, Any]:
+    return dict(tenant.control("GET", "/counters"))
