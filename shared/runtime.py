@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.caller import Authenticator, CallerAuthenticator, SigningKeys
 from shared.errors import ConfigurationError
@@ -23,6 +23,17 @@ from shared.graph import GraphClient, TokenSource
 from shared.http import RequestsTransport, Transport
 from shared.settings import Settings
 from shared.users import UsersService
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+    from azure.keyvault.secrets import SecretClient
+
+    from shared.audit import AuditStore
+    from shared.auth_flows import FlowStore
+    from shared.mail_reads import MailReads
+    from shared.session_keys import SessionKeyRing
+    from shared.sessions import SessionStore
+    from shared.signin import SignInClient
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,8 @@ class Runtime:
         transport: Transport | None = None,
         tokens: TokenSource | None = None,
         authenticator: Authenticator | None = None,
+        table_service: TableServiceClient | None = None,
+        session_keys: SessionKeyRing | None = None,
     ) -> None:
         self._env = env
         self._lock = threading.RLock()
@@ -56,6 +69,14 @@ class Runtime:
         self._authenticator = authenticator
         self._graph: GraphClient | None = None
         self._users: UsersService | None = None
+        self._sign_in: SignInClient | None = None
+        self._table_service = table_service
+        self._secret_client: SecretClient | None = None
+        self._session_keys = session_keys
+        self._sessions: SessionStore | None = None
+        self._auth_flows: FlowStore | None = None
+        self._mail_reads: MailReads | None = None
+        self._audit: AuditStore | None = None
 
     def settings(self) -> Settings:
         """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
@@ -116,6 +137,112 @@ class Runtime:
             return CallerAuthenticator(settings, keys)
 
         return self._once("_authenticator", build)
+
+    def table_service(self) -> TableServiceClient:
+        """ONE Table service client for the ``AzureWebJobsStorage`` account (sessions, flows, audit)."""
+        from shared.storage import table_service
+
+        return self._once("_table_service", lambda: table_service(self.settings()))
+
+    def secret_client(self) -> SecretClient:
+        """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""
+
+        def build() -> SecretClient:
+            from azure.keyvault.secrets import SecretClient
+
+            from shared.credentials import azure_credential, secret_client_options
+
+            settings = self.settings()
+            options = secret_client_options(settings)  # raises ConfigurationError without KEY_VAULT_URL
+            return SecretClient(str(settings.key_vault_url), azure_credential(settings), **options)
+
+        return self._once("_secret_client", build)
+
+    def session_keys(self) -> SessionKeyRing:
+        """The session key ring (``SESSION_KEY_NAME`` in Key Vault): seals sessions and flows, signs."""
+
+        def build() -> SessionKeyRing:
+            from shared.session_keys import build_key_ring
+
+            return build_key_ring(self.settings(), self.secret_client)
+
+        return self._once("_session_keys", build)
+
+    def sessions(self) -> SessionStore:
+        """Signed-in people's sessions in ``SESSION_TABLE``."""
+
+        def build() -> SessionStore:
+            from shared.sessions import SessionStore
+            from shared.table_rows import EnsuredTable
+
+            settings = self.settings()
+            return SessionStore(
+                EnsuredTable(self.table_service(), settings.session_table),
+                self.session_keys(),
+                idle_minutes=settings.session_idle_minutes,
+                max_age_hours=settings.session_max_age_hours,
+            )
+
+        return self._once("_sessions", build)
+
+    def auth_flows(self) -> FlowStore:
+        """Sign-in flows in progress in ``AUTH_FLOW_TABLE``."""
+
+        def build() -> FlowStore:
+            from shared.auth_flows import FlowStore
+            from shared.table_rows import EnsuredTable
+
+            table = EnsuredTable(self.table_service(), self.settings().auth_flow_table)
+            return FlowStore(table, self.session_keys())
+
+        return self._once("_auth_flows", build)
+
+    def audit(self) -> AuditStore:
+        """The audit trail of mailbox reads in ``AUDIT_TABLE``."""
+
+        def build() -> AuditStore:
+            from shared.audit import AuditStore
+
+            return AuditStore(self.table_service(), self.settings().audit_table)
+
+        return self._once("_audit", build)
+
+    def mail_reads(self) -> MailReads:
+        """Mailbox reads: the ``MAILBOX_SCOPE`` check, the Graph read and the audit record of each."""
+
+        def build() -> MailReads:
+            from shared.mail_messages import MailService
+            from shared.mail_reads import MailReads
+            from shared.mailbox_scope import MailboxScope
+
+            settings = self.settings()
+            scope = MailboxScope(
+                self.graph(), scope=settings.mailbox_scope, cache_seconds=settings.mailbox_scope_cache_seconds
+            )
+            return MailReads(scope, MailService(self.graph()), self.audit())
+
+        return self._once("_mail_reads", build)
+
+    def sign_in(self) -> SignInClient:
+        """People's sign-in (MSAL auth-code flow, silent acquisition), with the app's own credential."""
+
+        def build() -> SignInClient:
+            from shared.signin import SignInClient
+            from shared.tokens import TokenProvider
+
+            tokens = self.tokens()
+            if not isinstance(tokens, TokenProvider):
+                raise ConfigurationError("Sign-in needs the app's TokenProvider (its client credential)")
+            transport = self.transport()
+            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
+            return SignInClient(self.settings(), credential=tokens.credential, http_client=http_client)
+
+        return self._once("_sign_in", build)
+
+    def delegated_graph(self, tokens: TokenSource) -> GraphClient:
+        """A Graph client acting for a signed-in person with their delegated ``tokens``
+        (``principal.delegated()``), sharing the process's HTTP transport. Cheap: build one per request."""
+        return GraphClient(settings=self.settings(), tokens=tokens, transport=self.transport())
 
     def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
         value: _T | None = getattr(self, attribute)
