@@ -1,0 +1,31 @@
+"""The mailbox-read audit trail: ``GET /api/audit/mail`` (read-only; no route updates or deletes records).
+
+For services holding this API's app role ``Audit.Read`` (app-only tokens).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import azure.functions as func
+
+from shared import runtime
+from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
+from shared.caller import APPLICATIONS
+
+bp = new_blueprint()
+
+
+@bp.function_name("audit_mail_list")
+@bp.route(route="api/audit/mail", methods=[func.HttpMethod.GET])
+@json_endpoint
+def list_mail_audit(request: ApiRequest) -> JsonBody:
+    """Audit records, newest first: ``{"value": [...], "nextCursor": str | null}``.
+
+    Query parameters: from, to, mailbox, actor, top, cursor.
+    """
+    services = runtime.current()
+    services.authenticator().authenticate(request.headers, required_role=AUDIT_READ_ROLE, kinds=APPLICATIONS)
+    query = parse_audit_query(request.params, now=dt.datetime.now(dt.UTC))
+    return list_audit(services.audit(), query).to_json()

@@ -1,0 +1,59 @@
+"""Mailbox reads: ``GET /api/users/{id}/messages`` and ``GET /api/users/{id}/messages/{message_id}``.
+
+For services holding this API's app role ``Mail.Read.All`` (app-only tokens); the app itself reads with the
+Graph application permission ``Mail.Read``, only mailboxes inside ``MAILBOX_SCOPE``, and records every
+attempt in the audit trail before answering (:mod:`shared.mail_reads`).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared import runtime
+from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.caller import APPLICATIONS
+from shared.mail_query import MAIL_READ_ROLE
+from shared.mail_reads import identify_service
+
+bp = new_blueprint()
+
+
+@bp.function_name("mail_list")
+@bp.route(route="api/users/{id}/messages", methods=[func.HttpMethod.GET])
+@json_endpoint
+def list_messages(request: ApiRequest) -> JsonBody:
+    """A page of a mailbox's messages, newest first: ``{"value": [...], "nextCursor": str | null}``.
+
+    Query parameters: top (1-50, default 10), folder (inbox, sentitems, drafts, archive), cursor.
+    """
+    services = runtime.current()
+    actor, refusal = identify_service(
+        services.authenticator(), request.headers, role=MAIL_READ_ROLE, kinds=APPLICATIONS
+    )
+    page = services.mail_reads().list_messages(
+        actor,
+        request.route_params.get("id", ""),
+        request.params,
+        request_id=request.request_id,
+        refusal=refusal,
+    )
+    return page.to_json()
+
+
+@bp.function_name("mail_get")
+@bp.route(route="api/users/{id}/messages/{message_id}", methods=[func.HttpMethod.GET])
+@json_endpoint
+def get_message(request: ApiRequest) -> JsonBody:
+    """One message with its body as text (never HTML)."""
+    services = runtime.current()
+    actor, refusal = identify_service(
+        services.authenticator(), request.headers, role=MAIL_READ_ROLE, kinds=APPLICATIONS
+    )
+    return services.mail_reads().get_message(
+        actor,
+        request.route_params.get("id", ""),
+        request.route_params.get("message_id", ""),
+        request.params,
+        request_id=request.request_id,
+        refusal=refusal,
+    )

@@ -1,0 +1,210 @@
+"""Mailbox reads end to end, for the API and the pages alike: who may read, which mailbox, the Graph read, and
+one audit record for every attempt, allowed or denied.
+
+Order of a read: the caller is identified (an unidentified caller gets its 401 and no record: there is no
+"who" to record, and anonymous requests must not be able to fill the table); its role and kind are checked
+(``Mail.Read.All``); the path and query are validated; the mailbox must be in the app's scope
+(:mod:`shared.mailbox_scope`); Graph is read (:mod:`shared.mail_messages`). Whatever happened is then
+recorded (:mod:`shared.audit`) **before** the answer leaves: a record that cannot be written turns the answer
+into a 503 ``audit_unavailable``, so no mail is ever served unaudited.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from shared.audit import Actor, AuditEntry, AuditStore
+from shared.caller import APPLICATIONS, Authenticator, Caller, CallerKind
+from shared.errors import Forbidden, GraphFunctionsError
+from shared.mail_messages import MailService, MessagesPage
+from shared.mail_query import (
+    FOLDERS,
+    parse_get_query,
+    parse_list_query,
+    validate_mailbox,
+    validate_message_id,
+)
+from shared.mailbox_scope import MailboxScope
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+LIST_ENDPOINT = "messages.list"
+GET_ENDPOINT = "messages.get"
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
+
+
+def actor_of(caller: Caller) -> Actor:
+    """The audit actor of a bearer-token caller (an app-only caller has no user)."""
+    if caller.kind == "application":
+        return Actor(kind="application", app_id=caller.app_id)
+    return Actor(kind=caller.kind, app_id=caller.app_id, object_id=caller.object_id)
+
+
+def identify_service(
+    authenticator: Authenticator,
+    headers: Mapping[str, str],
+    *,
+    role: str,
+    kinds: frozenset[CallerKind] = APPLICATIONS,
+) -> tuple[Actor, Forbidden | None]:
+    """The caller of a bearer-token request and, when it may not read, the refusal to answer (after it is
+    recorded). A caller that cannot be identified raises (401 ``unauthenticated``, 503).
+
+    Raises:
+        Unauthenticated, CredentialUnavailable: see :meth:`Authenticator.authenticate`.
+    """
+    try:
+        return actor_of(authenticator.authenticate(headers, required_role=role, kinds=kinds)), None
+    except Forbidden as refusal:
+        # authenticate() validated the token before refusing it (kind or role), so its claims are genuine.
+        return _verified_claims_actor(headers), refusal
+
+
+def _verified_claims_actor(headers: Mapping[str, str]) -> Actor:
+    import jwt
+
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    token = value.strip().partition(" ")[2].strip()
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    app_id = claims.get("azp") or claims.get("appid")
+    oid = claims.get("oid")
+    if claims.get("scp"):
+        upn = claims.get("preferred_username") or claims.get("upn")
+        return Actor(
+            kind="user",
+            app_id=app_id if isinstance(app_id, str) else None,
+            object_id=oid if isinstance(oid, str) else None,
+            user_principal_name=upn if isinstance(upn, str) else None,
+        )
+    return Actor(kind="application", app_id=app_id if isinstance(app_id, str) else None)
+
+
+def recorded_mailbox(raw: str) -> str:
+    """The mailbox as recorded: validated and lower-cased, or (for a refused id) the caller's text with
+    every non-printable character replaced, at most 120 characters."""
+    try:
+        return validate_mailbox(raw)
+    except GraphFunctionsError:
+        return _UNPRINTABLE.sub("?", raw)[:120]
+
+
+class MailReads:
+    """Scope check, Graph read and audit of every mailbox read (module docstring). Thread-safe."""
+
+    def __init__(self, scope: MailboxScope, mail: MailService, audit: AuditStore) -> None:
+        self._scope = scope
+        self._mail = mail
+        self._audit = audit
+
+    def list_messages(
+        self,
+        actor: Actor,
+        mailbox: str,
+        params: Mapping[str, str],
+        *,
+        request_id: str,
+        refusal: GraphFunctionsError | None = None,
+        channel: str = "api",
+    ) -> MessagesPage:
+        """A page of ``mailbox``'s messages for ``actor``, audited; raises what the read raised (or
+        ``refusal``), or AuditUnavailable (503) when the record cannot be written."""
+        raw_folder = params.get("folder", "").strip().lower()
+        folder = raw_folder if raw_folder in FOLDERS else None
+
+        def read() -> MessagesPage:
+            query = parse_list_query(mailbox, params)
+            self._scope.require(query.mailbox)
+            return self._mail.list_messages(query)
+
+        return self._audited(
+            read,
+            lambda page: len(page.items),
+            actor=actor,
+            mailbox=mailbox,
+            endpoint=LIST_ENDPOINT,
+            folder=folder,
+            message_id=None,
+            request_id=request_id,
+            refusal=refusal,
+            channel=channel,
+        )
+
+    def get_message(
+        self,
+        actor: Actor,
+        mailbox: str,
+        message_id: str,
+        params: Mapping[str, str],
+        *,
+        request_id: str,
+        refusal: GraphFunctionsError | None = None,
+        channel: str = "api",
+    ) -> dict[str, Any]:
+        """One message of ``mailbox`` for ``actor``, its body as text, audited (see :meth:`list_messages`)."""
+
+        def read() -> dict[str, Any]:
+            parse_get_query(params)
+            owner = validate_mailbox(mailbox)
+            checked_id = validate_message_id(message_id)
+            self._scope.require(owner)
+            return self._mail.get_message(owner, checked_id)
+
+        return self._audited(
+            read,
+            lambda _: 1,
+            actor=actor,
+            mailbox=mailbox,
+            endpoint=GET_ENDPOINT,
+            folder=None,
+            message_id=_UNPRINTABLE.sub("?", message_id)[:520],
+            request_id=request_id,
+            refusal=refusal,
+            channel=channel,
+        )
+
+    def _audited(
+        self,
+        read: Callable[[], _T],
+        count: Callable[[_T], int],
+        *,
+        actor: Actor,
+        mailbox: str,
+        endpoint: str,
+        folder: str | None,
+        message_id: str | None,
+        request_id: str,
+        refusal: GraphFunctionsError | None,
+        channel: str,
+    ) -> _T:
+        def entry(outcome: str, status: int, messages: int = 0, code: str | None = None) -> AuditEntry:
+            return AuditEntry(
+                actor=actor,
+                mailbox=recorded_mailbox(mailbox),
+                endpoint=endpoint,
+                outcome=outcome,
+                status=status,
+                request_id=request_id,
+                message_count=messages,
+                message_id=message_id,
+                folder=folder,
+                error_code=code,
+                channel=channel,
+            )
+
+        try:
+            if refusal is not None:
+                raise refusal
+            result = read()
+        except GraphFunctionsError as error:
+            outcome = "denied" if error.status in (401, 403) else "failed"
+            self._audit.record(entry(outcome, error.status, code=error.code))
+            raise
+        except Exception:
+            self._audit.record(entry("failed", 500, code="internal_error"))
+            raise
+        self._audit.record(entry("allowed", 200, messages=count(result)))
+        return result
