@@ -126,6 +126,7 @@ class AuditStore:
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
     ) -> None:
+        self._service = service
         self._table = EnsuredTable(service, table)
         self._now = now
 
@@ -139,7 +140,7 @@ class AuditStore:
         Raises:
             AuditUnavailable: storage failed or refused the insert (the caller refuses the read).
         """
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         when = self._now()
         entity: dict[str, Any] = {
@@ -162,9 +163,13 @@ class AuditStore:
             "Channel": entry.channel,
         }
         try:
-            with storage_call(f"writing an audit record to table '{self._table.name}'"):
-                self._table.client().create_entity(entity)
-        except (StorageUnavailable, ResourceExistsError) as exc:
+            try:
+                self._insert(entity)
+            except ResourceNotFoundError:
+                # The table was deleted after this process created it: create it again, once.
+                self._table = EnsuredTable(self._service, self._table.name)
+                self._insert(entity)
+        except (StorageUnavailable, ResourceExistsError, ResourceNotFoundError) as exc:
             logger.error(
                 "Mail audit write FAILED; the read is refused (request %s): %s", entry.request_id, exc
             )
@@ -172,6 +177,10 @@ class AuditStore:
                 f"The audit record of a mailbox read could not be written to table '{self._table.name}'"
             ) from exc
         logger.info("mail audit %s", json.dumps(_log_fields(entity), separators=(",", ":")))
+
+    def _insert(self, entity: dict[str, Any]) -> None:
+        with storage_call(f"writing an audit record to table '{self._table.name}'"):
+            self._table.client().create_entity(entity)
 
     def query(
         self,
@@ -195,7 +204,8 @@ class AuditStore:
             clauses.append("Mailbox eq @mailbox")
             parameters["mailbox"] = filters["Mailbox"]
         if "Actor" in filters:
-            clauses.append("(ActorAppId eq @actor or ActorObjectId eq @actor or ActorUpn eq @actor)")
+            # The SDK substitutes @names split on spaces: keep the parentheses apart.
+            clauses.append("( ActorAppId eq @actor or ActorObjectId eq @actor or ActorUpn eq @actor )")
             parameters["actor"] = filters["Actor"]
         with storage_call(f"listing table '{self._table.name}'"):
             client = self._table.client()
@@ -203,12 +213,19 @@ class AuditStore:
 
     def rows(self, iterator: Any, limit: int) -> list[AuditRow]:
         """Up to ``limit`` rows from a :meth:`query` iterator (storage errors as StorageUnavailable)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         found: list[AuditRow] = []
-        with storage_call(f"listing table '{self._table.name}'"):
-            for entity in iterator:
-                found.append(AuditRow(str(entity["PartitionKey"]), str(entity["RowKey"]), _document(entity)))
-                if len(found) >= limit:
-                    break
+        try:
+            with storage_call(f"listing table '{self._table.name}'"):
+                for entity in iterator:
+                    found.append(
+                        AuditRow(str(entity["PartitionKey"]), str(entity["RowKey"]), _document(entity))
+                    )
+                    if len(found) >= limit:
+                        break
+        except ResourceNotFoundError:
+            return []  # no table (deleted since): no records
         return found
 
 

@@ -1,6 +1,5 @@
 """Mailbox reads through devhost, the local tenant and Azurite: roles, the scope matrix, every documented
-error,
-cursors, path injection, throttling storms, and one audit record per attempt.
+error, cursors, path injection, throttling storms, and one audit record per attempt.
 
 Hosts (module scope): ``group_host`` reads the mailboxes of Report Readers' members (transitively);
 ``open_host`` every mailbox (``*``); the session host has no MAILBOX_SCOPE (default deny). Tests that change
