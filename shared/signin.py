@@ -184,7 +184,10 @@ class SignInClient:
         try:
             result = _call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
         except ValueError as exc:  # MSAL: state mismatch, or a response without code
-            raise SignInFailed(f"The sign-in response does not belong to this sign-in ({exc})") from exc
+            raise SignInFailed("The sign-in response does not belong to this sign-in") from exc
+        except RuntimeError as exc:  # MSAL's IdTokenError: nonce, issuer, audience or time check failed
+            logger.warning("The ID token of a sign-in failed MSAL's checks: %s", type(exc).__name__)
+            raise SignInFailed("The sign-in response could not be verified. Try again.") from exc
         if "error" in result:
             description = _first_line(str(result.get("error_description") or result["error"]))
             logger.info("Code redemption failed: %s %s", result.get("error"), description)

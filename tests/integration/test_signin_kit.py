@@ -8,6 +8,8 @@ Nothing is patched: the app runs under devhost, Entra is the local tenant, sessi
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -131,6 +133,53 @@ class WebBrowser:
 
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+
+
+def session_row_exists(tenant: LocalTenant, host: DevHostProcess, session_id: str) -> bool:
+    """Whether the sessions table holds a row for ``session_id`` (the row key is its SHA-256)."""
+    from azure.data.tables import TableServiceClient
+
+    from shared.table_rows import hashed_key, partition_of
+
+    settings = host_values(host)
+    table = TableServiceClient.from_connection_string(settings["AzureWebJobsStorage"]).get_table_client(
+        settings.get("SESSION_TABLE") or "sessions"
+    )
+    row = hashed_key(session_id)
+    return any(
+        True for _ in table.query_entities(f"PartitionKey eq '{partition_of(row)}' and RowKey eq '{row}'")
+    )
+
+
+def host_values(host: DevHostProcess) -> dict[str, str]:
+    """The app settings ``host`` runs with (its ``local.settings.json`` values)."""
+    return dict(json.loads((host.log_path.parent / "local.settings.json").read_text())["Values"])
+
+
+def backdated_session(
+    tenant: LocalTenant, host: DevHostProcess, *, age: datetime.timedelta, claims: Any
+) -> str:
+    """Store a session for ``claims`` as if created ``age`` ago (same key ring and table as ``host``), with
+    the app's own SessionStore; returns its id. Used to test idle and absolute expiry without waiting."""
+    from shared.runtime import Runtime
+    from shared.sessions import SessionStore
+    from shared.table_rows import EnsuredTable
+    from tests.integration.fixtures import environment
+    from tests.support.apphost import host_environment
+
+    values = host_values(host)
+    with environment(host_environment(tenant.env)):
+        runtime = Runtime(env={**values, **host_environment(tenant.env)})
+        settings = runtime.settings()
+        then = datetime.datetime.now(datetime.UTC) - age
+        store = SessionStore(
+            EnsuredTable(runtime.table_service(), settings.session_table),
+            runtime.session_keys(),
+            idle_minutes=settings.session_idle_minutes,
+            max_age_hours=settings.session_max_age_hours,
+            now=lambda: then,
+        )
+        return store.create(claims, "{}").id
 
 
 def tenant_counters(tenant: LocalTenant) -> dict[str, Any]:
