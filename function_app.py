@@ -11,12 +11,22 @@ Import cost matters: the worker imports this module at indexing, on every cold s
 
 import azure.functions as func
 
-from blueprints import health, openapi, users
+from blueprints import audit, auth, health, mail, me, openapi, pages, session_cleanup, users
 from shared import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health.bp, users.bp, openapi.bp):
+for blueprint in (
+    health.bp,
+    users.bp,
+    me.bp,
+    auth.bp,
+    pages.bp,
+    mail.bp,
+    audit.bp,
+    openapi.bp,
+    session_cleanup.bp,
+):
     app.register_functions(blueprint)
 
 # Log configuration problems at start (never raises: health must keep answering).

@@ -48,6 +48,12 @@ ERROR_CODES: tuple[str, ...] = (
     "cross_origin_request",
     "csrf_token_invalid",
     "invalid_form",
+    # Sessions and sign-in flows (shared/sessions.py, shared/auth_flows.py)
+    "auth_flow_unknown",
+    "auth_flow_replayed",
+    "auth_flow_mismatch",
+    "storage_unavailable",
+    "session_too_large",
 )
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}

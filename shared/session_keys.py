@@ -6,7 +6,8 @@ seals new records; any other version is fetched once (``get_secret(name, version
 records sealed before a rotation still open. The latest version is re-read every
 :data:`REFRESH_SECONDS`, so a new version is used without a restart (and at once when a record sealed by
 a newer version, written by another instance, is opened). To retire an old key, disable its version in
-the vault: records sealed by it then no longer open (their sessions end).
+the vault: records sealed by it no longer open after the next re-read (their sessions end), since each
+re-read forgets the older versions and reads them again when a record needs one.
 
 Keys are never used directly: HKDF-SHA256 derives one subkey per purpose (record encryption, CSRF, ...),
 see :meth:`SessionKeyRing.derive_key`. Records are sealed with AES-256-GCM (96-bit random nonce); the
@@ -234,7 +235,11 @@ class SessionKeyRing:
             self._next_refresh = self._clock() + RETRY_SECONDS
             return
         with self._lock:
-            self._keys[found.version] = found
+            # Older versions are forgotten and read again when a record needs one, so a version disabled
+            # in the vault (retired) stops opening records within one re-read, on every instance.
+            self._keys = {found.version: found}
+            self._derived = {k: v for k, v in self._derived.items() if k[0] == found.version}
+            self._unknown.clear()
             if keep is None or found.version != keep.version:
                 logger.info("Session key version %s seals new records", found.version)
             self._latest = found

@@ -100,7 +100,24 @@ def test_rotation_new_records_use_the_new_version_old_ones_still_open() -> None:
     assert rotated.version == new_version
     assert r.open(old.version, old.blob, aad=b"a") == b"before"
     assert r.open(rotated.version, rotated.blob, aad=b"a") == b"after"
-    assert keys.reads == [None, None]  # the old version stayed cached: no per-record reads
+    assert r.open(old.version, old.blob, aad=b"a") == b"before"
+    # The re-read forgot the old version; it was read again once, not once per record.
+    assert keys.reads == [None, None, old.version]
+
+
+def test_a_version_disabled_in_the_vault_stops_opening_records_after_the_next_re_read() -> None:
+    keys, clock = FakeKeys(), Clock()
+    r = ring(keys, clock)
+    old = r.seal(b"before", aad=b"a")
+    keys.add()
+    clock.now += REFRESH_SECONDS
+    assert r.open(old.version, old.blob, aad=b"a") == b"before"
+    del keys.versions[old.version]  # disabled: the vault no longer hands it out
+    assert r.open(old.version, old.blob, aad=b"a") == b"before"  # until the next re-read
+    clock.now += REFRESH_SECONDS
+    r.latest_version()
+    with pytest.raises(UnreadableRecordError):
+        r.open(old.version, old.blob, aad=b"a")
 
 
 def test_a_version_another_instance_sealed_with_is_read_once_and_adopted_when_newer() -> None:
