@@ -4,9 +4,9 @@
 * ``GET|POST /auth/callback``: the registered redirect URI; completes the flow once, creates the session.
 * ``GET /auth/logout`` shows the sign-out form; ``POST /auth/logout`` (same origin + CSRF token) deletes the
   session and ends the Entra session.
-* ``GET /admin/consent``: for people holding this API's app role ``Reports.Run`` (the operator role); its
+* ``GET /auth/admin-consent``: for people holding this API's app role ``Reports.Run`` (the operator role); its
   form (``POST``) goes to Entra's v2 ``adminconsent`` endpoint with ``scope={GRAPH_ENDPOINT}/.default``;
-  ``GET /admin/consent/callback`` validates the state (one-time, bound to this browser) and the tenant and
+  ``GET /auth/admin-consent/callback`` validates the state (one-time, bound to this browser) and the tenant and
   shows granted, declined or the error. Entra itself still requires a directory administrator.
 """
 
@@ -82,7 +82,7 @@ def logout(request: PageRequest) -> Page | Redirect:
 
 
 @bp.function_name("admin_consent")
-@bp.route(route="admin/consent", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
+@bp.route(route="auth/admin-consent", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
 @page_endpoint
 def admin_consent(request: PageRequest) -> Page | Redirect:
     """GET: the admin-consent page. POST: go to Entra's admin-consent endpoint (state stored, bound to
@@ -119,7 +119,7 @@ def admin_consent(request: PageRequest) -> Page | Redirect:
 
 
 @bp.function_name("admin_consent_callback")
-@bp.route(route="admin/consent/callback", methods=[func.HttpMethod.GET])
+@bp.route(route="auth/admin-consent/callback", methods=[func.HttpMethod.GET])
 @page_endpoint
 def admin_consent_callback(request: PageRequest) -> Page | Redirect:
     """Entra's answer: ``admin_consent=True&tenant=…&state=…&scope=…`` or ``error=…&state=…``."""

@@ -170,7 +170,8 @@ def render(
     base: dict[str, Any] = {
         "person": person,
         "csrf_token": csrf_token(person) if person is not None else "",
-        "here": request.path_and_query,
+        # A callback's own URL carries a code and state: never echo it into a link.
+        "here": "/" if request.path in _RETRY_FROM else request.path_and_query,
         "request_id": request.request_id,
         "title": "Graph Functions",
         "active": "",
@@ -231,7 +232,7 @@ _HEADINGS: Mapping[int, str] = {
 #: Pages whose "try again" must start over elsewhere (a callback cannot be repeated).
 _RETRY_FROM: Mapping[str, str] = {
     "/auth/callback": "/auth/login?next=/",
-    "/admin/consent/callback": "/admin/consent",
+    "/auth/admin-consent/callback": "/auth/admin-consent",
     "/auth/logout": "/auth/logout",
 }
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/auth/callback"
-CONSENT_CALLBACK_PATH = "/admin/consent/callback"
+CONSENT_CALLBACK_PATH = "/auth/admin-consent/callback"
 SESSION_COOKIE = "gf_session"
 FLOW_COOKIE = "gf_flow"
 #: How long the flow cookie lives (the flow store keeps a flow 10 minutes).

@@ -164,6 +164,9 @@ def seed_applications(
             "http://localhost:7071/auth/callback",
             "http://127.0.0.1:7071/auth/callback",
             "https://localhost:7071/auth/callback",
+            # Admin consent returns to its own callback (the Functions host reserves /admin/*).
+            "http://localhost:7071/auth/admin-consent/callback",
+            "http://127.0.0.1:7071/auth/admin-consent/callback",
         ],
         post_logout_redirect_uris=["http://localhost:7071/", "http://127.0.0.1:7071/"],
         required_permissions={

@@ -54,7 +54,7 @@ def register_app_host(tenant: LocalTenant, host: DevHostProcess) -> None:
     app_id = tenant.env["ENTRA_CLIENT_ID"]
     current = tenant.control("GET", f"/apps/{app_id}")
     redirects = list(current["redirectUris"])
-    for path in ("/auth/callback", "/admin/consent/callback"):
+    for path in ("/auth/callback", "/auth/admin-consent/callback"):
         if host.url(path) not in redirects:
             redirects.append(host.url(path))
     logout = list(current["postLogoutRedirectUris"])

@@ -61,8 +61,8 @@ PAGE_ROUTES = {
     "/auth/login",
     "/auth/callback",
     "/auth/logout",
-    "/admin/consent",
-    "/admin/consent/callback",
+    "/auth/admin-consent",
+    "/auth/admin-consent/callback",
 }
 
 
