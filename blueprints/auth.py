@@ -4,10 +4,11 @@
 * ``GET|POST /auth/callback``: the registered redirect URI; completes the flow once, creates the session.
 * ``GET /auth/logout`` shows the sign-out form; ``POST /auth/logout`` (same origin + CSRF token) deletes the
   session and ends the Entra session.
-* ``GET /auth/admin-consent``: for people holding this API's app role ``Reports.Run`` (the operator role); its
-  form (``POST``) goes to Entra's v2 ``adminconsent`` endpoint with ``scope={GRAPH_ENDPOINT}/.default``;
-  ``GET /auth/admin-consent/callback`` validates the state (one-time, bound to this browser) and the tenant and
-  shows granted, declined or the error. Entra itself still requires a directory administrator.
+* ``GET /auth/admin-consent``: for people holding this API's app role ``Reports.Run`` (the operator
+  role); its form (``POST``) goes to Entra's v2 ``adminconsent`` endpoint with
+  ``scope={GRAPH_ENDPOINT}/.default``; ``GET /auth/admin-consent/callback`` validates the state (one-time,
+  bound to this browser) and the tenant and shows granted, declined or the error. Entra itself still
+  requires a directory administrator. (Not under ``/admin``: the Functions host reserves ``/admin/*``.)
 """
 
 from __future__ import annotations
