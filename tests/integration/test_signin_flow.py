@@ -163,3 +163,53 @@ def test_logout_csrf_is_refused_and_keeps_the_session(web: WebBrowser, tenant: L
 
 def bearer(client: Caller) -> dict[str, str]:
     return {"Authorization": f"Bearer {client.token()}"}
+
+
+def admin(tenant: LocalTenant) -> tuple[str, str]:
+    return tenant.env["DEMO_ADMIN_USERNAME"], tenant.env["DEMO_ADMIN_PASSWORD"]
+
+
+def test_admin_consent_walk_as_the_demo_admin(web: WebBrowser, tenant: LocalTenant) -> None:
+    web.sign_in(*admin(tenant), next_path="/auth/admin-consent")
+    page = assert_page(web.get("/auth/admin-consent"))
+    fields = next(f for f in forms_of(page).forms if f["action"] == "/auth/admin-consent")["fields"]
+    go = web.post("/auth/admin-consent", fields, headers={"Origin": web.host.base_url})
+    assert go.status_code == 303, go.text[:500]
+    target = go.headers["Location"]
+    assert target.startswith(f"{tenant.authority}/v2.0/adminconsent?")
+    params = query_of(target)
+    assert params["scope"] == f"{tenant.env['GRAPH_ENDPOINT']}/.default"
+    assert params["redirect_uri"] == web.host.url("/auth/admin-consent/callback")
+    back = web.through_tenant(web.get(target), *admin(tenant))
+    answer = query_of(back.headers["Location"])
+    assert answer["admin_consent"] == "True" and answer["tenant"] == tenant.env["ENTRA_TENANT_ID"]
+    granted = assert_page(web.get(back.headers["Location"]))
+    assert "Consent was granted" in granted
+    replay = web.get(back.headers["Location"])  # the state is one-time
+    assert replay.status_code == 400
+
+
+def test_admin_consent_is_refused_to_a_member_without_the_role(web: WebBrowser, tenant: LocalTenant) -> None:
+    web.sign_in(*member(tenant))
+    page = web.get("/auth/admin-consent")
+    assert page.status_code == 403 and "<code>forbidden</code>" in page.text and "Reports.Run" in page.text
+    post = web.post("/auth/admin-consent", {"csrf": "x"}, headers={"Origin": web.host.base_url})
+    assert post.status_code == 403
+
+
+def test_admin_consent_callback_with_a_forged_tenant_or_state_is_refused(
+    web: WebBrowser, tenant: LocalTenant
+) -> None:
+    web.sign_in(*admin(tenant))
+    fields = next(
+        f for f in forms_of(web.get("/auth/admin-consent").text).forms if f["action"] == "/auth/admin-consent"
+    )["fields"]
+    go = web.post("/auth/admin-consent", fields, headers={"Origin": web.host.base_url})
+    state = query_of(go.headers["Location"])["state"]
+    other_tenant = web.get(
+        "/auth/admin-consent/callback",
+        params={"admin_consent": "True", "tenant": "00000000-0000-0000-0000-000000000000", "state": state},
+    )
+    assert other_tenant.status_code == 400 and "<code>sign_in_failed</code>" in other_tenant.text
+    forged = web.get("/auth/admin-consent/callback", params={"admin_consent": "True", "state": "forged" * 8})
+    assert forged.status_code == 400 and "<code>auth_flow_unknown</code>" in forged.text
