@@ -41,6 +41,7 @@ FLOW_COOKIE = "gf_flow"
 FLOW_COOKIE_SECONDS = 600
 _MAX_NEXT = 2048
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def app_origin(request: func.HttpRequest) -> str:
@@ -108,18 +109,25 @@ def session_id_of(request: func.HttpRequest) -> str | None:
 
 
 def safe_next(value: str | None) -> str:
-    """``value`` if it is a same-origin relative path (``/users?search=a``), else ``/``."""
-    if not value or len(value) > _MAX_NEXT or not value.startswith("/"):
+    """``value`` if it is a same-origin relative path (``/users?search=a``), else ``/``.
+
+    Refused: anything not starting with one ``/``; whitespace, control characters or a backslash anywhere
+    in the raw value; and, after each of up to three percent-decodings, a path starting with ``//`` or
+    holding a backslash or a control character, or a scheme or host (browsers treat ``/\\host`` and
+    ``%2F%2Fhost`` like ``//host``).
+    """
+    if not value or len(value) > _MAX_NEXT or not value.startswith("/") or _UNSAFE.search(value):
         return "/"
     candidate = value
-    for _ in range(3):  # encoded forms: %2F%2Fevil, %5Cevil, double encoding
-        if _UNSAFE.search(candidate) or candidate.startswith("//"):
+    for _ in range(3):
+        path = re.split(r"[?#]", candidate, maxsplit=1)[0]
+        if not path.startswith("/") or path.startswith("//") or "\\" in path or _CONTROL.search(path):
             return "/"
         try:
             parts = urlsplit(candidate)
         except ValueError:
             return "/"
-        if parts.scheme or parts.netloc or not candidate.startswith("/"):
+        if parts.scheme or parts.netloc:
             return "/"
         decoded = unquote(candidate)
         if decoded == candidate:
