@@ -24,7 +24,7 @@ bp = new_blueprint()
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "shared" / "static"
 #: Rows per page of the people list.
-PAGE_SIZE = 25
+PAGE_SIZE = 15
 PAGE_FIELDS = ("id", "displayName", "mail", "userPrincipalName", "jobTitle")
 #: The profile page's rows: (label, Graph property).
 PROFILE_ROWS = (
