@@ -82,12 +82,26 @@ def _signin(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _sessions(result: dict[str, Any]) -> dict[str, Any]:
+    figures = result["results"]
+    return {
+        "load_median_ms": figures["load"]["median_ms"],
+        "load_p95_ms": figures["load"]["p95_ms"],
+        "load_and_save_changed_median_ms": figures["load_and_save_changed"]["median_ms"],
+        "load_and_save_changed_p95_ms": figures["load_and_save_changed"]["p95_ms"],
+        "load_and_save_unchanged_median_ms": figures["load_and_save_unchanged"]["median_ms"],
+        "vault_requests_during": result["vault_requests_during_measurement"],
+        "cookie_value_chars": result["cookie_value_chars"],
+    }
+
+
 #: (module, result file, headline extractor)
 BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.emulator_startup", "emulator-startup.json", _startup),
     ("bench.import_time", "import-time.json", _imports),
     ("bench.warm_users", "warm-users.json", _warm),
     ("bench.stampede", "stampede.json", _stampede),
+    ("bench.sessions", "sessions.json", _sessions),
     ("bench.signin", "signin.json", _signin),
 ]
 
