@@ -222,6 +222,7 @@ def test_decode_key_accepts_base64_forms_and_refuses_other_sizes() -> None:
     for text in (
         base64.b64encode(raw).decode(),
         base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),  # infra's postprovision hook: URL-safe with padding
         " " + base64.b64encode(raw).decode() + "\n",
     ):
         assert decode_key(text) == raw
