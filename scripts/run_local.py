@@ -123,6 +123,8 @@ Graph Functions is starting on {base} ({host_name}), against the local tenant.
 Open {base}/api/health, or call the API with a caller token:
   curl -H "Authorization: Bearer $({token_cmd})" "{base}/api/users?top=5"
 The OpenAPI document: {base}/api/openapi.json
+Sign in at {base}/ (pages /me, /users, /sharepoint, /auth/admin-consent); the tenant registers the
+  redirect URIs of port 7071 (localhost and 127.0.0.1) only.
 Demo sign-in accounts: {env["DEMO_ADMIN_USERNAME"]} / {env["DEMO_USER_USERNAME"]} (passwords in the env file).
 Press Ctrl+C to stop everything.
 """
