@@ -96,8 +96,10 @@ def read_vault_secrets(tenant: LocalTenant, names: tuple[str, ...]) -> dict[str,
 
 def record_tenant_secrets(tenant: LocalTenant, evidence: Evidence) -> None:
     """Secrets that must never appear in a log: the app's credential (all forms), the callers' secrets."""
-    values = read_vault_secrets(tenant, (CLIENT_SECRET_NAME, CERTIFICATE_PFX, CERTIFICATE_PEM))
+    session_key = tenant.env["SESSION_KEY_NAME"]
+    values = read_vault_secrets(tenant, (CLIENT_SECRET_NAME, CERTIFICATE_PFX, CERTIFICATE_PEM, session_key))
     evidence.secrets[f"{tenant.port}:app client secret"] = values[CLIENT_SECRET_NAME]
+    evidence.secrets[f"{tenant.port}:session key"] = values[session_key]
     evidence.secrets[f"{tenant.port}:app certificate PFX"] = values[CERTIFICATE_PFX]
     # The PEM's private key body (the certificate part is public information).
     key_pem = values[CERTIFICATE_PEM].split("-----END PRIVATE KEY-----")[0]
