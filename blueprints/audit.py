@@ -1,6 +1,6 @@
 """The mailbox-read audit trail: ``GET /api/audit/mail`` (read-only; no route updates or deletes records).
 
-For services holding this API's app role ``Audit.Read`` (app-only tokens).
+For services and signed-in people holding this API's app role ``Audit.Read`` (a bearer token wins).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import azure.functions as func
 from shared import runtime
 from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 from shared.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
-from shared.caller import APPLICATIONS
+from shared.caller import APPLICATIONS, PEOPLE
+from shared.principal import identify
 
 bp = new_blueprint()
 
@@ -26,6 +27,8 @@ def list_mail_audit(request: ApiRequest) -> JsonBody:
     Query parameters: from, to, mailbox, actor, top, cursor.
     """
     services = runtime.current()
-    services.authenticator().authenticate(request.headers, required_role=AUDIT_READ_ROLE, kinds=APPLICATIONS)
+    identify(
+        request.http, kinds=APPLICATIONS | PEOPLE, required_role=AUDIT_READ_ROLE, person_role=AUDIT_READ_ROLE
+    )
     query = parse_audit_query(request.params, now=dt.datetime.now(dt.UTC))
     return list_audit(services.audit(), query).to_json()

@@ -1,8 +1,9 @@
 """Mailbox reads: ``GET /api/users/{id}/messages`` and ``GET /api/users/{id}/messages/{message_id}``.
 
-For services holding this API's app role ``Mail.Read.All`` (app-only tokens); the app itself reads with the
-Graph application permission ``Mail.Read``, only mailboxes inside ``MAILBOX_SCOPE``, and records every
-attempt in the audit trail before answering (:mod:`shared.mail_reads`).
+For services holding this API's app role ``Mail.Read.All`` (app-only tokens) and people signed in to the
+pages who hold it (the ID token's ``roles``); a delegated bearer token is refused. The app itself reads
+with the Graph application permission ``Mail.Read``, only mailboxes inside ``MAILBOX_SCOPE``, and records
+every attempt in the audit trail before answering (:mod:`shared.mail_reads`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import azure.functions as func
 
 from shared import runtime
 from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS
+from shared.caller import APPLICATIONS, PEOPLE
 from shared.mail_query import MAIL_READ_ROLE
-from shared.mail_reads import identify_service
+from shared.mail_reads import identify_reader
 
 bp = new_blueprint()
+
+#: Services (bearer token) and people signed in to the pages (session cookie); a bearer token wins.
+READERS = APPLICATIONS | PEOPLE
 
 
 @bp.function_name("mail_list")
@@ -27,9 +31,7 @@ def list_messages(request: ApiRequest) -> JsonBody:
     Query parameters: top (1-50, default 10), folder (inbox, sentitems, drafts, archive), cursor.
     """
     services = runtime.current()
-    actor, refusal = identify_service(
-        services.authenticator(), request.headers, role=MAIL_READ_ROLE, kinds=APPLICATIONS
-    )
+    actor, refusal, _ = identify_reader(request.http, role=MAIL_READ_ROLE, kinds=READERS)
     page = services.mail_reads().list_messages(
         actor,
         request.route_params.get("id", ""),
@@ -46,9 +48,7 @@ def list_messages(request: ApiRequest) -> JsonBody:
 def get_message(request: ApiRequest) -> JsonBody:
     """One message with its body as text (never HTML)."""
     services = runtime.current()
-    actor, refusal = identify_service(
-        services.authenticator(), request.headers, role=MAIL_READ_ROLE, kinds=APPLICATIONS
-    )
+    actor, refusal, _ = identify_reader(request.http, role=MAIL_READ_ROLE, kinds=READERS)
     return services.mail_reads().get_message(
         actor,
         request.route_params.get("id", ""),

@@ -56,7 +56,7 @@ EXCHANGE_SCOPE_HINT = (
 CONSENT_HINT = (
     "Microsoft Graph refused the app access to mail: grant the app registration the application permission "
     "Mail.Read and give admin consent (Entra admin center > App registrations > API permissions, or "
-    "/admin/consent)."
+    "/auth/admin-consent)."
 )
 
 

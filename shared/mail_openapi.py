@@ -63,7 +63,7 @@ MAIL_PATHS: dict[str, Any] = {
             "operationId": "listMessages",
             "summary": "A page of a mailbox's messages, newest first.",
             "description": _MAIL_DESCRIPTION,
-            "security": [{"bearerAuth": []}],
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": MAIL_READ_ROLE,
             "parameters": [
                 _ref("parameters", "mailboxId"),
@@ -82,7 +82,7 @@ MAIL_PATHS: dict[str, Any] = {
             "operationId": "getMessage",
             "summary": "One message, its body as text (never HTML).",
             "description": _MAIL_DESCRIPTION,
-            "security": [{"bearerAuth": []}],
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": MAIL_READ_ROLE,
             "parameters": [_ref("parameters", "mailboxId"), _ref("parameters", "messageId")],
             "responses": {
@@ -96,7 +96,7 @@ MAIL_PATHS: dict[str, Any] = {
             "operationId": "listMailAudit",
             "summary": "The audit records of mailbox reads, newest first.",
             "description": "Append-only: no operation updates or deletes a record.",
-            "security": [{"bearerAuth": []}],
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": AUDIT_READ_ROLE,
             "parameters": [
                 _ref("parameters", "auditFrom"),

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import azure.functions as func
 
 from shared.audit import Actor, AuditEntry, AuditStore
-from shared.caller import APPLICATIONS, Authenticator, Caller, CallerKind
+from shared.caller import Caller, CallerKind
 from shared.errors import Forbidden, GraphFunctionsError
 from shared.mail_messages import MailService, MessagesPage
 from shared.mail_query import (
@@ -28,6 +30,9 @@ from shared.mail_query import (
     validate_message_id,
 )
 from shared.mailbox_scope import MailboxScope
+
+if TYPE_CHECKING:
+    from shared.principal import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +49,40 @@ def actor_of(caller: Caller) -> Actor:
     return Actor(kind=caller.kind, app_id=caller.app_id, object_id=caller.object_id)
 
 
-def identify_service(
-    authenticator: Authenticator,
-    headers: Mapping[str, str],
-    *,
-    role: str,
-    kinds: frozenset[CallerKind] = APPLICATIONS,
-) -> tuple[Actor, Forbidden | None]:
-    """The caller of a bearer-token request and, when it may not read, the refusal to answer (after it is
-    recorded). A caller that cannot be identified raises (401 ``unauthenticated``, 503).
+def identify_reader(
+    request: func.HttpRequest, *, role: str, kinds: frozenset[CallerKind]
+) -> tuple[Actor, Forbidden | None, Principal]:
+    """The caller of ``request`` (a service's bearer token or a person's session, :func:`shared.principal.
+    identify`; a bearer token wins), and the refusal to answer when it may not read: a service or person
+    without ``role``, or a token of another kind. Refusals are returned, not raised, so the caller can record
+    them with the caller's identity; for a refused bearer token the principal is a placeholder.
 
     Raises:
-        Unauthenticated, CredentialUnavailable: see :meth:`Authenticator.authenticate`.
+        Unauthenticated, SignInRequired, CredentialUnavailable, StorageUnavailable: see ``identify``.
     """
+    from shared.principal import Principal, identify
+
     try:
-        return actor_of(authenticator.authenticate(headers, required_role=role, kinds=kinds)), None
-    except Forbidden as refusal:
-        # authenticate() validated the token before refusing it (kind or role), so its claims are genuine.
-        return _verified_claims_actor(headers), refusal
+        principal = identify(request, kinds=kinds, required_role=role, person_role=None)
+    except Forbidden as refusal:  # a bearer token, validated, of the wrong kind or without the role
+        actor = _verified_claims_actor(request.headers)
+        placeholder = Principal(
+            kind="application", app_id=actor.app_id or "", object_id=None, tenant_id="", roles=frozenset()
+        )
+        return actor, refusal, placeholder
+    actor = Actor(
+        kind=principal.kind,
+        app_id=principal.app_id,
+        object_id=principal.object_id if principal.kind != "application" else None,
+        user_principal_name=principal.user_principal_name,
+    )
+    if principal.is_person and not principal.has_role(role):
+        missing = Forbidden(
+            f"Your account lacks this app's role '{role}', which this needs. Ask an administrator to "
+            "assign it to you."
+        )
+        return actor, missing, principal
+    return actor, None, principal
 
 
 def _verified_claims_actor(headers: Mapping[str, str]) -> Actor:
