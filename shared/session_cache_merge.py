@@ -77,3 +77,13 @@ def merge_token_caches(base: str, mine: str, theirs: str) -> str:
                 continue  # both wrote this entry; theirs is fresher
             target[key] = after
     return json.dumps(result, separators=(",", ":"))
+
+
+def without_access_tokens(cache: str) -> str:
+    """``cache`` without its access tokens (MSAL gets them again with the refresh token): what a session
+    stores when its cache would not fit in a table row. Unreadable input: an empty cache."""
+    data = _parse(cache)
+    if data is None:
+        return "{}"
+    data["AccessToken"] = {}
+    return json.dumps(data, separators=(",", ":"))

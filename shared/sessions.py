@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import GraphFunctionsError, StorageUnavailable
-from shared.session_cache_merge import merge_token_caches
+from shared.session_cache_merge import merge_token_caches, without_access_tokens
 from shared.session_keys import SessionKeyRing, UnreadableRecordError
 from shared.table_rows import (
     EnsuredTable,
@@ -271,7 +271,7 @@ class SessionStore:
         except ValueTooLargeError:
             # Access tokens can always be fetched again with the refresh token: drop them, keep the session.
             logger.warning("Session record too large; storing it without its access tokens")
-            lean = {**payload, "cache": _without_access_tokens(session.token_cache)}
+            lean = {**payload, "cache": without_access_tokens(session.token_cache)}
             sealed = self._keys.seal(_compress(lean), aad=_aad(row))
             try:
                 data = split_binary(sealed.blob, _DATA)
@@ -389,13 +389,3 @@ def _aad(row: str) -> bytes:
 
 def _compress(payload: Mapping[str, Any]) -> bytes:
     return zlib.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), 6)
-
-
-def _without_access_tokens(cache: str) -> str:
-    try:
-        data = json.loads(cache)
-    except ValueError:
-        return "{}"
-    if isinstance(data, dict):
-        data["AccessToken"] = {}
-    return json.dumps(data, separators=(",", ":"))
