@@ -180,6 +180,8 @@ class SessionKeyRing:
         self._latest: KeyVersion | None = None
         self._next_refresh = 0.0
         self._failure = HeldFailure(clock=clock)
+        self._version_lock = threading.Lock()  # one vault read of an older version at a time
+        self._version_failure = HeldFailure(clock=clock)
 
     # -- keys -------------------------------------------------------------------------------------------
 
@@ -247,14 +249,38 @@ class SessionKeyRing:
         self._next_refresh = self._clock() + self._refresh_seconds
 
     def _version(self, version: str) -> KeyVersion | None:
-        """A cached version, else read once; None for a malformed, unknown or disabled version."""
+        """A cached version, else read once (one read at a time: concurrent requests for a version not
+        cached yet wait for the first one's read); None for a malformed, unknown or disabled version.
+
+        Raises:
+            CredentialUnavailable: the vault is failing (held for :data:`HOLD_SECONDS`); the record is not
+                at fault, so it is not treated as unreadable.
+        """
+        cached = self._cached(version)
+        if cached is not None or not _VERSION.fullmatch(version):
+            return cached if isinstance(cached, KeyVersion) else None
+        with self._version_lock:
+            cached = self._cached(version)
+            if cached is not None:
+                return cached if isinstance(cached, KeyVersion) else None
+            self._version_failure.raise_if_held()
+            try:
+                found = self._source.read(version)
+            except CredentialUnavailable as error:
+                self._version_failure.hold(error, HOLD_SECONDS)
+                error.retry_after = max(1, int(HOLD_SECONDS))
+                raise
+            return self._remember(version, found)
+
+    def _cached(self, version: str) -> KeyVersion | bool | None:
+        """The cached version, False when known not to exist, None when not known yet."""
         with self._lock:
             found = self._keys.get(version)
-            if found is not None or version in self._unknown:
+            if found is not None:
                 return found
-        if not _VERSION.fullmatch(version):
-            return None
-        found = self._source.read(version)  # CredentialUnavailable propagates: the record is not at fault
+            return False if version in self._unknown else None
+
+    def _remember(self, version: str, found: KeyVersion | None) -> KeyVersion | None:
         with self._lock:
             if found is None:
                 self._unknown[version] = None

@@ -199,17 +199,17 @@ class SessionStore:
         if not changed and self._now() - session.last_seen < self._touch:
             return session
 
-        def mutate(current: Session) -> Session:
-            cache = (
-                mine
-                if current.etag == session.etag
-                else merge_token_caches(session.token_cache, mine, current.token_cache)
-            )
+        def mutate(current: Session) -> Session | None:
+            if current.etag == session.etag:
+                return dataclasses.replace(current, token_cache=mine, claims=new_claims)
+            if not changed and self._now() - current.last_seen < self._touch:
+                return None  # only a touch, and the concurrent writer just touched it: nothing to write
+            cache = merge_token_caches(session.token_cache, mine, current.token_cache)
             return dataclasses.replace(
                 current, token_cache=cache, claims=claims if claims is not None else current.claims
             )
 
-        return self._write_loop(session, mutate, force=True)
+        return self._write_loop(session, mutate)
 
     def update(self, session_id: str, mutate: Mutation) -> Session | None:
         """Read the session, apply ``mutate`` (returns the changed session, or None for no change) and write
@@ -222,7 +222,7 @@ class SessionStore:
         current = self.load(session_id)
         if current is None:
             return None
-        return self._write_loop(current, mutate, force=False)
+        return self._write_loop(current, mutate)
 
     def delete(self, session_id: str | None) -> None:
         """Delete the session (sign-out). Idempotent.
@@ -349,19 +349,19 @@ class SessionStore:
         except StorageUnavailable:
             pass  # the answer is "no session" either way; the cleanup timer deletes it later
 
-    def _write_loop(self, current: Session, mutate: Mutation, *, force: bool) -> Session | None:
+    def _write_loop(self, current: Session, mutate: Mutation) -> Session | None:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         for attempt in range(MAX_ATTEMPTS):
             changed = mutate(current)
-            if changed is None and not force:
+            if changed is None:
                 return current
             now = self._now()
             if self._expired(current, now):
                 return None
-            target = dataclasses.replace(changed or current, last_seen=now, created=current.created)
+            target = dataclasses.replace(changed, last_seen=now, created=current.created)
             entity, version = self._entity(target)
             try:
                 with storage_call(self._what):

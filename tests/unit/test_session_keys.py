@@ -276,3 +276,36 @@ def test_vault_source_maps_vault_answers() -> None:
     good = base64.b64encode(b"k" * 32).decode()
     found = vault_source(FakeSecretClient(value=good), "sk", "https://kv/").read(None)
     assert found is not None and found.key == b"k" * 32 and "k" * 8 not in repr(found)
+
+
+def test_an_older_version_is_read_once_for_concurrent_requests_and_its_outage_is_held() -> None:
+    keys, clock = FakeKeys(), Clock()
+    sealer = ring(keys, Clock())
+    old = sealer.seal(b"old", aad=b"a")
+    keys.add()
+    r = ring(keys, clock)
+    r.latest_version()  # knows only the new version
+    barrier = threading.Barrier(6)
+    opened: list[bytes] = []
+
+    def open_old() -> None:
+        barrier.wait()
+        opened.append(r.open(old.version, old.blob, aad=b"a"))
+
+    threads = [threading.Thread(target=open_old) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened == [b"old"] * 6 and keys.reads.count(old.version) == 1
+    other = ring(keys, clock)
+    other.latest_version()
+    keys.down = True
+    for _ in range(3):
+        with pytest.raises(CredentialUnavailable) as caught:
+            other.open(old.version, old.blob, aad=b"a")  # a 503, never "no session"
+        assert caught.value.retry_after
+    assert keys.reads.count(old.version) == 2  # held: one failed read for three requests
+    keys.down = False
+    clock.now += HOLD_SECONDS
+    assert other.open(old.version, old.blob, aad=b"a") == b"old"

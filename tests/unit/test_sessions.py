@@ -295,3 +295,17 @@ def test_storage_failures_are_503_and_delete_nothing() -> None:
         assert caught.value.status == 503 and caught.value.retry_after
     table.down = False
     assert sessions.load(session.id) is not None
+
+
+def test_a_touch_racing_another_touch_writes_once() -> None:
+    table, wall = FakeTable(), Wall()
+    sessions = store(table, wall)
+    session = sessions.create(CLAIMS, '{"a":1}')
+    wall.now += datetime.timedelta(minutes=6)
+    first, second = sessions.load(session.id), sessions.load(session.id)
+    assert first is not None and second is not None
+    assert sessions.save(first) is not None
+    writes = table.writes
+    result = sessions.save(second)  # 412, and the fresher row was just touched: nothing left to do
+    assert result is not None and result.last_seen == wall.now and table.writes == writes
+    assert result.token_cache == '{"a":1}'
