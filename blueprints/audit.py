@@ -9,10 +9,11 @@ import datetime as dt
 
 import azure.functions as func
 
-from shared import runtime
+from shared import mail_pages, runtime
 from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 from shared.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
 from shared.caller import APPLICATIONS, PEOPLE
+from shared.pages import Page, PageRequest, Redirect, page_endpoint
 from shared.principal import identify
 
 bp = new_blueprint()
@@ -32,3 +33,11 @@ def list_mail_audit(request: ApiRequest) -> JsonBody:
     )
     query = parse_audit_query(request.params, now=dt.datetime.now(dt.UTC))
     return list_audit(services.audit(), query).to_json()
+
+
+@bp.function_name("page_audit")
+@bp.route(route="audit", methods=[func.HttpMethod.GET])
+@page_endpoint
+def audit_page(request: PageRequest) -> Page | Redirect:
+    """The audit trail, for signed-in people holding ``Audit.Read``."""
+    return mail_pages.audit_page(request)

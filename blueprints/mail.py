@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared import runtime
+from shared import mail_pages, runtime
 from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 from shared.caller import APPLICATIONS, PEOPLE
 from shared.mail_query import MAIL_READ_ROLE
 from shared.mail_reads import identify_reader
+from shared.pages import Page, PageRequest, Redirect, page_endpoint
 
 bp = new_blueprint()
 
@@ -57,3 +58,19 @@ def get_message(request: ApiRequest) -> JsonBody:
         request_id=request.request_id,
         refusal=refusal,
     )
+
+
+@bp.function_name("page_mail")
+@bp.route(route="mail", methods=[func.HttpMethod.GET])
+@page_endpoint
+def mail_page(request: PageRequest) -> Page | Redirect:
+    """The newest messages of a mailbox, for signed-in people holding ``Mail.Read.All``."""
+    return mail_pages.mail_page(request)
+
+
+@bp.function_name("page_mail_message")
+@bp.route(route="mail/message", methods=[func.HttpMethod.GET])
+@page_endpoint
+def message_page(request: PageRequest) -> Page | Redirect:
+    """One message as text."""
+    return mail_pages.message_page(request)

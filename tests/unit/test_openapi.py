@@ -63,6 +63,9 @@ PAGE_ROUTES = {
     "/auth/logout",
     "/auth/admin-consent",
     "/auth/admin-consent/callback",
+    "/mail",
+    "/mail/message",
+    "/audit",
 }
 
 
