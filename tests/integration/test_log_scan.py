@@ -12,10 +12,12 @@ import re
 
 import pytest
 
+from emulator.directory.seed_mail import HOSTILE_SUBJECTS, PLAIN_SUBJECTS
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import call
-from tests.integration.fixtures import Evidence
+from tests.integration.fixtures import AppHosts, Evidence
 from tests.support.apphost import Caller
+from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +76,39 @@ def test_no_secret_or_token_in_any_log(app_host: DevHostProcess, caller: Caller,
     ]  # fmt: skip
 
     assert find_leaks(logs, evidence.secrets, tokens) == []
+
+
+def test_mail_reads_log_one_audit_line_and_no_mail_content(
+    app_hosts: AppHosts, local_tenant: LocalTenant, caller: Caller, evidence: Evidence
+) -> None:
+    """Mail reads write their structured audit line, and no subject, preview, body or correspondent's
+    address reaches any log of the session (the hostile seeded subjects included)."""
+    host = app_hosts.start(local_tenant, "logscan-mail", overrides={"MAILBOX_SCOPE": "*"})
+    token = caller.token()
+    mailbox = local_tenant.env["DEMO_USER_USERNAME"]
+    listing = call(host, f"/api/users/{mailbox}/messages", token, {"top": "50"})
+    assert listing.status_code == 200
+    messages = listing.json()["value"]
+    one = call(host, f"/api/users/{mailbox}/messages/{messages[0]['id']}", token)
+    assert one.status_code == 200
+    body = one.json()["body"]
+
+    log = host.log_path.read_text(encoding="utf-8", errors="replace")
+    audit_lines = [line for line in log.splitlines() if "mail audit {" in line]
+    assert len(audit_lines) == 2 and listing.headers["x-request-id"] in audit_lines[0]
+    content = {m["subject"] for m in messages if m["subject"]} | {
+        m["bodyPreview"] for m in messages if m["bodyPreview"]
+    }
+    content |= {line for line in body.splitlines() if len(line) > 12}
+    content |= set(HOSTILE_SUBJECTS) | set(PLAIN_SUBJECTS)
+    addresses = {m["from"]["address"] for m in messages if m["from"] and m["from"]["address"]} - {
+        mailbox.lower()
+    }
+    logs = {str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.logs if p.exists()}
+    leaks = sorted(
+        f"{name}: {needle[:40]!r}"
+        for name, text in logs.items()
+        for needle in content | addresses
+        if needle in text
+    )
+    assert leaks == []
