@@ -327,10 +327,17 @@ def _run(handler: PageHandler, request: PageRequest, name: str) -> func.HttpResp
         except GraphFunctionsError as failure:
             return error_page(failure, request=request)
     except GraphFunctionsError as error:
-        level = logging.ERROR if error.status >= 500 else logging.INFO
-        logger.log(
-            level, "%s answered %d %s (request %s)", name, error.status, error.code, request.request_id
-        )
+        if error.status >= 500:  # operator details (never secrets) go to the log, as in shared.api
+            logger.error(
+                "%s failed with %d %s: %s (request %s)",
+                name,
+                error.status,
+                error.code,
+                error.message,
+                request.request_id,
+            )
+        else:
+            logger.info("%s answered %d %s (request %s)", name, error.status, error.code, request.request_id)
         return error_page(error, request=request)
     except Exception:
         logger.exception("Unhandled error in %s (request %s)", name, request.request_id)

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.credentials import ClientCredential
 from shared.errors import CredentialUnavailable, GraphFunctionsError, SignInFailed, SignInRequired
+from shared.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, _ObservedHttpClient
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -105,8 +108,11 @@ class SignInClient:
         client MSAL uses (the app's pooled transport with the project's CA bundle)."""
         self._settings = settings
         self._credential = credential
-        self._http_client = http_client
+        # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
+        self._observed = _ObservedHttpClient(http_client) if http_client is not None else None
+        self._http_client: Any = self._observed
         self._http_cache = _SharedHttpCache()
+        self._held_until = 0.0  # monotonic end of Entra's last Retry-After (MSAL's own throttling)
 
     @property
     def graph_scopes(self) -> tuple[str, ...]:
@@ -182,7 +188,7 @@ class SignInClient:
                 raise SignInFailed(_describe_entra_error(error, description), code="sign_in_denied")
             raise SignInFailed(_describe_entra_error(error, description), code="sign_in_failed")
         try:
-            result = _call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
+            result = self._call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
         except ValueError as exc:  # MSAL: state mismatch, or a response without code
             raise SignInFailed("The sign-in response does not belong to this sign-in") from exc
         except RuntimeError as exc:  # MSAL's IdTokenError: nonce, issuer, audience or time check failed
@@ -228,7 +234,9 @@ class SignInClient:
         )
         if account is None:
             raise SignInRequired("Your session holds no sign-in any more. Sign in again.")
-        result = _call(app.acquire_token_silent_with_error, list(scopes), account, claims_challenge=claims)
+        result = self._call(
+            app.acquire_token_silent_with_error, list(scopes), account, claims_challenge=claims
+        )
         if result is None:
             raise SignInRequired("Your sign-in has expired. Sign in again.")
         if "access_token" in result:
@@ -250,7 +258,9 @@ class SignInClient:
                 claims=challenge if isinstance(challenge, str) and challenge else claims,
                 scopes=tuple(scopes),
             )
-        raise CredentialUnavailable(f"Microsoft Entra ID could not refresh a sign-in ({description})")
+        raise CredentialUnavailable(
+            f"Microsoft Entra ID could not refresh a sign-in ({description})", retry_after=self._retry_after()
+        )
 
     # --- MSAL apps --------------------------------------------------------------------------------------
 
@@ -259,7 +269,7 @@ class SignInClient:
 
         credential = self._credential()
         try:
-            return _call(
+            return self._call(
                 msal.ConfidentialClientApplication,
                 self._settings.client_id,
                 client_credential=credential.msal_credential,
@@ -278,21 +288,51 @@ class SignInClient:
                 "and ENTRA_TENANT_ID."
             ) from exc
 
+    def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run an MSAL call. Network failures, a 5xx and a 429 from Entra become 503
+        ``credential_unavailable`` with Entra's own ``Retry-After`` when it sent one (bounded)."""
+        from msal.exceptions import MsalError
 
-def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run an MSAL call; network and 5xx failures become 503 ``credential_unavailable``."""
-    from msal.exceptions import MsalError
+        if self._observed is not None:
+            self._observed.reset()
+        try:
+            result = function(*args, **kwargs)
+        except GraphFunctionsError:
+            raise
+        except OSError as exc:  # requests' exceptions (connection, timeout) derive from OSError
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is unreachable ({type(exc).__name__})", retry_after=self._retry_after()
+            ) from exc
+        except (MsalError, KeyError, TypeError, AttributeError) as exc:  # 5xx, malformed body
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID failed a sign-in request ({type(exc).__name__})",
+                retry_after=self._retry_after(),
+            ) from exc
+        last = self._observed.last() if self._observed is not None else None
+        if last is not None and (last[0] == 429 or last[0] >= 500):
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is failing or throttling sign-in requests (HTTP {last[0]})",
+                retry_after=self._retry_after(),
+            )
+        return result
 
-    try:
-        return function(*args, **kwargs)
-    except GraphFunctionsError:
-        raise
-    except OSError as exc:  # requests' exceptions (connection, timeout) derive from OSError
-        raise CredentialUnavailable(f"Microsoft Entra ID is unreachable ({type(exc).__name__})") from exc
-    except (MsalError, KeyError, TypeError, AttributeError) as exc:  # 5xx, malformed body
-        raise CredentialUnavailable(
-            f"Microsoft Entra ID failed a sign-in request ({type(exc).__name__})"
-        ) from exc
+    def _retry_after(self) -> int:
+        """Entra's Retry-After for this thread's last token request (bounded). MSAL itself then answers
+        the same client's token requests from its throttle cache for that long without sending them, so
+        those answers get the time left of that hold."""
+        last = self._observed.last() if self._observed is not None else None
+        try:
+            seconds = float(last[1]) if last is not None and last[1] is not None else None
+        except ValueError:
+            seconds = None
+        now = time.monotonic()
+        if seconds is not None:
+            seconds = min(MAX_HOLD_SECONDS, max(1.0, seconds))
+            self._held_until = max(self._held_until, now + seconds)
+            return int(seconds)
+        if last is None and self._held_until > now:
+            return max(1, math.ceil(self._held_until - now))
+        return int(REQUEST_FAILURE_HOLD_SECONDS)
 
 
 def _first_line(text: str) -> str:
