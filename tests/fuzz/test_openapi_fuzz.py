@@ -15,7 +15,7 @@ bounded and derandomized: the same cases every run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -33,7 +33,9 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.openapi import openapi_document
 from tests.devhost.fixtures import DevHostProcess
+from tests.integration.fixtures import AppHosts
 from tests.support.apphost import Caller
+from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.fuzz
 
@@ -54,8 +56,14 @@ OPERATIONS = [
 
 
 @pytest.fixture(scope="module")
-def live_schema(app_host: DevHostProcess) -> Any:
-    response = requests.get(app_host.url("/api/openapi.json"), timeout=30)
+def fuzz_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    """The app with MAILBOX_SCOPE=* (the session host reads no mailbox: every mail case would be a 403)."""
+    return app_hosts.start(local_tenant, "fuzz", overrides={"MAILBOX_SCOPE": "*"})
+
+
+@pytest.fixture(scope="module")
+def live_schema(fuzz_host: DevHostProcess) -> Any:
+    response = requests.get(fuzz_host.url("/api/openapi.json"), timeout=30)
     assert response.status_code == 200
     return schemathesis.openapi.from_dict(response.json())
 
@@ -72,10 +80,10 @@ def test_live_document_describes_the_documented_operations(live_schema: Any) -> 
 
 
 @pytest.fixture(scope="module")
-def known_ids(app_host: DevHostProcess, caller: Caller) -> list[str]:
+def known_ids(fuzz_host: DevHostProcess, caller: Caller) -> list[str]:
     """Object ids and userPrincipalNames of real users: random ids would only ever find nobody (404)."""
     response = requests.get(
-        app_host.url("/api/users"),
+        fuzz_host.url("/api/users"),
         params={"top": "5"},
         headers={"Authorization": f"Bearer {caller.token()}"},
         timeout=60,
@@ -84,7 +92,35 @@ def known_ids(app_host: DevHostProcess, caller: Caller) -> list[str]:
     return [user["id"] for user in users] + [user["userPrincipalName"] for user in users]
 
 
-def _strategy(operation: Any, known_ids: list[str]) -> st.SearchStrategy[Any]:
+@pytest.fixture(scope="module")
+def known_messages(
+    fuzz_host: DevHostProcess, caller: Caller, local_tenant: LocalTenant
+) -> list[tuple[str, str]]:
+    """(mailbox, message id) pairs of real messages: random ids would only ever be unknown (404)."""
+    mailbox = local_tenant.env["DEMO_USER_USERNAME"]
+    response = requests.get(
+        fuzz_host.url(f"/api/users/{mailbox}/messages"),
+        params={"top": "5"},
+        headers={"Authorization": f"Bearer {caller.token()}"},
+        timeout=60,
+    )
+    return [(mailbox, item["id"]) for item in response.json()["value"]]
+
+
+PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json"})
+
+
+def _bearer_accepted(operation: Any) -> bool:
+    """True when the operation accepts a bearer token (some accept only a person's session cookie)."""
+    security = openapi_document()["paths"][operation.path][operation.method.lower()]["security"]
+    return {"bearerAuth": []} in security
+
+
+def _strategy(
+    operation: Any,
+    known_ids: list[str],
+    known_messages: Sequence[tuple[str, str]] = (),
+) -> st.SearchStrategy[Any]:
     positive: st.SearchStrategy[Any] = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
     if not operation.path_parameters and not operation.query:
         return positive  # nothing to violate
@@ -97,13 +133,27 @@ def _strategy(operation: Any, known_ids: list[str]) -> st.SearchStrategy[Any]:
                 )
             )
         )
+    if "message_id" in {parameter.name for parameter in operation.path_parameters} and known_messages:
+        strategies.append(
+            st.sampled_from(known_messages).flatmap(
+                lambda pair: operation.as_strategy(
+                    generation_mode=GenerationMode.POSITIVE,
+                    path_parameters={"id": pair[0], "message_id": pair[1]},
+                )
+            )
+        )
     return st.one_of(*strategies)
 
 
-def _fuzz(operation: Any, known_ids: list[str], send: Callable[[Any], None]) -> int:
+def _fuzz(
+    operation: Any,
+    known_ids: list[str],
+    send: Callable[[Any], None],
+    known_messages: Sequence[tuple[str, str]] = (),
+) -> int:
     sent: list[int] = []
 
-    @given(case=_strategy(operation, known_ids))
+    @given(case=_strategy(operation, known_ids, known_messages))
     @BOUNDED
     def run(case: Any) -> None:
         send(case)
@@ -115,36 +165,43 @@ def _fuzz(operation: Any, known_ids: list[str], send: Callable[[Any], None]) -> 
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_with_a_caller_token(
-    live_schema: Any, app_host: DevHostProcess, caller: Caller, known_ids: list[str], label: str
+    live_schema: Any,
+    fuzz_host: DevHostProcess,
+    caller: Caller,
+    known_ids: list[str],
+    known_messages: list[tuple[str, str]],
+    label: str,
 ) -> None:
     operation = live_schema.find_operation_by_label(label)
-    protected = operation.path.startswith("/api/users")
+    protected = operation.path not in PUBLIC_PATHS
+    bearer = _bearer_accepted(operation) if protected else True
     statuses: list[int] = []
 
     def send(case: Any) -> None:
         # Replace the Authorization value schemathesis generates from the security scheme (it would win
         # over call_and_validate's extra headers).
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {caller.token()}"}
-        response = case.call_and_validate(base_url=app_host.base_url, checks=CHECKS, timeout=60)
+        response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
         statuses.append(response.status_code)
-        allowed = (200, 400, 404) if protected else (200,)
+        allowed = ((200, 400, 404) if bearer else (403,)) if protected else (200,)
         assert response.status_code in allowed, (case.path_parameters, case.query, response.text[:300])
 
-    assert _fuzz(operation, known_ids, send) >= 1
-    assert 200 in statuses  # the success path was exercised, not only rejections
+    assert _fuzz(operation, known_ids, send, known_messages) >= 1
+    if bearer:  # a cookie-only endpoint refuses every bearer token (403 caller_kind_not_allowed)
+        assert 200 in statuses  # the success path was exercised, not only rejections
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_without_a_token(
-    live_schema: Any, app_host: DevHostProcess, known_ids: list[str], label: str
+    live_schema: Any, fuzz_host: DevHostProcess, known_ids: list[str], label: str
 ) -> None:
     operation = live_schema.find_operation_by_label(label)
-    protected = operation.path.startswith("/api/users")
+    protected = operation.path not in PUBLIC_PATHS
 
     def send(case: Any) -> None:
         if case.headers:
             case.headers.pop("Authorization", None)  # schemathesis fills one in from the security scheme
-        response = case.call_and_validate(base_url=app_host.base_url, checks=CHECKS, timeout=60)
+        response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
         if protected:
             assert response.status_code == 401, response.text[:300]
             assert _header(response, "WWW-Authenticate") == "Bearer"
