@@ -149,8 +149,8 @@ def sign_in_redirect(
     """Start a sign-in that returns to ``next_path`` (default: the page asked for): MSAL's flow is stored
     in the flow table, the browser gets the binding cookie and goes to Entra's authorize endpoint.
 
-    ``error`` (a :class:`SignInRequired` from silent acquisition or a claims challenge) adds its claims and
-    scopes to the request, and the person's account as ``login_hint``.
+    ``error`` (a :class:`SignInRequired` from silent acquisition or a claims challenge) brings its claims
+    and the scopes that needed the person.
     """
     from shared import runtime
     from shared.pages import Redirect
@@ -158,10 +158,12 @@ def sign_in_redirect(
     services = runtime.current()
     origin = app_origin(request.http)
     target = safe_next(next_path if next_path is not None else request.path_and_query)
-    scopes: list[str] = list(services.sign_in().graph_scopes)
-    for scope in error.scopes if error is not None else ():
-        if scope not in scopes:
-            scopes.append(scope)
+    # One resource per flow: Entra redeems a code for one resource only (AADSTS28000), so a sign-in for a
+    # scope another resource needs (SharePoint, incremental consent) asks for that scope alone; the Graph
+    # tokens come from the same refresh token afterwards.
+    scopes = (
+        list(error.scopes) if error is not None and error.scopes else list(services.sign_in().graph_scopes)
+    )
     flow = services.sign_in().begin(
         redirect_uri=origin + CALLBACK_PATH,
         scopes=scopes,

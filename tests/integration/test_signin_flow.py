@@ -58,6 +58,9 @@ def test_sign_in_lands_on_next_and_the_pages_and_api_work(web: WebBrowser, tenan
     done = web.sign_in(*member(tenant), next_path="/users?search=a")
     assert done.status_code == 303, (done.status_code, done.text[:500])
     assert done.headers["Location"] == "/users?search=a"
+    set_cookies = done.raw.headers.getlist("Set-Cookie")  # two headers: the session, the cleared flow cookie
+    assert len(set_cookies) == 2, set_cookies
+    assert any(c.startswith("gf_flow=") and "Max-Age=0" in c for c in set_cookies)
     cookie = done.headers.get("Set-Cookie", "")
     assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie.split(f"{SESSION_COOKIE}=")[1].split(",")[0]  # http: no Secure, no prefix
@@ -213,3 +216,23 @@ def test_admin_consent_callback_with_a_forged_tenant_or_state_is_refused(
     assert other_tenant.status_code == 400 and "<code>sign_in_failed</code>" in other_tenant.text
     forged = web.get("/auth/admin-consent/callback", params={"admin_consent": "True", "state": "forged" * 8})
     assert forged.status_code == 400 and "<code>auth_flow_unknown</code>" in forged.text
+
+
+def test_sharepoint_incremental_consent_when_the_tenant_has_not_consented(
+    web: WebBrowser, tenant: LocalTenant
+) -> None:
+    site_origin = "/".join(tenant.env["SHAREPOINT_SITE_URL"].split("/")[:3])
+    tenant.control("POST", f"/apps/{tenant.env['ENTRA_CLIENT_ID']}/consent/revoke", {"resource": site_origin})
+    web.sign_in(*member(tenant), next_path="/")
+    api = web.get("/api/me/sharepoint")
+    assert api.status_code == 401 and api.json()["error"]["code"] == "interaction_required", api.text
+    page = web.get("/sharepoint")
+    assert page.status_code == 302, page.text[:300]
+    authorize = page.headers["Location"]
+    assert "AllSites.Read" in query_of(authorize)["scope"]
+    back = web.through_tenant(web.get(authorize), *member(tenant))  # the consent page for AllSites.Read
+    done = web.get(back.headers["Location"])
+    assert done.status_code == 303 and done.headers["Location"] == "/sharepoint"
+    assert 'id="sp-title"' in assert_page(web.get("/sharepoint"))
+    assert web.get("/api/me/sharepoint").status_code == 200
+    assert web.get("/api/me").status_code == 200  # Graph from the same refresh token
