@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,7 @@ class AuditStore:
             "RequestId": entry.request_id,
             "Channel": entry.channel,
         }
+        started = time.perf_counter()
         try:
             try:
                 self._insert(entity)
@@ -176,7 +178,12 @@ class AuditStore:
             raise AuditUnavailable(
                 f"The audit record of a mailbox read could not be written to table '{self._table.name}'"
             ) from exc
-        logger.info("mail audit %s", json.dumps(_log_fields(entity), separators=(",", ":")))
+        written_ms = (time.perf_counter() - started) * 1000
+        logger.info(
+            "mail audit %s (written in %.1f ms)",
+            json.dumps(_log_fields(entity), separators=(",", ":")),
+            written_ms,
+        )
 
     def _insert(self, entity: dict[str, Any]) -> None:
         with storage_call(f"writing an audit record to table '{self._table.name}'"):
