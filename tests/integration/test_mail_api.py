@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.devhost.fixtures import DevHostProcess
+from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call
 from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
 from tests.integration.test_mail_kit import Directory, audit_records, directory_of, forged_delegated_token
@@ -385,3 +385,53 @@ def test_graph_unreachable_and_5xx_are_clean_errors(
         "POST", "/faults", {"service": "graph", "path": "/messages$", "drop": True, "times": 1}, expect=201
     )
     assert messages(open_host, token, directory.member_upn).status_code == 200  # one dropped GET is retried
+
+
+def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
+) -> None:
+    host = fresh_hosts.start(
+        tenant,
+        "mail-scope-outage",
+        overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},
+    )
+    token = caller.token()
+    path = "/checkMemberGroups$"
+    tenant.control(
+        "POST", "/faults", {"service": "graph", "path": path, "status": 429, "retryAfter": 1, "times": 1}
+    )
+    assert messages(host, token, directory.direct_member).status_code == 200  # one 429 is retried
+    rule = tenant.control("POST", "/faults", {"service": "graph", "path": path, "status": 500}, expect=201)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: messages(host, token, directory.direct_member), range(4)))
+    for response in answers:
+        assert_error(response, 502, "upstream_error")
+        [record] = audit_records(host, caller, response)
+        assert (record["outcome"], record["errorCode"]) == ("failed", "upstream_error")
+    tenant.control("DELETE", f"/faults/{rule['id']}")
+    assert messages(host, token, directory.direct_member).status_code == 200
+
+
+def test_a_slow_graph_attempt_is_abandoned_and_retried(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
+) -> None:
+    host = fresh_hosts.start(
+        tenant, "mail-slow", overrides={"MAILBOX_SCOPE": "*", "GRAPH_TIMEOUT_SECONDS": "1"}
+    )
+    token = caller.token()
+    assert messages(host, token, directory.member_upn).status_code == 200  # warm: token and keys
+    tenant.control(
+        "POST",
+        "/faults",
+        {"service": "graph", "path": "/messages$", "latencyMs": 3000, "times": 1},
+        expect=201,
+    )
+    seq = tenant.last_seq()
+    response = messages(host, token, directory.member_upn)
+    assert response.status_code == 200, response.text
+    # The abandoned attempt is logged when the tenant finishes it (after its 3 s), so wait for it.
+    wait_until(
+        lambda: len([e for e in tenant.requests_since(seq, "graph") if e["path"].endswith("/messages")]) == 2,
+        timeout=10,
+        what="both attempts in the tenant's log",
+    )
