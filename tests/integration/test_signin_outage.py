@@ -115,7 +115,9 @@ def test_code_redemption_outage_is_a_page_and_a_new_sign_in_works(
     # MSAL honours Entra's Retry-After itself (it answers the client's token requests from its throttle
     # cache meanwhile), so the first sign-in after the outage may still be held for up to 3 s.
     wait_until(
-        lambda: web.sign_in(*member(tenant), next_path="/me").status_code == 303, timeout=15, what="sign-in"
+        lambda: web.sign_in(*member(tenant), next_path="/me").status_code == 303,
+        timeout=30,
+        what="a sign-in after the redemption outage",
     )
 
 
