@@ -105,6 +105,10 @@ def test_mail_reads_log_one_audit_line_and_no_mail_content(
         mailbox.lower()
     }
     logs = {str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.logs if p.exists()}
+    # A sender who is also a user of the tenant may be a mailbox read elsewhere in the session: as the
+    # mailbox (the audit line's "mailbox", the request path) it is no correspondent.
+    read = {m.group(1) for text in logs.values() for m in re.finditer(r'"mailbox":"([^"]+)"', text)}
+    addresses -= read
     leaks = sorted(
         f"{name}: {needle[:40]!r}"
         for name, text in logs.items()
