@@ -14,8 +14,8 @@ from azure.data.tables import TableServiceClient
 from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
-from tests.integration.test_mail_kit import Directory, audit_records, directory_of, forged_delegated_token
+from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.test_mail_kit import Directory, audit_records, directory, forged_delegated_token
 from tests.support.apphost import Caller
 from tests.support.ports import free_port_range
 from tests.support.tenant import LocalTenant
@@ -24,11 +24,7 @@ pytestmark = pytest.mark.integration
 
 #: This module's own audit table, so the records listed here are its own.
 AUDIT_TABLE = f"audit{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def directory(local_tenant: LocalTenant, evidence: Evidence) -> Directory:
-    return directory_of(local_tenant, evidence)
+__all__ = ["directory"]  # a fixture, used by name
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 import msal
+import pytest
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
@@ -119,3 +120,14 @@ def forged_delegated_token(tenant: LocalTenant, *, roles: list[str]) -> str:
     return forge_token(
         tenant, scp="access_as_user", roles=roles, preferred_username="member@contoso.onmicrosoft.com"
     )
+
+
+@pytest.fixture(scope="module")
+def directory(local_tenant: LocalTenant, evidence: Evidence) -> Directory:
+    """The seeded directory's mailbox owners (a module fixture: import it by name)."""
+    return directory_of(local_tenant, evidence)
+
+
+def messages(host: DevHostProcess, token: str, mailbox: str, **params: str) -> requests.Response:
+    """``GET /api/users/{mailbox}/messages`` with ``params``."""
+    return call(host, f"/api/users/{mailbox}/messages", token, params)
