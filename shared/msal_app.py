@@ -72,6 +72,10 @@ class _ObservedHttpClient:
         self._inner.close()
 
 
+#: The same watcher for other MSAL confidential clients of the app (people's sign-in, :mod:`shared.signin`).
+ObservedHttpClient = _ObservedHttpClient
+
+
 class _MsalClient:
     """:class:`ConfidentialClient` over a real MSAL app: every MSAL, JSON and network exception, and an
     Entra 429 (which MSAL returns as a result), becomes :class:`CredentialUnavailable`."""

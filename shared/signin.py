@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.credentials import ClientCredential
 from shared.errors import CredentialUnavailable, GraphFunctionsError, SignInFailed, SignInRequired
-from shared.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, _ObservedHttpClient
+from shared.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class SignInClient:
         self._settings = settings
         self._credential = credential
         # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
-        self._observed = _ObservedHttpClient(http_client) if http_client is not None else None
+        self._observed = ObservedHttpClient(http_client) if http_client is not None else None
         self._http_client: Any = self._observed
         self._http_cache = _SharedHttpCache()
         self._held_until = 0.0  # monotonic end of Entra's last Retry-After (MSAL's own throttling)
