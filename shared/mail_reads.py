@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import azure.functions as func
 
 from shared.audit import Actor, AuditEntry, AuditStore
-from shared.caller import Caller, CallerKind
+from shared.caller import CallerKind
 from shared.errors import Forbidden, GraphFunctionsError
 from shared.mail_messages import MailService, MessagesPage
 from shared.mail_query import (
@@ -40,13 +40,6 @@ _T = TypeVar("_T")
 LIST_ENDPOINT = "messages.list"
 GET_ENDPOINT = "messages.get"
 _UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
-
-
-def actor_of(caller: Caller) -> Actor:
-    """The audit actor of a bearer-token caller (an app-only caller has no user)."""
-    if caller.kind == "application":
-        return Actor(kind="application", app_id=caller.app_id)
-    return Actor(kind=caller.kind, app_id=caller.app_id, object_id=caller.object_id)
 
 
 def identify_reader(

@@ -22,7 +22,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from shared.errors import (
-    GraphFunctionsError,
     MailboxOutOfScope,
     NotFound,
     PermissionNotGranted,
@@ -150,8 +149,3 @@ class MailboxScope:
         member = any(isinstance(v, str) and v.lower() == group for v in values)
         logger.info("Mailbox scope check: member=%s (group %s)", member, group)
         return member
-
-
-def is_scope_error(error: GraphFunctionsError) -> bool:
-    """True for the refusals this module raises (used to classify audit outcomes)."""
-    return isinstance(error, MailboxOutOfScope | PermissionNotGranted)
