@@ -4,6 +4,7 @@ role, day partitions, append-only, and the rule that a read whose record cannot 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import uuid
 
@@ -180,6 +181,9 @@ def test_a_read_whose_record_cannot_be_written_is_refused(
         assert_error(refused, 503, "audit_unavailable")
         assert int(refused.headers["Retry-After"]) >= 1
         assert "subject" not in refused.text and "bodyPreview" not in refused.text
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # concurrent callers during the outage
+            for response in pool.map(lambda _: call(host, path, token), range(4)):
+                assert_error(response, 503, "audit_unavailable")
         denied = call(host, f"/api/users/{directory.member_upn}/messages/{'A' * 20}", token)
         assert_error(denied, 503, "audit_unavailable")  # a failed read is not served unaudited either
         assert "Mail audit write FAILED" in host.log()
