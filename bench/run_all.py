@@ -107,6 +107,7 @@ def _mail(result: dict[str, Any]) -> dict[str, Any]:
         "audit_insert_median_ms": audit["insert"]["median_ms"],
         "audit_share_median_pct": audit["share_of_request_median_pct"],
         "audit_share_p95_pct": audit["share_of_request_p95_pct"],
+        "audit_share_with_50ms_graph_median_pct": audit["with_graph_latency"]["share_of_request_median_pct"],
     }
 
 
