@@ -100,9 +100,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
+    // With VNet integration the app reaches storage and the vault through their private endpoints. Only the
+    // subnet is set, as in the Flex Consumption quickstarts (no vnetRouteAllEnabled).
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
-    // With VNet integration every outbound call (storage, vault, Entra, Graph) goes through the VNet.
-    vnetRouteAllEnabled: !empty(virtualNetworkSubnetId)
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'

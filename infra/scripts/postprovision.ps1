@@ -7,6 +7,12 @@ if (-not $env:AZURE_KEY_VAULT_NAME -or -not $env:SESSION_KEY_NAME) {
 $vault = $env:AZURE_KEY_VAULT_NAME
 $name = $env:SESSION_KEY_NAME
 
+if ($env:PRIVATE_NETWORKING -eq 'true') {
+    # The vault accepts only its private endpoint: this machine cannot write to it (docs/deploy.md, step 3).
+    Write-Host "ACTION: private networking: create the session key '$name' in vault '$vault' from a machine in the VNet."
+    exit 0
+}
+
 az keyvault secret show --vault-name $vault --name $name --query id --output none 2>$null
 if ($LASTEXITCODE -eq 0) {
     Write-Host "Session key '$name' already in vault '$vault': kept."

@@ -11,6 +11,13 @@ set -eu
 : "${AZURE_KEY_VAULT_NAME:?run through azd (azd provision), which sets AZURE_KEY_VAULT_NAME}"
 : "${SESSION_KEY_NAME:?run through azd (azd provision), which sets SESSION_KEY_NAME}"
 
+if [ "${PRIVATE_NETWORKING:-false}" = "true" ]; then
+  # The vault accepts only its private endpoint: this machine cannot write to it (docs/deploy.md, step 3).
+  echo "ACTION: private networking: create the session key '$SESSION_KEY_NAME' in vault '$AZURE_KEY_VAULT_NAME'"
+  echo "        from a machine in the VNet: eval \"\$(azd env get-values)\"; PRIVATE_NETWORKING=false sh $0"
+  exit 0
+fi
+
 if az keyvault secret show --vault-name "$AZURE_KEY_VAULT_NAME" --name "$SESSION_KEY_NAME" \
     --query id --output none 2>/dev/null; then
   echo "Session key '$SESSION_KEY_NAME' already in vault '$AZURE_KEY_VAULT_NAME': kept."

@@ -59,6 +59,20 @@ def test_the_hooks_exist_and_parse() -> None:
     assert 'echo "$key' not in text
 
 
+def test_the_hooks_read_only_what_azd_provides() -> None:
+    """Every variable the hooks read is a main.bicep output (azd exports outputs to hooks) or an azd
+    environment value the parameters file also maps (set by the person deploying)."""
+    outputs = set(bicep.parse(bicep.MAIN)["outputs"])
+    parameters = (bicep.INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    user_set = set(re.findall(r"\$\{([A-Z_]+)", parameters))
+    for script in ("postprovision.sh", "postprovision.ps1"):
+        text = (bicep.INFRA / "scripts" / script).read_text(encoding="utf-8")
+        used = set(re.findall(r"\$\{([A-Z_]+)[:}]", text)) | set(re.findall(r"\$env:([A-Z_]+)", text))
+        assert used, script
+        assert used <= outputs | user_set, f"{script} reads {sorted(used - outputs - user_set)}"
+        assert {"AZURE_KEY_VAULT_NAME", "SESSION_KEY_NAME"} <= used
+
+
 def test_the_parameters_file_gives_every_required_parameter() -> None:
     parameters = json.loads((bicep.INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     declared = bicep.parse(bicep.MAIN)["parameters"]
