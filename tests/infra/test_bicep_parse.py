@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,55 @@ def test_private_networking_is_one_parameter_that_closes_storage_and_vault() -> 
     subnets = bicep.body(network["vnet"])["properties"]["subnets"]
     delegations = subnets[0]["properties"]["delegations"]
     assert delegations[0]["properties"]["serviceName"] == "Microsoft.App/environments"
+
+
+def _accessors(node: object) -> list[list[str]]:
+    """Every `a.b.c` chain in a parsed expression tree (pycep JSON)."""
+    found = []
+    if isinstance(node, dict):
+        chain = bicep.accessor(node) if "operator" in node else []
+        if len(chain) > 1:
+            found.append(chain)
+        for value in node.values():
+            found.extend(_accessors(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_accessors(value))
+    elif isinstance(node, str):
+        # Interpolations: '${module.outputs.name}'.
+        found.extend(part.split(".") for part in re.findall(r"\$\{([A-Za-z_][\w.]*)\}", node) if "." in part)
+    return found
+
+
+@pytest.mark.parametrize("path", [bicep.MAIN], ids=["main.bicep"])
+def test_modules_get_their_parameters_and_give_the_outputs_used(path: Path) -> None:
+    """What `bicep build` would catch first, checked offline: unknown or missing module parameters, and
+    references to module outputs that do not exist."""
+    parsed = bicep.parse(path)
+    modules = parsed["modules"]
+    declared_outputs = {}
+    for name, module in modules.items():
+        target = bicep.parse((path.parent / module["detail"]["path"]).resolve())
+        declared = target.get("parameters", {})
+        passed = bicep.body(module)["params"]
+        assert set(passed) <= set(declared), (
+            f"{name}: unknown parameters {sorted(set(passed) - set(declared))}"
+        )
+        required = {
+            p for p, spec in declared.items() if spec.get("default") is None and spec["type"] != "bool"
+        }
+        required |= {p for p, spec in declared.items() if spec["type"] == "bool" and "default" not in spec}
+        assert required <= set(passed), f"{name}: missing parameters {sorted(required - set(passed))}"
+        declared_outputs[name] = set(target.get("outputs", {}))
+    for chain in _accessors({k: v for k, v in parsed.items() if k in ("modules", "outputs", "resources")}):
+        if chain[0] in modules and len(chain) > 2 and chain[1] == "outputs":
+            assert chain[2] in declared_outputs[chain[0]], f"{'.'.join(chain)} is not an output of {chain[0]}"
+
+
+@pytest.mark.parametrize("path", bicep.bicep_files(), ids=lambda p: p.relative_to(bicep.INFRA).as_posix())
+def test_every_parameter_is_described_and_used(path: Path) -> None:
+    parsed = bicep.parse(path)
+    text = json.dumps({k: v for k, v in parsed.items() if k != "parameters"})
+    for name, parameter in parsed.get("parameters", {}).items():
+        assert any(d["type"] == "description" for d in parameter["decorators"]), f"{path.name}: {name}"
+        assert re.search(rf"(?<![\w.]){name}(?![\w])", text), f"{path.name}: parameter {name} is never used"
