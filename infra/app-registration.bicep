@@ -23,7 +23,7 @@ param extraBaseUrls array = []
 @description('Principal (object) ID of the app\'s user-assigned managed identity (MANAGED_IDENTITY_PRINCIPAL_ID). Set: a federated credential trusts it (ENTRA_CREDENTIAL=managed-identity). Empty: none.')
 param managedIdentityPrincipalId string = ''
 
-@description('Grant tenant-wide admin consent to the Graph and SharePoint permissions below (needs Privileged Role Administrator). False: an administrator consents afterwards (/admin/consent or the portal).')
+@description('Grant tenant-wide admin consent to the Graph and SharePoint permissions below (needs Privileged Role Administrator). False: an administrator consents afterwards (/auth/admin-consent or the portal).')
 param grantConsent bool = false
 
 var graphAppId = '00000003-0000-0000-c000-000000000000'
@@ -102,8 +102,13 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
     }
   ]
   web: {
-    // The post-logout URI (/) must be a registered redirect URI for Entra's end_session_endpoint.
-    redirectUris: flatten(map(baseUrls, origin => ['${origin}/auth/callback', '${origin}/']))
+    // Sign-in (/auth/callback), admin consent (/auth/admin-consent/callback) and the post-logout URI (/),
+    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin_web.py).
+    redirectUris: flatten(map(baseUrls, origin => [
+      '${origin}/auth/callback'
+      '${origin}/auth/admin-consent/callback'
+      '${origin}/'
+    ]))
     implicitGrantSettings: {
       enableAccessTokenIssuance: false
       enableIdTokenIssuance: false
