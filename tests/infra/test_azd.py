@@ -103,3 +103,12 @@ def test_the_package_leaves_out_everything_but_the_app() -> None:
         assert development in ignored
     for needed in ("function_app.py", "shared", "blueprints", "host.json", "requirements.txt"):
         assert needed not in ignored
+
+
+def test_the_docs_set_only_variables_the_template_reads() -> None:
+    """Each `azd env set NAME` in docs/deploy.md reaches main.bicep through main.parameters.json."""
+    parameters = (bicep.INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    mapped = set(re.findall(r"\$\{([A-Z_]+)", parameters))
+    documented = set(re.findall(r"azd env set ([A-Z_]+)", (bicep.ROOT / "docs" / "deploy.md").read_text()))
+    assert documented, "docs/deploy.md shows no azd env set"
+    assert documented <= mapped | {"AZURE_LOCATION"}, sorted(documented - mapped)

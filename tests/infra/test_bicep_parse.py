@@ -190,3 +190,31 @@ def test_every_parameter_is_described_and_used(path: Path) -> None:
     for name, parameter in parsed.get("parameters", {}).items():
         assert any(d["type"] == "description" for d in parameter["decorators"]), f"{path.name}: {name}"
         assert re.search(rf"(?<![\w.]){name}(?![\w])", text), f"{path.name}: parameter {name} is never used"
+
+
+def test_generated_names_fit_azure_limits() -> None:
+    """uniqueString() gives 13 characters: the vault (3-24), the storage account (3-24, letters and digits
+    only) and the deployment container (3-63) stay inside their limits with their prefixes."""
+    token = "a" * 13
+    params = {
+        name: bicep.body(module)["params"] for name, module in bicep.parse(bicep.MAIN)["modules"].items()
+    }
+    vault = params["vault"]["name"].replace("${resourceToken}", token)
+    storage = params["storage"]["name"].replace("${resourceToken}", token)
+    assert re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{2,23}", vault), vault
+    assert re.fullmatch(r"[a-z0-9]{3,24}", storage), storage
+    container = bicep.variables(bicep.MAIN)["deploymentContainerName"]
+    assert len(container.replace("${take(resourceToken, 7)}", "a" * 7)) <= 63
+
+
+def test_private_networking_closes_public_access() -> None:
+    storage = bicep.body(bicep.resources(bicep.MODULES / "storage.bicep")["storage"])["properties"]
+    access = storage["publicNetworkAccess"]["operator"]["operands"]
+    assert (access["condition"], access["true_value"], access["false_value"]) == (
+        "privateNetworking",
+        "Disabled",
+        "Enabled",
+    )
+    vault = bicep.body(bicep.parse(bicep.MAIN)["modules"]["vault"])["params"]["publicNetworkAccess"]
+    operands = vault["operator"]["operands"]
+    assert (operands["condition"], operands["true_value"]) == ("privateNetworking", "Disabled")
