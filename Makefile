@@ -6,19 +6,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov (tests/infra) pins dozens of packages: it gets its own venv, never the app's.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 PYTEST_ARGS ?=
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install check-chromium
+.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install check-chromium infra-tests
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -51,6 +59,10 @@ unit: $(STAMP)
 
 emulator-tests: $(STAMP)
 	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
+
+## Offline checks of infra/ (Bicep parse, checkov, app settings and roles against the code, azure.yaml).
+infra-tests: $(STAMP) $(TOOLS_STAMP)
+	$(PY) -m pytest tests/infra $(PYTEST_ARGS)
 
 integration: install
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)

@@ -1,0 +1,181 @@
+// Optional: the Entra app registration of Graph Functions, with the Microsoft Graph Bicep extension. Deploy it
+// separately (someone with Application Administrator, plus Privileged Role Administrator for grantConsent),
+// before or after `azd up` (docs/deploy.md):
+//   az deployment group create -g <rg> -f infra/app-registration.bicep -p appBaseUrl=<APP_BASE_URL> \
+//     managedIdentityPrincipalId=<MANAGED_IDENTITY_PRINCIPAL_ID>
+// Client secrets cannot be created from a template (Graph's passwordCredentials are read-only here): the
+// secretless mode (a federated credential trusting the managed identity) needs none; the keyvault mode takes a
+// secret or certificate uploaded to the vault by hand.
+extension microsoftGraphV1
+
+@description('Display name of the application.')
+param displayName string = 'Graph Functions'
+
+@description('Immutable unique name of the application: the key that makes redeployment update, not duplicate.')
+param uniqueName string = 'graph-functions'
+
+@description('Origin the app is reached at (the APP_BASE_URL output of main.bicep), without a trailing slash.')
+param appBaseUrl string
+
+@description('Further origins to register for sign-in, e.g. http://localhost:7071 for `func start`.')
+param extraBaseUrls array = []
+
+@description('Principal (object) ID of the app\'s user-assigned managed identity (MANAGED_IDENTITY_PRINCIPAL_ID). Set: a federated credential trusts it (ENTRA_CREDENTIAL=managed-identity). Empty: none.')
+param managedIdentityPrincipalId string = ''
+
+@description('Grant tenant-wide admin consent to the Graph and SharePoint permissions below (needs Privileged Role Administrator). False: an administrator consents afterwards (/auth/admin-consent or the portal).')
+param grantConsent bool = false
+
+var graphAppId = '00000003-0000-0000-c000-000000000000'
+var sharePointAppId = '00000003-0000-0ff1-ce00-000000000000'
+// Delegated Graph permissions of signed-in people: sign-in, /me, the delegated user list.
+var graphDelegated = [
+  'openid'
+  'profile'
+  'offline_access'
+  'User.Read'
+  'User.ReadBasic.All'
+]
+// Application Graph permissions: the user list and report (User.Read.All), mailbox reads (Mail.Read), the
+// report mail (Mail.Send), the mailbox scope's group check (GroupMember.Read.All).
+var graphApplication = [
+  'User.Read.All'
+  'Mail.Read'
+  'Mail.Send'
+  'GroupMember.Read.All'
+]
+// Delegated SharePoint permission of the /sharepoint page.
+var sharePointDelegated = [
+  'AllSites.Read'
+]
+// App roles of this API (callers' tokens carry them in `roles`); people and services alike.
+var apiRoles = [
+  {
+    value: 'Users.Read.All'
+    description: 'List and read users of the directory through Graph Functions.'
+  }
+  {
+    value: 'Mail.Read.All'
+    description: 'Read mailboxes inside the configured mailbox scope (every read is audited).'
+  }
+  {
+    value: 'Reports.Read'
+    description: 'Read the daily user reports.'
+  }
+  {
+    value: 'Reports.Run'
+    description: 'Start a user report run on demand.'
+  }
+  {
+    value: 'Audit.Read'
+    description: 'Read the mailbox-read audit trail.'
+  }
+]
+var baseUrls = concat([appBaseUrl], extraBaseUrls)
+
+resource graphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: graphAppId
+}
+
+resource sharePointSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: sharePointAppId
+}
+
+resource application 'Microsoft.Graph/applications@v1.0' = {
+  uniqueName: uniqueName
+  displayName: displayName
+  signInAudience: 'AzureADMyOrg'
+  api: {
+    requestedAccessTokenVersion: 2
+  }
+  appRoles: [
+    for role in apiRoles: {
+      id: guid(uniqueName, 'appRole', role.value)
+      value: role.value
+      displayName: role.value
+      description: role.description
+      allowedMemberTypes: [
+        'Application'
+        'User'
+      ]
+      isEnabled: true
+    }
+  ]
+  web: {
+    // Sign-in (/auth/callback), admin consent (/auth/admin-consent/callback) and the post-logout URI (/),
+    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin_web.py).
+    redirectUris: flatten(map(baseUrls, origin => [
+      '${origin}/auth/callback'
+      '${origin}/auth/admin-consent/callback'
+      '${origin}/'
+    ]))
+    implicitGrantSettings: {
+      enableAccessTokenIssuance: false
+      enableIdTokenIssuance: false
+    }
+  }
+  requiredResourceAccess: [
+    {
+      resourceAppId: graphAppId
+      resourceAccess: concat(
+        map(
+          filter(graphSp.oauth2PermissionScopes, scope => contains(graphDelegated, scope.value)),
+          scope => { id: scope.id, type: 'Scope' }
+        ),
+        map(
+          filter(graphSp.appRoles, role => contains(graphApplication, role.value)),
+          role => { id: role.id, type: 'Role' }
+        )
+      )
+    }
+    {
+      resourceAppId: sharePointAppId
+      resourceAccess: map(
+        filter(sharePointSp.oauth2PermissionScopes, scope => contains(sharePointDelegated, scope.value)),
+        scope => { id: scope.id, type: 'Scope' }
+      )
+    }
+  ]
+}
+
+resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
+  appId: application.appId
+}
+
+// Secretless: the managed identity's token for api://AzureADTokenExchange is the app's client assertion.
+resource managedIdentityCredential 'Microsoft.Graph/applications/federatedIdentityCredentials@v1.0' = if (!empty(managedIdentityPrincipalId)) {
+  name: '${application.uniqueName}/managed-identity'
+  description: 'The Function App\'s user-assigned managed identity'
+  audiences: [
+    'api://AzureADTokenExchange'
+  ]
+  issuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+  subject: managedIdentityPrincipalId
+}
+
+// An empty loop when grantConsent is false (pycep-parser, which tests/infra uses, lacks `for ... : if`).
+resource graphApplicationGrants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for permission in (grantConsent ? graphApplication : []): {
+    principalId: servicePrincipal.id
+    resourceId: graphSp.id
+    appRoleId: filter(graphSp.appRoles, role => role.value == permission)[0].id
+  }
+]
+
+resource graphDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantConsent) {
+  clientId: servicePrincipal.id
+  resourceId: graphSp.id
+  consentType: 'AllPrincipals'
+  scope: join(graphDelegated, ' ')
+}
+
+resource sharePointDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantConsent) {
+  clientId: servicePrincipal.id
+  resourceId: sharePointSp.id
+  consentType: 'AllPrincipals'
+  scope: join(sharePointDelegated, ' ')
+}
+
+output ENTRA_CLIENT_ID string = application.appId
+output ENTRA_TENANT_ID string = tenant().tenantId
+output ENTRA_SERVICE_PRINCIPAL_ID string = servicePrincipal.id

@@ -1,0 +1,129 @@
+"""The app settings infra/ deploys are every setting the code reads in production (shared/settings.py
+SETTING_NAMES, imported, never copied) except a documented list of deliberate omissions, plus the Functions
+host's own; none is stale. A setting added to SETTING_NAMES fails here until infra decides about it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from shared.errors import ConfigurationError
+from shared.settings import SETTING_NAMES, Settings
+from tests.infra import bicep
+
+#: Settings the code reads that the Bicep deliberately leaves unset, each with the reason.
+DELIBERATELY_UNSET: dict[str, str] = {
+    "AzureWebJobsStorage": "a connection string needs shared-key access, which the account disables; storage "
+    "is identity-based (AzureWebJobsStorage__accountName + __credential + __clientId)",
+    "AzureWebJobsStorage__blobServiceUri": "derived from __accountName in Azure's public cloud; private "
+    "endpoints keep the same host names (privatelink DNS zones), so no explicit URI is needed",
+    "AzureWebJobsStorage__queueServiceUri": "derived from __accountName (see __blobServiceUri)",
+    "AzureWebJobsStorage__tableServiceUri": "derived from __accountName (see __blobServiceUri)",
+    "GRAPH_ENDPOINT": "Bicep's environment() has no Microsoft Graph host; the code's default is the global "
+    "cloud, and a national-cloud deployment adds it (docs/deploy.md)",
+    "GRAPH_TIMEOUT_SECONDS": "the code's default is the production value; operators tune it in the portal "
+    "(docs/settings.md), and a template copy of the default would drift from the code",
+    "GRAPH_RETRY_BUDGET_SECONDS": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "GRAPH_MAX_RETRIES": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "SESSION_IDLE_MINUTES": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "SESSION_MAX_AGE_HOURS": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "MAILBOX_SCOPE_CACHE_SECONDS": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "REPORT_TOP_DEPARTMENTS": "code default (see GRAPH_TIMEOUT_SECONDS)",
+}
+
+#: The Functions host's own settings (not read by the app's code), with why each is there.
+HOST_SETTINGS: dict[str, str] = {
+    "AzureWebJobsStorage__credential": "identity-based host storage ('managedidentity')",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "where telemetry goes",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Entra-authenticated telemetry (local auth is disabled)",
+}
+
+
+def test_every_production_setting_is_set_or_deliberately_unset() -> None:
+    deployed = set(bicep.app_settings())
+    missing = set(SETTING_NAMES) - deployed - set(DELIBERATELY_UNSET)
+    assert not missing, (
+        f"settings the code reads that infra/ neither sets nor lists as unset: {sorted(missing)}"
+    )
+
+
+def test_no_stale_or_unknown_app_setting() -> None:
+    deployed = set(bicep.app_settings())
+    unknown = deployed - set(SETTING_NAMES) - set(HOST_SETTINGS)
+    assert not unknown, f"app settings nothing reads: {sorted(unknown)}"
+    assert set(HOST_SETTINGS) <= deployed
+
+
+def test_the_omission_list_is_current() -> None:
+    assert set(DELIBERATELY_UNSET) <= set(SETTING_NAMES), "a reason for a setting the code no longer reads"
+    assert not set(DELIBERATELY_UNSET) & set(bicep.app_settings()), "listed as unset, but set"
+    assert all(len(reason) > 20 for reason in DELIBERATELY_UNSET.values())
+
+
+def _defaults() -> dict[str, object]:
+    return {field.name: field.default for field in dataclasses.fields(Settings)}
+
+
+def test_the_names_bicep_creates_are_the_names_the_code_uses() -> None:
+    names = bicep.variables(bicep.MAIN)
+    defaults = _defaults()
+    assert names["sessionTable"] == defaults["session_table"]
+    assert names["authFlowTable"] == defaults["auth_flow_table"]
+    assert names["auditTable"] == defaults["audit_table"]
+    assert names["reportContainer"] == defaults["report_container"]
+    assert names["reportQueue"] == defaults["report_queue"]
+    storage = bicep.body(bicep.parse(bicep.MAIN)["modules"]["storage"])["params"]
+    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable"]
+    assert storage["containerNames"] == ["reportContainer"]
+    # The host moves a message that failed maxDequeueCount times to `<queue>-poison`.
+    assert storage["queueNames"] == ["reportQueue", "${reportQueue}-poison"]
+    parameters = bicep.parse(bicep.MAIN)["parameters"]
+    assert parameters["sessionKeyName"]["default"] == defaults["session_key_name"]
+    assert parameters["reportSchedule"]["default"] == defaults["report_schedule"]
+
+
+def _azure_environment(credential: str) -> dict[str, str]:
+    """What the app sees in Azure with main.bicep's defaults (placeholders for generated names)."""
+    client_id = "11111111-2222-3333-4444-555555555555"
+    environment = {
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
+        "ENTRA_TENANT_ID": "66666666-7777-8888-9999-000000000000",
+        "ENTRA_CLIENT_ID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        # environment().authentication.loginEndpoint keeps its trailing slash.
+        "ENTRA_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+        "ENTRA_CREDENTIAL": credential,
+        "ENTRA_CREDENTIAL_NAME": "graph-functions-credential" if credential == "keyvault" else "",
+        "KEY_VAULT_URL": "https://kv-abcdefghijklm.vault.azure.net/",
+        "ENTRA_MANAGED_IDENTITY_CLIENT_ID": client_id,
+        "SHAREPOINT_SITE_URL": "",
+        "AzureWebJobsStorage__accountName": "stabcdefghijklm",
+        "AzureWebJobsStorage__clientId": client_id,
+        "PUBLIC_BASE_URL": "https://func-abcdefghijklm.azurewebsites.net",
+        "SESSION_KEY_NAME": "graph-functions-session-key",
+        "SESSION_TABLE": "sessions",
+        "AUTH_FLOW_TABLE": "authflows",
+        "AUDIT_TABLE": "mailaudit",
+        "MAILBOX_SCOPE": "",
+        "REPORT_SCHEDULE": "0 0 6 * * *",
+        "REPORT_CONTAINER": "reports",
+        "REPORT_QUEUE": "report-runs",
+        "REPORT_RECIPIENTS": "",
+        "REPORT_SENDER": "",
+    }
+    assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
+    return environment
+
+
+@pytest.mark.parametrize("credential", ["managed-identity", "keyvault"])
+def test_the_deployed_settings_validate(credential: str) -> None:
+    try:
+        settings = Settings.from_env(_azure_environment(credential))
+    except ConfigurationError as error:  # pragma: no cover - the message is the diagnosis
+        pytest.fail(f"the app would refuse infra/'s settings: {error}")
+    assert settings.credential_mode == credential
+    assert settings.authority_host == "https://login.microsoftonline.com"
+    assert settings.storage_account_name == "stabcdefghijklm"
+    assert settings.key_vault_url is not None
