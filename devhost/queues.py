@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -174,6 +175,9 @@ class _Listener:
             if self._owner.is_stopping():
                 return
             messages = await self._receive()
+            if messages and self._owner.is_stopping():
+                await self._release_unprocessed(messages)  # received as the host stopped: leave them
+                return
             if messages:
                 found_since_delay = True
                 for message in messages:
@@ -211,6 +215,14 @@ class _Listener:
             )
             self._outage = None
         return messages
+
+    async def _release_unprocessed(self, messages: list[QueueMessage]) -> None:
+        for message in messages:
+            release = functools.partial(
+                self._client.update_message, message.id, message.pop_receipt, visibility_timeout=0
+            )
+            with contextlib.suppress(AzureError, OSError):  # else visible when its invisibility lapses
+                await self._owner.storage(release)
 
     def _report_outage(self, reason: str, *, error: bool) -> None:
         if self._outage == reason:
@@ -395,6 +407,8 @@ class QueueScheduler:
 
     async def _stop(self, group: TaskGroup) -> None:
         self.stopping = True
+        if self._listeners:
+            _log.info("Stopping %d queue listener(s)", len(self._listeners))
         for listener in self._listeners:
             listener.wake()
         with anyio.move_on_after(self._shutdown_timeout):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
 from tests.devhost.fixtures import DevHostProcess, start_devhost
@@ -62,6 +63,14 @@ def raw_queue(connection_string: str, name: str) -> QueueClient:
 
 def peek_texts(client: QueueClient) -> list[str]:
     return [str(message.content) for message in client.peek_messages(max_messages=32)]
+
+
+def safe_peek(client: QueueClient) -> list[str]:
+    """The message texts, or none while the queue does not exist."""
+    try:
+        return peek_texts(client)
+    except ResourceNotFoundError:
+        return []
 
 
 def decoded(text: str) -> str:

@@ -20,6 +20,7 @@ from tests.devhost.queue_fixtures import (
     peek_texts,
     raw_queue,
     records,
+    safe_peek,
     start_queue_host,
 )
 from tests.support.ports import free_port_range
@@ -73,7 +74,7 @@ def test_an_always_failing_function_lands_in_poison_after_max_dequeue_count(
     with pytest.raises(ResourceNotFoundError):
         poison.get_queue_properties()  # devhost creates it when the first message arrives
     sent = client.send_message(b"doomed")
-    wait_until(lambda: bool(_safe_peek(poison)), TIMEOUT, "the message in always-fails-poison")
+    wait_until(lambda: bool(safe_peek(poison)), TIMEOUT, "the message in always-fails-poison")
     attempts = records(out, "always_fails")
     assert [a["dequeue_count"] for a in attempts] == [1, 2, 3, 4, 5]  # maxDequeueCount, the default 5
     assert {a["id"] for a in attempts} == {sent.id}
@@ -98,7 +99,7 @@ def test_invalid_base64_goes_straight_to_poison_unchanged(
     poison = raw_queue(azurite.connection_string, f"{queue}-poison")
     before = len(records(out, "echo"))
     raw.send_message("this is not base64!")
-    wait_until(lambda: bool(_safe_peek(poison)), TIMEOUT, "the undecodable message in the poison queue")
+    wait_until(lambda: bool(safe_peek(poison)), TIMEOUT, "the undecodable message in the poison queue")
     assert peek_texts(poison) == ["this is not base64!"]
     assert len(records(out, "echo")) == before  # the function never saw it
     assert "Message decoding has failed! Check MessageEncoding settings." in host.log()
@@ -177,10 +178,3 @@ def test_polling_survives_azurite_restarting(tmp_path: Path) -> None:
     finally:
         assert host.stop() == 0
         storage.stop()
-
-
-def _safe_peek(client: object) -> list[str]:
-    try:
-        return peek_texts(client)  # type: ignore[arg-type]
-    except ResourceNotFoundError:
-        return []
