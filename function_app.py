@@ -11,12 +11,12 @@ Import cost matters: the worker imports this module at indexing, on every cold s
 
 import azure.functions as func
 
-from blueprints import health, openapi, users
+from blueprints import health, openapi, reports, users
 from shared import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (health.bp, users.bp, openapi.bp):
+for blueprint in (health.bp, users.bp, reports.bp, openapi.bp):
     app.register_functions(blueprint)
 
 # Log configuration problems at start (never raises: health must keep answering).

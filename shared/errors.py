@@ -181,6 +181,17 @@ class CredentialUnavailable(GraphFunctionsError):
         super().__init__(message, retry_after=retry_after or DEFAULT_RETRY_AFTER, **kwargs)
 
 
+class StorageUnavailable(GraphFunctionsError):
+    """The app's storage account (Blob, Queue, Table) failed or is unreachable. Carries ``Retry-After``."""
+
+    status = 503
+    default_code = "storage_unavailable"
+    public_sentence = "The service's storage is temporarily unavailable. Retry after the Retry-After delay."
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, retry_after=retry_after or DEFAULT_RETRY_AFTER, **kwargs)
+
+
 class ConfigurationError(GraphFunctionsError):
     """The deployment is misconfigured; an operator must act. The message says how, and holds no secret.
 
