@@ -179,17 +179,7 @@ def _report(state: HostState, args: argparse.Namespace, port: int) -> None:
     if state.scheduler.timers and zone_warning:
         _log.warning("%s", zone_warning)
     if state.queues.queues:
-        options = state.queues.options
-        _log.info(
-            "Queue triggers: batchSize %d, newBatchThreshold %d, maxPollingInterval %s, "
-            "visibilityTimeout %s, maxDequeueCount %d, messageEncoding %s",
-            options.batch_size,
-            options.new_batch_threshold,
-            options.max_polling_interval,
-            options.visibility_timeout,
-            options.max_dequeue_count,
-            options.message_encoding,
-        )
+        _log.info("Queue triggers: %s", state.queues.options.describe())
     _log.info(
         "Host %s: sync functions run on %d thread(s); timer status %s",
         state.host_id,

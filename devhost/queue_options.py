@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from devhost.timespan import parse_timespan
+from devhost.timespan import format_timespan, parse_timespan
 
 __all__ = ["MIN_POLLING_INTERVAL", "QueueOptions", "QueueOptionsError", "parse_queue_options"]
 
@@ -49,6 +49,20 @@ class QueueOptions:
     visibility_timeout: dt.timedelta = dt.timedelta(0)
     max_dequeue_count: int = 5
     message_encoding: Literal["base64", "none"] = "base64"
+
+    def describe(self) -> str:
+        """The options in effect, as host.json spells them (for the start-up log)."""
+        return (
+            f"batchSize {self.batch_size}, newBatchThreshold {self.new_batch_threshold}, maxPollingInterval "
+            f"{_span(self.max_polling_interval)}, visibilityTimeout {_span(self.visibility_timeout)}, "
+            f"maxDequeueCount {self.max_dequeue_count}, messageEncoding {self.message_encoding}"
+        )
+
+
+def _span(interval: dt.timedelta) -> str:
+    text = format_timespan(interval)
+    milliseconds = interval.microseconds // 1000
+    return f"{text}.{milliseconds:03d}" if milliseconds else text
 
 
 def parse_queue_options(

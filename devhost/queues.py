@@ -335,7 +335,8 @@ class _Listener:
                 self._client.update_message, message.id, receipt[0], visibility_timeout=int(period)
             )
             try:
-                updated = await self._owner.storage(renew)
+                with anyio.CancelScope(shield=True):  # never lose the new pop receipt half-way
+                    updated = await self._owner.storage(renew)
             except (AzureError, OSError) as error:
                 _log.warning(
                     "Renewing the invisibility of message %s failed (%s)", message.id, type(error).__name__

@@ -29,6 +29,14 @@ def test_defaults_are_the_hosts() -> None:
     )
 
 
+def test_the_options_in_effect_are_described_as_host_json_spells_them() -> None:
+    options = QueueOptions(max_polling_interval=dt.timedelta(milliseconds=500))
+    assert options.describe() == (
+        "batchSize 16, newBatchThreshold 8, maxPollingInterval 00:00:00.500, visibilityTimeout 00:00:00, "
+        "maxDequeueCount 5, messageEncoding base64"
+    )
+
+
 def test_development_polls_at_most_every_two_seconds_unless_configured() -> None:
     development = {"AZURE_FUNCTIONS_ENVIRONMENT": "Development"}
     assert parse_queue_options(HOST_JSON, {}, development).max_polling_interval == dt.timedelta(seconds=2)
