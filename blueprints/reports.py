@@ -71,6 +71,10 @@ def report_queue(msg: func.QueueMessage) -> None:
     """Run an on-demand report. A failed run raises, so the host delivers the message again (its
     ``dequeue_count`` grows) until ``maxDequeueCount``; then it goes to the poison queue."""
     result = runtime.current().reports().run_message(msg.get_body())
+    if result.outcome == "in-progress":
+        # Another run holds the date's lease. It may be one that just died (its lease lapses within 15 s):
+        # fail this delivery: it comes back after visibilityTimeout and finds the date done, or free.
+        raise RuntimeError("Another run is producing this report; the message will be retried")
     if result.outcome == "failed":
         logger.error(
             "On-demand report run failed (attempt %d): %s", msg.dequeue_count, result.status.get("reason")

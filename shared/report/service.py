@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CSV_FILES = frozenset({"users.csv", "changes.csv"})
+#: A run still "queued" after this long was lost (poisoned, or its queue cleared): queue it again.
+_QUEUED_FOR = dt.timedelta(minutes=10)
 HISTORY_DAYS = 30
 
 
@@ -92,8 +94,12 @@ class ReportService:
             return Accepted(200, self.status(date))
         run_id = str(uuid.uuid4())
         current = self.store.read_json(layout.blob(date, "status.json"))
-        if current is not None and current[0].get("state") in ("queued", "running") and not force:
-            return Accepted(202, current[0])  # one already on its way: do not queue a second
+        if current is not None and not force:
+            state = current[0].get("state")
+            if state == "running" and self.store.leased(layout.blob(date, "lock")):
+                return Accepted(202, current[0])  # a live run holds the date: do not queue a second
+            if state == "queued" and not _older_than(current[0].get("queuedAt"), self._now(), _QUEUED_FOR):
+                return Accepted(202, current[0])  # one already on its way (a lost one is queued again)
         status = {
             "reportDate": date.isoformat(),
             "runId": run_id,
@@ -192,6 +198,14 @@ class ReportService:
         if name not in CSV_FILES:
             raise NotFound("Reports have users.csv and changes.csv only", code="report_not_found")
         return self.links.url(date, name)
+
+
+def _older_than(stamp: Any, now: dt.datetime, age: dt.timedelta) -> bool:
+    try:
+        moment = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return now - moment > age
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -138,6 +138,18 @@ class ReportStore:
 
         _storage(f"deleting {name}", delete)
 
+    def leased(self, name: str) -> bool:
+        """Whether blob ``name`` is under a live lease (a run holds it and keeps renewing it)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        def state() -> bool:
+            try:
+                return str(self.blob(name).get_blob_properties().lease.state) == "leased"
+            except ResourceNotFoundError:
+                return False
+
+        return _storage(f"checking the lease of {name}", state)
+
     def exists(self, name: str) -> bool:
         return _storage(f"checking {name}", lambda: bool(self.blob(name).exists()))
 
