@@ -17,7 +17,8 @@ from pathlib import Path
 from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker
 from devhost.queue_options import QueueOptions
-from devhost.queues import QueueScheduler, plan_queues
+from devhost.queue_plan import plan_queues
+from devhost.queues import QueueScheduler
 from devhost.routing import RouteError, Router
 from devhost.schedule_status import StatusStore
 from devhost.server import HostState

@@ -28,117 +28,36 @@ their message), then are abandoned (their messages reappear when the invisibilit
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import functools
 import logging
-import random
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.functions.queue import QueueMessage as FunctionQueueMessage
 
-from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker, new_invocation_id
 from devhost.limits import FunctionTimeoutError, log_function_timeout
-from devhost.ncrontab import ScheduleError, resolve_app_settings
-from devhost.queue_connection import (
-    ConnectionSettingError,
-    StorageConnection,
-    queue_client,
-    resolve_connection,
-)
+from devhost.queue_connection import queue_client
+from devhost.queue_messages import Backoff, decode_body, trigger_value
 from devhost.queue_options import MIN_POLLING_INTERVAL, QueueOptions
+from devhost.queue_plan import PlannedQueue
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueMessage
 
-__all__ = ["Backoff", "PlannedQueue", "QueueScheduler", "plan_queues", "poison_queue_name"]
+__all__ = ["QueueScheduler"]
 
 _log = logging.getLogger("devhost")
 _T = TypeVar("_T")
 _RECEIVE_VISIBILITY = dt.timedelta(minutes=10)  # QueueListener._visibilityTimeout
-_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
-_POISON_SUFFIX = "-poison"
 _STORAGE_THREADS = 8
-
-
-@dataclass(frozen=True)
-class PlannedQueue:
-    spec: FunctionSpec
-    queue_name: str
-    poison_name: str | None
-    connection: StorageConnection
-
-
-def poison_queue_name(queue_name: str) -> str | None:
-    """``<queue>-poison``, or None where the host has no poison queue (already ``-poison``, or too long)."""
-    if queue_name.endswith(_POISON_SUFFIX) or len(queue_name) + len(_POISON_SUFFIX) > 63:
-        return None
-    return queue_name + _POISON_SUFFIX
-
-
-def plan_queues(
-    specs: list[FunctionSpec], environ: Mapping[str, str]
-) -> tuple[list[PlannedQueue], dict[str, str]]:
-    """Resolve ``%SETTING%`` queue names and connections; returns the queues and, per function, the error of
-    those that cannot run (the host reports them and starts the others)."""
-    planned: list[PlannedQueue] = []
-    errors: dict[str, str] = {}
-    for spec in specs:
-        if spec.queue is None:
-            continue
-        try:
-            # The host lower-cases the resolved name ("must be lowercase, coerce here to be nice").
-            name = resolve_app_settings(spec.queue.queue_name, environ).strip().lower()
-            if not _QUEUE_NAME.match(name):
-                raise ConnectionSettingError(
-                    f"Invalid queue name: '{name}'. A queue name is 3-63 lowercase letters, digits and "
-                    "single hyphens, starting and ending with a letter or digit"
-                )
-            connection = resolve_connection(spec.queue.connection, environ)
-        except (ScheduleError, ConnectionSettingError) as error:
-            errors[spec.name] = str(error)
-            continue
-        planned.append(PlannedQueue(spec, name, poison_queue_name(name), connection))
-    return planned, errors
-
-
-class Backoff:
-    """The host's ``RandomizedExponentialBackoffStrategy`` (randomization factor 0.2, step = minimum)."""
-
-    def __init__(
-        self, minimum: dt.timedelta, maximum: dt.timedelta, rng: Callable[[], float] = random.random
-    ):
-        self.minimum = minimum.total_seconds()
-        self.maximum = max(maximum.total_seconds(), self.minimum)
-        self._rng = rng
-        self._current = self.minimum
-        self._exponent = 1
-
-    def next_delay(self, succeeded: bool) -> float:
-        """Seconds to wait before the next poll; ``succeeded``: messages were found since the last wait."""
-        if succeeded:
-            self._current, self._exponent = self.minimum, 1
-        elif self._current != self.maximum:
-            factor = 0.8 + 0.4 * self._rng()
-            interval = self.minimum + factor * 2 ** (self._exponent - 1) * self.minimum
-            if interval < self.maximum:
-                self._current = interval
-                self._exponent += 1
-            else:
-                self._current = self.maximum
-        return self._current
 
 
 class _Listener:
@@ -258,7 +177,7 @@ class _Listener:
         if dequeue_count > options.max_dequeue_count and self._poison is not None:
             await self._to_poison(message, message.pop_receipt or "")
             return
-        body = _decode(str(message.content or ""), options.message_encoding)
+        body = decode_body(str(message.content or ""), options.message_encoding)
         if body is None:
             _log.warning(
                 "Message decoding has failed! Check MessageEncoding settings. MessageId=%s.", message.id
@@ -293,7 +212,7 @@ class _Listener:
 
     async def _execute(self, message: QueueMessage, body: bytes, dequeue_count: int) -> bool:
         spec = self.planned.spec
-        value: object = _trigger_value(spec, message, body, dequeue_count)
+        value: object = trigger_value(spec, message, body, dequeue_count)
         invocation_id = new_invocation_id()
         _log.info(
             "Executing 'Functions.%s' (Reason='New queue message detected on '%s'.', Id=%s)",
@@ -430,35 +349,6 @@ async def _guarded(listener: _Listener, group: TaskGroup) -> None:
         await listener.poll(group)
     except Exception:  # one broken listener must not take the host down
         _log.exception("Queue listener of '%s' stopped", listener.planned.spec.name)
-
-
-def _decode(text: str, encoding: str) -> bytes | None:
-    """The message body; None when ``base64`` encoding is configured and ``text`` is not base64.
-
-    .NET's ``Convert.FromBase64String`` ignores white space and requires correct padding."""
-    if encoding == "none":
-        return text.encode("utf-8")
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _trigger_value(spec: FunctionSpec, message: QueueMessage, body: bytes, dequeue_count: int) -> Any:
-    kind = spec.queue.parameter_type if spec.queue else "message"
-    if kind == "bytes":
-        return body
-    if kind == "str":
-        return body.decode("utf-8", errors="replace")
-    return FunctionQueueMessage(  # type: ignore[no-untyped-call]
-        id=message.id,
-        body=body,
-        dequeue_count=dequeue_count,
-        expiration_time=message.expires_on,
-        insertion_time=message.inserted_on,
-        time_next_visible=message.next_visible_on,
-        pop_receipt=message.pop_receipt,
-    )
 
 
 def _first_line(error: BaseException) -> str:

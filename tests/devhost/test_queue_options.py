@@ -10,8 +10,9 @@ import pytest
 
 from devhost.discovery import FunctionSpec, QueueSpec
 from devhost.queue_connection import ConnectionSettingError, resolve_connection
+from devhost.queue_messages import Backoff, decode_body
 from devhost.queue_options import QueueOptions, QueueOptionsError, parse_queue_options
-from devhost.queues import Backoff, _decode, plan_queues, poison_queue_name
+from devhost.queue_plan import plan_queues, poison_queue_name
 
 HOST_JSON = Path("host.json")
 PRODUCTION = {"AZURE_FUNCTIONS_ENVIRONMENT": "Production"}
@@ -166,9 +167,11 @@ def test_queue_names_resolve_settings_and_are_lower_cased() -> None:
 
 
 def test_base64_decoding_is_strict_like_dotnet() -> None:
-    assert _decode("aGVsbG8=", "base64") == b"hello"
-    assert _decode("aGVs\nbG8=", "base64") == b"hello"  # white space is ignored, as Convert.FromBase64String
-    assert _decode("aGVsbG8", "base64") is None  # missing padding
-    assert _decode("not base64!", "base64") is None
-    assert _decode("", "base64") == b""
-    assert _decode("not base64!", "none") == b"not base64!"
+    assert decode_body("aGVsbG8=", "base64") == b"hello"
+    assert (
+        decode_body("aGVs\nbG8=", "base64") == b"hello"
+    )  # white space is ignored, as Convert.FromBase64String
+    assert decode_body("aGVsbG8", "base64") is None  # missing padding
+    assert decode_body("not base64!", "base64") is None
+    assert decode_body("", "base64") == b""
+    assert decode_body("not base64!", "none") == b"not base64!"
