@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+from azure.storage.queue import (
+    BinaryBase64DecodePolicy,
+    BinaryBase64EncodePolicy,
+    QueueClient,
+    QueueServiceClient,
+)
 
 from tests.devhost.fixtures import DevHostProcess, start_devhost
 
 QUEUE_APP = Path(__file__).resolve().parent / "queue_app"
+# The queue app's fixed queues (and poison queues), removed around each module: modules share one Azurite.
+APP_QUEUES = ("always-fails", "slow-work", "async-text", "hangs")
+
+
+def delete_app_queues(connection_string: str) -> None:
+    """Remove the queue app's fixed queues, so that a module starts without another module's messages."""
+    service = QueueServiceClient.from_connection_string(connection_string)
+    for name in APP_QUEUES:
+        for queue in (name, f"{name}-poison"):
+            with contextlib.suppress(ResourceNotFoundError):
+                service.delete_queue(queue)
 
 
 def records(out_dir: Path, function: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from tests.devhost.fixtures import REPO_ROOT, wait_until
 from tests.devhost.queue_fixtures import (
     QUEUE_APP,
     base64_queue,
+    delete_app_queues,
     raw_queue,
     records,
     safe_peek,
@@ -36,6 +37,7 @@ def test_max_dequeue_count_and_message_encoding_none_from_host_json(azurite: Azu
         tmp_path, {"maxDequeueCount": 2, "messageEncoding": "none", "maxPollingInterval": "00:00:00.200"}
     )
     queue = f"plain-{uuid.uuid4().hex[:12]}"
+    delete_app_queues(azurite.connection_string)
     host, out = start_queue_host(
         tmp_path, azurite.connection_string, env={"FIXTURE_QUEUE": queue}, app_dir=app_dir
     )
@@ -57,14 +59,14 @@ def test_max_dequeue_count_and_message_encoding_none_from_host_json(azurite: Azu
         assert "maxDequeueCount 2, messageEncoding none" in host.log()
     finally:
         assert host.stop() == 0
-        raw_queue(azurite.connection_string, "always-fails").delete_queue()
-        raw_queue(azurite.connection_string, "always-fails-poison").delete_queue()
+        delete_app_queues(azurite.connection_string)
 
 
 def test_shutdown_stops_polling_and_lets_the_running_invocation_complete(
     azurite: Azurite, tmp_path: Path
 ) -> None:
     app_dir = copy_app(tmp_path, {"maxPollingInterval": "00:00:00.200"})
+    delete_app_queues(azurite.connection_string)
     host, out = start_queue_host(
         tmp_path, azurite.connection_string, env={"FIXTURE_QUEUE": "unused-q"}, app_dir=app_dir
     )
@@ -84,7 +86,7 @@ def test_shutdown_stops_polling_and_lets_the_running_invocation_complete(
     assert len(records(out, "slow")) == 1  # no new poll after SIGTERM
     assert [m.content for m in slow.peek_messages()] == [b"job later 0.1"]
     assert slow.get_queue_properties().approximate_message_count == 1  # the finished one was deleted
-    slow.delete_queue()
+    delete_app_queues(azurite.connection_string)
 
 
 def test_a_refused_queue_setting_stops_devhost_at_start(tmp_path: Path) -> None:

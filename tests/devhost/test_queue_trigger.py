@@ -17,6 +17,7 @@ from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.devhost.queue_fixtures import (
     base64_queue,
     decoded,
+    delete_app_queues,
     peek_texts,
     raw_queue,
     records,
@@ -33,6 +34,7 @@ def queue_host(
     azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[DevHostProcess, Path, str]]:
     queue = f"echo-{uuid.uuid4().hex[:12]}"
+    delete_app_queues(azurite.connection_string)
     host, out = start_queue_host(
         tmp_path_factory.mktemp("queue_host"), azurite.connection_string, env={"FIXTURE_QUEUE": queue}
     )
@@ -40,6 +42,7 @@ def queue_host(
         yield host, out, queue
     finally:
         assert host.stop() == 0
+        delete_app_queues(azurite.connection_string)
 
 
 def test_a_message_is_processed_once_and_deleted(
