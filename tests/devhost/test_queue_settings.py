@@ -101,3 +101,26 @@ def test_a_refused_queue_setting_stops_devhost_at_start(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "extensions.queues.batchSize must be between 1 and 32 (got 64)" in result.stderr
+
+
+def test_two_devhosts_on_one_storage_process_each_message_once(azurite: Azurite, tmp_path: Path) -> None:
+    queue = f"shared-{uuid.uuid4().hex[:12]}"
+    env = {"FIXTURE_QUEUE": queue}
+    first, first_out = start_queue_host(tmp_path / "first", azurite.connection_string, env=env)
+    second, second_out = start_queue_host(tmp_path / "second", azurite.connection_string, env=env)
+    try:
+        client = base64_queue(azurite.connection_string, queue)
+        bodies = [f"message {number}" for number in range(12)]
+        for body in bodies:
+            client.send_message(body.encode())
+
+        def received() -> list[str]:
+            return [r["body"] for out in (first_out, second_out) for r in records(out, "echo")]
+
+        wait_until(lambda: len(received()) >= len(bodies), TIMEOUT, "every message to be processed")
+        wait_until(lambda: not client.get_queue_properties().approximate_message_count, TIMEOUT, "deletes")
+        assert sorted(received()) == sorted(bodies)  # competing consumers: no message twice
+    finally:
+        assert first.stop() == 0
+        assert second.stop() == 0
+        delete_app_queues(azurite.connection_string)
