@@ -204,7 +204,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "reportDate": {"type": "string", "format": "date"},
             "runId": {"type": "string"},
-            "state": {"type": "string", "enum": ["queued", "running", "completed", "failed", "unknown"]},
+            "state": {
+                "type": "string",
+                "enum": ["queued", "running", "interrupted", "completed", "failed", "unknown"],
+            },
             "trigger": {"type": "string"},
             "forced": {"type": "boolean"},
             "pages": _COUNT,

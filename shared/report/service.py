@@ -96,10 +96,15 @@ class ReportService:
         current = self.store.read_json(layout.blob(date, "status.json"))
         if current is not None and not force:
             state = current[0].get("state")
-            if state == "running" and self.store.leased(layout.blob(date, "lock")):
-                return Accepted(202, current[0])  # a live run holds the date: do not queue a second
             if state == "queued" and not _older_than(current[0].get("queuedAt"), self._now(), _QUEUED_FOR):
                 return Accepted(202, current[0])  # one already on its way (a lost one is queued again)
+            if state == "running" and self.store.leased(layout.blob(date, "lock")):
+                # A run holds the date. Queue a message anyway, without touching its status: if that run
+                # dies, the message (redelivered while the lease lives) completes the report.
+                self._send(
+                    {"date": date.isoformat(), "force": False, "runId": run_id, "requestedBy": requested_by}
+                )
+                return Accepted(202, current[0])
         status = {
             "reportDate": date.isoformat(),
             "runId": run_id,
@@ -113,11 +118,13 @@ class ReportService:
             "reason": None,
         }
         self.store.put_json(layout.blob(date, "status.json"), status)
-        message = {"date": date.isoformat(), "force": force, "runId": run_id, "requestedBy": requested_by}
-        queue = self._queue_client()
-        _storage("queueing the report run", lambda: queue.send_message(json.dumps(message).encode("utf-8")))
+        self._send({"date": date.isoformat(), "force": force, "runId": run_id, "requestedBy": requested_by})
         logger.info("Report %s queued (run %s, forced %s)", date, run_id, force)
         return Accepted(202, status)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        queue = self._queue_client()
+        _storage("queueing the report run", lambda: queue.send_message(json.dumps(message).encode("utf-8")))
 
     def run_message(self, body: bytes) -> RunResult:
         """Run what an on-demand queue message asks for.
@@ -180,7 +187,15 @@ class ReportService:
         found = self.store.read_json(layout.blob(date, "status.json"))
         if found is None:
             raise NotFound(f"No report run exists for {date.isoformat()}", code="report_not_found")
-        return found[0]
+        status = found[0]
+        if status.get("state") == "running" and not self.store.leased(layout.blob(date, "lock")):
+            # Nobody renews the lease: the run's host stopped or crashed mid-run.
+            status = status | {
+                "state": "interrupted",
+                "reason": "The run stopped before completing (its host stopped or crashed); no partial "
+                "report was published. The next trigger, or POST /api/reports/users, completes it.",
+            }
+        return status
 
     def history(self, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
         """Summaries of the completed reports of the last ``days`` days, oldest first."""
