@@ -1,7 +1,9 @@
 """A CSV written to a block blob in staged blocks and committed once (``Put Block`` + ``Put Block List``).
 
-Rows are encoded into an in-memory buffer; each time it reaches ``block_bytes`` (4 MiB by default) it is
-staged as one block and dropped, so memory holds at most one block whatever the number of rows. Nothing is
+Rows are formatted into a small text buffer, moved as UTF-8 into a byte buffer every 64 KiB (a large
+``StringIO`` would cost up to 4 bytes per character once a name is not Latin-1), and each time the bytes
+reach ``block_bytes`` (4 MiB by default) they are staged as one block and dropped, so memory holds at most
+one block whatever the number of rows. Nothing is
 visible until :meth:`BlockCsvWriter.commit`: a run that dies midway leaves only uncommitted blocks, which the
 next commit of the blob discards (and the service garbage-collects after a week), never a partial CSV.
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 _BOM = "\ufeff"
+_TEXT_CHUNK = 64 * 1024
 
 
 class BlockCsvWriter:
@@ -38,8 +41,10 @@ class BlockCsvWriter:
         self._blob = blob
         self._run = run_id.replace("-", "")[:16]
         self._block_bytes = block_bytes
+        self._text_chunk = min(_TEXT_CHUNK, block_bytes)
         self._text = io.StringIO()
         self._csv = csv.writer(self._text, lineterminator="\r\n")
+        self._bytes = bytearray()
         self._blocks: list[str] = []
         self.rows = 0
         self.bytes = 0
@@ -49,24 +54,40 @@ class BlockCsvWriter:
     def write(self, row: Sequence[str]) -> None:
         self._csv.writerow(row)
         self.rows += 1
-        if self._text.tell() >= self._block_bytes:  # characters, close enough to bytes for the threshold
-            self._stage()
+        if self._text.tell() >= self._text_chunk:
+            self._move_text()
+            if len(self._bytes) >= self._block_bytes:
+                self._stage()
+
+    def write_rows(self, rows: Sequence[Sequence[str]]) -> None:
+        """Many rows at once (a page): one size check for all of them."""
+        self._csv.writerows(rows)
+        self.rows += len(rows)
+        if self._text.tell() >= self._text_chunk:
+            self._move_text()
+            if len(self._bytes) >= self._block_bytes:
+                self._stage()
+
+    def _move_text(self) -> None:
+        self._bytes += self._text.getvalue().encode("utf-8")
+        self._text.seek(0)
+        self._text.truncate(0)
 
     def _stage(self) -> None:
-        data = self._text.getvalue().encode("utf-8")
-        if not data:
+        if not self._bytes:
             return
+        data = bytes(self._bytes)
+        self._bytes = bytearray()
         block_id = base64.b64encode(f"{self._run}-{len(self._blocks):08d}".encode("ascii")).decode("ascii")
         self._blob.stage_block(block_id, data, length=len(data))
         self._blocks.append(block_id)
         self.bytes += len(data)
-        self._text.seek(0)
-        self._text.truncate(0)
 
     def commit(self) -> int:
         """Stage what is buffered and commit every block as the blob's content. Returns the size in bytes."""
         from azure.storage.blob import BlobBlock, ContentSettings
 
+        self._move_text()
         self._stage()
         self._blob.commit_block_list(
             [BlobBlock(block_id=block_id) for block_id in self._blocks],

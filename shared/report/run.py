@@ -47,6 +47,8 @@ Outcome = Literal["completed", "already-completed", "in-progress", "failed"]
 _MARGIN_SECONDS = 15.0
 #: Without a bounded functionTimeout, the host's default outside the Consumption plan (30 min).
 _DEFAULT_FUNCTION_TIMEOUT = 1800.0
+#: Seconds between progress writes to status.json (a blob write per page would add a second per 100 pages).
+_PROGRESS_EVERY = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,13 +179,17 @@ class ReportRunner:
         users = self._writer(layout.blob(date, "users.csv"), CSV_COLUMNS, f"{run_key}u")
         totals = Totals(now=started_at)
         availability = SignInAvailability(included=False)
+        reported = self._clock()
         for items in iter_user_pages(fetcher, availability):
+            users.write_rows([user_row(user) for user in items])
             for user in items:
-                users.write(user_row(user))
                 totals.add(user)
-            status.update(pages=fetcher.stats.pages, users=totals.users, retries=counting.retries)
-            status["updatedAt"] = _iso(self._now())
-            self._store.put_json(layout.blob(date, "status.json"), status)
+            if self._clock() - reported >= _PROGRESS_EVERY:  # progress for the status resource
+                reported = self._clock()
+                status.update(pages=fetcher.stats.pages, users=totals.users, retries=counting.retries)
+                status["updatedAt"] = _iso(self._now())
+                self._store.put_json(layout.blob(date, "status.json"), status)
+        status.update(pages=fetcher.stats.pages, users=totals.users, retries=counting.retries)
         users_bytes = users.commit()
         changes_bytes = changes.commit()
         self._store.put_json(

@@ -39,6 +39,10 @@ class Totals:
     created_last_24h: int = 0
     created_last_7d: int = 0
     departments: Counter[str] = dataclasses.field(default_factory=Counter)
+    _week_ago: str = dataclasses.field(init=False, repr=False, default="")
+
+    def __post_init__(self) -> None:
+        self._week_ago = (self.now - dt.timedelta(days=7)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def add(self, user: Mapping[str, Any]) -> None:
         self.users += 1
@@ -50,7 +54,11 @@ class Totals:
             self.guests += 1
         else:
             self.members += 1
-        created = parse_graph_time(user.get("createdDateTime"))
+        stamp = user.get("createdDateTime")
+        if stamp.__class__ is str and len(stamp) == 20 and stamp < self._week_ago:
+            created = None  # Graph's "YYYY-MM-DDTHH:MM:SSZ" sorts as text: older than 7 days, no parse needed
+        else:
+            created = parse_graph_time(stamp)
         if created is not None:
             age = self.now - created
             if dt.timedelta(0) <= age <= dt.timedelta(hours=24):

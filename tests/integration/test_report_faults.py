@@ -154,3 +154,6 @@ def test_storage_unreachable_is_a_clean_503(
     ):
         error = assert_error(response, 503, "storage_unavailable")
         assert response.headers["Retry-After"] and key not in error["message"]
+    # devhost's own queue listener keeps retrying the dead account and outlasts a SIGTERM's grace period.
+    host.process.kill()
+    host.process.wait(10)
