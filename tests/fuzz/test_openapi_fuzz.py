@@ -113,12 +113,25 @@ def _fuzz(operation: Any, known_ids: list[str], send: Callable[[Any], None]) -> 
     return len(sent)
 
 
-@pytest.mark.parametrize("label", OPERATIONS)
+def _protected(path: str) -> bool:
+    return path.startswith(("/api/users", "/api/reports"))
+
+
+#: Fuzzed with a token: reads only. A fuzzed POST /api/reports/users would queue real report runs on the
+#: session host (background Graph traffic under other tests' request counts); it is fuzzed without a token,
+#: and tests/integration/test_report.py covers its input errors.
+READ_OPERATIONS = [label for label in OPERATIONS if not label.startswith("POST ")]
+#: The session host has no report yet: its report reads answer 400 or 404, never 200.
+REPORT_STATUSES = (400, 404)
+
+
+@pytest.mark.parametrize("label", READ_OPERATIONS)
 def test_fuzz_with_a_caller_token(
     live_schema: Any, app_host: DevHostProcess, caller: Caller, known_ids: list[str], label: str
 ) -> None:
     operation = live_schema.find_operation_by_label(label)
-    protected = operation.path.startswith("/api/users")
+    protected = _protected(operation.path)
+    reports = operation.path.startswith("/api/reports")
     statuses: list[int] = []
 
     def send(case: Any) -> None:
@@ -127,11 +140,12 @@ def test_fuzz_with_a_caller_token(
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {caller.token()}"}
         response = case.call_and_validate(base_url=app_host.base_url, checks=CHECKS, timeout=60)
         statuses.append(response.status_code)
-        allowed = (200, 400, 404) if protected else (200,)
+        allowed = REPORT_STATUSES if reports else (200, 400, 404) if protected else (200,)
         assert response.status_code in allowed, (case.path_parameters, case.query, response.text[:300])
 
     assert _fuzz(operation, known_ids, send) >= 1
-    assert 200 in statuses  # the success path was exercised, not only rejections
+    # The success path was exercised, not only rejections (for reports: a well-formed date was looked up).
+    assert (404 if reports else 200) in statuses
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
@@ -139,7 +153,7 @@ def test_fuzz_without_a_token(
     live_schema: Any, app_host: DevHostProcess, known_ids: list[str], label: str
 ) -> None:
     operation = live_schema.find_operation_by_label(label)
-    protected = operation.path.startswith("/api/users")
+    protected = _protected(operation.path)
 
     def send(case: Any) -> None:
         if case.headers:
