@@ -16,6 +16,7 @@ import msal
 import pytest
 import requests
 
+from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call, list_all
 from tests.integration.fixtures import FreshHosts, read_vault_secrets
@@ -169,10 +170,24 @@ def test_timer_report_matches_the_tenant_and_runs_once_across_two_hosts(
     assert call(first, f"/api/reports/users/{date}", token).json()["runId"] == latest["runId"]
 
 
+def page_from_storage(connection_string: str, container: str) -> str:
+    """The /reports page rendered from a report container (the route itself comes with sign-in)."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.report.page import build_model, render_page
+    from shared.report.service import ReportService
+    from shared.report.store import ReportStore
+
+    store = ReportStore(BlobServiceClient.from_connection_string(connection_string), container)
+    service = ReportService(store=store, runner=None, queue=lambda: None)  # type: ignore[arg-type]
+    return render_page(build_model(service))
+
+
 def test_on_demand_runs_list_changes_then_resync_after_an_expired_delta_link(
-    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, azurite: Azurite
 ) -> None:
-    host = report_host(fresh_hosts, tenant, "report-delta")
+    container = f"rep{uuid.uuid4().hex[:10]}"
+    host = report_host(fresh_hosts, tenant, "report-delta", container=container)
     token = caller.token()
     baseline = run_on_demand(host, token, "2026-01-01")
     assert baseline["trigger"] == "on-demand" and baseline["changes"]["mode"] == "baseline"
@@ -206,6 +221,12 @@ def test_on_demand_runs_list_changes_then_resync_after_an_expired_delta_link(
     following = run_on_demand(host, token, "2026-01-04")
     assert following["changes"]["mode"] == "delta" and following["changes"]["added"] == 1
     assert [r["id"] for r in download(host, token, "2026-01-04", "changes.csv")] == [after["id"]]
+
+    # The /reports page's data, read from the same container: latest report, its history, its changes.
+    page = page_from_storage(azurite.connection_string, container)
+    assert 'id="report-date"' in page and "2026-01-04" in page
+    assert page.count("<circle") == 0  # the history is the last 30 days: these reports are from January
+    assert "After Resync" in page and "<svg" in page
 
     # A forced re-run is explicit, replaces the report and is audited in the log.
     forced = run_on_demand(host, token, "2026-01-01", force="true")
