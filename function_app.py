@@ -11,7 +11,7 @@ Import cost matters: the worker imports this module at indexing, on every cold s
 
 import azure.functions as func
 
-from blueprints import audit, auth, health, mail, me, openapi, pages, session_cleanup, users
+from blueprints import audit, auth, health, mail, me, openapi, pages, reports, session_cleanup, users
 from shared import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -24,6 +24,7 @@ for blueprint in (
     pages.bp,
     mail.bp,
     audit.bp,
+    reports.bp,
     openapi.bp,
     session_cleanup.bp,
 ):

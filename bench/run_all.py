@@ -111,6 +111,23 @@ def _mail(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _report(result: dict[str, Any]) -> dict[str, Any]:
+    large = result["sizes"]["100000"]
+    return {
+        "ratio_to_floor_100k": large["ratio_to_floor"],
+        "report_seconds_100k": large["report_seconds"],
+        "floor_seconds_100k": large["floor_seconds"],
+        "peak_rss_mib_1k": result["sizes"]["1000"]["peak_rss_mib"],
+        "peak_rss_mib_100k": large["peak_rss_mib"],
+        "peak_rss_growth_mib": result["peak_rss_growth_1k_to_100k_mib"],
+        "throttled_10pct_exact_rows": large["throttled_10pct"]["exact"],
+        "serving_growth_mib_sas_vs_worker": [
+            large["serving_users_csv"]["sas_redirect"]["growth_mib"],
+            large["serving_users_csv"]["through_worker"]["growth_mib"],
+        ],
+    }
+
+
 #: (module, result file, headline extractor)
 BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.emulator_startup", "emulator-startup.json", _startup),
@@ -120,6 +137,7 @@ BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.sessions", "sessions.json", _sessions),
     ("bench.signin", "signin.json", _signin),
     ("bench.mail", "mail.json", _mail),
+    ("bench.report", "report.json", _report),
 ]
 
 

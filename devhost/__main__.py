@@ -20,6 +20,7 @@ from pathlib import Path
 
 from devhost.discovery import DiscoveryError, discover, import_app_module
 from devhost.host import banner_lines, build_state
+from devhost.queue_options import QueueOptionsError, parse_queue_options
 from devhost.schedule_status import create_store, host_id
 from devhost.server import HostState, build_app, serve
 from devhost.settings import (
@@ -105,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             name,
             settings_path.name,
         )
+    try:  # after the settings: the defaults depend on AZURE_FUNCTIONS_ENVIRONMENT and WEBSITE_SKU
+        queue_options = parse_queue_options(host_config.path, host_config.queues)
+    except QueueOptionsError as error:
+        _log.error("%s", error)
+        return EXIT_CONFIG
     runtime = os.environ.get("FUNCTIONS_WORKER_RUNTIME")
     if runtime and runtime.lower() != "python":
         _log.warning("FUNCTIONS_WORKER_RUNTIME is %r; devhost runs Python apps", runtime)
@@ -132,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         body_limit=request_body_limit(),
         schedule_timers=not args.no_timers,
         graceful_timeout=args.graceful_timeout,
+        queue_options=queue_options,
     )
     port = resolve_port(args.port, local)
     _report(state, args, port)
@@ -171,6 +178,8 @@ def _report(state: HostState, args: argparse.Namespace, port: int) -> None:
     zone_warning = timezone_warning(os.environ, state.scheduler.tz)
     if state.scheduler.timers and zone_warning:
         _log.warning("%s", zone_warning)
+    if state.queues.queues:
+        _log.info("Queue triggers: %s", state.queues.options.describe())
     _log.info(
         "Host %s: sync functions run on %d thread(s); timer status %s",
         state.host_id,

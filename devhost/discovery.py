@@ -29,6 +29,7 @@ __all__ = [
     "DiscoveryError",
     "FunctionSpec",
     "HttpSpec",
+    "QueueSpec",
     "TimerSpec",
     "discover",
     "import_app_module",
@@ -36,6 +37,7 @@ __all__ = [
 
 HTTP_TRIGGER = "httpTrigger"
 TIMER_TRIGGER = "timerTrigger"
+QUEUE_TRIGGER = "queueTrigger"
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _DIRECTION_IN = 0
 _log = logging.getLogger("devhost")
@@ -60,6 +62,13 @@ class TimerSpec:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    queue_name: str  # as declared, possibly with %SETTING% references
+    connection: str  # the app setting (or setting prefix) naming the account; "" means AzureWebJobsStorage
+    parameter_type: str  # "message" (func.QueueMessage), "str" or "bytes": what the parameter is annotated as
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     name: str
     trigger_type: str
@@ -69,6 +78,7 @@ class FunctionSpec:
     wants_context: bool
     http: HttpSpec | None = None
     timer: TimerSpec | None = None
+    queue: QueueSpec | None = None
     unsupported_bindings: tuple[str, ...] = ()
     bindings: tuple[dict[str, Any], ...] = ()  # function.json "bindings"
     error: str | None = None  # why the worker would refuse to load it
@@ -133,6 +143,7 @@ def _to_spec(function: Function) -> FunctionSpec:
         wants_context=_declares_context(user_function),
         http=_http_spec(name, trigger) if trigger_type == HTTP_TRIGGER else None,
         timer=_timer_spec(trigger) if trigger_type == TIMER_TRIGGER else None,
+        queue=_queue_spec(trigger, user_function) if trigger_type == QUEUE_TRIGGER else None,
         unsupported_bindings=_unsupported_bindings(function.get_bindings(), trigger),
         bindings=tuple(json.loads(raw) for raw in function.get_raw_bindings()),
         error=_parameter_mismatch(user_function, function.get_bindings()),
@@ -165,6 +176,27 @@ def _timer_spec(trigger: Binding) -> TimerSpec:
         run_on_startup=bool(run_on_startup),
         use_monitor=None if use_monitor is None else bool(use_monitor),
     )
+
+
+def _queue_spec(trigger: Binding, user_function: Callable[..., Any]) -> QueueSpec:
+    return QueueSpec(
+        queue_name=str(getattr(trigger, "queue_name", "") or ""),
+        connection=str(getattr(trigger, "connection", "") or ""),
+        parameter_type=_queue_parameter_type(user_function, trigger.name),
+    )
+
+
+def _queue_parameter_type(user_function: Callable[..., Any], name: str) -> str:
+    """The worker passes the body as ``str``/``bytes`` to a parameter so annotated, else a QueueMessage."""
+    try:
+        annotation = inspect.signature(user_function, eval_str=True).parameters[name].annotation
+    except (KeyError, NameError, TypeError, ValueError):
+        return "message"
+    if annotation is str:
+        return "str"
+    if annotation is bytes:
+        return "bytes"
+    return "message"
 
 
 def _unsupported_bindings(bindings: Iterable[Binding], trigger: Binding) -> tuple[str, ...]:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker
+from devhost.queue_options import QueueOptions
+from devhost.queue_plan import plan_queues
+from devhost.queues import QueueScheduler
 from devhost.routing import RouteError, Router
 from devhost.schedule_status import StatusStore
 from devhost.server import HostState
@@ -41,6 +44,7 @@ def build_state(
     body_limit: int,
     schedule_timers: bool,
     graceful_timeout: float,
+    queue_options: QueueOptions | None = None,
 ) -> HostState:
     if host_config.functions is not None:
         allowed = {name.lower() for name in host_config.functions}
@@ -61,6 +65,8 @@ def build_state(
     runnable = [s for s in specs if s.name not in disabled and s.name not in errors]
     timers, timer_errors = plan_timers(runnable, environ)
     errors.update(timer_errors)
+    queues, queue_errors = plan_queues(runnable, environ)
+    errors.update(queue_errors)
     invoker = Invoker(
         thread_count=thread_count,
         function_directory=str(app_dir),
@@ -74,12 +80,19 @@ def build_state(
         schedule_enabled=schedule_timers,
         shutdown_timeout=graceful_timeout,
     )
+    queue_scheduler = QueueScheduler(
+        queues,
+        options=queue_options or QueueOptions(),
+        invoker=invoker,
+        shutdown_timeout=graceful_timeout,
+    )
     return HostState(
         host_id=host_id,
         functions={spec.name: spec for spec in specs},
         router=router,
         invoker=invoker,
         scheduler=scheduler,
+        queues=queue_scheduler,
         errors=errors,
         disabled=disabled,
         body_limit=body_limit,
@@ -107,6 +120,9 @@ def banner_lines(state: HostState, base_url: str, *, timers_enabled: bool) -> li
             else:
                 when = "not scheduled (--no-timers)"
             line = f"{spec.name}: timerTrigger '{timer.schedule.expression}', {when}"
+        elif spec.name in state.queues.queues:
+            queue = state.queues.queues[spec.name]
+            line = f"{spec.name}: queueTrigger '{queue.queue_name}' ({queue.connection.description})"
         else:
             line = f"{spec.name}: {spec.trigger_type} (not supported by devhost)"
         lines.extend([f"        {line}", ""])

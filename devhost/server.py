@@ -53,6 +53,7 @@ from devhost.limits import (
     log_function_timeout,
     warn_when_slow,
 )
+from devhost.queues import QueueScheduler
 from devhost.routing import Router
 from devhost.settings import DEFAULT_BODY_LIMIT
 from devhost.timers import TimerScheduler
@@ -71,6 +72,7 @@ class HostState:
     router: Router[FunctionSpec]
     invoker: Invoker
     scheduler: TimerScheduler
+    queues: QueueScheduler
     errors: dict[str, str] = field(default_factory=dict)
     disabled: frozenset[str] = frozenset()
     body_limit: int = DEFAULT_BODY_LIMIT
@@ -86,7 +88,7 @@ def build_app(
 ) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with state.scheduler.running():
+        async with state.scheduler.running(), state.queues.running():
             yield
 
     async def host_status(_: Request) -> Response:

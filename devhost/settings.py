@@ -71,6 +71,7 @@ class HostConfig:
     route_prefix: str = DEFAULT_ROUTE_PREFIX
     functions: tuple[str, ...] | None = None  # host.json "functions" allow-list
     function_timeout: dt.timedelta | None = DEFAULT_FUNCTION_TIMEOUT  # None: no limit
+    queues: object = None  # extensions.queues as written; devhost.queue_options parses it once settings apply
 
 
 def load_local_settings(path: Path) -> LocalSettings:
@@ -150,6 +151,7 @@ def load_host_config(app_dir: Path) -> HostConfig:
         route_prefix=prefix.strip("/"),
         functions=tuple(functions) if functions is not None else None,
         function_timeout=_function_timeout(path, document.get("functionTimeout")),
+        queues=extensions.get("queues") if isinstance(extensions, dict) else None,
     )
 
 

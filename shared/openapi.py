@@ -37,6 +37,8 @@ ERROR_CODES: tuple[str, ...] = (
     "upstream_throttled",
     "credential_unavailable",
     "configuration_error",
+    "report_not_found",
+    "storage_unavailable",
     "internal_error",
     *MAIL_ERROR_CODES,
     # Sign-in for people (session cookie)
@@ -376,6 +378,22 @@ _DOCUMENT: dict[str, Any] = {
         },
     },
 }
+
+
+def _merge_reports(document: dict[str, Any]) -> None:
+    """Add the reports API's paths and components (:mod:`shared.report.openapi`)."""
+    from shared.report import openapi as reports
+
+    document["paths"].update(reports.PATHS)
+    for kind, part in (
+        ("parameters", reports.PARAMETERS),
+        ("schemas", reports.SCHEMAS),
+        ("responses", reports.RESPONSES),
+    ):
+        document["components"][kind].update(part)
+
+
+_merge_reports(_DOCUMENT)
 
 
 def openapi_document() -> dict[str, Any]:

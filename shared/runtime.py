@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.caller import Authenticator, CallerAuthenticator, SigningKeys
 from shared.errors import ConfigurationError
@@ -27,10 +27,12 @@ from shared.users import UsersService
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.keyvault.secrets import SecretClient
+    from azure.storage.blob import BlobServiceClient
 
     from shared.audit import AuditStore
     from shared.auth_flows import FlowStore
     from shared.mail_reads import MailReads
+    from shared.report.service import ReportService
     from shared.session_keys import SessionKeyRing
     from shared.sessions import SessionStore
     from shared.signin import SignInClient
@@ -77,6 +79,8 @@ class Runtime:
         self._auth_flows: FlowStore | None = None
         self._mail_reads: MailReads | None = None
         self._audit: AuditStore | None = None
+        self._blob_service: BlobServiceClient | None = None
+        self._reports: ReportService | None = None
 
     def settings(self) -> Settings:
         """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
@@ -123,6 +127,45 @@ class Runtime:
 
     def users(self) -> UsersService:
         return self._once("_users", lambda: UsersService(self.graph()))
+
+    def blob_service(self) -> BlobServiceClient:
+        """ONE Blob service client for the app's storage account (``AzureWebJobsStorage``)."""
+        from shared.storage import blob_service
+
+        return self._once("_blob_service", lambda: blob_service(self.settings()))
+
+    def reports(self) -> ReportService:
+        """The daily user report (:mod:`shared.report`): runner, store, links and run queue."""
+
+        def build() -> ReportService:
+            from shared.graph import GraphClient
+            from shared.report.mail import ReportMailer
+            from shared.report.run import ReportRunner
+            from shared.report.service import ReportService
+            from shared.report.store import ReportStore
+            from shared.settings import HOST_JSON, function_timeout_seconds
+            from shared.storage import queue_client, queue_service
+
+            settings = self.settings()
+            store = ReportStore(self.blob_service(), settings.report_container)
+            tokens = self.tokens()
+
+            def graph_for(transport: Transport) -> GraphClient:
+                return GraphClient(settings=settings, tokens=tokens, transport=transport)
+
+            mailer = ReportMailer(settings, store, self.graph())
+            runner = ReportRunner(
+                settings=settings,
+                store=store,
+                transport=self.transport(),
+                graph_factory=graph_for,
+                function_timeout=function_timeout_seconds(HOST_JSON),
+                mail=mailer if mailer.enabled else None,
+            )
+            queue: Any = lambda: queue_client(queue_service(settings), settings.report_queue)  # noqa: E731
+            return ReportService(store=store, runner=runner, queue=queue)
+
+        return self._once("_reports", build)
 
     def authenticator(self) -> Authenticator:
         """Validates callers' bearer tokens against the tenant's published signing keys."""

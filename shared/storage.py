@@ -87,6 +87,12 @@ def _client_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: Blob and queue clients back off 15 s, then 15 + 3 s (azure-storage's ExponentialRetry defaults): about
+#: 35 s of waiting per call with 2 retries, far from failing fast. Seconds instead (the tables SDK has its own
+#: short backoff and takes no such options).
+_BLOB_QUEUE_BACKOFF: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
+
+
 def table_service(settings: Settings) -> TableServiceClient:
     """ONE Table service client for the account. Raises ConfigurationError without storage settings."""
     from azure.data.tables import TableServiceClient
@@ -107,11 +113,14 @@ def blob_service(settings: Settings) -> BlobServiceClient:
 
     text = connection_string(settings)
     if text is not None:
-        return BlobServiceClient.from_connection_string(text, **_client_options(settings))
+        return BlobServiceClient.from_connection_string(
+            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+        )
     return BlobServiceClient(
         account_url=service_uri(settings, "blob"),
         credential=storage_credential(settings),
         **_client_options(settings),
+        **_BLOB_QUEUE_BACKOFF,
     )
 
 
@@ -123,11 +132,14 @@ def queue_service(settings: Settings) -> QueueServiceClient:
 
     text = connection_string(settings)
     if text is not None:
-        return QueueServiceClient.from_connection_string(text, **_client_options(settings))
+        return QueueServiceClient.from_connection_string(
+            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+        )
     return QueueServiceClient(
         account_url=service_uri(settings, "queue"),
         credential=storage_credential(settings),
         **_client_options(settings),
+        **_BLOB_QUEUE_BACKOFF,
     )
 
 

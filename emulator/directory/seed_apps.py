@@ -179,7 +179,8 @@ def seed_applications(
                     "profile",
                     "offline_access",
                 ),
-                "roles": ("User.Read.All", "Mail.Read", "GroupMember.Read.All"),
+                # Mail.Send: the daily report mails its summary (application permission, admin-consented).
+                "roles": ("User.Read.All", "Mail.Read", "GroupMember.Read.All", "Mail.Send"),
             },
             SHAREPOINT_APP_ID: {"scopes": ("AllSites.Read", "User.Read.All"), "roles": ("Sites.Read.All",)},
         },

@@ -318,6 +318,10 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
                     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 60_000:
                         raise BadInput("sendMailDelayMs is an integer in [0, 60000]")
                     s.send_mail_delay_ms = value
+                if "premiumLicense" in body:
+                    if not isinstance(body["premiumLicense"], bool):
+                        raise BadInput("premiumLicense is a boolean")
+                    s.premium_license = body["premiumLicense"]
                 for app_id, mailboxes in (body.get("mailAccessPolicies") or {}).items():
                     if mailboxes is None:
                         s.mail_access.pop(app_id, None)
@@ -328,6 +332,10 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
             except BadInput as exc:
                 return _error(exc)
         return JSONResponse(store.settings.public())
+
+    async def expire_delta(request: Request) -> Response:
+        graph_store(state).delta_epoch += 1
+        return Response(status_code=204)
 
     from emulator.graph.control_groups import group_control_routes
 
@@ -341,4 +349,5 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         Route("/graph/mailbox-scopes/{app_id}", put_mailbox_scope, methods=["PUT"]),
         Route("/graph/mailbox-scopes/{app_id}", delete_mailbox_scope, methods=["DELETE"]),
         Route("/graph/settings", settings, methods=["GET", "PUT"]),
+        Route("/graph/delta/expire", expire_delta, methods=["POST"]),
     ]

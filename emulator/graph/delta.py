@@ -34,6 +34,17 @@ DEFAULT_PAGE = 100  # [INFERRED] Graph picks its own page size; odata.maxpagesiz
 MAX_FILTER_IDS = 50
 
 
+def _sync_state_not_found() -> GraphError:
+    # devblogs.microsoft.com/microsoft365dev/duration-of-change-tracking-tokens-for-identity-and-education-
+    # resources: identity delta links live 7 days, then answer this BadRequest.
+    return GraphError(
+        400,
+        "syncStateNotFound",
+        "The sync state generation is not found. "
+        "The delta token is expired and data must be synchronized again.",
+    )
+
+
 def _expired() -> GraphError:
     return GraphError(
         400,
@@ -116,6 +127,7 @@ def _delta_link(ctx: Ctx, store: GraphStore, seq: int, payload: dict[str, Any]) 
         "s": seq,
         "sel": payload.get("sel"),
         "ids": payload.get("ids"),
+        "ep": store.delta_epoch,
     }
     return build_url(
         ctx.origin, "/v1.0/users/delta", [("$deltatoken", encode_token(store.page_secret, final))]
@@ -140,6 +152,7 @@ async def users_delta(ctx: Ctx) -> Response:
         "k": None,
         "sel": q.get("$select"),
         "ids": _filter_ids(q["$filter"]) if "$filter" in q else None,
+        "ep": store.delta_epoch,
     }
     if token is not None and token.strip().lower() == "latest" and "$deltatoken" in q:
         select = USER_SCHEMA.select(first["sel"])
@@ -150,6 +163,8 @@ async def users_delta(ctx: Ctx) -> Response:
         payload = decode_token(store.page_secret, token)
         if payload is None or payload.get("e") != "users/delta":
             raise _expired()
+        if payload.get("ep", 0) != store.delta_epoch:
+            raise _sync_state_not_found()
     else:
         payload = first
     select = USER_SCHEMA.select(payload.get("sel"))

@@ -36,9 +36,14 @@ class GraphSettings:
     #: Time from sendMail's 202 to the message being in the recipients' mailboxes (and Sent Items):
     #: Graph documents the 202 as "accepted", not "delivered". 0 delivers before the 202. [INFERRED] value
     send_mail_delay_ms: int = 300
+    #: Whether the tenant holds a Microsoft Entra ID P1/P2 licence: without one, Graph refuses
+    #: ``signInActivity`` (403 ``Authentication_RequestFromNonPremiumTenantOrB2CTenant``). Default off, as
+    #: in a tenant with Microsoft 365 licences only.
+    premium_license: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
+            "premiumLicense": self.premium_license,
             "mailDefaultOrder": self.mail_default_order,
             "mailLatencyMs": self.mail_latency_ms,
             "sendMailDelayMs": self.send_mail_delay_ms,
@@ -66,6 +71,9 @@ class GraphStore:
     #: Accepted sendMail deliveries not yet due: (monotonic due time, deliver).
     pending_mail: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
+    #: Delta tokens carry the epoch they were issued in; ``POST /_emulator/graph/delta/expire`` bumps it, so
+    #: every earlier deltaLink answers ``400 syncStateNotFound`` (what Graph answers after 7 days).
+    delta_epoch: int = 0
 
     def deliver_due_mail(self) -> None:
         """Run every delivery whose time has come, oldest first (called at the start of each request)."""
@@ -87,6 +95,7 @@ class GraphStore:
         self.indexes.clear()
         self.batch_count = 0
         self.pending_mail.clear()
+        self.delta_epoch = 0
 
 
 def graph_store(state: EmulatorState) -> GraphStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from starlette.responses import Response
@@ -19,6 +20,43 @@ STRING_OPS = frozenset({"eq", "ne", "ge", "le", "in", "startswith", "endswith", 
 
 def _nickname(u: User) -> str:
     return u.user_principal_name.split("@", 1)[0]
+
+
+def _sign_in_activity(u: User) -> dict[str, Any] | None:
+    """Deterministic sign-in times (a day or two after creation, from the id) [EMULATOR]; served only to a
+    licensed tenant and an app holding AuditLog.Read.All (see :func:`check_sign_in_activity`)."""
+    if u.user_type == "Guest" and not u.account_enabled:
+        return None
+    offset = dt.timedelta(hours=int(u.id[:4], 16) % 72 + 1)
+    return {
+        "lastSignInDateTime": iso(u.created + offset),
+        "lastSignInRequestId": None,
+        "lastNonInteractiveSignInDateTime": iso(u.created + offset * 2),
+        "lastNonInteractiveSignInRequestId": None,
+    }
+
+
+#: learn.microsoft.com/graph/api/resources/signinactivity: reading it needs AuditLog.Read.All (plus a
+#: User.Read.All-level permission) and a Microsoft Entra ID P1/P2 licence.
+AUDIT_LOG_READ = frozenset({"AuditLog.Read.All"})
+NON_PREMIUM = (
+    "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+    "Neither tenant is B2C or tenant doesn't have premium license",
+)
+
+
+def check_sign_in_activity(ctx: Ctx, select: list[str] | None) -> None:
+    """Refuse ``$select=signInActivity`` as Graph does: 403 without the licence (GitHub
+    microsoftgraph/microsoft-graph-docs#12772, MicrosoftDocs/azure-docs#77948), 403
+    ``Authorization_RequestDenied`` without AuditLog.Read.All."""
+    if not select or "signInActivity" not in select:
+        return
+    from emulator.graph.store import graph_store
+
+    if not graph_store(ctx.state).settings.premium_license:
+        raise GraphError(403, *NON_PREMIUM)
+    if not ctx.principal.has_any(AUDIT_LOG_READ):
+        raise GraphError(403, *DIRECTORY_DENIED)
 
 
 USER_PROPERTIES: dict[str, Any] = {
@@ -51,6 +89,7 @@ USER_PROPERTIES: dict[str, Any] = {
     "usageLocation": lambda u: None if u.user_type == "Guest" else "FR",
     "userPrincipalName": lambda u: u.user_principal_name,
     "userType": lambda u: u.user_type,
+    "signInActivity": lambda u: _sign_in_activity(u),
     # Only on a single user (a list answers 501): values are not modelled, so null/empty.
     "aboutMe": lambda u: None,
     "birthday": lambda u: "0001-01-01T08:00:00Z",
@@ -156,6 +195,7 @@ def _basic_filter_check(used: list[str]) -> None:
 
 async def list_users(ctx: Ctx) -> Response:
     basic = user_read_level(ctx.principal, None) == "basic"
+    check_sign_in_activity(ctx, USER_SCHEMA.select(ctx.query.get("$select")))
     return list_directory(
         ctx,
         USER_SCHEMA,
@@ -179,6 +219,7 @@ async def get_user(ctx: Ctx) -> Response:
     if "$expand" in ctx.query:
         raise USER_SCHEMA.unknown(ctx.query["$expand"].split("(")[0].split(",")[0].strip())
     select = USER_SCHEMA.select(ctx.query.get("$select"))
+    check_sign_in_activity(ctx, select)
     body = {
         "@odata.context": USER_SCHEMA.context_url(ctx.origin, select, entity=True),
         **USER_SCHEMA.project(user, select, basic),

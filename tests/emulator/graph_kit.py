@@ -27,7 +27,8 @@ from emulator.pki.signing_keys import KeyRing
 from emulator.state import EmulatorState
 from tests.support.tenant import LocalTenant
 
-GRAPH_APP_ROLES = ("User.Read.All", "Mail.Read", "GroupMember.Read.All")  # consented to Graph Functions
+# consented to Graph Functions
+GRAPH_APP_ROLES = ("User.Read.All", "Mail.Read", "GroupMember.Read.All", "Mail.Send")
 T = TypeVar("T")
 
 

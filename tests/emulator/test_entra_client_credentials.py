@@ -104,7 +104,7 @@ def test_certificate_with_thumbprint_rs256(tenant: LocalTenant) -> None:
     result = app.acquire_token_for_client([f"{tenant.env['GRAPH_ENDPOINT']}/.default"])
     body = claims(result["access_token"])
     assert body["appidacr"] == "2"
-    assert body["roles"] == ["GroupMember.Read.All", "Mail.Read", "User.Read.All"]
+    assert body["roles"] == ["GroupMember.Read.All", "Mail.Read", "Mail.Send", "User.Read.All"]
     # MSAL reuses its assertion for ~9 minutes: a second resource must still work (Entra allows reuse).
     second = app.acquire_token_for_client([f"{tenant.origin('sharepoint')}/.default"])
     assert claims(second["access_token"])["roles"] == ["Sites.Read.All"]

@@ -47,7 +47,7 @@ def test_v2_admin_consent_grants_application_permissions(fresh: LocalTenant) -> 
     revoked = fresh.control(
         "POST", f"/apps/{client}/consent/revoke", {"resource": GRAPH_APP, "applicationPermissions": True}
     )
-    assert revoked["removedAppRoleAssignments"] == 3 and revoked["removedGrants"] == 1
+    assert revoked["removedAppRoleAssignments"] == 4 and revoked["removedGrants"] == 1
     assert app_token_roles(fresh, graph) == []  # no roles claim at all
     browser = Browser.open(fresh)
     page = admin_consent(browser, scope=graph, state="ac-1")
@@ -58,7 +58,8 @@ def test_v2_admin_consent_grants_application_permissions(fresh: LocalTenant) -> 
     got = params_of(browser.consent(consent))
     assert got["admin_consent"] == "True" and got["tenant"] == fresh.env["ENTRA_TENANT_ID"]
     assert got["state"] == "ac-1" and "https://graph.microsoft.com/User.Read.All" in got["scope"].split()
-    assert app_token_roles(fresh, graph) == ["GroupMember.Read.All", "Mail.Read", "User.Read.All"]
+    roles = ["GroupMember.Read.All", "Mail.Read", "Mail.Send", "User.Read.All"]
+    assert app_token_roles(fresh, graph) == roles
     grants = fresh.control("GET", f"/apps/{client}")["oauth2PermissionGrants"]
     graph_grant = next(g for g in grants if g["resourceAppId"] == GRAPH_APP)
     assert graph_grant["consentType"] == "AllPrincipals" and "Mail.Read" in graph_grant["scope"].split()

@@ -55,7 +55,7 @@ def test_system_assigned_identity_through_msal(tenant: LocalTenant) -> None:
     assert "access_token" in result, result
     at = claims(result["access_token"])
     assert at["appid"] == tenant.env["ENTRA_CLIENT_ID"] and at["appidacr"] == "2"
-    assert at["roles"] == ["GroupMember.Read.All", "Mail.Read", "User.Read.All"]
+    assert at["roles"] == ["GroupMember.Read.All", "Mail.Read", "Mail.Send", "User.Read.All"]
 
 
 def test_user_assigned_identity_and_reuse(tenant: LocalTenant) -> None:

@@ -186,6 +186,7 @@ def test_settings_route(fresh: InProcess) -> None:
         },
     )
     assert reply.json() == {
+        "premiumLicense": False,
         "mailDefaultOrder": "asc",
         "mailLatencyMs": 5,
         "sendMailDelayMs": 300,

@@ -163,7 +163,15 @@ def _fuzz(
     return len(sent)
 
 
-@pytest.mark.parametrize("label", OPERATIONS)
+#: Fuzzed with a token: reads only. A fuzzed POST /api/reports/users would queue real report runs on the
+#: session host (background Graph traffic under other tests' request counts); it is fuzzed without a token,
+#: and tests/integration/test_report.py covers its input errors.
+READ_OPERATIONS = [label for label in OPERATIONS if not label.startswith("POST ")]
+#: The session host has no report yet: its report reads answer 400 or 404, never 200.
+REPORT_STATUSES = (400, 404)
+
+
+@pytest.mark.parametrize("label", READ_OPERATIONS)
 def test_fuzz_with_a_caller_token(
     live_schema: Any,
     fuzz_host: DevHostProcess,
@@ -175,6 +183,7 @@ def test_fuzz_with_a_caller_token(
     operation = live_schema.find_operation_by_label(label)
     protected = operation.path not in PUBLIC_PATHS
     bearer = _bearer_accepted(operation) if protected else True
+    reports = operation.path.startswith("/api/reports")
     statuses: list[int] = []
 
     def send(case: Any) -> None:
@@ -183,12 +192,18 @@ def test_fuzz_with_a_caller_token(
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {caller.token()}"}
         response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
         statuses.append(response.status_code)
-        allowed = ((200, 400, 404) if bearer else (403,)) if protected else (200,)
+        allowed = (
+            REPORT_STATUSES if reports else ((200, 400, 404) if bearer else (403,)) if protected else (200,)
+        )
         assert response.status_code in allowed, (case.path_parameters, case.query, response.text[:300])
 
     assert _fuzz(operation, known_ids, send, known_messages) >= 1
-    if bearer:  # a cookie-only endpoint refuses every bearer token (403 caller_kind_not_allowed)
-        assert 200 in statuses  # the success path was exercised, not only rejections
+    # The success path was exercised, not only rejections (for reports, the session host has no report yet:
+    # a well-formed date was looked up and not found). A cookie-only endpoint refuses every bearer token.
+    if reports:
+        assert 404 in statuses
+    elif bearer:
+        assert 200 in statuses
 
 
 @pytest.mark.parametrize("label", OPERATIONS)

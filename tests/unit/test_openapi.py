@@ -30,6 +30,9 @@ from .test_endpoints import App, HttpFunction
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTECTED_ERRORS = {"400", "401", "403", "500", "502", "503"}
+#: Timer and queue functions: not part of the HTTP API.
+NON_HTTP_FUNCTIONS = {"report_timer", "report_queue", "session_cleanup"}
+APP_ROLES = {"Users.Read.All", "Reports.Read", "Reports.Run"}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,8 @@ def routes() -> set[tuple[str, str]]:
     for function in function_app.app.get_functions():
         trigger = function.get_trigger()
         if not isinstance(trigger, HttpTrigger):
-            continue  # timers (session_cleanup) have no route
+            assert str(function.get_function_name()) in NON_HTTP_FUNCTIONS
+            continue
         for method in trigger.methods or ():
             found.add((f"/{trigger.route}", str(method.value).lower()))
     return {(path, method) for path, method in found if path.startswith("/api/")}
@@ -108,6 +112,8 @@ def required_role(path: str) -> str:
     """The app role each protected JSON endpoint requires of a service (the code's constants)."""
     if path.startswith("/api/audit/"):
         return AUDIT_READ_ROLE
+    if path.startswith("/api/reports/"):
+        return "Reports.Run" if path == "/api/reports/users" else "Reports.Read"
     return MAIL_READ_ROLE if "/messages" in path else "Users.Read.All"
 
 
@@ -129,7 +135,7 @@ def test_schema_rules_match_the_code() -> None:
 
 
 def test_every_error_code_in_the_code_is_documented() -> None:
-    source = "\n".join(p.read_text() for p in (ROOT / "shared").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "shared").rglob("*.py"))
     literal_codes = set(re.findall(r'code="([a-z_]+)"', source))
     default_codes = {
         cls.default_code

@@ -1,0 +1,165 @@
+"""The daily user report: the timer, the on-demand queue function and the reports API.
+
+* ``report_timer``: ``%REPORT_SCHEDULE%`` (default ``0 0 6 * * *``, UTC unless ``WEBSITE_TIME_ZONE``),
+  ``run_on_startup`` off, ``use_monitor`` on; a past-due firing produces the missed day's report, once.
+* ``report_queue``: on-demand runs queued by ``POST /api/reports/users`` on ``%REPORT_QUEUE%``
+  (``AzureWebJobsStorage``, base64 messages). It raises only for failures worth another delivery (Graph or
+  storage trouble); after ``maxDequeueCount`` (host.json) the message lands in ``<queue>-poison``.
+* ``POST /api/reports/users[?date=YYYY-MM-DD&force=true]`` (``Reports.Run``): 202 + ``Location`` of the
+  status resource; 200 when that date's report is already complete and ``force`` is not set.
+* ``GET /api/reports/users/latest``, ``/{date}`` (summary), ``/{date}/status`` (``Reports.Read``);
+  ``/{date}/users.csv`` and ``/{date}/changes.csv``: 303 to a short-lived read-only SAS URL of the blob.
+
+The endpoints accept applications (app-only tokens) for now; signed-in people with ``Reports.Read`` get
+the same once sessions exist. Required Graph permissions of the app: ``User.Read.All`` (listing, delta),
+``AuditLog.Read.All`` + an Entra ID P1/P2 licence for sign-in activity (optional), ``Mail.Send`` for the mail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+
+import azure.functions as func
+
+from shared import runtime
+from shared.api import ApiRequest, JsonBody, JsonResponse, json_endpoint, new_blueprint
+from shared.caller import APPLICATIONS
+from shared.errors import BadRequest
+from shared.report.layout import parse_report_date, schedule_zone
+from shared.report.roles import READ_ROLE, RUN_ROLE
+from shared.report.run import RunRequest
+from shared.report.service import timer_report_date
+
+logger = logging.getLogger(__name__)
+
+bp = new_blueprint()
+
+_POST_PARAMETERS = frozenset({"date", "force"})
+
+
+def _zone() -> dt.tzinfo:
+    # WEBSITE_TIME_ZONE is the platform's timer setting (not an app setting): the host reads it too.
+    return schedule_zone(os.environ.get("WEBSITE_TIME_ZONE"))
+
+
+@bp.function_name("report_timer")
+@bp.timer_trigger(arg_name="timer", schedule="%REPORT_SCHEDULE%", run_on_startup=False, use_monitor=True)
+def report_timer(timer: func.TimerRequest) -> None:
+    """Produce today's report (or, past due, the missed day's). Raises when the run failed, so the
+    invocation is recorded as failed; the next trigger retries."""
+    zone = _zone()
+    # The concrete TimerRequest (worker, devhost) has the monitor's status; the ABC does not declare it.
+    schedule_status = getattr(timer, "schedule_status", None)
+    date = timer_report_date(
+        timer.past_due,
+        schedule_status if isinstance(schedule_status, dict) else None,
+        dt.datetime.now(zone),
+        zone,
+    )
+    if timer.past_due:
+        logger.warning("Report timer is past due; producing the report of %s", date)
+    result = runtime.current().reports().run(RunRequest(date=date, trigger="timer"))
+    if result.outcome == "failed":
+        raise RuntimeError(f"The report of {date} failed: {result.status.get('reason')}")
+
+
+@bp.function_name("report_queue")
+@bp.queue_trigger(arg_name="msg", queue_name="%REPORT_QUEUE%", connection="AzureWebJobsStorage")
+def report_queue(msg: func.QueueMessage) -> None:
+    """Run an on-demand report. A failed run raises, so the host delivers the message again (its
+    ``dequeue_count`` grows) until ``maxDequeueCount``; then it goes to the poison queue."""
+    result = runtime.current().reports().run_message(msg.get_body())
+    if result.outcome == "in-progress":
+        # Another run holds the date's lease. It may be one that just died (its lease lapses within 15 s):
+        # fail this delivery: it comes back after visibilityTimeout and finds the date done, or free.
+        raise RuntimeError("Another run is producing this report; the message will be retried")
+    if result.outcome == "failed":
+        logger.error(
+            "On-demand report run failed (attempt %d): %s", msg.dequeue_count, result.status.get("reason")
+        )
+        raise RuntimeError(f"The on-demand report failed: {result.status.get('reason')}")
+
+
+def _authenticate(request: ApiRequest, role: str) -> str:
+    caller = (
+        runtime.current()
+        .authenticator()
+        .authenticate(request.headers, required_role=role, kinds=APPLICATIONS)
+    )
+    return f"application {caller.app_id}"
+
+
+def _date(request: ApiRequest) -> dt.date:
+    return parse_report_date(request.route_params.get("date", ""))
+
+
+def _no_parameters(request: ApiRequest, allowed: frozenset[str] = frozenset()) -> None:
+    unknown = sorted(set(request.params) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown query parameter: {unknown[0]}")
+
+
+@bp.function_name("reports_run")
+@bp.route(route="api/reports/users", methods=[func.HttpMethod.POST])
+@json_endpoint
+def start_run(request: ApiRequest) -> JsonResponse:
+    """Queue a run: 202 + ``Location`` (the status resource), or 200 when already complete."""
+    requested_by = _authenticate(request, RUN_ROLE)
+    _no_parameters(request, _POST_PARAMETERS)
+    force_text = (request.params.get("force") or "false").lower()
+    if force_text not in ("true", "false"):
+        raise BadRequest("force must be true or false")
+    date_text = request.params.get("date")
+    zone = _zone()
+    date = parse_report_date(date_text) if date_text else dt.datetime.now(zone).date()
+    if date > dt.datetime.now(zone).date():
+        raise BadRequest("date cannot be in the future")
+    accepted = (
+        runtime.current().reports().request_run(date, force=force_text == "true", requested_by=requested_by)
+    )
+    location = f"/api/reports/users/{date.isoformat()}/status"
+    return JsonResponse(accepted.status, status=accepted.status_code, headers={"Location": location})
+
+
+@bp.function_name("reports_latest")
+@bp.route(route="api/reports/users/latest", methods=[func.HttpMethod.GET])
+@json_endpoint
+def latest(request: ApiRequest) -> JsonBody:
+    """The newest completed report's summary (404 ``report_not_found`` before the first one)."""
+    _authenticate(request, READ_ROLE)
+    _no_parameters(request)
+    return runtime.current().reports().latest()
+
+
+@bp.function_name("reports_summary")
+@bp.route(route="api/reports/users/{date}", methods=[func.HttpMethod.GET])
+@json_endpoint
+def summary(request: ApiRequest) -> JsonBody:
+    """The summary of ``date`` (400 malformed date, 404 ``report_not_found``)."""
+    _authenticate(request, READ_ROLE)
+    _no_parameters(request)
+    return runtime.current().reports().summary(_date(request))
+
+
+@bp.function_name("reports_status")
+@bp.route(route="api/reports/users/{date}/status", methods=[func.HttpMethod.GET])
+@json_endpoint
+def status(request: ApiRequest) -> JsonBody:
+    """State and progress of the latest run of ``date``: queued, running, completed or failed."""
+    _authenticate(request, READ_ROLE)
+    _no_parameters(request)
+    return runtime.current().reports().status(_date(request))
+
+
+@bp.function_name("reports_file")
+@bp.route(route="api/reports/users/{date}/{file}", methods=[func.HttpMethod.GET])
+@json_endpoint
+def csv_file(request: ApiRequest) -> JsonResponse:
+    """303 to a 5-minute read-only SAS URL of ``users.csv`` or ``changes.csv`` (404 otherwise)."""
+    _authenticate(request, READ_ROLE)
+    _no_parameters(request)
+    date = _date(request)
+    url = runtime.current().reports().csv_url(date, request.route_params.get("file", ""))
+    return JsonResponse({"location": url}, status=303, headers={"Location": url})

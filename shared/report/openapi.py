@@ -1,0 +1,232 @@
+"""The reports API's part of the OpenAPI document (merged into :mod:`shared.openapi`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.report.roles import READ_ROLE, RUN_ROLE
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(description: str, schema: str, *, location: bool = False) -> dict[str, Any]:
+    headers: dict[str, Any] = {"x-request-id": _ref("headers", "RequestId")}
+    if location:
+        headers["Location"] = {"description": "The run's status resource.", "schema": {"type": "string"}}
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": _ref("schemas", schema)}},
+    }
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    names = {
+        "400": "BadRequest",
+        "401": "Unauthorized",
+        "403": "Forbidden",
+        "404": "ReportNotFound",
+        "500": "ServerError",
+        "502": "BadGateway",
+        "503": "ServiceUnavailable",
+    }
+    return {code: _ref("responses", names[code]) for code in codes}
+
+
+def _read(operation_id: str, summary: str, ok: dict[str, Any], *parameters: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": [{"bearerAuth": []}],
+            "x-required-app-role": READ_ROLE,
+            "parameters": [_ref("parameters", p) for p in parameters],
+            "responses": {**ok, **_errors("400", "401", "403", "404", "500", "502", "503")},
+        }
+    }
+
+
+PATHS: dict[str, Any] = {
+    "/api/reports/users": {
+        "post": {
+            "operationId": "startUserReport",
+            "summary": "Start a report run (it continues outside the request, through a Storage queue).",
+            "description": (
+                "202 with the queued run and Location of its status resource; 200 with the status when the "
+                "date's report is already complete and force is not true. A forced re-run is audited."
+            ),
+            "security": [{"bearerAuth": []}],
+            "x-required-app-role": RUN_ROLE,
+            "parameters": [_ref("parameters", "reportDateQuery"), _ref("parameters", "force")],
+            "responses": {
+                "200": _json(
+                    "The report of that date is already complete.", "ReportRunStatus", location=True
+                ),
+                "202": _json("The run is queued.", "ReportRunStatus", location=True),
+                **_errors("400", "401", "403", "500", "502", "503"),
+            },
+        }
+    },
+    "/api/reports/users/latest": _read(
+        "getLatestUserReport",
+        "The newest completed report's summary.",
+        {"200": _json("The summary.", "ReportSummary")},
+    ),
+    "/api/reports/users/{date}": _read(
+        "getUserReport",
+        "The summary of one report date.",
+        {"200": _json("The summary.", "ReportSummary")},
+        "reportDate",
+    ),
+    "/api/reports/users/{date}/status": _read(
+        "getUserReportStatus",
+        "State and progress of the latest run for one date.",
+        {"200": _json("The run's status.", "ReportRunStatus")},
+        "reportDate",
+    ),
+    "/api/reports/users/{date}/{file}": _read(
+        "getUserReportFile",
+        "users.csv or changes.csv: a 303 to a short-lived, read-only SAS URL of the blob.",
+        {
+            "303": {
+                "description": "See Location: the CSV in Blob Storage, readable for 5 minutes.",
+                "headers": {
+                    "x-request-id": _ref("headers", "RequestId"),
+                    "Location": {"description": "SAS URL of the blob.", "schema": {"type": "string"}},
+                },
+                "content": {"application/json": {"schema": _ref("schemas", "ReportFileLink")}},
+            }
+        },
+        "reportDate",
+        "reportFile",
+    ),
+}
+# The route-sync test requires a 200 on every operation; the file link answers 303 only.
+PATHS["/api/reports/users/{date}/{file}"]["get"]["responses"]["200"] = {
+    "description": "Never sent (see 303)."
+}
+
+PARAMETERS: dict[str, Any] = {
+    "reportDate": {
+        "name": "date",
+        "in": "path",
+        "required": True,
+        "description": "Report date, YYYY-MM-DD.",
+        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+    },
+    "reportDateQuery": {
+        "name": "date",
+        "in": "query",
+        "required": False,
+        "description": "Report date, YYYY-MM-DD (default: today in the schedule's zone; not in the future).",
+        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+    },
+    "force": {
+        "name": "force",
+        "in": "query",
+        "required": False,
+        "description": "true re-runs a completed report (audited).",
+        "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
+    },
+    "reportFile": {
+        "name": "file",
+        "in": "path",
+        "required": True,
+        "description": "users.csv or changes.csv.",
+        "schema": {"type": "string", "enum": ["users.csv", "changes.csv"]},
+    },
+}
+
+_COUNT = {"type": "integer", "minimum": 0}
+SCHEMAS: dict[str, Any] = {
+    "ReportSummary": {
+        "type": "object",
+        "required": ["reportDate", "totals", "departments", "changes", "graph", "signInActivity"],
+        "properties": {
+            "reportDate": {"type": "string", "format": "date"},
+            "runId": {"type": "string"},
+            "trigger": {"type": "string", "enum": ["timer", "on-demand"]},
+            "forced": {"type": "boolean"},
+            "startedAt": {"type": "string", "format": "date-time"},
+            "generatedAt": {"type": "string", "format": "date-time"},
+            "durationSeconds": {"type": "number"},
+            "totals": {
+                "type": "object",
+                "properties": {
+                    name: _COUNT
+                    for name in (
+                        "users",
+                        "enabled",
+                        "disabled",
+                        "members",
+                        "guests",
+                        "createdLast24h",
+                        "createdLast7d",
+                    )
+                },
+            },
+            "departments": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "users": _COUNT, "departments": _COUNT},
+                },
+            },
+            "signInActivity": {
+                "type": "object",
+                "properties": {
+                    "included": {"type": "boolean"},
+                    "reason": {"type": "string", "nullable": True},
+                },
+            },
+            "changes": {
+                "type": "object",
+                "properties": {
+                    "since": {"type": "string", "format": "date", "nullable": True},
+                    "mode": {"type": "string", "enum": ["baseline", "delta", "resync"]},
+                    "added": _COUNT,
+                    "changed": _COUNT,
+                    "removed": _COUNT,
+                    "disabled": _COUNT,
+                    "enabled": _COUNT,
+                    "note": {"type": "string", "nullable": True},
+                },
+            },
+            "graph": {"type": "object"},
+            "files": {"type": "object"},
+        },
+    },
+    "ReportRunStatus": {
+        "type": "object",
+        "required": ["reportDate", "state"],
+        "properties": {
+            "reportDate": {"type": "string", "format": "date"},
+            "runId": {"type": "string"},
+            "state": {
+                "type": "string",
+                "enum": ["queued", "running", "interrupted", "completed", "failed", "unknown"],
+            },
+            "trigger": {"type": "string"},
+            "forced": {"type": "boolean"},
+            "pages": _COUNT,
+            "users": _COUNT,
+            "retries": _COUNT,
+            "reason": {"type": "string", "nullable": True},
+        },
+    },
+    "ReportFileLink": {
+        "type": "object",
+        "required": ["location"],
+        "properties": {"location": {"type": "string"}},
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "ReportNotFound": {
+        "description": "No completed report (or run) for that date (code report_not_found).",
+        "headers": {"x-request-id": _ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+    }
+}

@@ -1,0 +1,110 @@
+"""The ``/reports`` page's data and HTML: the latest summary, the 30-day chart and the changes list.
+
+Server-rendered from ``templates/reports.html`` with autoescaping; no script, no inline style (the chart
+is an SVG with presentation attributes, :mod:`shared.report.chart`), so the page fits a strict CSP. The
+route and its sign-in check (people with ``Reports.Read``) are wired with sessions; this module only needs
+the :class:`~shared.report.service.ReportService`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from markupsafe import Markup
+
+from shared.report import layout
+from shared.report.chart import points_from_summaries, render_svg
+from shared.report.layout import parse_report_date
+from shared.report.service import HISTORY_DAYS, ReportService
+from shared.report.templating import render
+
+#: Changes listed on the page; the CSV has them all.
+MAX_CHANGES_SHOWN = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class PageModel:
+    summary: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    changes: list[dict[str, str]]
+    more_changes: bool
+
+
+def build_model(service: ReportService) -> PageModel:
+    """The latest report, the last 30 days and the first changes (streamed, at most MAX_CHANGES_SHOWN)."""
+    from shared.errors import NotFound
+
+    try:
+        summary = service.latest()
+    except NotFound:
+        return PageModel(None, [], [], False)
+    date = parse_report_date(str(summary["reportDate"]))
+    rows: list[dict[str, str]] = []
+    more = False
+    for row in _changes(service, layout.blob(date, "changes.csv")):
+        if len(rows) == MAX_CHANGES_SHOWN:
+            more = True
+            break
+        rows.append(row)
+    return PageModel(summary, service.history(HISTORY_DAYS), rows, more)
+
+
+def _changes(service: ReportService, name: str) -> Iterator[dict[str, str]]:
+    """changes.csv rows, read chunk by chunk (the file is never loaded whole)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        chunks = service.store.blob(name).download_blob().chunks()
+    except ResourceNotFoundError:
+        return
+    lines = _lines(chunks)
+    yield from csv.DictReader(lines)
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    pending = b""
+    first = True
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            text = line.decode("utf-8")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            yield text + "\n"
+    if pending:
+        yield pending.decode("utf-8").removeprefix("\ufeff" if first else "")
+
+
+def render_page(model: PageModel) -> str:
+    """The page's HTML."""
+    summary = model.summary
+    totals: list[tuple[str, int]] = []
+    links: dict[str, str] = {}
+    if summary is not None:
+        t = summary["totals"]
+        totals = [
+            ("Users", t["users"]),
+            ("Enabled", t["enabled"]),
+            ("Disabled", t["disabled"]),
+            ("Members", t["members"]),
+            ("Guests", t["guests"]),
+            ("Created in the last 24 hours", t["createdLast24h"]),
+            ("Created in the last 7 days", t["createdLast7d"]),
+        ]
+        base = f"/api/reports/users/{summary['reportDate']}"
+        links = {"users": f"{base}/users.csv", "changes": f"{base}/changes.csv"}
+    chart = Markup(render_svg(points_from_summaries(model.history)))  # noqa: S704 - built escaped
+    return render(
+        "reports.html",
+        summary=summary,
+        totals=totals,
+        chart=chart,
+        days=HISTORY_DAYS,
+        changes=model.changes,
+        more_changes=model.more_changes,
+        links=links,
+    )
