@@ -26,7 +26,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigurationError, from_azure_error
+from shared.error_translation import from_azure_error
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 
 if TYPE_CHECKING:

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from shared.cooldown import Clock, HeldFailure
-from shared.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError, from_azure_error
+from shared.error_translation import from_azure_error
+from shared.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
 from shared.settings import Settings
 
 if TYPE_CHECKING:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from typing import TYPE_CHECKING, Any
 
 from shared.credentials import ClientCredential
+from shared.error_translation import first_line
 from shared.errors import CredentialUnavailable, GraphFunctionsError, SignInFailed, SignInRequired
 from shared.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
 from shared.settings import Settings
@@ -182,7 +183,7 @@ class SignInClient:
         app = self._app(cache)
         error = auth_response.get("error")
         if error:
-            description = _first_line(auth_response.get("error_description") or error)
+            description = first_line(auth_response.get("error_description") or error)
             logger.info("Sign-in callback carried the Entra error %s: %s", error, description)
             if error in _DENIED_ERRORS:
                 raise SignInFailed(_describe_entra_error(error, description), code="sign_in_denied")
@@ -195,7 +196,7 @@ class SignInClient:
             logger.warning("The ID token of a sign-in failed MSAL's checks: %s", type(exc).__name__)
             raise SignInFailed("The sign-in response could not be verified. Try again.") from exc
         if "error" in result:
-            description = _first_line(str(result.get("error_description") or result["error"]))
+            description = first_line(str(result.get("error_description") or result["error"]))
             logger.info("Code redemption failed: %s %s", result.get("error"), description)
             raise SignInFailed(
                 "Microsoft Entra ID did not complete the sign-in (the sign-in link may have been used "
@@ -242,7 +243,7 @@ class SignInClient:
         if "access_token" in result:
             return str(result["access_token"])
         error = str(result.get("error") or "")
-        description = _first_line(str(result.get("error_description") or error))
+        description = first_line(str(result.get("error_description") or error))
         if error in _INTERACTION_ERRORS:
             challenge = result.get("claims")
             interaction = (
@@ -333,11 +334,6 @@ class SignInClient:
         if last is None and self._held_until > now:
             return max(1, math.ceil(self._held_until - now))
         return int(REQUEST_FAILURE_HOLD_SECONDS)
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300]
 
 
 def _describe_entra_error(error: str, description: str) -> str:

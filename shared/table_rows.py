@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import from_storage_error
+from shared.error_translation import from_storage_error
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient

@@ -32,12 +32,10 @@ from typing import Any, NamedTuple
 
 from shared.cooldown import Cooldown, HeldFailure
 from shared.credentials import ClientCredential, CredentialSource
+from shared.error_translation import from_msal_result, is_credential_rejected, msal_error_codes
 from shared.errors import (
     CredentialUnavailable,
     GraphFunctionsError,
-    from_msal_result,
-    is_credential_rejected,
-    msal_error_codes,
 )
 from shared.msal_app import (
     REQUEST_FAILURE_HOLD_SECONDS,

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
+from shared.error_translation import from_azure_error, from_msal_result, is_credential_rejected
 from shared.errors import (
     BadRequest,
     ConfigurationError,
@@ -13,9 +14,6 @@ from shared.errors import (
     Unauthenticated,
     UpstreamError,
     UpstreamThrottled,
-    from_azure_error,
-    from_msal_result,
-    is_credential_rejected,
 )
 
 from .azure_fakes import vault_error
