@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from emulator.directory.seed_apps import API_ROLES
+from shared.signin_web import CALLBACK_PATH, CONSENT_CALLBACK_PATH
 from tests.infra import bicep
 
 GRAPH_DELEGATED = {"openid", "profile", "offline_access", "User.Read", "User.ReadBasic.All"}
@@ -29,9 +30,9 @@ def test_single_tenant_v2_tokens_and_the_sign_in_uris() -> None:
     assert app["signInAudience"] == "AzureADMyOrg"
     assert app["api"]["requestedAccessTokenVersion"] == 2
     uris = json.dumps(app["web"]["redirectUris"])
-    # The paths of shared/signin_web.py (CALLBACK_PATH, CONSENT_CALLBACK_PATH) and the post-logout URI.
-    assert "${origin}/auth/callback" in uris
-    assert "${origin}/auth/admin-consent/callback" in uris
+    # The callback paths the code serves, and the post-logout URI.
+    assert "${origin}" + CALLBACK_PATH in uris
+    assert "${origin}" + CONSENT_CALLBACK_PATH in uris
     assert '"${origin}/"' in uris, "the post-logout URI must be a registered redirect URI"
     implicit = app["web"]["implicitGrantSettings"]
     assert implicit == {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False}
