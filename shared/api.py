@@ -117,25 +117,42 @@ def json_endpoint(handler: Handler) -> HttpFunction:
     """
     name = handler.__name__
 
+    def respond(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
+        try:
+            result = handler(ApiRequest(http=req, request_id=request_id))
+            if isinstance(result, JsonResponse):
+                return json_response(
+                    result.body, status=result.status, headers=result.headers, request_id=request_id
+                )
+            return json_response(result, request_id=request_id)
+        except GraphFunctionsError as error:
+            _log_error(name, request_id, error)
+            return error_response(error, request_id=request_id)
+        except Exception:
+            logger.exception("Unhandled error in %s (request %s)", name, request_id)
+            return internal_error_response(request_id=request_id)
+
+    return http_function(handler, respond)
+
+
+def http_function(
+    handler: Callable[..., Any], respond: Callable[[func.HttpRequest, str], func.HttpResponse]
+) -> HttpFunction:
+    """The Functions HTTP function for ``handler`` (its name, docstring and module): it assigns the request
+    id (:func:`~shared.context.choose_request_id`), makes it current while ``respond(req, request_id)``
+    builds the response, and logs the outcome at debug level. Shared by JSON endpoints and HTML pages.
+
+    The function has the exact signature the worker binds, ``(req: HttpRequest)``, real annotation classes
+    (not the strings ``from __future__ import annotations`` leaves: the worker checks them) and no
+    ``__wrapped__``.
+    """
+    name = handler.__name__
+
     def function(req: func.HttpRequest) -> func.HttpResponse:
         request_id = choose_request_id(req.headers.get("x-request-id"), req.headers.get("client-request-id"))
         started = time.perf_counter()
         with request_scope(request_id):
-            try:
-                result = handler(ApiRequest(http=req, request_id=request_id))
-                response = (
-                    json_response(
-                        result.body, status=result.status, headers=result.headers, request_id=request_id
-                    )
-                    if isinstance(result, JsonResponse)
-                    else json_response(result, request_id=request_id)
-                )
-            except GraphFunctionsError as error:
-                _log_error(name, request_id, error)
-                response = error_response(error, request_id=request_id)
-            except Exception:
-                logger.exception("Unhandled error in %s (request %s)", name, request_id)
-                response = internal_error_response(request_id=request_id)
+            response = respond(req, request_id)
         logger.debug(  # the host records every request already; this line adds the request id
             "%s %s -> %d in %.1f ms (request %s)",
             req.method,
@@ -150,7 +167,6 @@ def json_endpoint(handler: Handler) -> HttpFunction:
     function.__qualname__ = handler.__qualname__
     function.__doc__ = handler.__doc__
     function.__module__ = handler.__module__
-    # Real classes, not the strings `from __future__ import annotations` leaves: the worker checks them.
     function.__annotations__ = {"req": func.HttpRequest, "return": func.HttpResponse}
     return function
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -33,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.context import choose_request_id, request_scope
+from shared.api import HttpFunction, http_function
 from shared.errors import BadRequest, Forbidden, GraphFunctionsError, SignInRequired
 
 if TYPE_CHECKING:
@@ -139,7 +138,6 @@ class Redirect:
 
 
 PageHandler = Callable[[PageRequest], Page | Redirect]
-HttpFunction = Callable[[func.HttpRequest], func.HttpResponse]
 
 
 @functools.lru_cache(maxsize=1)
@@ -277,32 +275,12 @@ def internal_error_page(*, request: PageRequest) -> func.HttpResponse:
 
 
 def page_endpoint(handler: PageHandler) -> HttpFunction:
-    """Wrap ``handler`` as a Functions HTTP function (see module docstring). Same binding rules as
-    :func:`shared.api.json_endpoint`: exact ``(req: HttpRequest)`` signature, real annotation classes."""
+    """Wrap ``handler`` as a Functions HTTP function (see module docstring), with the request id and binding
+    rules of every endpoint (:func:`shared.api.http_function`)."""
     name = handler.__name__
-
-    def function(req: func.HttpRequest) -> func.HttpResponse:
-        request_id = choose_request_id(req.headers.get("x-request-id"), req.headers.get("client-request-id"))
-        started = time.perf_counter()
-        request = PageRequest(http=req, request_id=request_id)
-        with request_scope(request_id):
-            response = _run(handler, request, name)
-        logger.debug(
-            "%s %s -> %d in %.1f ms (request %s)",
-            req.method,
-            name,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-            request_id,
-        )
-        return response
-
-    function.__name__ = name
-    function.__qualname__ = handler.__qualname__
-    function.__doc__ = handler.__doc__
-    function.__module__ = handler.__module__
-    function.__annotations__ = {"req": func.HttpRequest, "return": func.HttpResponse}
-    return function
+    return http_function(
+        handler, lambda req, request_id: _run(handler, PageRequest(http=req, request_id=request_id), name)
+    )
 
 
 def _run(handler: PageHandler, request: PageRequest, name: str) -> func.HttpResponse:
