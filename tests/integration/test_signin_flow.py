@@ -16,9 +16,10 @@ from tests.integration.test_signin_kit import (
     SESSION_COOKIE,
     WebBrowser,
     forms_of,
+    member,
     query_of,
-    register_app_host,
     session_row_exists,
+    web_browser,
 )
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
@@ -31,14 +32,8 @@ def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
 
 @pytest.fixture
 def web(tenant: LocalTenant, web_host: DevHostProcess) -> Iterator[WebBrowser]:
-    register_app_host(tenant, web_host)
-    browser = WebBrowser(tenant, web_host)
-    yield browser
-    browser.session.close()
-
-
-def member(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
+    with web_browser(tenant, web_host) as browser:
+        yield browser
 
 
 def assert_page(response: requests.Response) -> str:

@@ -7,9 +7,11 @@ Nothing is patched: the app runs under devhost, Entra is the local tenant, sessi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -184,3 +186,19 @@ def backdated_session(
 
 def tenant_counters(tenant: LocalTenant) -> dict[str, Any]:
     return dict(tenant.control("GET", "/counters"))
+
+
+def member(tenant: LocalTenant) -> tuple[str, str]:
+    """The demo member's user name and password."""
+    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
+
+
+@contextlib.contextmanager
+def web_browser(tenant: LocalTenant, host: DevHostProcess) -> Iterator[WebBrowser]:
+    """A signed-out scripted browser for ``host``, whose URIs are registered on the (reset) tenant first."""
+    register_app_host(tenant, host)
+    browser = WebBrowser(tenant, host)
+    try:
+        yield browser
+    finally:
+        browser.session.close()

@@ -18,7 +18,13 @@ import requests
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error
 from tests.integration.fixtures import AppHosts, FreshHosts
-from tests.integration.test_signin_kit import SESSION_COOKIE, WebBrowser, register_app_host
+from tests.integration.test_signin_kit import (
+    SESSION_COOKIE,
+    WebBrowser,
+    member,
+    register_app_host,
+    web_browser,
+)
 from tests.support.tenant import LocalTenant
 
 TOKEN_PATH = r"/oauth2/v2\.0/token$"
@@ -35,14 +41,8 @@ def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
 
 @pytest.fixture
 def web(tenant: LocalTenant, web_host: DevHostProcess) -> Iterator[WebBrowser]:
-    register_app_host(tenant, web_host)
-    browser = WebBrowser(tenant, web_host)
-    yield browser
-    browser.session.close()
-
-
-def member(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
+    with web_browser(tenant, web_host) as browser:
+        yield browser
 
 
 def entra_fault(tenant: LocalTenant, **rule: Any) -> dict[str, Any]:

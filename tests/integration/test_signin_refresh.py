@@ -15,7 +15,14 @@ import requests
 
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.fixtures import AppHosts, FreshHosts
-from tests.integration.test_signin_kit import SESSION_COOKIE, WebBrowser, query_of, register_app_host
+from tests.integration.test_signin_kit import (
+    SESSION_COOKIE,
+    WebBrowser,
+    member,
+    query_of,
+    register_app_host,
+    web_browser,
+)
 from tests.support.tenant import LocalTenant
 
 #: MSAL treats an access token with less than 300 s left as expired: 306 s tokens are "fresh" for 6 s.
@@ -30,14 +37,8 @@ def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
 
 @pytest.fixture
 def web(tenant: LocalTenant, web_host: DevHostProcess) -> Iterator[WebBrowser]:
-    register_app_host(tenant, web_host)
-    browser = WebBrowser(tenant, web_host)
-    yield browser
-    browser.session.close()
-
-
-def member(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
+    with web_browser(tenant, web_host) as browser:
+        yield browser
 
 
 def grants_since(tenant: LocalTenant, seq: int) -> list[str]:

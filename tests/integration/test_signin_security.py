@@ -19,6 +19,7 @@ from tests.integration.test_signin_kit import (
     SESSION_COOKIE,
     WebBrowser,
     backdated_session,
+    member,
     query_of,
     register_app_host,
 )
@@ -37,10 +38,6 @@ def browsers(tenant: LocalTenant, web_host: DevHostProcess) -> Iterator[tuple[We
     yield pair
     for browser in pair:
         browser.session.close()
-
-
-def member(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
 
 
 def refused(response: requests.Response, code: str, status: int = 400) -> None:
