@@ -11,7 +11,19 @@ Import cost matters: the worker imports this module at indexing, on every cold s
 
 import azure.functions as func
 
-from blueprints import audit, auth, health, mail, me, openapi, pages, reports, session_cleanup, users
+from blueprints import (
+    audit,
+    auth,
+    health,
+    mail,
+    me,
+    openapi,
+    pages,
+    report_pages,
+    reports,
+    session_cleanup,
+    users,
+)
 from shared import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -25,6 +37,7 @@ for blueprint in (
     mail.bp,
     audit.bp,
     reports.bp,
+    report_pages.bp,
     openapi.bp,
     session_cleanup.bp,
 ):

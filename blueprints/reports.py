@@ -10,8 +10,12 @@
 * ``GET /api/reports/users/latest``, ``/{date}`` (summary), ``/{date}/status`` (``Reports.Read``);
   ``/{date}/users.csv`` and ``/{date}/changes.csv``: 303 to a short-lived read-only SAS URL of the blob.
 
-The endpoints accept applications (app-only tokens) for now; signed-in people with ``Reports.Read`` get
-the same once sessions exist. Required Graph permissions of the app: ``User.Read.All`` (listing, delta),
+The reads accept services (app-only tokens holding ``Reports.Read``) and people signed in to the pages
+whose ID token carries ``Reports.Read`` (session cookie; a bearer token wins over the cookie, see
+:func:`shared.principal.identify`), so a person's browser follows the ``/reports`` page's CSV links with
+its cookie. ``POST`` stays for services holding ``Reports.Run``: people with that role start runs from the
+page's CSRF-checked form (:mod:`blueprints.report_pages`), never through a cookie-authenticated JSON POST.
+Required Graph permissions of the app: ``User.Read.All`` (listing, delta),
 ``AuditLog.Read.All`` + an Entra ID P1/P2 licence for sign-in activity (optional), ``Mail.Send`` for the mail.
 """
 
@@ -25,8 +29,9 @@ import azure.functions as func
 
 from shared import runtime
 from shared.api import ApiRequest, JsonBody, JsonResponse, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS
+from shared.caller import APPLICATIONS, PEOPLE
 from shared.errors import BadRequest
+from shared.principal import identify
 from shared.report.layout import parse_report_date, schedule_zone
 from shared.report.roles import READ_ROLE, RUN_ROLE
 from shared.report.run import RunRequest
@@ -82,13 +87,22 @@ def report_queue(msg: func.QueueMessage) -> None:
         raise RuntimeError(f"The on-demand report failed: {result.status.get('reason')}")
 
 
+#: Who may read reports: services and signed-in people (bearer wins); runs are queued by services only.
+READERS = APPLICATIONS | PEOPLE
+
+
 def _authenticate(request: ApiRequest, role: str) -> str:
+    """Check the caller; returns who it is for the run's record (``application <appId>``)."""
     caller = (
         runtime.current()
         .authenticator()
         .authenticate(request.headers, required_role=role, kinds=APPLICATIONS)
     )
     return f"application {caller.app_id}"
+
+
+def _reader(request: ApiRequest) -> None:
+    identify(request.http, kinds=READERS, required_role=READ_ROLE, person_role=READ_ROLE)
 
 
 def _date(request: ApiRequest) -> dt.date:
@@ -128,7 +142,7 @@ def start_run(request: ApiRequest) -> JsonResponse:
 @json_endpoint
 def latest(request: ApiRequest) -> JsonBody:
     """The newest completed report's summary (404 ``report_not_found`` before the first one)."""
-    _authenticate(request, READ_ROLE)
+    _reader(request)
     _no_parameters(request)
     return runtime.current().reports().latest()
 
@@ -138,7 +152,7 @@ def latest(request: ApiRequest) -> JsonBody:
 @json_endpoint
 def summary(request: ApiRequest) -> JsonBody:
     """The summary of ``date`` (400 malformed date, 404 ``report_not_found``)."""
-    _authenticate(request, READ_ROLE)
+    _reader(request)
     _no_parameters(request)
     return runtime.current().reports().summary(_date(request))
 
@@ -148,7 +162,7 @@ def summary(request: ApiRequest) -> JsonBody:
 @json_endpoint
 def status(request: ApiRequest) -> JsonBody:
     """State and progress of the latest run of ``date``: queued, running, completed or failed."""
-    _authenticate(request, READ_ROLE)
+    _reader(request)
     _no_parameters(request)
     return runtime.current().reports().status(_date(request))
 
@@ -158,7 +172,7 @@ def status(request: ApiRequest) -> JsonBody:
 @json_endpoint
 def csv_file(request: ApiRequest) -> JsonResponse:
     """303 to a 5-minute read-only SAS URL of ``users.csv`` or ``changes.csv`` (404 otherwise)."""
-    _authenticate(request, READ_ROLE)
+    _reader(request)
     _no_parameters(request)
     date = _date(request)
     url = runtime.current().reports().csv_url(date, request.route_params.get("file", ""))

@@ -40,7 +40,11 @@ def _read(operation_id: str, summary: str, ok: dict[str, Any], *parameters: str)
         "get": {
             "operationId": operation_id,
             "summary": summary,
-            "security": [{"bearerAuth": []}],
+            "description": (
+                f"Services with the app role {READ_ROLE} (bearer token), or people signed in to the pages "
+                f"whose ID token carries {READ_ROLE} (session cookie). A bearer token wins over a cookie."
+            ),
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": READ_ROLE,
             "parameters": [_ref("parameters", p) for p in parameters],
             "responses": {**ok, **_errors("400", "401", "403", "404", "500", "502", "503")},

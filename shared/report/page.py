@@ -1,15 +1,17 @@
 """The ``/reports`` page's data and HTML: the latest summary, the 30-day chart and the changes list.
 
 Server-rendered from ``templates/reports.html`` with autoescaping; no script, no inline style (the chart
-is an SVG with presentation attributes, :mod:`shared.report.chart`), so the page fits a strict CSP. The
-route and its sign-in check (people with ``Reports.Read``) are wired with sessions; this module only needs
-the :class:`~shared.report.service.ReportService`.
+is an SVG with presentation attributes, :mod:`shared.report.chart`), so the page fits a strict CSP.
+:func:`render_page` returns the report's part of the page (escaped markup); the route
+(:mod:`blueprints.report_pages`, people holding ``Reports.Read``) puts it in the page framework's
+``shared/templates/reports.html``. This module only needs the :class:`~shared.report.service.ReportService`.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from shared.report import layout
 from shared.report.chart import points_from_summaries, render_svg
 from shared.report.layout import parse_report_date
 from shared.report.service import HISTORY_DAYS, ReportService
+from shared.report.store import _storage
 from shared.report.templating import render
 
 #: Changes listed on the page; the CSV has them all.
@@ -34,7 +37,12 @@ class PageModel:
 
 
 def build_model(service: ReportService) -> PageModel:
-    """The latest report, the last 30 days and the first changes (streamed, at most MAX_CHANGES_SHOWN)."""
+    """The latest report, the last 30 days and the first changes (streamed, at most MAX_CHANGES_SHOWN).
+    Before the first report: an empty model (the page's empty state), not an error.
+
+    Raises:
+        StorageUnavailable: the report container is unreachable (503 ``storage_unavailable``).
+    """
     from shared.errors import NotFound
 
     try:
@@ -42,14 +50,17 @@ def build_model(service: ReportService) -> PageModel:
     except NotFound:
         return PageModel(None, [], [], False)
     date = parse_report_date(str(summary["reportDate"]))
+    rows, more = _storage("reading the changes", lambda: _first_changes(service, date))
+    return PageModel(summary, service.history(HISTORY_DAYS), rows, more)
+
+
+def _first_changes(service: ReportService, date: dt.date) -> tuple[list[dict[str, str]], bool]:
     rows: list[dict[str, str]] = []
-    more = False
     for row in _changes(service, layout.blob(date, "changes.csv")):
         if len(rows) == MAX_CHANGES_SHOWN:
-            more = True
-            break
+            return rows, True
         rows.append(row)
-    return PageModel(summary, service.history(HISTORY_DAYS), rows, more)
+    return rows, False
 
 
 def _changes(service: ReportService, name: str) -> Iterator[dict[str, str]]:
@@ -79,8 +90,8 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
         yield pending.decode("utf-8").removeprefix("\ufeff" if first else "")
 
 
-def render_page(model: PageModel) -> str:
-    """The page's HTML."""
+def render_page(model: PageModel) -> Markup:
+    """The report's part of the page: HTML, every directory value escaped (safe to embed as is)."""
     summary = model.summary
     totals: list[tuple[str, int]] = []
     links: dict[str, str] = {}
@@ -98,13 +109,15 @@ def render_page(model: PageModel) -> str:
         base = f"/api/reports/users/{summary['reportDate']}"
         links = {"users": f"{base}/users.csv", "changes": f"{base}/changes.csv"}
     chart = Markup(render_svg(points_from_summaries(model.history)))  # noqa: S704 - built escaped
-    return render(
-        "reports.html",
-        summary=summary,
-        totals=totals,
-        chart=chart,
-        days=HISTORY_DAYS,
-        changes=model.changes,
-        more_changes=model.more_changes,
-        links=links,
+    return Markup(  # noqa: S704 - rendered by an autoescaping environment
+        render(
+            "reports.html",
+            summary=summary,
+            totals=totals,
+            chart=chart,
+            days=HISTORY_DAYS,
+            changes=model.changes,
+            more_changes=model.more_changes,
+            links=links,
+        )
     )

@@ -70,6 +70,8 @@ PAGE_ROUTES = {
     "/mail",
     "/mail/message",
     "/audit",
+    "/reports",
+    "/reports/run",
 }
 
 

@@ -1,0 +1,123 @@
+"""The ``/reports`` page for signed-in people: the latest daily user report (totals, the 30-day chart, the
+changes, the CSV links) for people holding ``Reports.Read``, and for people holding ``Reports.Run`` a
+"run now" form (``POST /reports/run``) that queues a run exactly as ``POST /api/reports/users`` does and
+comes back to the page showing that run's status.
+
+The page reads storage only (no Graph call, so no delegated token is needed). Before the first report it
+shows an empty state; storage trouble is the framework's error page (503 ``storage_unavailable``); a
+person without the role gets the framework's 403 page. The form is checked for its origin and its
+per-session CSRF token before anything is queued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+from urllib.parse import urlencode
+
+import azure.functions as func
+
+from shared import runtime
+from shared.api import new_blueprint
+from shared.caller import PEOPLE
+from shared.errors import BadRequest, NotFound, SignInRequired
+from shared.pages import Page, PageRequest, Redirect, page_endpoint, require_csrf_token, require_same_origin
+from shared.principal import identify
+from shared.report.layout import parse_report_date, schedule_zone
+from shared.report.page import build_model, render_page
+from shared.report.roles import READ_ROLE, RUN_ROLE
+
+logger = logging.getLogger(__name__)
+
+bp = new_blueprint()
+
+PAGE_PATH = "/reports"
+
+
+def today() -> dt.date:
+    """Today in the report schedule's zone (``WEBSITE_TIME_ZONE``, a platform setting the timer and the
+    API read too)."""
+    return dt.datetime.now(schedule_zone(os.environ.get("WEBSITE_TIME_ZONE"))).date()
+
+
+def run_date(text: str | None) -> dt.date:
+    """A report date a person may ask for: YYYY-MM-DD, not in the future. Raises BadRequest."""
+    if not text:
+        raise BadRequest("Choose the report date to run")
+    date = parse_report_date(text)
+    if date > today():
+        raise BadRequest("date cannot be in the future")
+    return date
+
+
+def _run_panel(date: dt.date) -> dict[str, Any]:
+    """What the page shows of the latest run of ``date`` (``unknown`` when there is none)."""
+    try:
+        status = runtime.current().reports().status(date)
+    except NotFound:
+        status = {}
+    return {
+        "reportDate": date.isoformat(),
+        "state": str(status.get("state") or "unknown"),
+        "forced": status.get("forced") is True,
+        "users": int(status.get("users") or 0),
+        "reason": status.get("reason") if isinstance(status.get("reason"), str) else None,
+        "href": f"{PAGE_PATH}?{urlencode({'run': date.isoformat()})}",
+    }
+
+
+@bp.function_name("page_reports")
+@bp.route(route="reports", methods=[func.HttpMethod.GET])
+@page_endpoint
+def reports_page(request: PageRequest) -> Page | Redirect:
+    """The latest report; ``?run=YYYY-MM-DD`` adds the status of that date's latest run."""
+    principal = identify(request.http, kinds=PEOPLE, person_role=READ_ROLE)
+    unknown = sorted(set(request.params) - {"run"})
+    if unknown:
+        raise BadRequest(f"Unknown query parameter: {unknown[0]}")
+    run_text = request.params.get("run")
+    run = _run_panel(parse_report_date(run_text)) if run_text is not None else None
+    model = build_model(runtime.current().reports())
+    context = {
+        "principal": principal,
+        "title": "Daily user report",
+        "active": "reports",
+        "report": render_page(model),
+        "run": run,
+        "can_run": principal.has_role(RUN_ROLE),
+        "today": today().isoformat(),
+    }
+    return Page("reports.html", context)
+
+
+@bp.function_name("page_reports_run")
+@bp.route(route="reports/run", methods=[func.HttpMethod.POST])
+@page_endpoint
+def run_now(request: PageRequest) -> Page | Redirect:
+    """Queue a run of the form's ``date`` (``force=true``: re-run a completed report, audited), then show
+    its status on ``/reports``. Same service call as ``POST /api/reports/users``."""
+    from shared.signin_web import app_origin, sign_in_redirect
+
+    require_same_origin(request, app_origin(request.http))
+    try:
+        principal = identify(request.http, kinds=PEOPLE, person_role=RUN_ROLE)
+    except SignInRequired as error:  # the form cannot be replayed after sign-in: back to the page
+        return sign_in_redirect(request, error, next_path=PAGE_PATH)
+    require_csrf_token(request, principal)
+    date = run_date(request.form.get("date"))
+    force_text = request.form.get("force") or "false"
+    if force_text not in ("true", "false"):
+        raise BadRequest("force must be true or false")
+    force = force_text == "true"
+    requested_by = f"person {principal.object_id}"
+    accepted = runtime.current().reports().request_run(date, force=force, requested_by=requested_by)
+    logger.info(
+        "Report run of %s requested from the page by %s (forced %s): %s",
+        date,
+        requested_by,
+        force,
+        accepted.status.get("state"),
+    )
+    return Redirect(f"{PAGE_PATH}?{urlencode({'run': date.isoformat()})}")
