@@ -3,10 +3,11 @@ changes, the CSV links) for people holding ``Reports.Read``, and for people hold
 "run now" form (``POST /reports/run``) that queues a run exactly as ``POST /api/reports/users`` does and
 comes back to the page showing that run's status.
 
-The page reads storage only (no Graph call, so no delegated token is needed). Before the first report it
-shows an empty state; storage trouble is the framework's error page (503 ``storage_unavailable``); a
-person without the role gets the framework's 403 page. The form is checked for its origin and its
-per-session CSRF token before anything is queued.
+``/reports?date=D`` shows the report of D (the daily mail links there). The page reads storage only (no
+Graph call, so no delegated token is needed). Before the first report it shows an empty state; storage
+trouble is the framework's error page (503 ``storage_unavailable``); a person without the role gets the
+framework's 403 page. The form is checked for its origin and its per-session CSRF token before anything is
+queued.
 """
 
 from __future__ import annotations
@@ -72,14 +73,17 @@ def _run_panel(date: dt.date) -> dict[str, Any]:
 @bp.route(route="reports", methods=[func.HttpMethod.GET])
 @page_endpoint
 def reports_page(request: PageRequest) -> Page | Redirect:
-    """The latest report; ``?run=YYYY-MM-DD`` adds the status of that date's latest run."""
+    """The latest report, or ``?date=YYYY-MM-DD``'s (the daily mail links there; 404 page
+    ``report_not_found`` when that date has none); ``?run=YYYY-MM-DD`` adds the status of that date's
+    latest run."""
     principal = identify(request.http, kinds=PEOPLE, person_role=READ_ROLE)
-    unknown = sorted(set(request.params) - {"run"})
+    unknown = sorted(set(request.params) - {"run", "date"})
     if unknown:
         raise BadRequest(f"Unknown query parameter: {unknown[0]}")
-    run_text = request.params.get("run")
+    run_text, date_text = request.params.get("run"), request.params.get("date")
     run = _run_panel(parse_report_date(run_text)) if run_text is not None else None
-    model = build_model(runtime.current().reports())
+    date = parse_report_date(date_text) if date_text is not None else None
+    model = build_model(runtime.current().reports(), date)
     context = {
         "principal": principal,
         "title": "Daily user report",

@@ -36,19 +36,24 @@ class PageModel:
     more_changes: bool
 
 
-def build_model(service: ReportService) -> PageModel:
-    """The latest report, the last 30 days and the first changes (streamed, at most MAX_CHANGES_SHOWN).
-    Before the first report: an empty model (the page's empty state), not an error.
+def build_model(service: ReportService, date: dt.date | None = None) -> PageModel:
+    """The report of ``date`` (default: the latest), the last 30 days and the report's first changes
+    (streamed, at most MAX_CHANGES_SHOWN). Before the first report: an empty model (the page's empty
+    state), not an error.
 
     Raises:
+        NotFound: ``date`` was given and has no completed report (404 ``report_not_found``).
         StorageUnavailable: the report container is unreachable (503 ``storage_unavailable``).
     """
     from shared.errors import NotFound
 
-    try:
-        summary = service.latest()
-    except NotFound:
-        return PageModel(None, [], [], False)
+    if date is not None:
+        summary = service.summary(date)
+    else:
+        try:
+            summary = service.latest()
+        except NotFound:
+            return PageModel(None, [], [], False)
     date = parse_report_date(str(summary["reportDate"]))
     rows, more = _storage("reading the changes", lambda: _first_changes(service, date))
     return PageModel(summary, service.history(HISTORY_DAYS), rows, more)
@@ -108,6 +113,12 @@ def render_page(model: PageModel) -> Markup:
         ]
         base = f"/api/reports/users/{summary['reportDate']}"
         links = {"users": f"{base}/users.csv", "changes": f"{base}/changes.csv"}
+    # Links to the other reports of the chart's window, newest first.
+    earlier = [
+        {"date": str(day["reportDate"]), "href": f"/reports?date={day['reportDate']}"}
+        for day in reversed(model.history)
+        if summary is None or day.get("reportDate") != summary["reportDate"]
+    ]
     chart = Markup(render_svg(points_from_summaries(model.history)))  # noqa: S704 - built escaped
     return Markup(  # noqa: S704 - rendered by an autoescaping environment
         render(
@@ -119,5 +130,6 @@ def render_page(model: PageModel) -> Markup:
             changes=model.changes,
             more_changes=model.more_changes,
             links=links,
+            earlier=earlier,
         )
     )

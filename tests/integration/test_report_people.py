@@ -163,6 +163,12 @@ def test_the_page_shows_the_report_chart_changes_and_links(site: Site) -> None:
     assert f'href="/api/reports/users/{site.today}/changes.csv"' in html
     assert '<a href="/reports" aria-current="page">Reports</a>' in html
     assert 'href="/mail"' in html and 'href="/audit"' in html  # the admin holds those roles too
+    assert f'<a href="/reports?date={site.yesterday}">{site.yesterday}</a>' in html  # the other report
+    # The daily mail links to /reports?date=D: that date's report, its changes (a baseline has none).
+    earlier = page_html(site.admin.get("/reports", params={"date": site.yesterday}))
+    assert f"<strong>{site.yesterday}</strong>" in earlier and 'id="changes"' not in earlier
+    assert f'href="/api/reports/users/{site.yesterday}/users.csv"' in earlier
+    assert_error_page(site.admin.get("/reports", params={"date": "2020-01-01"}), 404, "report_not_found")
     reader = requests.get(site.host.url("/reports"), cookies={SESSION_COOKIE: site.reader}, timeout=30)
     reader_html = page_html(reader)
     assert 'id="report-date"' in reader_html and 'id="run-form"' not in reader_html  # no Reports.Run
