@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -249,39 +250,78 @@ def test_run_now_queues_the_run_shows_its_status_and_audits_a_forced_one(site: S
     assert f"requested from the page by person {oid} (forced True)" in site.host.log()
 
 
-def test_storage_down_is_the_friendly_503_page(
-    fresh_hosts: FreshHosts, local_tenant: LocalTenant, azurite: Any
-) -> None:
-    """Blob storage unreachable (sessions still readable): the page and the API answer 503
-    ``storage_unavailable`` with Retry-After, never a trace."""
-    dead = free_port()
+def storage_host(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, azurite: Any, dead_service: str
+) -> tuple[DevHostProcess, dict[str, str]]:
+    """A host whose ``dead_service`` endpoint (Blob or Queue) is a closed port, the other services live;
+    and the cookie of a person holding Reports.Read and Reports.Run (stored with the app's SessionStore)."""
     live = dict(part.split("=", 1) for part in azurite.connection_string.split(";") if "=" in part)
     account = live["AccountName"]
+    live[f"{dead_service}Endpoint"] = f"http://127.0.0.1:{free_port()}/{account}"
     storage = (
         f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={live['AccountKey']};"
-        f"BlobEndpoint=http://127.0.0.1:{dead}/{account};QueueEndpoint={live['QueueEndpoint']};"
+        f"BlobEndpoint={live['BlobEndpoint']};QueueEndpoint={live['QueueEndpoint']};"
         f"TableEndpoint={live['TableEndpoint']};"
     )
     host = fresh_hosts.start(
-        local_tenant,
-        "report-people-nostorage",
+        tenant,
+        f"report-people-no{dead_service.lower()}",
         overrides={**report_settings(), "AzureWebJobsStorage": storage},
     )
     from shared.sessions import SessionClaims
 
     claims = SessionClaims(
-        oid=str(uuid.uuid4()), tid=local_tenant.env["ENTRA_TENANT_ID"], roles=("Reports.Read",)
+        oid=str(uuid.uuid4()), tid=tenant.env["ENTRA_TENANT_ID"], roles=("Reports.Read", "Reports.Run")
     )
-    cookie = {
-        SESSION_COOKIE: backdated_session(local_tenant, host, age=dt.timedelta(minutes=1), claims=claims)
-    }
-    page = requests.get(host.url("/reports"), cookies=cookie, timeout=60)
-    assert_error_page(page, 503, "storage_unavailable")
-    assert page.headers["Retry-After"] and AZURITE_KEY not in page.text
-    api = requests.get(host.url("/api/reports/users/latest"), cookies=cookie, timeout=60)
-    assert_error(api, 503, "storage_unavailable")
-    assert "Traceback" not in host.log()
-    # devhost's timer monitor (schedule status in blobs) keeps retrying the dead endpoint past a SIGTERM's
+    session = backdated_session(tenant, host, age=dt.timedelta(minutes=1), claims=claims)
+    return host, {SESSION_COOKIE: session}
+
+
+def kill(host: DevHostProcess) -> None:
+    # devhost's timer monitor (blobs) and queue listener keep retrying a dead endpoint past a SIGTERM's
     # grace period, as in test_report_faults.
     host.process.kill()
     host.process.wait(10)
+
+
+def test_blob_storage_down_is_the_friendly_503_page_for_concurrent_readers(
+    fresh_hosts: FreshHosts, local_tenant: LocalTenant, azurite: Any
+) -> None:
+    """Blob storage unreachable (sessions still readable): the page, for four people at once, and the API
+    answer 503 ``storage_unavailable`` with Retry-After, never a trace."""
+    host, cookie = storage_host(fresh_hosts, local_tenant, azurite, "Blob")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            pages = list(
+                pool.map(lambda _: requests.get(host.url("/reports"), cookies=cookie, timeout=60), range(4))
+            )
+        for page in pages:
+            assert_error_page(page, 503, "storage_unavailable")
+            assert page.headers["Retry-After"] and AZURITE_KEY not in page.text
+        api = requests.get(host.url("/api/reports/users/latest"), cookies=cookie, timeout=60)
+        assert_error(api, 503, "storage_unavailable")
+        assert "Traceback" not in host.log()
+    finally:
+        kill(host)
+
+
+def test_queue_down_makes_run_now_a_503_page_and_the_page_still_reads(
+    fresh_hosts: FreshHosts, local_tenant: LocalTenant, azurite: Any
+) -> None:
+    host, cookie = storage_host(fresh_hosts, local_tenant, azurite, "Queue")
+    try:
+        page = requests.get(host.url("/reports"), cookies=cookie, timeout=60)
+        html = page_html(page)
+        assert 'id="no-report"' in html and 'id="run-form"' in html
+        posted = requests.post(
+            host.url("/reports/run"),
+            data={"csrf": csrf_of(html), "date": dt.datetime.now(dt.UTC).date().isoformat()},
+            headers={"Origin": host.base_url},
+            cookies=cookie,
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert_error_page(posted, 503, "storage_unavailable")
+        assert posted.headers["Retry-After"] and "Traceback" not in host.log()
+    finally:
+        kill(host)
