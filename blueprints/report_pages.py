@@ -66,6 +66,7 @@ def _run_panel(date: dt.date) -> dict[str, Any]:
         "users": int(status.get("users") or 0),
         "reason": status.get("reason") if isinstance(status.get("reason"), str) else None,
         "href": f"{PAGE_PATH}?{urlencode({'run': date.isoformat()})}",
+        "report_href": f"{PAGE_PATH}?{urlencode({'date': date.isoformat()})}",
     }
 
 

@@ -130,6 +130,9 @@ def test_the_admin_sees_the_chart_and_changes_downloads_a_csv_and_runs_now(
         page.reload()
     assert_clean(page, watch)
     shots.take(page, "02-run-completed")
+    page.click(f"#run-status >> text=Show the report of {yesterday}")
+    assert yesterday in page.locator("#report-date").inner_text()
+    assert_clean(page, watch)
     assert "AUDIT forced re-run of report " + yesterday + " by person " in app.log()
 
 
