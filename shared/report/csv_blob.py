@@ -16,7 +16,7 @@ import base64
 import csv
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -24,6 +24,32 @@ if TYPE_CHECKING:
 DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 _BOM = "\ufeff"
 _TEXT_CHUNK = 64 * 1024
+_LINE_END = "\r\n"
+_EMPTY_FOR_NONE: dict[Any, str] = {None: ""}
+
+
+def _plain_lines(columns: Sequence[Sequence[Any]]) -> str | None:
+    """The CSV lines of these columns when no field needs quoting, else None (the caller lets ``csv`` write
+    them). ``csv``'s minimal quoting quotes a field only when it holds the delimiter, the quote character or a
+    line-terminator character; without any, its line is the fields joined by commas, so joining them here
+    writes the very same bytes at a fraction of the CPU. Whether any field holds one is read off the joined
+    text by counting: exactly the commas and line breaks the join put there, and no quote."""
+    if len(columns) < 2:  # csv writes a lone empty field as "" (a blank line would read as no row)
+        return None
+    try:
+        texts = [list(map(_EMPTY_FOR_NONE.get, col, col)) if None in col else col for col in columns]
+        lines = _LINE_END.join(map(",".join, zip(*texts, strict=True)))
+    except TypeError:  # a field that is not text (or not hashable): csv's str() decides how it reads
+        return None
+    rows = len(columns[0])
+    if (
+        '"' in lines
+        or lines.count(",") != rows * (len(columns) - 1)
+        or lines.count("\r") != rows - 1
+        or lines.count("\n") != rows - 1
+    ):
+        return None
+    return lines + _LINE_END
 
 
 class BlockCsvWriter:
@@ -43,7 +69,7 @@ class BlockCsvWriter:
         self._block_bytes = block_bytes
         self._text_chunk = min(_TEXT_CHUNK, block_bytes)
         self._text = io.StringIO()
-        self._csv = csv.writer(self._text, lineterminator="\r\n")
+        self._csv = csv.writer(self._text, lineterminator=_LINE_END)
         self._bytes = bytearray()
         self._blocks: list[str] = []
         self.rows = 0
@@ -63,6 +89,22 @@ class BlockCsvWriter:
         """Many rows at once (a page): one size check for all of them."""
         self._csv.writerows(rows)
         self.rows += len(rows)
+        if self._text.tell() >= self._text_chunk:
+            self._move_text()
+            if len(self._bytes) >= self._block_bytes:
+                self._stage()
+
+    def write_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Rows given column by column (equal lengths; None is an empty field): the same bytes as
+        ``write_rows(list(zip(*columns)))``, faster when no field needs quoting (see :func:`_plain_lines`)."""
+        if not columns or not columns[0]:
+            return
+        lines = _plain_lines(columns)
+        if lines is None:
+            self._csv.writerows(zip(*columns, strict=True))
+        else:
+            self._text.write(lines)
+        self.rows += len(columns[0])
         if self._text.tell() >= self._text_chunk:
             self._move_text()
             if len(self._bytes) >= self._block_bytes:

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from shared.errors import UpstreamError
+from shared.report.cells import cell
 from shared.report.csv_blob import BlockCsvWriter
-from shared.report.listing import USER_FIELDS, PageFetcher, cell
+from shared.report.listing import USER_FIELDS, PageFetcher
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from shared.errors import GraphFunctionsError, UpstreamError, UpstreamThrottled
@@ -142,7 +143,8 @@ class SignInAvailability:
 
 def iter_user_pages(fetcher: PageFetcher, availability: SignInAvailability) -> Iterator[list[dict[str, Any]]]:
     """Yield the users of each page (``$top=999``) in Graph's order; ``availability`` says on return whether
-    ``signInActivity`` could be selected. One page in memory at a time."""
+    ``signInActivity`` could be selected. Pages are fetched ahead by a thread (:func:`_fetched_ahead`): at
+    most four pages in memory, whatever the tenant's size."""
     params = {"$top": str(PAGE_SIZE), "$select": ",".join((*USER_FIELDS, SIGN_IN_FIELD))}
     try:
         page = fetcher.page("/users", params)
@@ -158,48 +160,57 @@ def iter_user_pages(fetcher: PageFetcher, availability: SignInAvailability) -> I
         logger.warning("signInActivity unavailable (%s); the report lists users without it", exc.graph_code)
         params["$select"] = ",".join(USER_FIELDS)
         page = fetcher.page("/users", params)
-    # The next page is fetched while the caller writes this one (one page ahead, at most two in memory):
-    # the run then takes about as long as the listing itself.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-prefetch") as pool:
-        while True:
-            ahead = pool.submit(fetcher.page, page.next_link) if page.next_link else None
+    if page.next_link is None:
+        yield page.items
+        return
+    yield from _fetched_ahead(fetcher, page)
+
+
+#: Pages a fetching thread may hold ready for the writer (besides the one being written and the one being
+#: fetched): a blob block upload (tens of ms) then does not stall the listing.
+_PAGES_AHEAD = 2
+
+
+def _fetched_ahead(fetcher: PageFetcher, first: GraphPage) -> Iterator[list[dict[str, Any]]]:
+    """``first``'s items, then each following page's, fetched back to back by a thread while the caller
+    writes (the next link is known only once a page is parsed, so the listing itself stays sequential; the
+    thread keeps it busy). At most ``_PAGES_AHEAD + 2`` pages are in memory. A fetch failure is raised here,
+    in the caller's thread, after the pages before it; closing the generator stops the thread."""
+    ready: queue.Queue[GraphPage | BaseException | None] = queue.Queue(maxsize=_PAGES_AHEAD)  # None: done
+    stop = threading.Event()
+
+    def hand_over(item: GraphPage | BaseException | None) -> bool:
+        while not stop.is_set():
             try:
-                yield page.items
-            except GeneratorExit:
-                if ahead is not None:
-                    ahead.cancel()
-                raise
-            if ahead is None:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch_all(link: str | None) -> None:
+        try:
+            while link is not None and not stop.is_set():
+                page = fetcher.page(link)
+                if not hand_over(page):
+                    return
+                link = page.next_link
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            hand_over(exc)
+            return
+        hand_over(None)
+
+    worker = threading.Thread(target=fetch_all, args=(first.next_link,), name="report-prefetch", daemon=True)
+    worker.start()
+    try:
+        yield first.items
+        while True:
+            item = ready.get()
+            if item is None:
                 return
-            page = ahead.result()
-
-
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_FIRST = frozenset(_FORMULA_STARTS)
-
-
-def cell(value: Any) -> str:
-    """A CSV cell: booleans as ``true``/``false``, None as empty, and text that a spreadsheet would run as
-    a formula (``= + - @``, tab, CR first) prefixed with ``'`` (OWASP "CSV injection")."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value)
-    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
-
-
-def user_row(user: Mapping[str, Any]) -> list[str]:
-    """The users.csv row of one Graph user object, in :data:`CSV_COLUMNS` order (:func:`cell` per value,
-    inlined for plain strings: this runs once per user)."""
-    activity = user.get(SIGN_IN_FIELD)
-    activity = activity if isinstance(activity, dict) else {}
-    row: list[str] = []
-    for source, names in ((user, USER_FIELDS), (activity, SIGN_IN_COLUMNS)):
-        for name in names:
-            value = source.get(name)
-            if value.__class__ is str:
-                row.append(f"'{value}" if value[:1] in _FORMULA_FIRST else value)
-            else:
-                row.append(cell(value))
-    return row
+            if isinstance(item, BaseException):
+                raise item
+            yield item.items
+    finally:
+        stop.set()
+        worker.join()

@@ -17,10 +17,11 @@ import pytest
 from shared.errors import BadRequest, UpstreamError, UpstreamThrottled
 from shared.graph import GraphPage
 from shared.report import delta
+from shared.report.cells import cell, user_row
 from shared.report.chart import DayPoint, points_from_summaries, render_svg
 from shared.report.csv_blob import BlockCsvWriter
 from shared.report.layout import date_of_prefix, parse_report_date, schedule_zone
-from shared.report.listing import CSV_COLUMNS, PageFetcher, RunBudgetExhaustedError, cell, user_row
+from shared.report.listing import CSV_COLUMNS, PageFetcher, RunBudgetExhaustedError
 from shared.report.mail import html_body, subject
 from shared.report.page import PageModel, render_page
 from shared.report.service import timer_report_date
