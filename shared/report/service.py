@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import BadRequest, NotFound
+from shared.errors import BadRequest, GraphFunctionsError, NotFound
 from shared.report import layout
 from shared.report.links import CsvLinks
 from shared.report.run import ReportRunner, RunRequest, RunResult
@@ -118,9 +118,27 @@ class ReportService:
             "reason": None,
         }
         self.store.put_json(layout.blob(date, "status.json"), status)
-        self._send({"date": date.isoformat(), "force": force, "runId": run_id, "requestedBy": requested_by})
+        message = {"date": date.isoformat(), "force": force, "runId": run_id, "requestedBy": requested_by}
+        try:
+            self._send(message)
+        except GraphFunctionsError:
+            # Nothing was queued: a "queued" status left behind would answer every request for the next
+            # ten minutes with a run that never comes. Put back what was there before.
+            self._restore_status(date, current[0] if current is not None else None)
+            raise
         logger.info("Report %s queued (run %s, forced %s)", date, run_id, force)
         return Accepted(202, status)
+
+    def _restore_status(self, date: dt.date, previous: dict[str, Any] | None) -> None:
+        name = layout.blob(date, "status.json")
+        try:
+            if previous is None:
+                self.store.delete(name)
+            else:
+                self.store.put_json(name, previous)
+        except GraphFunctionsError:
+            # Storage is failing as a whole: the queued status then ages out (_QUEUED_FOR) and is re-queued.
+            logger.warning("Report %s: the status of a run that could not be queued was not restored", date)
 
     def _send(self, message: dict[str, Any]) -> None:
         queue = self._queue_client()

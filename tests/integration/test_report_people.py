@@ -323,5 +323,9 @@ def test_queue_down_makes_run_now_a_503_page_and_the_page_still_reads(
         )
         assert_error_page(posted, 503, "storage_unavailable")
         assert posted.headers["Retry-After"] and "Traceback" not in host.log()
+        # Nothing was queued, so no "queued" status may stand in for the run that never comes.
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        status = requests.get(host.url(f"/api/reports/users/{today}/status"), cookies=cookie, timeout=60)
+        assert_error(status, 404, "report_not_found")
     finally:
         kill(host)
