@@ -316,10 +316,24 @@ def _run(handler: PageHandler, request: PageRequest, name: str) -> func.HttpResp
             )
         else:
             logger.info("%s answered %d %s (request %s)", name, error.status, error.code, request.request_id)
-        return error_page(error, request=request)
+        # A refusal (403, 404, 400) still shows who is signed in and the sign-out form; after a 5xx the
+        # session's storage may be what failed, so the page does not ask it again.
+        viewer = _signed_in_person(request) if error.status < 500 else None
+        return error_page(error, request=request, principal=viewer)
     except Exception:
         logger.exception("Unhandled error in %s (request %s)", name, request.request_id)
         return internal_error_page(request=request)
+
+
+def _signed_in_person(request: PageRequest) -> Principal | None:
+    """The person signed in on this browser, whatever their roles; None without a (valid) session."""
+    from shared.caller import PEOPLE
+    from shared.principal import identify
+
+    try:
+        return identify(request.http, kinds=PEOPLE)
+    except GraphFunctionsError:
+        return None
 
 
 # --- Forms that change state ---------------------------------------------------------------------

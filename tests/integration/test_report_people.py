@@ -180,6 +180,8 @@ def test_the_page_refuses_a_person_without_the_role_and_signs_in_nobody(site: Si
     html = page_html(site.member.get("/reports"), status=403)
     assert "<code>forbidden</code>" in html and "Reports.Read" in html and 'id="report-date"' not in html
     assert ">Reports</a>" not in html  # no nav link either
+    # The refusal still shows who is signed in, with the sign-out form (not a "Sign in" button).
+    assert "Signed in as" in html and 'action="/auth/logout"' in html and "/auth/login?next=" not in html
     anonymous = requests.get(site.host.url("/reports"), allow_redirects=False, timeout=30)
     assert anonymous.status_code in (302, 303)
     assert anonymous.headers["Location"].startswith(site.admin.tenant.env["ENTRA_AUTHORITY_HOST"])
