@@ -175,9 +175,11 @@ def test_hs256_signed_with_the_public_key_is_rejected(
         ({"iss": "https://evil.example/tenant/v2.0"}, "not issued by this tenant"),
         ({"iss": f"{AUTHORITY_HOST}/99999999-9999-9999-9999-999999999999/v2.0"}, "not issued by this tenant"),
         ({"tid": "99999999-9999-9999-9999-999999999999"}, "another tenant"),
-        ({"exp": int(time.time()) - 120}, "has expired"),
-        ({"nbf": int(time.time()) + 600}, "not valid yet"),
-        ({"iat": int(time.time()) + 600}, "not valid yet"),
+        # Times relative to when the test runs ("offset" below), not to collection: a long suite would
+        # otherwise reach a future nbf/iat before this test runs.
+        ({"exp": ("offset", -120)}, "has expired"),
+        ({"nbf": ("offset", 600)}, "not valid yet"),
+        ({"iat": ("offset", 600)}, "not valid yet"),
         ({"drop": ("exp",)}, "lacks the 'exp' claim"),
         ({"drop": ("aud",)}, "lacks the 'aud' claim"),
         ({"drop": ("azp",)}, "does not identify the calling application"),
@@ -187,7 +189,12 @@ def test_hs256_signed_with_the_public_key_is_rejected(
 def test_invalid_claims(
     tenant: Tenant, make_token: TokenFactory, claims: dict[str, Any], fragment: str
 ) -> None:
-    expect_401(tenant, make_token(**claims), fragment)
+    now = int(time.time())
+    resolved = {
+        name: now + value[1] if isinstance(value, tuple) and value[:1] == ("offset",) else value
+        for name, value in claims.items()
+    }
+    expect_401(tenant, make_token(**resolved), fragment)
 
 
 def test_small_clock_skew_is_tolerated(tenant: Tenant, make_token: TokenFactory) -> None:
