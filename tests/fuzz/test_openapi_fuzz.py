@@ -15,6 +15,7 @@ bounded and derandomized: the same cases every run.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -130,6 +131,16 @@ def _strategy(
             st.sampled_from(known_ids).flatmap(
                 lambda user_id: operation.as_strategy(
                     generation_mode=GenerationMode.POSITIVE, path_parameters={"id": user_id}
+                )
+            )
+        )
+    if "date" in {parameter.name for parameter in operation.path_parameters}:
+        # The schema's date pattern (four, two and two digits) mostly yields impossible dates (a 400): real
+        # calendar dates reach the lookup itself.
+        strategies.append(
+            st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2099, 12, 31)).flatmap(
+                lambda day: operation.as_strategy(
+                    generation_mode=GenerationMode.POSITIVE, path_parameters={"date": day.isoformat()}
                 )
             )
         )
