@@ -72,7 +72,9 @@ def render_svg(points: Sequence[DayPoint]) -> str:
     for index, (title, values, kind) in enumerate(panels):
         top = TOP + index * (PANEL + GAP)
         bottom = top + PANEL
-        high = max(max(values), 1)
+        # An even top keeps the middle grid line on a whole number (a top of 1 labelled 0, 0, 1 before).
+        high = max(max(values), 2)
+        high += high % 2
         parts.append(
             f'<text x="{LEFT}" y="{top - 8}" font-size="13" font-weight="600">{escape(title)}</text>'
         )
@@ -81,7 +83,7 @@ def render_svg(points: Sequence[DayPoint]) -> str:
             parts.append(
                 f'<line x1="{LEFT}" y1="{_fmt(y)}" x2="{WIDTH - RIGHT}" y2="{_fmt(y)}" stroke="{GRID}" '
                 f'stroke-width="1"/>'
-                f'<text x="{LEFT - 6}" y="{_fmt(y + 4)}" text-anchor="end">{round(high * fraction)}</text>'
+                f'<text x="{LEFT - 6}" y="{_fmt(y + 4)}" text-anchor="end">{int(high * fraction)}</text>'
             )
 
         def y_of(value: float, high: int = high, bottom: float = bottom) -> float:

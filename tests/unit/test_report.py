@@ -357,3 +357,13 @@ def test_the_page_renders_escaped_data_the_chart_and_links() -> None:
     assert 'id="more-changes"' in html
     empty = render_page(PageModel(None, [], [], False))
     assert 'id="no-report"' in empty and "<svg" not in empty
+
+
+def test_the_chart_axis_labels_are_distinct_whole_numbers_even_for_tiny_counts() -> None:
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    for top in (0, 1, 2, 3, 7, 1000):
+        root = ET.fromstring(render_svg([DayPoint("2026-11-30", top, top, top, 0)]))  # noqa: S314
+        labels = [t.text for t in root.findall("s:text", ns) if t.get("text-anchor") == "end"]
+        for panel in (labels[i : i + 3] for i in range(0, len(labels), 3)):
+            numbers = [int(text or "") for text in panel]
+            assert numbers[0] < numbers[1] < numbers[2] and numbers[2] >= top, (top, panel)
