@@ -29,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
+from tests.browser.app_kit import Shots
 from tests.browser.capture import CaptureServer, capture_server
 from tests.support.tenant import LocalTenant, trusted_tenant
 
@@ -78,6 +79,12 @@ def tenant(browser_tenant: LocalTenant, capture: CaptureServer) -> Iterator[Loca
         yield browser_tenant
     finally:
         browser_tenant.reset()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Shots:
+    """Screenshots of the test, under its tmp dir (``screenshots/``)."""
+    return Shots(tmp_path / "screenshots")
 
 
 def spki_pin(server_pem: Path) -> str:

@@ -7,14 +7,13 @@ through sign-in and back. Screenshots of each page go to the test's tmp dir (``s
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext
 
+from tests.browser.app_kit import Shots, admin, browser_app, member, registered, session_id, through_tenant
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.test_signin_kit import SESSION_COOKIE, register_app_host, session_row_exists
-from tests.support.apphost import start_app_host
+from tests.integration.test_signin_kit import SESSION_COOKIE, session_row_exists
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.browser
@@ -24,77 +23,14 @@ pytestmark = pytest.mark.browser
 def app(
     browser_tenant: LocalTenant, azurite: object, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevHostProcess]:
-    host = start_app_host(
-        tmp_path_factory.mktemp("browser-app"),
-        browser_tenant.env,
-        azurite.connection_string,  # type: ignore[attr-defined]
-    )
-    try:
+    with browser_app(tmp_path_factory, browser_tenant, azurite, "browser-app") as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture
 def site(browser_tenant: LocalTenant, app: DevHostProcess) -> Iterator[LocalTenant]:
-    register_app_host(browser_tenant, app)
-    try:
-        yield browser_tenant
-    finally:
-        browser_tenant.reset()
-
-
-class Shots:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def take(self, page: Page, name: str) -> None:
-        page.screenshot(path=str(self.directory / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Shots:
-    return Shots(tmp_path / "screenshots")
-
-
-def through_tenant(page: Page, app: DevHostProcess, username: str, password: str) -> list[str]:
-    """Sign in (and consent, approve MFA) on the tenant's pages until the browser is back on the app;
-    returns the tenant pages passed through."""
-    seen: list[str] = []
-    for _ in range(6):
-        page.wait_for_load_state()
-        if page.url.startswith(app.base_url):
-            return seen
-        if page.locator("#signin-form").count():
-            seen.append("signin")
-            if page.locator("#username").is_editable():
-                page.fill("#username", username)
-            page.fill("#password", password)
-            page.click("#signin")
-        elif page.locator("#consent-form").count():
-            seen.append("consent")
-            page.click("#accept")
-        elif page.locator("#mfa-form").count():
-            seen.append("mfa")
-            page.click("#mfa-approve")
-        else:
-            raise AssertionError(f"unexpected page {page.url}: {page.content()[:400]}")
-        page.wait_for_load_state()
-    assert page.url.startswith(app.base_url), page.url
-    return seen
-
-
-def member(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
-
-
-def admin(tenant: LocalTenant) -> tuple[str, str]:
-    return tenant.env["DEMO_ADMIN_USERNAME"], tenant.env["DEMO_ADMIN_PASSWORD"]
-
-
-def session_id(context: BrowserContext) -> str | None:
-    return next((c["value"] for c in context.cookies() if c["name"] == SESSION_COOKIE), None)
+    with registered(browser_tenant, app) as tenant:
+        yield tenant
 
 
 def test_member_signs_in_browses_and_signs_out(

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page
+from playwright.sync_api import BrowserContext, Page
 
-from tests.browser.test_app_signin import Shots, admin, member, through_tenant
+from tests.browser.app_kit import Shots, Watch, admin, browser_app, member, registered, through_tenant
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.test_signin_kit import register_app_host
-from tests.support.apphost import Caller, start_app_host
+from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.browser
@@ -35,47 +33,15 @@ HOSTILE_BODY = (
 def mail_app(
     browser_tenant: LocalTenant, azurite: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevHostProcess]:
-    host = start_app_host(
-        tmp_path_factory.mktemp("browser-mail-app"),
-        browser_tenant.env,
-        azurite.connection_string,
-        overrides={"MAILBOX_SCOPE": "*"},
-    )
-    try:
+    overrides = {"MAILBOX_SCOPE": "*"}
+    with browser_app(tmp_path_factory, browser_tenant, azurite, "browser-mail-app", overrides) as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture
 def site(browser_tenant: LocalTenant, mail_app: DevHostProcess) -> Iterator[LocalTenant]:
-    register_app_host(browser_tenant, mail_app)
-    try:
-        yield browser_tenant
-    finally:
-        browser_tenant.reset()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Shots:
-    return Shots(tmp_path / "screenshots")
-
-
-class Watch:
-    """Dialogs and console errors of a page (a script that ran would open a dialog)."""
-
-    def __init__(self, page: Page) -> None:
-        self.dialogs: list[str] = []
-        self.console: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        self.console.append(message.text)
+    with registered(browser_tenant, mail_app) as tenant:
+        yield tenant
 
 
 def assert_inert(page: Page, watch: Watch) -> None:

@@ -20,11 +20,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from tests.browser.test_app_signin import Shots, admin, member, through_tenant
-from tests.browser.test_mail_pages import Watch
+from tests.browser.app_kit import Shots, Watch, admin, member, registered, through_tenant
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.test_report import NEVER, run_on_demand
-from tests.integration.test_signin_kit import register_app_host
 from tests.support.apphost import Caller, start_app_host
 from tests.support.tenant import LocalTenant
 
@@ -61,16 +59,8 @@ def report_app(
 
 @pytest.fixture
 def site(browser_tenant: LocalTenant, report_app: tuple[DevHostProcess, str]) -> Iterator[LocalTenant]:
-    register_app_host(browser_tenant, report_app[0])
-    try:
-        yield browser_tenant
-    finally:
-        browser_tenant.reset()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Shots:
-    return Shots(tmp_path / "screenshots")
+    with registered(browser_tenant, report_app[0]) as tenant:
+        yield tenant
 
 
 def assert_clean(page: Page, watch: Watch) -> None:
