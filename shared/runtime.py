@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.caller import Authenticator, CallerAuthenticator, SigningKeys
+from shared.caller import Authenticator, CallerAuthenticator
 from shared.errors import ConfigurationError
 from shared.graph import GraphClient, TokenSource
 from shared.http import RequestsTransport, Transport
 from shared.settings import Settings
+from shared.signing_keys import SigningKeys
 from shared.users import UsersService
 
 if TYPE_CHECKING:

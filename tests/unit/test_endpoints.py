@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import function_app
 from shared import runtime
-from shared.caller import CallerAuthenticator, SigningKeys
+from shared.caller import CallerAuthenticator
 from shared.cursor import encode_cursor
 from shared.errors import ConfigurationError
 from shared.graph import GraphClient
+from shared.signing_keys import SigningKeys
 from shared.users import search_expression
 from shared.version import __version__
 
