@@ -68,7 +68,7 @@ def _writer(blob: _Blob) -> BlockCsvWriter:
     return BlockCsvWriter(blob, CSV_COLUMNS, run_id="r", block_bytes=64)  # type: ignore[arg-type]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(_user, max_size=8))
 def test_page_cells_are_user_row_per_user_and_write_the_same_bytes(users: list[dict[str, Any]]) -> None:
     expected = [user_row(user) for user in users]
@@ -112,7 +112,7 @@ def test_a_plain_page_takes_the_join_and_a_quoted_one_still_matches_csv() -> Non
     assert b'"Doe, Jane"' in by_columns.data and b"'=cmd" in by_columns.data
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(_user, max_size=8))
 def test_add_page_counts_as_add_per_user(users: list[dict[str, Any]]) -> None:
     one_by_one, by_page = Totals(now=NOW), Totals(now=NOW)
