@@ -23,6 +23,7 @@ import hashlib
 import ipaddress
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -90,11 +91,14 @@ class CredentialSource(Protocol):
         ...
 
 
-def build_credential_source(settings: Settings) -> CredentialSource:
-    """The source ``ENTRA_CREDENTIAL`` selects."""
+def build_credential_source(
+    settings: Settings, *, secret_client: Callable[[], SecretClient] | None = None
+) -> CredentialSource:
+    """The source ``ENTRA_CREDENTIAL`` selects. ``secret_client`` gives the process's one vault client
+    (the session key is read through it too), so one identity token serves both reads."""
     if settings.credential_mode == "managed-identity":
         return ManagedIdentityAssertionSource(settings)
-    return KeyVaultCredentialSource(settings)
+    return KeyVaultCredentialSource(settings, secret_client=secret_client() if secret_client else None)
 
 
 def is_loopback_host(url: str) -> bool:

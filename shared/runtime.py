@@ -114,7 +114,7 @@ class Runtime:
             transport = self.transport()
             http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
             return TokenProvider(
-                credential_source=build_credential_source(settings),
+                credential_source=build_credential_source(settings, secret_client=self.secret_client),
                 app_factory=msal_app_factory(settings, http_client=http_client),
             )
 
