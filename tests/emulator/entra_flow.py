@@ -23,8 +23,12 @@ REDIRECT = "http://localhost:7071/auth/callback"
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+#: Inputs a form submits as they are (checkboxes only when a test ticks them; no password is prefilled).
+_FILLED = frozenset({"hidden", "text", "email", "search"})
+
+
 class _Forms(HTMLParser):
-    """Collects forms (action, fields) and element ids of a page."""
+    """Collects forms (action, method, id, fields) and element ids of a page (the tenant's or the app's)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -36,8 +40,15 @@ class _Forms(HTMLParser):
         if "id" in a:
             self.ids.add(a["id"])
         if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "fields": {}, "id": a.get("id")})
-        elif tag == "input" and self.forms and a.get("name") and a.get("type") in ("hidden", "email", "text"):
+            self.forms.append(
+                {
+                    "action": a.get("action", ""),
+                    "method": a.get("method", "get"),
+                    "fields": {},
+                    "id": a.get("id"),
+                }
+            )
+        elif tag == "input" and self.forms and a.get("name") and a.get("type", "text") in _FILLED:
             self.forms[-1]["fields"][a["name"]] = a.get("value", "")
 
 

@@ -12,43 +12,21 @@ import dataclasses
 import datetime
 import json
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
+from tests.emulator.entra_flow import parse_page
 from tests.support.tenant import LocalTenant
 
 SESSION_COOKIE = "gf_session"  # http (loopback): no __Host- prefix
 FLOW_COOKIE = "gf_flow"
 
 
-#: Inputs a form submits as they are (checkboxes only when a test ticks them).
-_FILLED = frozenset({"hidden", "text", "email", "search"})
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, Any]] = []
-        self.ids: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if "id" in a:
-            self.ids.add(a["id"])
-        if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"), "fields": {}})
-        elif tag == "input" and self.forms and a.get("name") and a.get("type", "text") in _FILLED:
-            self.forms[-1]["fields"][a["name"]] = a.get("value", "")
-
-
-def forms_of(html: str) -> _Forms:
-    parser = _Forms()
-    parser.feed(html)
-    return parser
+#: The app's pages are parsed like the tenant's.
+forms_of = parse_page
 
 
 def register_app_host(tenant: LocalTenant, host: DevHostProcess) -> None:
