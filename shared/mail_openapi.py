@@ -20,35 +20,8 @@ from shared.mail_query import (
     MAX_TOP,
     MESSAGE_ID_PATTERN,
 )
+from shared.openapi_parts import error_refs, ok_response, ref
 from shared.patterns import GUID_PATTERN, UPN_PATTERN
-
-
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _ok(description: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "headers": {"x-request-id": _ref("headers", "RequestId")},
-        "content": {"application/json": {"schema": _ref("schemas", schema)}},
-    }
-
-
-_ERRORS = {
-    "400": "BadRequest",
-    "401": "Unauthorized",
-    "403": "Forbidden",
-    "404": "NotFound",
-    "500": "ServerError",
-    "502": "BadGateway",
-    "503": "ServiceUnavailable",
-}
-
-
-def _errors(*codes: str) -> dict[str, Any]:
-    return {code: _ref("responses", _ERRORS[code]) for code in codes}
-
 
 _MAIL_DESCRIPTION = (
     "Only mailboxes inside MAILBOX_SCOPE (403 mailbox_out_of_scope otherwise, also when Exchange Online's "
@@ -66,14 +39,14 @@ MAIL_PATHS: dict[str, Any] = {
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": MAIL_READ_ROLE,
             "parameters": [
-                _ref("parameters", "mailboxId"),
-                _ref("parameters", "mailTop"),
-                _ref("parameters", "folder"),
-                _ref("parameters", "mailCursor"),
+                ref("parameters", "mailboxId"),
+                ref("parameters", "mailTop"),
+                ref("parameters", "folder"),
+                ref("parameters", "mailCursor"),
             ],
             "responses": {
-                "200": _ok("A page of messages.", "MessagePage"),
-                **_errors("400", "401", "403", "404", "500", "502", "503"),
+                "200": ok_response("A page of messages.", "MessagePage"),
+                **error_refs("400", "401", "403", "404", "500", "502", "503"),
             },
         }
     },
@@ -84,10 +57,10 @@ MAIL_PATHS: dict[str, Any] = {
             "description": _MAIL_DESCRIPTION,
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": MAIL_READ_ROLE,
-            "parameters": [_ref("parameters", "mailboxId"), _ref("parameters", "messageId")],
+            "parameters": [ref("parameters", "mailboxId"), ref("parameters", "messageId")],
             "responses": {
-                "200": _ok("The message.", "Message"),
-                **_errors("400", "401", "403", "404", "500", "502", "503"),
+                "200": ok_response("The message.", "Message"),
+                **error_refs("400", "401", "403", "404", "500", "502", "503"),
             },
         }
     },
@@ -99,16 +72,16 @@ MAIL_PATHS: dict[str, Any] = {
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": AUDIT_READ_ROLE,
             "parameters": [
-                _ref("parameters", "auditFrom"),
-                _ref("parameters", "auditTo"),
-                _ref("parameters", "auditMailbox"),
-                _ref("parameters", "auditActor"),
-                _ref("parameters", "auditTop"),
-                _ref("parameters", "auditCursor"),
+                ref("parameters", "auditFrom"),
+                ref("parameters", "auditTo"),
+                ref("parameters", "auditMailbox"),
+                ref("parameters", "auditActor"),
+                ref("parameters", "auditTop"),
+                ref("parameters", "auditCursor"),
             ],
             "responses": {
-                "200": _ok("A page of audit records.", "AuditPage"),
-                **_errors("400", "401", "403", "500", "502", "503"),
+                "200": ok_response("A page of audit records.", "AuditPage"),
+                **error_refs("400", "401", "403", "500", "502", "503"),
             },
         }
     },
@@ -213,7 +186,7 @@ MAIL_SCHEMAS: dict[str, Any] = {
         "required": ["value", "nextCursor"],
         "additionalProperties": False,
         "properties": {
-            "value": {"type": "array", "items": _ref("schemas", "MessageSummary")},
+            "value": {"type": "array", "items": ref("schemas", "MessageSummary")},
             "nextCursor": _NEXT,
         },
     },
@@ -251,7 +224,7 @@ MAIL_SCHEMAS: dict[str, Any] = {
         "required": ["value", "nextCursor"],
         "additionalProperties": False,
         "properties": {
-            "value": {"type": "array", "items": _ref("schemas", "AuditRecord")},
+            "value": {"type": "array", "items": ref("schemas", "AuditRecord")},
             "nextCursor": _NEXT,
         },
     },

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.cursor import MAX_CURSOR_LENGTH
 from shared.mail_openapi import MAIL_ERROR_CODES, MAIL_PARAMETERS, MAIL_PATHS, MAIL_SCHEMAS
+from shared.openapi_parts import error_refs, ok_response, ref
 from shared.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.users import (
     DEFAULT_TOP,
@@ -84,39 +85,13 @@ USER_ID_PATTERN = f"^({GUID_PATTERN}|{UPN_PATTERN})$"
 SEARCH_PATTERN = "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"
 
 
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
 def _error_response(description: str, *, headers: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "description": description,
-        "headers": {"x-request-id": _ref("headers", "RequestId"), **{h: _ref("headers", h) for h in headers}},
-        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+        "headers": {"x-request-id": ref("headers", "RequestId"), **{h: ref("headers", h) for h in headers}},
+        "content": {"application/json": {"schema": ref("schemas", "Error")}},
     }
 
-
-def _ok(description: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "headers": {"x-request-id": _ref("headers", "RequestId")},
-        "content": {"application/json": {"schema": _ref("schemas", schema)}},
-    }
-
-
-def _protected(*codes: str) -> dict[str, Any]:
-    return {code: _ref("responses", _RESPONSE_NAMES[code]) for code in codes}
-
-
-_RESPONSE_NAMES = {
-    "400": "BadRequest",
-    "401": "Unauthorized",
-    "403": "Forbidden",
-    "404": "NotFound",
-    "500": "ServerError",
-    "502": "BadGateway",
-    "503": "ServiceUnavailable",
-}
 
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -138,8 +113,8 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "Liveness probe (no upstream calls, no authentication).",
                 "security": [],
                 "responses": {
-                    "200": _ok("The app is running.", "Health"),
-                    "500": _ref("responses", "ServerError"),
+                    "200": ok_response("The app is running.", "Health"),
+                    "500": ref("responses", "ServerError"),
                 },
             }
         },
@@ -156,14 +131,14 @@ _DOCUMENT: dict[str, Any] = {
                 "security": [{"bearerAuth": []}, {"cookieAuth": []}],
                 "x-required-app-role": USERS_READ_ROLE,
                 "parameters": [
-                    _ref("parameters", "top"),
-                    _ref("parameters", "select"),
-                    _ref("parameters", "search"),
-                    _ref("parameters", "cursor"),
+                    ref("parameters", "top"),
+                    ref("parameters", "select"),
+                    ref("parameters", "search"),
+                    ref("parameters", "cursor"),
                 ],
                 "responses": {
-                    "200": _ok("A page of users.", "UserPage"),
-                    **_protected("400", "401", "403", "500", "502", "503"),
+                    "200": ok_response("A page of users.", "UserPage"),
+                    **error_refs("400", "401", "403", "500", "502", "503"),
                 },
             }
         },
@@ -173,10 +148,10 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "Get one user by object id or userPrincipalName.",
                 "security": [{"bearerAuth": []}],
                 "x-required-app-role": USERS_READ_ROLE,
-                "parameters": [_ref("parameters", "userId"), _ref("parameters", "select")],
+                "parameters": [ref("parameters", "userId"), ref("parameters", "select")],
                 "responses": {
-                    "200": _ok("The user.", "User"),
-                    **_protected("400", "401", "403", "404", "500", "502", "503"),
+                    "200": ok_response("The user.", "User"),
+                    **error_refs("400", "401", "403", "404", "500", "502", "503"),
                 },
             }
         },
@@ -187,8 +162,8 @@ _DOCUMENT: dict[str, Any] = {
                 "description": "People only (session cookie); bearer tokens get 403 caller_kind_not_allowed.",
                 "security": [{"cookieAuth": []}],
                 "responses": {
-                    "200": _ok("The person's profile.", "User"),
-                    **_protected("400", "401", "403", "500", "502", "503"),
+                    "200": ok_response("The person's profile.", "User"),
+                    **error_refs("400", "401", "403", "500", "502", "503"),
                 },
             }
         },
@@ -198,8 +173,8 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "The signed-in person's SharePoint user on SHAREPOINT_SITE_URL (AllSites.Read).",
                 "security": [{"cookieAuth": []}],
                 "responses": {
-                    "200": _ok("The SharePoint current user.", "SharePointUser"),
-                    **_protected("400", "401", "403", "500", "502", "503"),
+                    "200": ok_response("The SharePoint current user.", "SharePointUser"),
+                    **error_refs("400", "401", "403", "500", "502", "503"),
                 },
             }
         },
@@ -212,10 +187,10 @@ _DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "The OpenAPI document.",
-                        "headers": {"x-request-id": _ref("headers", "RequestId")},
+                        "headers": {"x-request-id": ref("headers", "RequestId")},
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
-                    "500": _ref("responses", "ServerError"),
+                    "500": ref("responses", "ServerError"),
                 },
             }
         },
@@ -367,7 +342,7 @@ _DOCUMENT: dict[str, Any] = {
                 "required": ["value", "nextCursor"],
                 "additionalProperties": False,
                 "properties": {
-                    "value": {"type": "array", "items": _ref("schemas", "User")},
+                    "value": {"type": "array", "items": ref("schemas", "User")},
                     "nextCursor": {
                         "type": "string",
                         "nullable": True,

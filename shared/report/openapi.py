@@ -4,35 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.openapi_parts import error_refs, ok_response, ref
 from shared.report.roles import READ_ROLE, RUN_ROLE
 
 
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
 def _json(description: str, schema: str, *, location: bool = False) -> dict[str, Any]:
-    headers: dict[str, Any] = {"x-request-id": _ref("headers", "RequestId")}
-    if location:
-        headers["Location"] = {"description": "The run's status resource.", "schema": {"type": "string"}}
-    return {
-        "description": description,
-        "headers": headers,
-        "content": {"application/json": {"schema": _ref("schemas", schema)}},
-    }
+    headers = {"Location": {"description": "The run's status resource.", "schema": {"type": "string"}}}
+    return ok_response(description, schema, headers=headers if location else None)
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    names = {
-        "400": "BadRequest",
-        "401": "Unauthorized",
-        "403": "Forbidden",
-        "404": "ReportNotFound",
-        "500": "ServerError",
-        "502": "BadGateway",
-        "503": "ServiceUnavailable",
-    }
-    return {code: _ref("responses", names[code]) for code in codes}
+    return error_refs(*codes, names={"404": "ReportNotFound"})
 
 
 def _read(operation_id: str, summary: str, ok: dict[str, Any], *parameters: str) -> dict[str, Any]:
@@ -46,7 +28,7 @@ def _read(operation_id: str, summary: str, ok: dict[str, Any], *parameters: str)
             ),
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": READ_ROLE,
-            "parameters": [_ref("parameters", p) for p in parameters],
+            "parameters": [ref("parameters", p) for p in parameters],
             "responses": {**ok, **_errors("400", "401", "403", "404", "500", "502", "503")},
         }
     }
@@ -63,7 +45,7 @@ PATHS: dict[str, Any] = {
             ),
             "security": [{"bearerAuth": []}],
             "x-required-app-role": RUN_ROLE,
-            "parameters": [_ref("parameters", "reportDateQuery"), _ref("parameters", "force")],
+            "parameters": [ref("parameters", "reportDateQuery"), ref("parameters", "force")],
             "responses": {
                 "200": _json(
                     "The report of that date is already complete.", "ReportRunStatus", location=True
@@ -97,10 +79,10 @@ PATHS: dict[str, Any] = {
             "303": {
                 "description": "See Location: the CSV in Blob Storage, readable for 5 minutes.",
                 "headers": {
-                    "x-request-id": _ref("headers", "RequestId"),
+                    "x-request-id": ref("headers", "RequestId"),
                     "Location": {"description": "SAS URL of the blob.", "schema": {"type": "string"}},
                 },
-                "content": {"application/json": {"schema": _ref("schemas", "ReportFileLink")}},
+                "content": {"application/json": {"schema": ref("schemas", "ReportFileLink")}},
             }
         },
         "reportDate",
@@ -230,7 +212,7 @@ SCHEMAS: dict[str, Any] = {
 RESPONSES: dict[str, Any] = {
     "ReportNotFound": {
         "description": "No completed report (or run) for that date (code report_not_found).",
-        "headers": {"x-request-id": _ref("headers", "RequestId")},
-        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+        "headers": {"x-request-id": ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": ref("schemas", "Error")}},
     }
 }
