@@ -1,7 +1,8 @@
 """Composition root of the Graph Functions app (Azure Functions, Python v2 programming model).
 
 One ``FunctionApp`` registers the blueprints; nothing else happens here. HTTP auth level is ANONYMOUS
-because the app authenticates callers itself (Entra bearer tokens, :mod:`shared.caller`); function keys
+because the app authenticates callers itself (Entra bearer tokens, :mod:`shared.identity.bearer`); function
+keys
 would add a shared secret without identifying anyone.
 
 Import cost matters: the worker imports this module at indexing, on every cold start. Heavy libraries
@@ -24,7 +25,7 @@ from blueprints import (
     session_cleanup,
     users,
 )
-from shared import runtime
+from shared.app import services as runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

@@ -71,9 +71,9 @@ def child(mode: str, env_file: Path, date: str) -> dict[str, Any]:
     os.environ.update(
         {k: env[k] for k in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
     )
+    from shared.app.services import Runtime
     from shared.report import layout
     from shared.report.run import RunRequest
-    from shared.runtime import Runtime
 
     runtime = Runtime(env=env)
     service = runtime.reports()

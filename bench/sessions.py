@@ -1,6 +1,7 @@
 """Session read + write overhead per request: what a signed-in person's request pays for server-side sessions.
 
-The app's own stores, built by :class:`shared.runtime.Runtime` from settings, against a real Azurite (tables)
+The app's own stores, built by :class:`shared.app.services.Runtime` from settings, against a real Azurite
+(tables)
 and the local tenant's vault (session key, read once with the managed identity), in process over loopback
 sockets. A realistic MSAL token cache (ID token, account, refresh token, access tokens for Graph and
 SharePoint: about 10 KB of JSON) is sealed (AES-256-GCM) and stored per session. Measured per request:
@@ -29,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import azurite, local_tenant, machine, summary_ms, write_result
-from shared.runtime import Runtime
-from shared.sessions import Session, SessionClaims, SessionStore
-from shared.table_rows import hashed_key
+from shared.app.services import Runtime
+from shared.signin.sessions import Session, SessionClaims, SessionStore
+from shared.storage.tables import hashed_key
 
 SAMPLES = 300
 WARMUP = 30

@@ -9,12 +9,13 @@ import datetime as dt
 
 import azure.functions as func
 
-from shared import mail_pages, runtime
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
-from shared.caller import APPLICATIONS, PEOPLE
-from shared.pages import Page, PageRequest, Redirect, page_endpoint
-from shared.principal import identify
+from shared.app import services as runtime
+from shared.identity.bearer import APPLICATIONS, PEOPLE
+from shared.identity.principal import identify
+from shared.mail import pages as mail_pages
+from shared.mail.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
+from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.web.pages import Page, PageRequest, Redirect, page_endpoint
 
 bp = new_blueprint()
 

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out and admin consent for people (HTML; see :mod:`shared.signin_web`).
+"""Sign-in, sign-out and admin consent for people (HTML; see :mod:`shared.signin.web`).
 
 * ``GET /auth/login?next=/path``: starts the auth-code flow (PKCE) and redirects to Entra ID.
 * ``GET|POST /auth/callback``: the registered redirect URI; completes the flow once, creates the session.
@@ -18,20 +18,11 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import new_blueprint
-from shared.caller import PEOPLE
-from shared.errors import AuthFlowUnknown, SignInFailed, SignInRequired
-from shared.pages import (
-    Page,
-    PageRequest,
-    Redirect,
-    page_endpoint,
-    require_csrf_token,
-    require_same_origin,
-)
-from shared.principal import Principal, identify
-from shared.signin_web import (
+from shared.app import services as runtime
+from shared.core.errors import AuthFlowUnknown, SignInFailed, SignInRequired
+from shared.identity.bearer import PEOPLE
+from shared.identity.principal import Principal, identify
+from shared.signin.web import (
     CONSENT_CALLBACK_PATH,
     FLOW_COOKIE,
     FLOW_COOKIE_SECONDS,
@@ -43,6 +34,15 @@ from shared.signin_web import (
     set_cookie,
     sign_in_redirect,
     sign_out,
+)
+from shared.web.api import new_blueprint
+from shared.web.pages import (
+    Page,
+    PageRequest,
+    Redirect,
+    page_endpoint,
+    require_csrf_token,
+    require_same_origin,
 )
 
 #: The app role that lets a person start admin consent (documented in docs/sign-in.md).
@@ -63,7 +63,7 @@ def login(request: PageRequest) -> Page | Redirect:
 @bp.route(route="auth/callback", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
 @page_endpoint
 def callback(request: PageRequest) -> Page | Redirect:
-    """Complete the sign-in (see :func:`shared.signin_web.complete_sign_in`); failures are error pages
+    """Complete the sign-in (see :func:`shared.signin.web.complete_sign_in`); failures are error pages
     with a "try again" link that starts a new sign-in."""
     return complete_sign_in(request)
 

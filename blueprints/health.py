@@ -9,9 +9,9 @@ so it can run on the loop. (No ``from __future__ import annotations``: the worke
 
 import azure.functions as func
 
-from shared.api import json_response, new_blueprint
-from shared.context import choose_request_id
+from shared.core.context import choose_request_id
 from shared.version import __version__
+from shared.web.api import json_response, new_blueprint
 
 bp = new_blueprint()
 
@@ -20,6 +20,6 @@ bp = new_blueprint()
 @bp.route(route="api/health", methods=[func.HttpMethod.GET])
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """``{"status": "ok", "version": "<app version>"}`` whenever the worker's event loop runs, with the
-    standard JSON headers and ``x-request-id`` of every endpoint (:mod:`shared.api`)."""
+    standard JSON headers and ``x-request-id`` of every endpoint (:mod:`shared.web.api`)."""
     request_id = choose_request_id(req.headers.get("x-request-id"), req.headers.get("client-request-id"))
     return json_response({"status": "ok", "version": __version__}, request_id=request_id)

@@ -3,19 +3,20 @@
 For services holding this API's app role ``Mail.Read.All`` (app-only tokens) and people signed in to the
 pages who hold it (the ID token's ``roles``); a delegated bearer token is refused. The app itself reads
 with the Graph application permission ``Mail.Read``, only mailboxes inside ``MAILBOX_SCOPE``, and records
-every attempt in the audit trail before answering (:mod:`shared.mail_reads`).
+every attempt in the audit trail before answering (:mod:`shared.mail.reads`).
 """
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared import mail_pages, runtime
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS, PEOPLE
-from shared.mail_query import MAIL_READ_ROLE
-from shared.mail_reads import identify_reader
-from shared.pages import Page, PageRequest, Redirect, page_endpoint
+from shared.app import services as runtime
+from shared.identity.bearer import APPLICATIONS, PEOPLE
+from shared.mail import pages as mail_pages
+from shared.mail.query import MAIL_READ_ROLE
+from shared.mail.reads import identify_reader
+from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.web.pages import Page, PageRequest, Redirect, page_endpoint
 
 bp = new_blueprint()
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.caller import PEOPLE
-from shared.delegated import answering_claims
-from shared.errors import BadRequest
-from shared.principal import identify
-from shared.sharepoint import sharepoint_profile
-from shared.users import UsersService
+from shared.app import services as runtime
+from shared.core.errors import BadRequest
+from shared.graph.sharepoint import sharepoint_profile
+from shared.identity.bearer import PEOPLE
+from shared.identity.principal import identify
+from shared.signin.delegated import answering_claims
+from shared.users.service import UsersService
+from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 
 bp = new_blueprint()
 

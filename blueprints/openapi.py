@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.openapi import openapi_document
+from shared.app.openapi import openapi_document
+from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 
 bp = new_blueprint()
 
@@ -14,5 +14,5 @@ bp = new_blueprint()
 @bp.route(route="api/openapi.json", methods=[func.HttpMethod.GET])
 @json_endpoint
 def openapi(request: ApiRequest) -> JsonBody:
-    """The OpenAPI 3.0.3 document kept in :mod:`shared.openapi`."""
+    """The OpenAPI 3.0.3 document kept in :mod:`shared.app.openapi`."""
     return openapi_document()

@@ -10,19 +10,19 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import new_blueprint
-from shared.caller import PEOPLE
-from shared.delegated import answering_claims
-from shared.errors import SignInRequired
-from shared.pages import Page, PageRequest, Redirect, page_endpoint
-from shared.principal import Principal, identify
-from shared.sharepoint import sharepoint_profile
-from shared.users import UsersService, parse_list_query
+from shared.app import services as runtime
+from shared.core.errors import SignInRequired
+from shared.graph.sharepoint import sharepoint_profile
+from shared.identity.bearer import PEOPLE
+from shared.identity.principal import Principal, identify
+from shared.signin.delegated import answering_claims
+from shared.users.service import UsersService, parse_list_query
+from shared.web.api import new_blueprint
+from shared.web.pages import Page, PageRequest, Redirect, page_endpoint
 
 bp = new_blueprint()
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "shared" / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "shared" / "web" / "static"
 #: Rows per page of the people list.
 PAGE_SIZE = 15
 PAGE_FIELDS = ("id", "displayName", "mail", "userPrincipalName", "jobTitle")

@@ -20,15 +20,22 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import new_blueprint
-from shared.caller import PEOPLE
-from shared.errors import BadRequest, NotFound, SignInRequired
-from shared.pages import Page, PageRequest, Redirect, page_endpoint, require_csrf_token, require_same_origin
-from shared.principal import identify
+from shared.app import services as runtime
+from shared.core.errors import BadRequest, NotFound, SignInRequired
+from shared.identity.bearer import PEOPLE
+from shared.identity.principal import identify
 from shared.report.layout import parse_report_date, schedule_zone
 from shared.report.page import build_model, render_page
 from shared.report.roles import READ_ROLE, RUN_ROLE
+from shared.web.api import new_blueprint
+from shared.web.pages import (
+    Page,
+    PageRequest,
+    Redirect,
+    page_endpoint,
+    require_csrf_token,
+    require_same_origin,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +110,7 @@ def reports_page(request: PageRequest) -> Page | Redirect:
 def run_now(request: PageRequest) -> Page | Redirect:
     """Queue a run of the form's ``date`` (``force=true``: re-run a completed report, audited), then show
     its status on ``/reports``. Same service call as ``POST /api/reports/users``."""
-    from shared.signin_web import app_origin, sign_in_redirect
+    from shared.signin.web import app_origin, sign_in_redirect
 
     require_same_origin(request, app_origin(request.http))
     try:

@@ -12,7 +12,8 @@
 
 The reads accept services (app-only tokens holding ``Reports.Read``) and people signed in to the pages
 whose ID token carries ``Reports.Read`` (session cookie; a bearer token wins over the cookie, see
-:func:`shared.principal.identify`), so a person's browser follows the ``/reports`` page's CSV links with
+:func:`shared.identity.principal.identify`), so a person's browser follows the ``/reports`` page's CSV links
+with
 its cookie. ``POST`` stays for services holding ``Reports.Run``: people with that role start runs from the
 page's CSRF-checked form (:mod:`blueprints.report_pages`), never through a cookie-authenticated JSON POST.
 Required Graph permissions of the app: ``User.Read.All`` (listing, delta),
@@ -27,15 +28,15 @@ import os
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import ApiRequest, JsonBody, JsonResponse, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS, PEOPLE
-from shared.errors import BadRequest
-from shared.principal import identify
+from shared.app import services as runtime
+from shared.core.errors import BadRequest
+from shared.identity.bearer import APPLICATIONS, PEOPLE
+from shared.identity.principal import identify
 from shared.report.layout import parse_report_date, schedule_zone
 from shared.report.roles import READ_ROLE, RUN_ROLE
 from shared.report.run import RunRequest
 from shared.report.service import timer_report_date
+from shared.web.api import ApiRequest, JsonBody, JsonResponse, json_endpoint, new_blueprint
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import logging
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import new_blueprint
-from shared.errors import GraphFunctionsError
+from shared.app import services as runtime
+from shared.core.errors import GraphFunctionsError
+from shared.web.api import new_blueprint
 
 logger = logging.getLogger(__name__)
 

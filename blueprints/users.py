@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared import runtime
-from shared.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.caller import APPLICATIONS, PEOPLE
-from shared.delegated import answering_claims
-from shared.principal import identify
-from shared.users import (
+from shared.app import services as runtime
+from shared.identity.bearer import APPLICATIONS, PEOPLE
+from shared.identity.principal import identify
+from shared.signin.delegated import answering_claims
+from shared.users.service import (
     USERS_READ_ROLE,
     UsersService,
     parse_get_query,
     parse_list_query,
     validate_user_id,
 )
+from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
 
 bp = new_blueprint()
 

@@ -103,7 +103,7 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   ]
   web: {
     // Sign-in (/auth/callback), admin consent (/auth/admin-consent/callback) and the post-logout URI (/),
-    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin_web.py).
+    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin/web.py).
     redirectUris: flatten(map(baseUrls, origin => [
       '${origin}/auth/callback'
       '${origin}/auth/admin-consent/callback'

@@ -106,7 +106,7 @@ var tags = {
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var serviceName = 'api'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
-// The names the code uses by default (shared/settings.py); tests/infra checks they match.
+// The names the code uses by default (shared/core/settings.py); tests/infra checks they match.
 var sessionTable = 'sessions'
 var authFlowTable = 'authflows'
 var auditTable = 'mailaudit'

@@ -4,7 +4,7 @@ Function triggers in ``blueprints/`` stay thin and call into this package. The e
 re-exported here so callers can catch them without knowing the module layout.
 """
 
-from shared.errors import (
+from shared.core.errors import (
     BadRequest,
     ConfigurationError,
     CredentialUnavailable,

@@ -1,6 +1,6 @@
 // The Function App on Flex Consumption (FC1). The runtime is declared in functionAppConfig, so none of the
 // settings Flex rejects (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE,
-// linuxFxVersion) appear. The app settings are every setting the code reads in production (shared/settings.py
+// linuxFxVersion) appear. The app settings are every setting the code reads in production (shared/core/settings.py
 // SETTING_NAMES, except the documented deliberate omissions in tests/infra) plus the host's own.
 
 @description('Name of the Flex Consumption plan.')

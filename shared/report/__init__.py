@@ -3,7 +3,7 @@
 Modules, one concern each:
 
 * :mod:`.layout`: report dates and the blob names of one report.
-* :mod:`.listing`: every user, page by page, through :meth:`shared.graph.GraphClient.iter_pages`.
+* :mod:`.listing`: every user, page by page, through :meth:`shared.graph.client.GraphClient.iter_pages`.
 * :mod:`.csv_blob`: a CSV written to a block blob in staged blocks and one commit.
 * :mod:`.delta`: what changed since the previous report (users delta query, deltaLink kept per report).
 * :mod:`.summary`: the totals, accumulated row by row in constant memory.

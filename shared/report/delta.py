@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from shared.errors import UpstreamError
+from shared.core.errors import UpstreamError
 from shared.report.cells import cell
 from shared.report.csv_blob import BlockCsvWriter
 from shared.report.listing import USER_FIELDS, PageFetcher

@@ -18,7 +18,7 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.errors import BadRequest
+from shared.core.errors import BadRequest
 
 PREFIX = "users/"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 from shared.report import layout
 from shared.report.store import ReportStore, _storage
 

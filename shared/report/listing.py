@@ -6,7 +6,7 @@ and a Microsoft Entra ID P1/P2 licence. Without them Graph refuses a ``$select``
 ``Authorization_RequestDenied`` without the permission); the report then lists users without it and says
 why in the summary, instead of failing.
 
-Pages are fetched through :meth:`shared.graph.GraphClient.get_page` (its retries honour ``Retry-After``
+Pages are fetched through :meth:`shared.graph.client.GraphClient.get_page` (its retries honour ``Retry-After``
 within the per-call budget); :class:`PageFetcher` adds the run's own budget on top, re-asking for the same
 page URL after a per-call give-up, so a page is either written once, whole, or the run fails.
 """
@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from shared.errors import GraphFunctionsError, UpstreamError, UpstreamThrottled
-from shared.graph import GraphClient, GraphPage
+from shared.core.errors import GraphFunctionsError, UpstreamError, UpstreamThrottled
+from shared.graph.client import GraphClient, GraphPage
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from shared.errors import GraphFunctionsError
-from shared.graph import GraphClient
+from shared.core.errors import GraphFunctionsError
+from shared.core.settings import Settings
+from shared.graph.client import GraphClient
 from shared.report import layout
 from shared.report.store import ReportStore
 from shared.report.templating import render
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""The reports API's part of the OpenAPI document (merged into :mod:`shared.openapi`)."""
+"""The reports API's part of the OpenAPI document (merged into :mod:`shared.app.openapi`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.openapi_parts import error_refs, ok_response, ref
 from shared.report.roles import READ_ROLE, RUN_ROLE
+from shared.web.openapi_parts import error_refs, ok_response, ref
 
 
 def _json(description: str, schema: str, *, location: bool = False) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Server-rendered from ``templates/reports.html`` with autoescaping; no script, no
 is an SVG with presentation attributes, :mod:`shared.report.chart`), so the page fits a strict CSP.
 :func:`render_page` returns the report's part of the page (escaped markup); the route
 (:mod:`blueprints.report_pages`, people holding ``Reports.Read``) puts it in the page framework's
-``shared/templates/reports.html``. This module only needs the :class:`~shared.report.service.ReportService`.
+``shared/web/templates/reports.html``. This module only needs the
+:class:`~shared.report.service.ReportService`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def build_model(service: ReportService, date: dt.date | None = None) -> PageMode
         NotFound: ``date`` was given and has no completed report (404 ``report_not_found``).
         StorageUnavailable: the report container is unreachable (503 ``storage_unavailable``).
     """
-    from shared.errors import NotFound
+    from shared.core.errors import NotFound
 
     if date is not None:
         summary = service.summary(date)

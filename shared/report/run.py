@@ -26,9 +26,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from shared.errors import GraphFunctionsError
-from shared.graph import GraphClient
-from shared.http import Transport
+from shared.core.errors import GraphFunctionsError
+from shared.core.http import Transport
+from shared.core.retry_policy import worst_case_call_seconds
+from shared.core.settings import Settings
+from shared.graph.client import GraphClient
 from shared.report import layout
 from shared.report.cells import page_cells, user_columns
 from shared.report.csv_blob import BlockCsvWriter
@@ -37,8 +39,6 @@ from shared.report.listing import CSV_COLUMNS, PageFetcher, SignInAvailability, 
 from shared.report.store import ReportStore
 from shared.report.summary import Totals
 from shared.report.transport import ReportTransport
-from shared.retry_policy import worst_case_call_seconds
-from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 

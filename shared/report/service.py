@@ -1,5 +1,5 @@
 """What the report's triggers call: start runs (timer, queue message, on-demand request), read summaries,
-status and history, and link the CSVs. Built once per process by :meth:`shared.runtime.Runtime.reports`.
+status and history, and link the CSVs. Built once per process by :meth:`shared.app.services.Runtime.reports`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import BadRequest, GraphFunctionsError, NotFound
+from shared.core.errors import BadRequest, GraphFunctionsError, NotFound
 from shared.report import layout
 from shared.report.links import CsvLinks
 from shared.report.run import ReportRunner, RunRequest, RunResult

@@ -1,6 +1,7 @@
 """The report container: JSON blobs with conditional writes, the report dates present, and the run lease.
 
-Every azure-storage failure leaves this module as :class:`~shared.errors.StorageUnavailable` (503), never a
+Every azure-storage failure leaves this module as :class:`~shared.core.errors.StorageUnavailable` (503),
+never a
 raw azure exception, except the conflicts the callers branch on (returned as values).
 """
 
@@ -14,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from shared.errors import StorageUnavailable
+from shared.core.errors import StorageUnavailable
 from shared.report import layout
 
 if TYPE_CHECKING:

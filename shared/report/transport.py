@@ -1,7 +1,7 @@
 """The report run's view of the HTTP seam: counts what the run sent, and asks delta rounds for minimal
 answers.
 
-:class:`shared.graph.GraphClient` retries inside one call and reports only the outcome; the summary and
+:class:`shared.graph.client.GraphClient` retries inside one call and reports only the outcome; the summary and
 the status resource want the run's requests and retries, so the run's own client sends through a
 :class:`ReportTransport` wrapping the process's pooled transport (same connections, its own counters).
 
@@ -16,13 +16,13 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from shared.http import Response, Transport, TransportError
+from shared.core.http import Response, Transport, TransportError
 
 _RETRIED_STATUSES = frozenset({429, 503, 504})
 
 
 class ReportTransport:
-    """A :class:`~shared.http.Transport` over ``inner`` with per-run counters. Thread-safe."""
+    """A :class:`~shared.core.http.Transport` over ``inner`` with per-run counters. Thread-safe."""
 
     def __init__(self, inner: Transport) -> None:
         self._inner = inner

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.openapi import openapi_document
+from shared.app.openapi import openapi_document
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.fixtures import AppHosts
 from tests.support.apphost import Caller

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from emulator.directory.seed_apps import API_ROLES
-from shared.signin_web import CALLBACK_PATH, CONSENT_CALLBACK_PATH
+from shared.signin.web import CALLBACK_PATH, CONSENT_CALLBACK_PATH
 from tests.infra import bicep
 
 GRAPH_DELEGATED = {"openid", "profile", "offline_access", "User.Read", "User.ReadBasic.All"}

@@ -1,4 +1,4 @@
-"""The app settings infra/ deploys are every setting the code reads in production (shared/settings.py
+"""The app settings infra/ deploys are every setting the code reads in production (shared/core/settings.py
 SETTING_NAMES, imported, never copied) except a documented list of deliberate omissions, plus the Functions
 host's own; none is stale. A setting added to SETTING_NAMES fails here until infra decides about it."""
 
@@ -8,8 +8,8 @@ import dataclasses
 
 import pytest
 
-from shared.errors import ConfigurationError
-from shared.settings import SETTING_NAMES, Settings
+from shared.core.errors import ConfigurationError
+from shared.core.settings import SETTING_NAMES, Settings
 from tests.infra import bicep
 
 #: Settings the code reads that the Bicep deliberately leaves unset, each with the reason.

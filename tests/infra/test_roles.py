@@ -23,7 +23,7 @@ APP_NEEDS = {
     (
         "keyVaultSecretsUser",
         "Microsoft.KeyVault/vaults",
-    ): "shared/credentials.py reads ENTRA_CREDENTIAL_NAME; sign-in reads SESSION_KEY_NAME",
+    ): "shared/identity/credentials.py reads ENTRA_CREDENTIAL_NAME; sign-in reads SESSION_KEY_NAME",
     ("storageBlobDataOwner", "Microsoft.Storage/storageAccounts"): "the host's AzureWebJobsStorage, the Flex "
     "deployment package, the reports (leases, user-delegation SAS)",
     ("storageQueueDataContributor", "Microsoft.Storage/storageAccounts"): "the report-runs queue trigger",

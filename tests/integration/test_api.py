@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from shared.users import DEFAULT_FIELDS
+from shared.users.service import DEFAULT_FIELDS
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call, list_all
 from tests.support.apphost import Caller

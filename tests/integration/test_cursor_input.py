@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.cursor import encode_cursor
+from shared.core.cursor import encode_cursor
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call, list_all
 from tests.support.apphost import Caller

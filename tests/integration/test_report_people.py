@@ -74,7 +74,7 @@ def site(app_hosts: AppHosts, local_tenant: LocalTenant, caller: Caller) -> Iter
             done = browser.sign_in(*who, next_path="/reports")
             assert done.status_code == 303 and done.headers["Location"] == "/reports", done.text[:300]
         empty = people[0].get("/reports")
-        from shared.sessions import SessionClaims
+        from shared.signin.sessions import SessionClaims
 
         claims = SessionClaims(
             oid=str(uuid.uuid4()),
@@ -270,7 +270,7 @@ def storage_host(
         f"report-people-no{dead_service.lower()}",
         overrides={**report_settings(), "AzureWebJobsStorage": storage},
     )
-    from shared.sessions import SessionClaims
+    from shared.signin.sessions import SessionClaims
 
     claims = SessionClaims(
         oid=str(uuid.uuid4()), tid=tenant.env["ENTRA_TENANT_ID"], roles=("Reports.Read", "Reports.Run")

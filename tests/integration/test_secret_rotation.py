@@ -6,7 +6,8 @@ token with the OLD secret: Entra answers AADSTS7000215, the app re-reads the vau
 client and retries: every request in the stream must still be a 200.
 
 The app skips a re-read only within ``JUST_LOADED_SECONDS`` of a load (the store cannot have changed) or of
-an earlier rejection-caused re-read (shared/tokens.py), so the rotation happens a moment after the host
+an earlier rejection-caused re-read (shared/identity/tokens.py), so the rotation happens a moment after the
+host
 first read the vault, as an operator's would soon after a deployment.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from shared.tokens import JUST_LOADED_SECONDS
+from shared.identity.tokens import JUST_LOADED_SECONDS
 from tests.devhost.fixtures import wait_until
 from tests.integration.checks import call
 from tests.integration.fixtures import Evidence, FreshHosts

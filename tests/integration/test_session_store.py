@@ -1,7 +1,7 @@
 """Sessions and sign-in flows against real Azurite and the local tenant's vault, through the real SDKs
 (azure-data-tables, azure-keyvault-secrets, azure-identity's managed identity): nothing patched.
 
-The stores are built exactly as the app builds them (:class:`shared.runtime.Runtime` from settings), each
+The stores are built exactly as the app builds them (:class:`shared.app.services.Runtime` from settings), each
 module run on its own tables so other suites sharing Azurite are not disturbed.
 """
 
@@ -20,18 +20,18 @@ import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from devhost.azurite import Azurite
-from shared.auth_flows import FLOW_LIFETIME_SECONDS
-from shared.errors import (
+from shared.app.services import Runtime
+from shared.core.errors import (
     AuthFlowMismatch,
     AuthFlowReplayed,
     AuthFlowUnknown,
     CredentialUnavailable,
     StorageUnavailable,
 )
-from shared.runtime import Runtime
-from shared.session_keys import SessionKeyRing, VaultKeySource
-from shared.sessions import SessionClaims, SessionStore
-from shared.table_rows import EnsuredTable, hashed_key
+from shared.identity.key_ring import SessionKeyRing, VaultKeySource
+from shared.signin.flows import FLOW_LIFETIME_SECONDS
+from shared.signin.sessions import SessionClaims, SessionStore
+from shared.storage.tables import EnsuredTable, hashed_key
 from tests.devhost.fixtures import wait_until
 from tests.integration.fixtures import environment
 from tests.support.ports import free_port_range

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from devhost.azurite import connection_string
-from shared.errors import StorageUnavailable
-from shared.runtime import Runtime
-from shared.sessions import SessionClaims
+from shared.app.services import Runtime
+from shared.core.errors import StorageUnavailable
+from shared.signin.sessions import SessionClaims
 from tests.integration.test_session_store import app_env
 from tests.support.tenant import LocalTenant
 

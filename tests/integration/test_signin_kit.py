@@ -119,7 +119,7 @@ def session_row_exists(tenant: LocalTenant, host: DevHostProcess, session_id: st
     """Whether the sessions table holds a row for ``session_id`` (the row key is its SHA-256)."""
     from azure.data.tables import TableServiceClient
 
-    from shared.table_rows import hashed_key, partition_of
+    from shared.storage.tables import hashed_key, partition_of
 
     settings = host_values(host)
     table = TableServiceClient.from_connection_string(settings["AzureWebJobsStorage"]).get_table_client(
@@ -141,9 +141,9 @@ def backdated_session(
 ) -> str:
     """Store a session for ``claims`` as if created ``age`` ago (same key ring and table as ``host``), with
     the app's own SessionStore; returns its id. Used to test idle and absolute expiry without waiting."""
-    from shared.runtime import Runtime
-    from shared.sessions import SessionStore
-    from shared.table_rows import EnsuredTable
+    from shared.app.services import Runtime
+    from shared.signin.sessions import SessionStore
+    from shared.storage.tables import EnsuredTable
     from tests.integration.fixtures import environment
     from tests.support.apphost import host_environment
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared.sessions import SessionClaims
+from shared.signin.sessions import SessionClaims
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.fixtures import AppHosts
 from tests.integration.test_signin_kit import (

@@ -1,4 +1,4 @@
-"""TLS trust of the app's one HTTP session (shared/http.py), against the local tenant over real sockets.
+"""TLS trust of the app's one HTTP session (shared/core/http.py), against the local tenant over real sockets.
 
 The session loads each CA bundle once into a shared SSLContext instead of once per connection. These
 tests pin down that verification is exactly as strict as requests' own: the bundle named by
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.http import RequestsTransport, TransportError
+from shared.core.http import RequestsTransport, TransportError
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.integration

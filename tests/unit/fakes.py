@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shared.credentials import ClientCredential
-from shared.http import TransportError
+from shared.core.http import TransportError
+from shared.identity.credentials import ClientCredential
 
 
 class Headers(dict[str, str]):

@@ -7,14 +7,14 @@ import datetime as dt
 
 import pytest
 
-from shared.audit import day_key, row_key_bound
-from shared.audit_query import (
+from shared.core.errors import BadRequest, InvalidCursor
+from shared.mail.audit import day_key, row_key_bound
+from shared.mail.audit_query import (
     AuditQuery,
     decode_audit_cursor,
     encode_audit_cursor,
     parse_audit_query,
 )
-from shared.errors import BadRequest, InvalidCursor
 
 NOW = dt.datetime(2026, 12, 1, 23, 30, tzinfo=dt.UTC)
 

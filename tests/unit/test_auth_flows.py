@@ -7,9 +7,9 @@ import secrets
 
 import pytest
 
-from shared.auth_flows import FLOW_LIFETIME_SECONDS, FlowStore
-from shared.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown, StorageUnavailable
-from shared.table_rows import EnsuredTable, hashed_key
+from shared.core.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown, StorageUnavailable
+from shared.signin.flows import FLOW_LIFETIME_SECONDS, FlowStore
+from shared.storage.tables import EnsuredTable, hashed_key
 from tests.unit.test_session_keys import Clock, FakeKeys, ring
 from tests.unit.test_sessions import FakeService, FakeTable, Wall
 

@@ -7,9 +7,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.caller import APPLICATIONS, USERS, CallerAuthenticator, CallerKind
-from shared.errors import CredentialUnavailable, Forbidden, Unauthenticated
-from shared.signing_keys import SigningKeys
+from shared.core.errors import CredentialUnavailable, Forbidden, Unauthenticated
+from shared.identity.bearer import APPLICATIONS, USERS, CallerAuthenticator, CallerKind
+from shared.identity.signing_keys import SigningKeys
 
 from .conftest import AUTHORITY_HOST, CALLER_APP, CLIENT, TENANT, TokenFactory, jwk_of, make_settings
 from .fakes import FakeClock, FakeResponse, FakeTransport, SentRequest, connection_error, respond
@@ -380,7 +380,7 @@ def test_stale_keys_are_served_while_one_thread_refreshes(
 
 
 def test_jwks_and_metadata_size_is_capped(rsa_key: rsa.RSAPrivateKey) -> None:
-    from shared.signing_keys import MAX_DOCUMENT_BYTES
+    from shared.identity.signing_keys import MAX_DOCUMENT_BYTES
 
     huge = {"keys": [jwk_of(rsa_key, "key-1")], "padding": "x" * MAX_DOCUMENT_BYTES}
     transport = FakeTransport()

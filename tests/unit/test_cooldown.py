@@ -1,4 +1,4 @@
-"""The shared "hold a failure / rate-limit a refetch" timing (shared/cooldown.py)."""
+"""The shared "hold a failure / rate-limit a refetch" timing (shared/core/cooldown.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from shared.cooldown import Cooldown, HeldFailure
-from shared.errors import ConfigurationError, CredentialUnavailable
+from shared.core.cooldown import Cooldown, HeldFailure
+from shared.core.errors import ConfigurationError, CredentialUnavailable
 
 from .fakes import FakeClock
 

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from shared.credentials import (
+from shared.core.errors import ConfigurationError, CredentialUnavailable
+from shared.identity.credentials import (
     TOKEN_EXCHANGE_SCOPE,
     KeyVaultCredentialSource,
     ManagedIdentityAssertionSource,
@@ -23,7 +24,6 @@ from shared.credentials import (
     is_loopback_host,
     secret_client_options,
 )
-from shared.errors import ConfigurationError, CredentialUnavailable
 
 from .azure_fakes import vault_error
 from .conftest import make_settings, pem_of, self_signed

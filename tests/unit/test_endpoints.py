@@ -16,13 +16,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import function_app
-from shared import runtime
-from shared.caller import CallerAuthenticator
-from shared.cursor import encode_cursor
-from shared.errors import ConfigurationError
-from shared.graph import GraphClient
-from shared.signing_keys import SigningKeys
-from shared.users import search_expression
+from shared.app import services as runtime
+from shared.core.cursor import encode_cursor
+from shared.core.errors import ConfigurationError
+from shared.graph.client import GraphClient
+from shared.identity.bearer import CallerAuthenticator
+from shared.identity.signing_keys import SigningKeys
+from shared.users.service import search_expression
 from shared.version import __version__
 
 from .conftest import AUTHORITY_HOST, GRAPH, TENANT, TokenFactory, jwk_of, make_settings

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
-from shared.error_translation import from_azure_error, from_msal_result, is_credential_rejected
-from shared.errors import (
+from shared.core.error_translation import from_azure_error, from_msal_result, is_credential_rejected
+from shared.core.errors import (
     BadRequest,
     ConfigurationError,
     CredentialUnavailable,

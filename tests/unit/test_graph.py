@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
-from shared.context import request_scope
-from shared.errors import BadRequest, NotFound, UpstreamError, UpstreamThrottled
-from shared.graph import GraphClient
-from shared.http import InvalidRequestError, TransportError
-from shared.retry_policy import parse_retry_after, worst_case_call_seconds
+from shared.core.context import request_scope
+from shared.core.errors import BadRequest, NotFound, UpstreamError, UpstreamThrottled
+from shared.core.http import InvalidRequestError, TransportError
+from shared.core.retry_policy import parse_retry_after, worst_case_call_seconds
+from shared.graph.client import GraphClient
 
 from .conftest import GRAPH, make_settings
 from .fakes import (

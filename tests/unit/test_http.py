@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.http import InvalidRequestError, RequestsTransport, TransportError
+from shared.core.http import InvalidRequestError, RequestsTransport, TransportError
 
 
 class Handler(BaseHTTPRequestHandler):

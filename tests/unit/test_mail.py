@@ -10,9 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.audit import Actor, AuditEntry
-from shared.cursor import encode_cursor
-from shared.errors import (
+from shared.core.cursor import encode_cursor
+from shared.core.errors import (
     AuditUnavailable,
     BadRequest,
     Forbidden,
@@ -23,9 +22,10 @@ from shared.errors import (
     UpstreamError,
     UpstreamThrottled,
 )
-from shared.graph import GraphClient
-from shared.mail_messages import MailService
-from shared.mail_query import (
+from shared.graph.client import GraphClient
+from shared.mail.audit import Actor, AuditEntry
+from shared.mail.messages import MailService
+from shared.mail.query import (
     LIST_FIELDS,
     decode_messages_cursor,
     link_query,
@@ -35,8 +35,8 @@ from shared.mail_query import (
     validate_mailbox,
     validate_message_id,
 )
-from shared.mail_reads import MailReads
-from shared.mailbox_scope import MailboxScope
+from shared.mail.reads import MailReads
+from shared.mail.scope import MailboxScope
 
 from .conftest import GRAPH, make_settings
 from .fakes import FakeClock, FakeTokens, FakeTransport, graph_error, respond

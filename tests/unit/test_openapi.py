@@ -17,12 +17,12 @@ from schemathesis.core.result import Ok
 from schemathesis.core.transport import Response
 
 import function_app
-from shared import errors as errors_module
-from shared.audit_query import AUDIT_READ_ROLE
-from shared.errors import BadRequest, GraphFunctionsError
-from shared.mail_query import MAIL_READ_ROLE
-from shared.openapi import ERROR_CODES, USER_FIELD_SCHEMAS, openapi_document
-from shared.users import DEFAULT_TOP, MAX_TOP, USER_FIELDS, validate_user_id
+from shared.app.openapi import ERROR_CODES, USER_FIELD_SCHEMAS, openapi_document
+from shared.core import errors as errors_module
+from shared.core.errors import BadRequest, GraphFunctionsError
+from shared.mail.audit_query import AUDIT_READ_ROLE
+from shared.mail.query import MAIL_READ_ROLE
+from shared.users.service import DEFAULT_TOP, MAX_TOP, USER_FIELDS, validate_user_id
 
 from .conftest import TokenFactory
 from .fakes import graph_error, respond

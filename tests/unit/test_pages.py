@@ -5,8 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 import pytest
 
-from shared.errors import BadRequest, Forbidden, UpstreamThrottled
-from shared.pages import Page, PageHandler, PageRequest, Redirect, page_endpoint, require_same_origin
+from shared.core.errors import BadRequest, Forbidden, UpstreamThrottled
+from shared.web.pages import Page, PageHandler, PageRequest, Redirect, page_endpoint, require_same_origin
 
 
 def request(

@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from shared.settings import SETTING_NAMES, Settings
+from shared.core.settings import SETTING_NAMES, Settings
 from shared.version import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_requirements_are_bounded_and_never_name_an_index() -> None:
         if line and line[0].isalpha()
     ]
     assert "azure-functions-worker" not in names  # the platform provides the worker
-    assert "msgraph-sdk" not in names  # about a second of cold start; shared/graph.py covers our needs
+    assert "msgraph-sdk" not in names  # about a second of cold start; shared/graph/client.py covers our needs
 
 
 def test_host_json() -> None:

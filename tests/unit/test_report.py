@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from shared.errors import BadRequest, UpstreamError, UpstreamThrottled
-from shared.graph import GraphPage
+from shared.core.errors import BadRequest, UpstreamError, UpstreamThrottled
+from shared.graph.client import GraphPage
 from shared.report import delta
 from shared.report.cells import cell, user_row
 from shared.report.chart import DayPoint, points_from_summaries, render_svg

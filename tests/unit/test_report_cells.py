@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.errors import UpstreamError
-from shared.graph import GraphPage
+from shared.core.errors import UpstreamError
+from shared.graph.client import GraphPage
 from shared.report.cells import page_cells, page_rows, user_columns, user_row
 from shared.report.csv_blob import BlockCsvWriter
 from shared.report.listing import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.session_cache_merge import merge_token_caches
+from shared.signin.cache_merge import merge_token_caches
 
 AT = "uid.utid-login.example-accesstoken-client-tenant-user.read"
 AT_SP = "uid.utid-login.example-accesstoken-client-tenant-allsites.read"

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 import pytest
 
-from shared.errors import ConfigurationError, CredentialUnavailable
-from shared.session_keys import (
+from shared.core.errors import ConfigurationError, CredentialUnavailable
+from shared.identity.key_ring import (
     HOLD_SECONDS,
     REFRESH_SECONDS,
     RETRY_SECONDS,

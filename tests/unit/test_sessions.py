@@ -18,9 +18,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity
 
-from shared.errors import StorageUnavailable
-from shared.sessions import SessionClaims, SessionStore, touch_interval
-from shared.table_rows import EnsuredTable, hashed_key
+from shared.core.errors import StorageUnavailable
+from shared.signin.sessions import SessionClaims, SessionStore, touch_interval
+from shared.storage.tables import EnsuredTable, hashed_key
 from tests.unit.test_session_keys import Clock, FakeKeys, ring
 
 CLAIMS = SessionClaims(oid="o-1", tid="t-1", name="Adèle", preferred_username="adele@contoso", roles=("R",))

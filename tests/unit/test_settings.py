@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import ConfigurationError
-from shared.settings import HOST_JSON, Settings, function_timeout_seconds
+from shared.core.errors import ConfigurationError
+from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
 
 from .conftest import BASE_ENV, CLIENT, TENANT, make_settings
 

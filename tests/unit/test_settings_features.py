@@ -6,8 +6,8 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from shared.errors import ConfigurationError
-from shared.settings import DEFAULT_REPORT_SCHEDULE, SETTING_NAMES, Settings
+from shared.core.errors import ConfigurationError
+from shared.core.settings import DEFAULT_REPORT_SCHEDULE, SETTING_NAMES, Settings
 
 from .conftest import BASE_ENV
 

@@ -7,10 +7,10 @@ from typing import Any
 import msal
 import pytest
 
-from shared.credentials import ClientCredential
-from shared.errors import CredentialUnavailable, SignInFailed, SignInRequired
-from shared.settings import Settings
-from shared.signin import SignInClient
+from shared.core.errors import CredentialUnavailable, SignInFailed, SignInRequired
+from shared.core.settings import Settings
+from shared.identity.credentials import ClientCredential
+from shared.signin.client import SignInClient
 
 from .conftest import TENANT
 

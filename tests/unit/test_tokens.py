@@ -11,9 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.credentials import ClientCredential, credential_from_secret
-from shared.errors import ConfigurationError, CredentialUnavailable
-from shared.tokens import EXPIRY_MARGIN_SECONDS, TokenProvider, msal_app_factory
+from shared.core.errors import ConfigurationError, CredentialUnavailable
+from shared.identity.credentials import ClientCredential, credential_from_secret
+from shared.identity.tokens import EXPIRY_MARGIN_SECONDS, TokenProvider, msal_app_factory
 
 from .conftest import AUTHORITY_HOST, CLIENT, TENANT, make_settings, pem_of, self_signed
 from .fakes import FakeClock, FakeConfidentialClient, FakeResponse, FakeSecretStore, Headers

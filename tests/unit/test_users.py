@@ -6,10 +6,10 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.cursor import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
-from shared.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
-from shared.graph import GraphClient
-from shared.users import (
+from shared.core.cursor import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from shared.core.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
+from shared.graph.client import GraphClient
+from shared.users.service import (
     DEFAULT_FIELDS,
     USER_FIELDS,
     ListUsersQuery,

@@ -1,0 +1,363 @@
+"""Application settings: read once from the environment, validated at start, frozen afterwards.
+
+Every setting is documented in ``docs/settings.md`` and has a sample value in ``local.settings.sample.json``.
+Validation collects *all* problems and raises one :class:`~shared.core.errors.ConfigurationError`, each
+problem
+saying what to set and where, so a broken deployment is fixed in one round trip.
+
+The Graph timeout and retry budget are also checked together against the host's limits: the retry policy
+alone must never let one Graph call outlast Azure's 230 s HTTP response limit or host.json's
+``functionTimeout`` (:func:`check_retry_bounds`).
+
+This module uses only the standard library: it is imported when ``function_app`` is indexed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from shared.core.errors import ConfigurationError
+from shared.core.patterns import is_guid
+from shared.core.retry_policy import worst_case_call_seconds
+from shared.core.settings_reader import WHERE, Reader
+
+CredentialMode = Literal["keyvault", "managed-identity"]
+CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
+
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+
+#: Entra authority hosts of Microsoft's clouds (the set MSAL treats as well known). For any other host,
+#: e.g. a local emulator on 127.0.0.1, instance discovery against login.microsoftonline.com must be off.
+MICROSOFT_AUTHORITY_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login.microsoftonline.de",
+        "login-us.microsoftonline.com",
+        "login.microsoftonline.us",
+        "login.usgovcloudapi.net",
+        "login.sovcloud-identity.fr",
+        "login.sovcloud-identity.de",
+        "login.sovcloud-identity.sg",
+    }
+)
+
+# Key Vault secret names: 1-127 characters, alphanumerics and dashes.
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+
+#: Azure's front end ends any HTTP request after 230 s, whatever functionTimeout says ("Function app timeout
+#: duration", Azure Functions scale and hosting docs).
+HTTP_RESPONSE_LIMIT_SECONDS = 230.0
+#: The app's host.json, read for ``functionTimeout`` (the Functions host runs from the app root).
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+# host.json functionTimeout: a .NET TimeSpan, [d.]hh:mm[:ss[.fffffff]] or a bare number of days (as the
+# host parses it: "00:01" is one minute); "-1" means unbounded (Premium, Dedicated).
+_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)")
+
+
+DEFAULT_SESSION_KEY_NAME = "graph-functions-session-key"
+DEFAULT_REPORT_SCHEDULE = "0 0 6 * * *"
+_STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+# An NCRONTAB expression with seconds (six fields), as the Functions timer trigger takes it.
+_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_STORAGE_SERVICES = ("blob", "queue", "table")
+
+#: Every application setting the app reads in production (the Functions host's own settings aside). The
+#: infrastructure test compares this with the app settings infra/ deploys; a unit test checks that
+#: :meth:`Settings.from_env` reads exactly these.
+SETTING_NAMES: tuple[str, ...] = (
+    "ENTRA_TENANT_ID",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_AUTHORITY_HOST",
+    "ENTRA_CREDENTIAL",
+    "KEY_VAULT_URL",
+    "ENTRA_CREDENTIAL_NAME",
+    "ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+    "GRAPH_ENDPOINT",
+    "SHAREPOINT_SITE_URL",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "GRAPH_TIMEOUT_SECONDS",
+    "GRAPH_RETRY_BUDGET_SECONDS",
+    "GRAPH_MAX_RETRIES",
+    "PUBLIC_BASE_URL",
+    "SESSION_KEY_NAME",
+    "SESSION_TABLE",
+    "AUTH_FLOW_TABLE",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_MAX_AGE_HOURS",
+    "MAILBOX_SCOPE",
+    "MAILBOX_SCOPE_CACHE_SECONDS",
+    "AUDIT_TABLE",
+    "REPORT_SCHEDULE",
+    "REPORT_CONTAINER",
+    "REPORT_QUEUE",
+    "REPORT_RECIPIENTS",
+    "REPORT_SENDER",
+    "REPORT_TOP_DEPARTMENTS",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Validated, immutable application settings. Build with :meth:`from_env`.
+
+    Attributes mirror the environment variables documented in ``docs/settings.md``. URLs are normalised
+    (lower-case scheme and host, no trailing slash except ``key_vault_url``, which keeps exactly one).
+    """
+
+    tenant_id: str
+    client_id: str
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    credential_mode: CredentialMode = "keyvault"
+    key_vault_url: str | None = None
+    credential_name: str | None = None
+    managed_identity_client_id: str | None = None
+    graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
+    sharepoint_site_url: str | None = None
+    storage_connection: str | None = dataclasses.field(default=None, repr=False)
+    storage_account_name: str | None = None
+    storage_client_id: str | None = None
+    storage_service_uris: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    graph_timeout_seconds: float = 10.0
+    graph_retry_budget_seconds: float = 30.0
+    graph_max_retries: int = 5
+    # Sign-in and sessions
+    public_base_url: str | None = None
+    session_key_name: str = DEFAULT_SESSION_KEY_NAME
+    session_table: str = "sessions"
+    auth_flow_table: str = "authflows"
+    session_idle_minutes: int = 480
+    session_max_age_hours: int = 24
+    # Mailbox reads
+    mailbox_scope: str | None = None
+    mailbox_scope_cache_seconds: int = 300
+    audit_table: str = "mailaudit"
+    # Daily user report
+    report_schedule: str = DEFAULT_REPORT_SCHEDULE
+    report_container: str = "reports"
+    report_queue: str = "report-runs"
+    report_recipients: tuple[str, ...] = ()
+    report_sender: str | None = None
+    report_top_departments: int = 10
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, host_json: Path | None = HOST_JSON
+    ) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``); ``host_json`` gives ``functionTimeout``
+        (None: check against the 230 s HTTP limit only).
+
+        Empty or whitespace-only values count as unset. Raises:
+            ConfigurationError: listing every problem found, each with the fix.
+        """
+        source = os.environ if env is None else env
+        reader = Reader(source)
+        tenant_id = reader.guid("ENTRA_TENANT_ID", "your directory (tenant) ID")
+        client_id = reader.guid("ENTRA_CLIENT_ID", "the application (client) ID of this app's registration")
+        authority_host = reader.origin("ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)
+        mode_raw = (reader.get("ENTRA_CREDENTIAL") or "keyvault").lower()
+        credential_mode: CredentialMode = "keyvault"
+        if mode_raw == "managed-identity":
+            credential_mode = "managed-identity"
+        elif mode_raw != "keyvault":
+            reader.problem(
+                f"ENTRA_CREDENTIAL is '{mode_raw}': set it to 'keyvault' (the client secret or certificate "
+                "is read from Key Vault) or 'managed-identity' (secretless federated credential)"
+            )
+        key_vault_url = reader.vault_url("KEY_VAULT_URL", required=credential_mode == "keyvault")
+        credential_name = reader.get("ENTRA_CREDENTIAL_NAME")
+        if credential_mode == "keyvault":
+            if credential_name is None:
+                reader.problem(
+                    "ENTRA_CREDENTIAL_NAME is missing: set it to the name of the Key Vault secret that holds "
+                    f"this app's client secret or certificate, {WHERE}"
+                )
+            elif not _SECRET_NAME.fullmatch(credential_name):
+                reader.problem(
+                    f"ENTRA_CREDENTIAL_NAME '{credential_name}' is not a Key Vault secret name: use 1-127 "
+                    "letters, digits and dashes"
+                )
+        mi_client_id = reader.guid(
+            "ENTRA_MANAGED_IDENTITY_CLIENT_ID",
+            "the client ID of the user-assigned managed identity (leave empty for system-assigned)",
+            required=False,
+        )
+        graph_endpoint = reader.origin("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT)
+        sharepoint = reader.https_url("SHAREPOINT_SITE_URL")
+        storage_account = reader.get("AzureWebJobsStorage__accountName")
+        if storage_account is not None and not _STORAGE_ACCOUNT.fullmatch(storage_account):
+            reader.problem(
+                f"AzureWebJobsStorage__accountName '{storage_account}' is not a storage account name: use "
+                "3-24 lower-case letters and digits"
+            )
+        service_uris = {
+            service: uri
+            for service in _STORAGE_SERVICES
+            if (uri := reader.https_url(f"AzureWebJobsStorage__{service}ServiceUri")) is not None
+        }
+        storage_connection = reader.get("AzureWebJobsStorage")
+        storage_client_id = reader.guid(
+            "AzureWebJobsStorage__clientId",
+            "the client ID of the user-assigned managed identity that reaches storage",
+            required=False,
+        )
+        public_base_url = reader.base_url("PUBLIC_BASE_URL")
+        session_key_name = reader.get("SESSION_KEY_NAME") or DEFAULT_SESSION_KEY_NAME
+        if not _SECRET_NAME.fullmatch(session_key_name):
+            reader.problem(
+                f"SESSION_KEY_NAME '{session_key_name}' is not a Key Vault secret name: use 1-127 letters, "
+                "digits and dashes"
+            )
+        mailbox_scope = reader.get("MAILBOX_SCOPE")
+        if mailbox_scope is not None and mailbox_scope != "*" and not is_guid(mailbox_scope):
+            reader.problem(
+                f"MAILBOX_SCOPE '{mailbox_scope}' must be the object ID (a GUID) of the security group whose "
+                "members' mailboxes may be read, or * for every mailbox of the tenant"
+            )
+        report_schedule = reader.get("REPORT_SCHEDULE") or DEFAULT_REPORT_SCHEDULE
+        if not _NCRONTAB.fullmatch(report_schedule):
+            reader.problem(
+                f"REPORT_SCHEDULE '{report_schedule}' is not an NCRONTAB expression with six fields "
+                f"(second minute hour day month day-of-week), e.g. '{DEFAULT_REPORT_SCHEDULE}' (06:00 daily)"
+            )
+        recipients = tuple(
+            part.strip()
+            for part in (reader.get("REPORT_RECIPIENTS") or "").replace(";", ",").split(",")
+            if part.strip()
+        )
+        for address in recipients:
+            if not _EMAIL.fullmatch(address):
+                reader.problem(f"REPORT_RECIPIENTS: '{address}' is not an email address")
+        report_sender = reader.get("REPORT_SENDER")
+        if report_sender is not None and not _EMAIL.fullmatch(report_sender):
+            reader.problem(
+                f"REPORT_SENDER '{report_sender}' must be the address of the mailbox that sends the report"
+            )
+        if bool(recipients) != (report_sender is not None):
+            reader.problem(
+                "REPORT_RECIPIENTS and REPORT_SENDER go together: set both to mail the daily summary, or "
+                "neither"
+            )
+        settings = cls(
+            tenant_id=(tenant_id or "").lower(),
+            client_id=(client_id or "").lower(),
+            authority_host=authority_host,
+            credential_mode=credential_mode,
+            key_vault_url=key_vault_url,
+            credential_name=credential_name,
+            managed_identity_client_id=mi_client_id.lower() if mi_client_id else None,
+            graph_endpoint=graph_endpoint,
+            sharepoint_site_url=sharepoint,
+            storage_connection=storage_connection,
+            storage_account_name=storage_account,
+            storage_client_id=storage_client_id.lower() if storage_client_id else None,
+            storage_service_uris=service_uris,
+            graph_timeout_seconds=reader.number("GRAPH_TIMEOUT_SECONDS", 10.0, float, 1, 120),
+            graph_retry_budget_seconds=reader.number("GRAPH_RETRY_BUDGET_SECONDS", 30.0, float, 0, 300),
+            graph_max_retries=reader.number("GRAPH_MAX_RETRIES", 5, int, 0, 10),
+            public_base_url=public_base_url,
+            session_key_name=session_key_name,
+            session_table=reader.table_name("SESSION_TABLE", "sessions"),
+            auth_flow_table=reader.table_name("AUTH_FLOW_TABLE", "authflows"),
+            session_idle_minutes=reader.number("SESSION_IDLE_MINUTES", 480, int, 5, 10080),
+            session_max_age_hours=reader.number("SESSION_MAX_AGE_HOURS", 24, int, 1, 720),
+            mailbox_scope=mailbox_scope.lower() if mailbox_scope else None,
+            mailbox_scope_cache_seconds=reader.number("MAILBOX_SCOPE_CACHE_SECONDS", 300, int, 0, 3600),
+            audit_table=reader.table_name("AUDIT_TABLE", "mailaudit"),
+            report_schedule=report_schedule,
+            report_container=reader.container_name("REPORT_CONTAINER", "reports"),
+            report_queue=reader.container_name("REPORT_QUEUE", "report-runs"),
+            report_recipients=recipients,
+            report_sender=report_sender,
+            report_top_departments=reader.number("REPORT_TOP_DEPARTMENTS", 10, int, 1, 100),
+        )
+        limit = check_retry_bounds(
+            settings.graph_timeout_seconds,
+            settings.graph_retry_budget_seconds,
+            function_timeout_seconds(host_json) if host_json is not None else None,
+        )
+        if limit is not None:
+            reader.problem(limit)
+        if reader.problems:
+            raise ConfigurationError(reader.problems)
+        return settings
+
+    @property
+    def authority(self) -> str:
+        """The tenant's Entra authority, ``{ENTRA_AUTHORITY_HOST}/{ENTRA_TENANT_ID}``."""
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def authority_is_microsoft_cloud(self) -> bool:
+        """True for Microsoft's own authority hosts; False for anything else (e.g. a local tenant)."""
+        return (urlsplit(self.authority_host).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
+
+    @property
+    def graph_scope(self) -> str:
+        """App-only scope for Graph. National clouds need their own Graph host, hence derived, not fixed."""
+        return f"{self.graph_endpoint}/.default"
+
+    @property
+    def graph_base_url(self) -> str:
+        """Root of Graph v1.0 calls, ``{GRAPH_ENDPOINT}/v1.0``."""
+        return f"{self.graph_endpoint}/v1.0"
+
+    @property
+    def api_audiences(self) -> tuple[str, str]:
+        """Audiences accepted in callers' tokens: the client id (v2 tokens) and the ``api://`` URI."""
+        return (self.client_id, f"api://{self.client_id}")
+
+
+def function_timeout_seconds(host_json: Path) -> float | None:
+    """host.json's ``functionTimeout`` in seconds; None when the file or the value is absent, unbounded
+    (``-1``) or unreadable (the 230 s HTTP limit then applies alone; it is below every plan's default)."""
+    try:
+        value = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    match = _TIMESPAN.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    days, hours, minutes, seconds, whole_days = (int(part or 0) for part in match.groups())
+    return float((((days + whole_days) * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def check_retry_bounds(timeout: float, budget: float, function_timeout: float | None) -> str | None:
+    """The problem, if any, with GRAPH_TIMEOUT_SECONDS and GRAPH_RETRY_BUDGET_SECONDS together: the longest
+    one Graph call can take (:func:`~shared.core.retry_policy.worst_case_call_seconds`, ``budget + 2 x
+    timeout``)
+    must stay under both Azure's 230 s HTTP response limit and host.json's ``functionTimeout``."""
+    limit, name = HTTP_RESPONSE_LIMIT_SECONDS, "Azure's 230 s HTTP response limit"
+    if function_timeout is not None and function_timeout < limit:
+        limit, name = function_timeout, f"host.json functionTimeout ({function_timeout:g} s)"
+    worst = worst_case_call_seconds(timeout, budget)
+    if worst < limit:
+        return None
+    fixes = [f"keep GRAPH_RETRY_BUDGET_SECONDS + 2 x GRAPH_TIMEOUT_SECONDS under {limit:g}"]
+    if limit - 2 * timeout > 0:
+        fixes.append(f"with this timeout, a budget below {limit - 2 * timeout:g}")
+    if (limit - budget) / 2 > 1:
+        fixes.append(f"with this budget, a timeout below {(limit - budget) / 2:g}")
+    return (
+        f"GRAPH_RETRY_BUDGET_SECONDS ({budget:g}) + 2 x GRAPH_TIMEOUT_SECONDS ({timeout:g}) = {worst:g} s, "
+        f"the longest one Graph call may take with its retries, reaches {name}, so callers could be cut off "
+        f"before the app answers: {'; '.join(fixes)} ({WHERE})"
+    )

@@ -1,0 +1,405 @@
+"""The session key ring: the 256-bit key in Key Vault (``SESSION_KEY_NAME``) that encrypts sessions and
+sign-in flows at rest, and signs the app's short tokens (CSRF), with rotation that signs nobody out.
+
+How rotation works: each sealed record carries the **secret version** that sealed it. The latest version
+seals new records; any other version is fetched once (``get_secret(name, version)``) and cached, so
+records sealed before a rotation still open. The latest version is re-read every
+:data:`REFRESH_SECONDS`, so a new version is used without a restart (and at once when a record sealed by
+a newer version, written by another instance, is opened). To retire an old key, disable its version in
+the vault: records sealed by it no longer open after the next re-read (their sessions end), since each
+re-read forgets the older versions and reads them again when a record needs one.
+
+Keys are never used directly: HKDF-SHA256 derives one subkey per purpose (record encryption, CSRF, ...),
+see :meth:`SessionKeyRing.derive_key`. Records are sealed with AES-256-GCM (96-bit random nonce); the
+caller's associated data (record kind and row) binds a ciphertext to its row.
+
+Failures: the vault unreachable with keys cached changes nothing (the cached keys keep working; the
+re-read is tried again after :data:`RETRY_SECONDS`). With no key cached, callers get 503
+``credential_unavailable`` with ``Retry-After``, and the failure is held for :data:`HOLD_SECONDS` so an
+outage costs the vault one read per period. A missing, disabled or malformed secret is a
+``ConfigurationError``. Required permission: ``secrets/get`` on the vault (role "Key Vault Secrets User").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from shared.core.cooldown import Clock, HeldFailure
+from shared.core.error_translation import from_azure_error
+from shared.core.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
+from shared.core.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
+
+logger = logging.getLogger(__name__)
+
+#: How often the latest secret version is re-read (a rotation takes effect within this time).
+REFRESH_SECONDS = 300.0
+#: After a failed re-read with keys cached, the next attempt waits this long (not every request).
+RETRY_SECONDS = 30.0
+#: A vault failure with no key cached is answered from memory this long.
+HOLD_SECONDS = 5.0
+#: Versions found not to exist (or disabled) are remembered, so forged versions cost the vault nothing.
+_MAX_UNKNOWN_VERSIONS = 256
+_NONCE_BYTES = 12
+_KEY_BYTES = 32
+# Key Vault secret versions are 32 hex digits; accept any short alphanumeric id, refuse anything else.
+_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+_RECORD_PURPOSE = "record-encryption"
+_NEW_KEY_HINT = (
+    'python -c "import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())"'
+)
+
+
+class UnreadableRecordError(Exception):
+    """A sealed record that cannot be opened: tampered, sealed for another row, or by an unknown or
+    disabled key version. Not an HTTP error: stores treat such a record as absent."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed (encrypted and authenticated) value: the key version that sealed it, and
+    ``nonce || ciphertext || tag``."""
+
+    version: str
+    blob: bytes
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    """One version of the session key as read from the vault (``key`` hidden from repr)."""
+
+    version: str
+    key: bytes
+    created: datetime.datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"KeyVersion(version={self.version!r}, created={self.created!r})"
+
+
+class KeySource(Protocol):
+    """Reads versions of the session key."""
+
+    def read(self, version: str | None) -> KeyVersion | None:
+        """The given version (None: the latest). None when that version does not exist or is disabled.
+
+        Raises:
+            CredentialUnavailable: the store is unreachable or failing now.
+            ConfigurationError: the secret is missing, forbidden or not a base64 256-bit key.
+        """
+        ...
+
+
+class VaultKeySource:
+    """The session key in Key Vault, read with the app's identity through ONE ``SecretClient``."""
+
+    def __init__(self, client: SecretClient, name: str, vault_url: str) -> None:
+        self._client = client
+        self._name = name
+        self._what = f"session key secret '{name}' in Key Vault {vault_url}"
+
+    def read(self, version: str | None) -> KeyVersion | None:
+        from azure.core.exceptions import AzureError
+
+        try:
+            secret = self._client.get_secret(self._name, version)
+        except AzureError as exc:
+            error = from_azure_error(exc, what=self._what)
+            if version is not None and isinstance(error, ConfigurationError):
+                # An old version that is gone or disabled: the records it sealed are retired.
+                logger.info("Session key version %s is not readable (%s)", version, type(exc).__name__)
+                return None
+            if isinstance(error, ConfigurationError):
+                error = ConfigurationError(
+                    f"The {self._what} could not be read ({error.message}) Create it with a random 256-bit "
+                    f"key, base64 ({_NEW_KEY_HINT}), or fix SESSION_KEY_NAME / KEY_VAULT_URL, and grant the "
+                    "app's identity 'Key Vault Secrets User'."
+                )
+            logger.warning("Reading the %s failed: %s (%s)", self._what, error.code, type(exc).__name__)
+            raise error from exc
+        except ValueError as exc:  # e.g. the challenge resource does not match the vault host
+            raise ConfigurationError(f"The {self._what} could not be read: {exc}") from exc
+        key = decode_key(secret.value or "", what=self._what)
+        return KeyVersion(
+            version=str(secret.properties.version), key=key, created=secret.properties.created_on
+        )
+
+
+def decode_key(value: str, *, what: str = "session key") -> bytes:
+    """A 256-bit key from its base64 (standard or URL-safe, padding optional) text.
+
+    Raises:
+        ConfigurationError: not base64, or not exactly 32 bytes.
+    """
+    text = "".join(value.split())
+    try:
+        raw = base64.urlsafe_b64decode(text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigurationError(f"The {what} is not base64: store a new version ({_NEW_KEY_HINT})") from exc
+    if len(raw) != _KEY_BYTES:
+        raise ConfigurationError(
+            f"The {what} holds {len(raw)} bytes, not a 256-bit key: store a new version ({_NEW_KEY_HINT})"
+        )
+    return raw
+
+
+class SessionKeyRing:
+    """Every session-key version the process has seen, the latest one sealing. Thread-safe.
+
+    One per process (:meth:`shared.app.services.Runtime.session_keys`).
+    """
+
+    def __init__(
+        self,
+        source: KeySource,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()  # guards the maps below
+        self._load_lock = threading.Lock()  # one vault read of the latest version at a time
+        self._keys: dict[str, KeyVersion] = {}
+        self._unknown: OrderedDict[str, None] = OrderedDict()
+        self._derived: dict[tuple[str, str], bytes] = {}
+        self._latest: KeyVersion | None = None
+        self._next_refresh = 0.0
+        self._failure = HeldFailure(clock=clock)
+        self._version_lock = threading.Lock()  # one vault read of an older version at a time
+        self._version_failure = HeldFailure(clock=clock)
+
+    # -- keys -------------------------------------------------------------------------------------------
+
+    def latest_version(self) -> str:
+        """The version that seals new records (reads the vault when due; see the module docstring).
+
+        Raises:
+            CredentialUnavailable: no key cached and the vault is failing.
+            ConfigurationError: the secret is missing, disabled, forbidden or malformed.
+        """
+        return self._current().version
+
+    def _current(self) -> KeyVersion:
+        latest = self._latest
+        if latest is not None and self._clock() < self._next_refresh:
+            return latest
+        if latest is not None:
+            # Keys cached: one thread re-reads, the others carry on with the cached key meanwhile.
+            if not self._load_lock.acquire(blocking=False):
+                return latest
+            try:
+                if self._clock() >= self._next_refresh:
+                    self._refresh(keep=latest)
+            finally:
+                self._load_lock.release()
+            return self._latest or latest
+        with self._load_lock:
+            if self._latest is None:
+                self._failure.raise_if_held()
+                self._refresh(keep=None)
+            latest = self._latest
+            if latest is None:  # _refresh raises rather than leave it unset; stay safe regardless
+                raise CredentialUnavailable("The session key could not be loaded")
+            return latest
+
+    def _refresh(self, *, keep: KeyVersion | None) -> None:
+        try:
+            found = self._source.read(None)
+            if found is None:
+                raise ConfigurationError("The session key secret has no enabled current version")
+        except CredentialUnavailable as error:
+            if keep is None:
+                self._failure.hold(error, HOLD_SECONDS)
+                error.retry_after = max(1, int(HOLD_SECONDS))
+                raise
+            logger.warning("Session key re-read failed (%s): the cached key version stays in use", error.code)
+            self._next_refresh = self._clock() + RETRY_SECONDS
+            return
+        except GraphFunctionsError as error:
+            if keep is None:
+                raise
+            logger.error("Session key re-read failed (%s): %s", error.code, error.message)
+            self._next_refresh = self._clock() + RETRY_SECONDS
+            return
+        with self._lock:
+            # Older versions are forgotten and read again when a record needs one, so a version disabled
+            # in the vault (retired) stops opening records within one re-read, on every instance.
+            self._keys = {found.version: found}
+            self._derived = {k: v for k, v in self._derived.items() if k[0] == found.version}
+            self._unknown.clear()
+            if keep is None or found.version != keep.version:
+                logger.info("Session key version %s seals new records", found.version)
+            self._latest = found
+        self._failure.clear()
+        self._next_refresh = self._clock() + self._refresh_seconds
+
+    def _version(self, version: str) -> KeyVersion | None:
+        """A cached version, else read once (one read at a time: concurrent requests for a version not
+        cached yet wait for the first one's read); None for a malformed, unknown or disabled version.
+
+        Raises:
+            CredentialUnavailable: the vault is failing (held for :data:`HOLD_SECONDS`); the record is not
+                at fault, so it is not treated as unreadable.
+        """
+        cached = self._cached(version)
+        if cached is not None or not _VERSION.fullmatch(version):
+            return cached if isinstance(cached, KeyVersion) else None
+        with self._version_lock:
+            cached = self._cached(version)
+            if cached is not None:
+                return cached if isinstance(cached, KeyVersion) else None
+            self._version_failure.raise_if_held()
+            try:
+                found = self._source.read(version)
+            except CredentialUnavailable as error:
+                self._version_failure.hold(error, HOLD_SECONDS)
+                error.retry_after = max(1, int(HOLD_SECONDS))
+                raise
+            return self._remember(version, found)
+
+    def _cached(self, version: str) -> KeyVersion | bool | None:
+        """The cached version, False when known not to exist, None when not known yet."""
+        with self._lock:
+            found = self._keys.get(version)
+            if found is not None:
+                return found
+            return False if version in self._unknown else None
+
+    def _remember(self, version: str, found: KeyVersion | None) -> KeyVersion | None:
+        with self._lock:
+            if found is None:
+                self._unknown[version] = None
+                while len(self._unknown) > _MAX_UNKNOWN_VERSIONS:
+                    self._unknown.popitem(last=False)
+                return None
+            self._keys[found.version] = found
+            latest = self._latest
+            if latest is not None and _newer(found, latest):
+                # Another instance already seals with a newer version: follow it now, not at the re-read.
+                logger.info("Session key version %s (newer) seals new records", found.version)
+                self._latest = found
+        return found
+
+    def derive_key(self, purpose: str, *, version: str | None = None) -> tuple[str, bytes]:
+        """A 256-bit subkey for ``purpose`` (HKDF-SHA256 of the session key; info names the purpose), and
+        the version it derives from. ``version`` None: the latest.
+
+        Raises:
+            UnreadableRecordError: ``version`` is unknown or disabled.
+            CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        source = self._current() if version is None else self._version(version)
+        if source is None:
+            raise UnreadableRecordError(f"unknown session key version {version!r}")
+        cache_key = (source.version, purpose)
+        with self._lock:
+            derived = self._derived.get(cache_key)
+        if derived is None:
+            info = f"graph-functions/{purpose}".encode()
+            derived = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=info).derive(
+                source.key
+            )
+            with self._lock:
+                self._derived[cache_key] = derived
+        return source.version, derived
+
+    # -- sealing ----------------------------------------------------------------------------------------
+
+    def seal(self, plaintext: bytes, *, aad: bytes) -> Sealed:
+        """Encrypt and authenticate ``plaintext`` with the latest key; ``aad`` (not stored) must be given
+        again to open it, so a sealed value moved to another row or kind does not open.
+
+        Raises:
+            CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
+        """
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        version, key = self.derive_key(_RECORD_PURPOSE)
+        nonce = os.urandom(_NONCE_BYTES)
+        return Sealed(version=version, blob=nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
+
+    def open(self, version: str, blob: bytes, *, aad: bytes) -> bytes:
+        """The plaintext :meth:`seal` sealed.
+
+        Raises:
+            UnreadableRecordError: tampered, other ``aad``, unknown or disabled version, malformed.
+            CredentialUnavailable: the version must be read from the vault and the vault is failing.
+        """
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(blob) < _NONCE_BYTES + 16:
+            raise UnreadableRecordError("sealed value too short")
+        _, key = self.derive_key(_RECORD_PURPOSE, version=version)
+        try:
+            return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
+        except InvalidTag as exc:
+            raise UnreadableRecordError("sealed value failed authentication") from exc
+
+    # -- signing ----------------------------------------------------------------------------------------
+
+    def sign(self, purpose: str, message: bytes) -> str:
+        """A short token ``{version}.{base64url HMAC-SHA256}`` proving the app made it for ``message``.
+
+        Raises:
+            CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
+        """
+        version, key = self.derive_key(f"sign/{purpose}")
+        mac = hmac.new(key, message, hashlib.sha256).digest()
+        return f"{version}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
+
+    def verify(self, purpose: str, message: bytes, token: str | None) -> bool:
+        """True when ``token`` is :meth:`sign`'s token for ``purpose`` and ``message``, by any readable key
+        version (so a rotation keeps issued tokens valid). False for anything else.
+
+        Raises:
+            CredentialUnavailable: the token's version must be read and the vault is failing.
+        """
+        if not token or len(token) > 200 or token.count(".") != 1:
+            return False
+        version, _, mac_text = token.partition(".")
+        try:
+            _, key = self.derive_key(f"sign/{purpose}", version=version)
+        except UnreadableRecordError:
+            return False
+        expected = base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
+        return hmac.compare_digest(expected, mac_text.encode("ascii", "replace"))
+
+
+def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool:
+    if candidate.created is None or latest.created is None:
+        return False
+    return candidate.created > latest.created
+
+
+def build_key_ring(settings: Settings, client: Callable[[], SecretClient]) -> SessionKeyRing:
+    """The process's key ring, reading the vault ``KEY_VAULT_URL`` names through ``client()``.
+
+    Raises:
+        ConfigurationError: no ``KEY_VAULT_URL``.
+    """
+    if not settings.key_vault_url:
+        raise ConfigurationError(
+            "KEY_VAULT_URL is missing: sign-in keeps its session key (SESSION_KEY_NAME) in Key Vault, so set "
+            "KEY_VAULT_URL even with ENTRA_CREDENTIAL=managed-identity"
+        )
+    return SessionKeyRing(VaultKeySource(client(), settings.session_key_name, settings.key_vault_url))

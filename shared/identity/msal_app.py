@@ -1,0 +1,181 @@
+"""The MSAL side of the app's own token: one adapter that turns every MSAL behaviour into a result or a
+typed error, and the factory of MSAL confidential-client apps (used by :mod:`shared.identity.tokens`).
+
+MSAL raises ``MsalServiceError`` for a 5xx from the token endpoint without exposing the response, returns an
+Entra 429 as an ordinary error result, and lets ``requests``' and ``json``'s exceptions through. The adapter
+watches the token POST through the ``http_client`` it hands MSAL, so that every one of those becomes a
+:class:`CredentialUnavailable` carrying Entra's own ``Retry-After`` when it sent one. MSAL is imported on
+first use only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.core.errors import ConfigurationError, CredentialUnavailable
+from shared.core.settings import Settings
+from shared.identity.credentials import ClientCredential
+
+if TYPE_CHECKING:
+    import msal
+
+#: Seconds a failed token request is held when Entra gives no Retry-After (MSAL's own throttling default).
+REQUEST_FAILURE_HOLD_SECONDS = 5.0
+#: Upper bound on a hold taken from Entra's Retry-After.
+MAX_HOLD_SECONDS = 300.0
+#: Hold after the authority's metadata could not be read.
+METADATA_FAILURE_HOLD_SECONDS = 5
+
+
+class ConfidentialClient(Protocol):
+    """The part of ``msal.ConfidentialClientApplication`` the provider uses (fakes implement it in tests).
+
+    ``acquire_token_for_client`` returns MSAL's result dict, or raises :class:`CredentialUnavailable`
+    (the production adapter converts every MSAL and network exception) or ``OSError``.
+    """
+
+    def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]: ...
+
+    def remove_tokens_for_client(self) -> None: ...
+
+
+AppFactory = Callable[[ClientCredential], ConfidentialClient]
+
+
+class _ObservedHttpClient:
+    """MSAL ``http_client`` wrapper remembering, per thread, the status and ``Retry-After`` of the last
+    POST (the token request): MSAL raises on a 5xx without exposing the response."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._local = threading.local()
+
+    def reset(self) -> None:
+        self._local.last = None
+
+    def last(self) -> tuple[int, str | None] | None:
+        return getattr(self._local, "last", None)
+
+    def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        response = self._inner.post(url, *args, **kwargs)
+        headers = getattr(response, "headers", None) or {}
+        self._local.last = (int(response.status_code), headers.get("Retry-After"))
+        return response
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.get(url, *args, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+#: The same watcher for other MSAL confidential clients of the app (people's sign-in,
+#: :mod:`shared.signin.client`).
+ObservedHttpClient = _ObservedHttpClient
+
+
+class _MsalClient:
+    """:class:`ConfidentialClient` over a real MSAL app: every MSAL, JSON and network exception, and an
+    Entra 429 (which MSAL returns as a result), becomes :class:`CredentialUnavailable`."""
+
+    def __init__(self, app: msal.ConfidentialClientApplication, observed: _ObservedHttpClient | None) -> None:
+        self._app = app
+        self._observed = observed
+
+    def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
+        from msal.exceptions import MsalError
+
+        if self._observed is not None:
+            self._observed.reset()
+        try:
+            result = self._app.acquire_token_for_client(scopes)
+        except OSError as exc:  # requests' exceptions (connection, timeout) derive from OSError
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is unreachable ({type(exc).__name__})", retry_after=self._retry_after()
+            ) from exc
+        except (MsalError, ValueError, TypeError, KeyError, AttributeError) as exc:  # 5xx, malformed body
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID failed the token request ({self._status_text()}, {type(exc).__name__})",
+                retry_after=self._retry_after(),
+            ) from exc
+        last = self._observed.last() if self._observed is not None else None
+        if last is not None and (last[0] == 429 or last[0] >= 500):
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is throttling the app's token requests ({self._status_text()})",
+                retry_after=self._retry_after(),
+            )
+        if not isinstance(result, dict):
+            raise CredentialUnavailable("Microsoft Entra ID answered the token request with malformed JSON")
+        return result
+
+    def remove_tokens_for_client(self) -> None:
+        self._app.remove_tokens_for_client()
+
+    def _status_text(self) -> str:
+        last = self._observed.last() if self._observed is not None else None
+        return f"HTTP {last[0]}" if last is not None else "no response"
+
+    def _retry_after(self) -> int:
+        """Entra's Retry-After for the last token request (within bounds), else the default hold."""
+        last = self._observed.last() if self._observed is not None else None
+        try:
+            seconds = float(last[1]) if last is not None and last[1] is not None else None
+        except ValueError:
+            seconds = None
+        if seconds is None:
+            return int(REQUEST_FAILURE_HOLD_SECONDS)
+        return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
+
+
+def msal_app_factory(settings: Settings, *, http_client: Any | None = None) -> AppFactory:
+    """The production :data:`AppFactory`: MSAL apps for ``settings.authority`` that share one token cache.
+
+    Sharing the cache across rebuilds keeps tokens that are still valid (for other scopes) after a rotation.
+    ``instance_discovery`` is turned off only for non-Microsoft authority hosts (the local tenant): for
+    those, MSAL would otherwise ask login.microsoftonline.com to validate a host it cannot know.
+
+    The returned factory raises ConfigurationError when the authority is rejected (tenant unknown, bad URL)
+    and CredentialUnavailable when it is unreachable, failing or answering malformed metadata.
+    """
+    lock = threading.Lock()
+    caches: list[msal.TokenCache] = []
+    observed = _ObservedHttpClient(http_client) if http_client is not None else None
+
+    def build(credential: ClientCredential) -> ConfidentialClient:
+        import msal
+        from msal.exceptions import MsalError
+
+        with lock:
+            if not caches:
+                caches.append(msal.TokenCache())
+            cache = caches[0]
+        try:
+            app = msal.ConfidentialClientApplication(
+                settings.client_id,
+                client_credential=credential.msal_credential,
+                authority=settings.authority,
+                instance_discovery=None if settings.authority_is_microsoft_cloud else False,
+                token_cache=cache,
+                http_client=observed,
+            )
+        except OSError as exc:  # requests' exceptions derive from OSError
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID metadata at {settings.authority} is unreachable ({type(exc).__name__})",
+                retry_after=METADATA_FAILURE_HOLD_SECONDS,
+            ) from exc
+        except (MsalError, json.JSONDecodeError, KeyError, TypeError) as exc:  # 5xx or malformed metadata
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID metadata at {settings.authority} failed ({type(exc).__name__})",
+                retry_after=METADATA_FAILURE_HOLD_SECONDS,
+            ) from exc
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"MSAL rejected the authority {settings.authority}: {exc}. Check ENTRA_AUTHORITY_HOST and "
+                "ENTRA_TENANT_ID."
+            ) from exc
+        return _MsalClient(app, observed)
+
+    return build

@@ -1,0 +1,211 @@
+"""``GET /api/audit/mail``: the audit records of mailbox reads, newest first, filtered and paged.
+
+Query: ``from`` and ``to`` (ISO 8601 dates or date-times; a time without an offset is UTC; defaults: the
+last 7 days up to now; at most 31 days apart), ``mailbox`` (an object id or UPN), ``actor`` (an app id, a
+user object id or a UPN), ``top`` (1-100, default 50), ``cursor``. A cursor encodes the query and where the
+previous page stopped; it may come alone or with the same parameters (a differing one is 400
+``invalid_parameter``), like the users API's cursors. Days are scanned newest first, one partition each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
+from shared.core.errors import BadRequest
+from shared.core.patterns import GUID, UPN
+from shared.mail.audit import UTC, AuditRow, AuditStore, day_key
+
+AUDIT_READ_ROLE = "Audit.Read"
+DEFAULT_TOP = 50
+MAX_TOP = 100
+DEFAULT_DAYS = 7
+MAX_DAYS = 31
+PARAMETERS = frozenset({"from", "to", "mailbox", "actor", "top", "cursor"})
+
+_TOP = re.compile(r"[0-9]{1,3}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:[0-9]{2})?")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_ROW = re.compile(r"[0-9]{17}-[0-9a-f]{12}")
+_PARTITION = re.compile(r"[0-9]{8}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditQuery:
+    start: dt.datetime
+    end: dt.datetime
+    mailbox: str | None = None
+    actor: str | None = None
+    top: int = DEFAULT_TOP
+    position: tuple[str, str] | None = None  # (partition, last row key) of the previous page
+
+
+def _instant(name: str, value: str, *, end_of_day: bool) -> dt.datetime:
+    text = value.strip()
+    try:
+        if _DATE.fullmatch(text):
+            day = dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
+        if _DATETIME.fullmatch(text):
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    raise BadRequest(f"{name} must be an ISO 8601 date (2026-12-01) or date-time (2026-12-01T08:00:00Z)")
+
+
+def _identity(name: str, value: str) -> str:
+    text = value.strip()
+    if len(text) > 113 or not (GUID.fullmatch(text) or UPN.fullmatch(text)):
+        raise BadRequest(f"{name} must be an object id or app id (GUID) or a userPrincipalName")
+    return text.lower()
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(UTC).isoformat()
+
+
+def parse_audit_query(params: Mapping[str, str], *, now: dt.datetime) -> AuditQuery:
+    """Validate the listing's query (module docstring). Raises BadRequest / InvalidCursor."""
+    unknown = sorted(set(params) - PARAMETERS)
+    if unknown:
+        raise BadRequest(
+            f"Unknown query parameter(s): {', '.join(unknown)[:200]}. "
+            f"Allowed: {', '.join(sorted(PARAMETERS))}"
+        )
+    top = DEFAULT_TOP
+    if "top" in params:
+        raw = params["top"].strip()
+        if not _TOP.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP:
+            raise BadRequest(f"top must be an integer from 1 to {MAX_TOP}")
+        top = int(raw)
+    end = _instant("to", params["to"], end_of_day=True) if "to" in params else now
+    start = (
+        _instant("from", params["from"], end_of_day=False)
+        if "from" in params
+        else end - dt.timedelta(days=DEFAULT_DAYS)
+    )
+    if start > end:
+        raise BadRequest("from must not be later than to")
+    if end - start > dt.timedelta(days=MAX_DAYS):
+        raise BadRequest(f"from and to may be at most {MAX_DAYS} days apart")
+    mailbox = _identity("mailbox", params["mailbox"]) if "mailbox" in params else None
+    actor = _identity("actor", params["actor"]) if "actor" in params else None
+    query = AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top)
+    if "cursor" not in params:
+        return query
+    continued = decode_audit_cursor(params["cursor"])
+    given = {"from": _iso(start), "to": _iso(end), "mailbox": mailbox, "actor": actor, "top": top}
+    encoded = {
+        "from": _iso(continued.start),
+        "to": _iso(continued.end),
+        "mailbox": continued.mailbox,
+        "actor": continued.actor,
+        "top": continued.top,
+    }
+    for name in sorted(set(params) - {"cursor"}):
+        if given[name] != encoded[name]:
+            raise BadRequest(
+                f"{name} differs from the query this cursor continues: send the cursor alone, or with the "
+                "same parameters as the first page"
+            )
+    return continued
+
+
+def encode_audit_cursor(query: AuditQuery, position: tuple[str, str]) -> str:
+    document = {
+        "v": 1,
+        "f": _iso(query.start),
+        "t": _iso(query.end),
+        "m": query.mailbox,
+        "a": query.actor,
+        "n": query.top,
+        "p": list(position),
+    }
+    raw = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_audit_cursor(text: str) -> AuditQuery:
+    """The query a cursor continues. Raises InvalidCursor for anything but an unchanged nextCursor."""
+    if not text or len(text) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(text):
+        raise invalid_cursor()
+    try:
+        document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
+        if not isinstance(document, dict) or document.get("v") != 1:
+            raise ValueError("version")
+        start = dt.datetime.fromisoformat(str(document["f"]))
+        end = dt.datetime.fromisoformat(str(document["t"]))
+        mailbox, actor, top, position = document["m"], document["a"], document["n"], document["p"]
+        if start.tzinfo is None or end.tzinfo is None or start > end or end - start > dt.timedelta(MAX_DAYS):
+            raise ValueError("range")
+        if not (isinstance(top, int) and 1 <= top <= MAX_TOP):
+            raise ValueError("top")
+        for value in (mailbox, actor):
+            if value is not None and (not isinstance(value, str) or _identity("cursor", value) != value):
+                raise ValueError("identity")
+        if not (
+            isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position)
+        ):
+            raise ValueError("position")
+        partition, row = position
+        if not _PARTITION.fullmatch(partition) or not _ROW.fullmatch(row):
+            raise ValueError("position")
+        if not day_key(start) <= partition <= day_key(end):
+            raise ValueError("position")
+    except (binascii.Error, ValueError, KeyError, TypeError, BadRequest) as exc:
+        raise invalid_cursor() from exc
+    return AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top, position=(partition, row))
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.items, "nextCursor": self.next_cursor}
+
+
+def _days(query: AuditQuery) -> list[str]:
+    """The day partitions of the range, newest first (from the cursor's day on, with one)."""
+    days: list[str] = []
+    day = query.end.astimezone(UTC).date()
+    first = query.start.astimezone(UTC).date()
+    while day >= first:
+        days.append(day.strftime("%Y%m%d"))
+        day -= dt.timedelta(days=1)
+    if query.position is not None:
+        days = [d for d in days if d <= query.position[0]]
+    return days
+
+
+def list_audit(store: AuditStore, query: AuditQuery) -> AuditPage:
+    """One page of records for ``query``, newest first.
+
+    Raises:
+        StorageUnavailable: the table cannot be read now (503).
+    """
+    filters: dict[str, str] = {}
+    if query.mailbox is not None:
+        filters["Mailbox"] = query.mailbox
+    if query.actor is not None:
+        filters["Actor"] = query.actor
+    found: list[AuditRow] = []
+    for day in _days(query):
+        after = query.position[1] if query.position is not None and day == query.position[0] else None
+        iterator = store.query(start=query.start, end=query.end, partition=day, after=after, filters=filters)
+        found.extend(store.rows(iterator, query.top + 1 - len(found)))
+        if len(found) > query.top:
+            break
+    page, more = found[: query.top], len(found) > query.top
+    cursor = encode_audit_cursor(query, (page[-1].partition, page[-1].row)) if more and page else None
+    return AuditPage(items=[row.document for row in page], next_cursor=cursor)

@@ -1,0 +1,226 @@
+"""Mailbox reads end to end, for the API and the pages alike: who may read, which mailbox, the Graph read, and
+one audit record for every attempt, allowed or denied.
+
+Order of a read: the caller is identified (an unidentified caller gets its 401 and no record: there is no
+"who" to record, and anonymous requests must not be able to fill the table); its role and kind are checked
+(``Mail.Read.All``); the path and query are validated; the mailbox must be in the app's scope
+(:mod:`shared.mail.scope`); Graph is read (:mod:`shared.mail.messages`). Whatever happened is then
+recorded (:mod:`shared.mail.audit`) **before** the answer leaves: a record that cannot be written turns the
+answer
+into a 503 ``audit_unavailable``, so no mail is ever served unaudited.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import azure.functions as func
+
+from shared.core.errors import Forbidden, GraphFunctionsError
+from shared.identity.bearer import CallerKind
+from shared.mail.audit import Actor, AuditEntry, AuditStore
+from shared.mail.messages import MailService, MessagesPage
+from shared.mail.query import (
+    FOLDERS,
+    parse_get_query,
+    parse_list_query,
+    validate_mailbox,
+    validate_message_id,
+)
+from shared.mail.scope import MailboxScope
+
+if TYPE_CHECKING:
+    from shared.identity.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+LIST_ENDPOINT = "messages.list"
+GET_ENDPOINT = "messages.get"
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
+
+
+def identify_reader(
+    request: func.HttpRequest, *, role: str, kinds: frozenset[CallerKind]
+) -> tuple[Actor, Forbidden | None, Principal]:
+    """The caller of ``request`` (a service's bearer token or a person's session,
+    :func:`shared.identity.principal.
+    identify`; a bearer token wins), and the refusal to answer when it may not read: a service or person
+    without ``role``, or a token of another kind. Refusals are returned, not raised, so the caller can record
+    them with the caller's identity; for a refused bearer token the principal is a placeholder.
+
+    Raises:
+        Unauthenticated, SignInRequired, CredentialUnavailable, StorageUnavailable: see ``identify``.
+    """
+    from shared.identity.principal import Principal, identify
+
+    try:
+        principal = identify(request, kinds=kinds, required_role=role, person_role=None)
+    except Forbidden as refusal:  # a bearer token, validated, of the wrong kind or without the role
+        actor = _verified_claims_actor(request.headers)
+        placeholder = Principal(
+            kind="application", app_id=actor.app_id or "", object_id=None, tenant_id="", roles=frozenset()
+        )
+        return actor, refusal, placeholder
+    actor = Actor(
+        kind=principal.kind,
+        app_id=principal.app_id,
+        object_id=principal.object_id if principal.kind != "application" else None,
+        user_principal_name=principal.user_principal_name,
+    )
+    if principal.is_person and not principal.has_role(role):
+        missing = Forbidden(
+            f"Your account lacks this app's role '{role}', which this needs. Ask an administrator to "
+            "assign it to you."
+        )
+        return actor, missing, principal
+    return actor, None, principal
+
+
+def _verified_claims_actor(headers: Mapping[str, str]) -> Actor:
+    import jwt
+
+    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    token = value.strip().partition(" ")[2].strip()
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    app_id = claims.get("azp") or claims.get("appid")
+    oid = claims.get("oid")
+    if claims.get("scp"):
+        upn = claims.get("preferred_username") or claims.get("upn")
+        return Actor(
+            kind="user",
+            app_id=app_id if isinstance(app_id, str) else None,
+            object_id=oid if isinstance(oid, str) else None,
+            user_principal_name=upn if isinstance(upn, str) else None,
+        )
+    return Actor(kind="application", app_id=app_id if isinstance(app_id, str) else None)
+
+
+def recorded_mailbox(raw: str) -> str:
+    """The mailbox as recorded: validated and lower-cased, or (for a refused id) the caller's text with
+    every non-printable character replaced, at most 120 characters."""
+    try:
+        return validate_mailbox(raw)
+    except GraphFunctionsError:
+        return _UNPRINTABLE.sub("?", raw)[:120]
+
+
+class MailReads:
+    """Scope check, Graph read and audit of every mailbox read (module docstring). Thread-safe."""
+
+    def __init__(self, scope: MailboxScope, mail: MailService, audit: AuditStore) -> None:
+        self._scope = scope
+        self._mail = mail
+        self._audit = audit
+
+    def list_messages(
+        self,
+        actor: Actor,
+        mailbox: str,
+        params: Mapping[str, str],
+        *,
+        request_id: str,
+        refusal: GraphFunctionsError | None = None,
+        channel: str = "api",
+    ) -> MessagesPage:
+        """A page of ``mailbox``'s messages for ``actor``, audited; raises what the read raised (or
+        ``refusal``), or AuditUnavailable (503) when the record cannot be written."""
+        raw_folder = params.get("folder", "").strip().lower()
+        folder = raw_folder if raw_folder in FOLDERS else None
+
+        def read() -> MessagesPage:
+            query = parse_list_query(mailbox, params)
+            self._scope.require(query.mailbox)
+            return self._mail.list_messages(query)
+
+        return self._audited(
+            read,
+            lambda page: len(page.items),
+            actor=actor,
+            mailbox=mailbox,
+            endpoint=LIST_ENDPOINT,
+            folder=folder,
+            message_id=None,
+            request_id=request_id,
+            refusal=refusal,
+            channel=channel,
+        )
+
+    def get_message(
+        self,
+        actor: Actor,
+        mailbox: str,
+        message_id: str,
+        params: Mapping[str, str],
+        *,
+        request_id: str,
+        refusal: GraphFunctionsError | None = None,
+        channel: str = "api",
+    ) -> dict[str, Any]:
+        """One message of ``mailbox`` for ``actor``, its body as text, audited (see :meth:`list_messages`)."""
+
+        def read() -> dict[str, Any]:
+            parse_get_query(params)
+            owner = validate_mailbox(mailbox)
+            checked_id = validate_message_id(message_id)
+            self._scope.require(owner)
+            return self._mail.get_message(owner, checked_id)
+
+        return self._audited(
+            read,
+            lambda _: 1,
+            actor=actor,
+            mailbox=mailbox,
+            endpoint=GET_ENDPOINT,
+            folder=None,
+            message_id=_UNPRINTABLE.sub("?", message_id)[:520],
+            request_id=request_id,
+            refusal=refusal,
+            channel=channel,
+        )
+
+    def _audited(
+        self,
+        read: Callable[[], _T],
+        count: Callable[[_T], int],
+        *,
+        actor: Actor,
+        mailbox: str,
+        endpoint: str,
+        folder: str | None,
+        message_id: str | None,
+        request_id: str,
+        refusal: GraphFunctionsError | None,
+        channel: str,
+    ) -> _T:
+        def entry(outcome: str, status: int, messages: int = 0, code: str | None = None) -> AuditEntry:
+            return AuditEntry(
+                actor=actor,
+                mailbox=recorded_mailbox(mailbox),
+                endpoint=endpoint,
+                outcome=outcome,
+                status=status,
+                request_id=request_id,
+                message_count=messages,
+                message_id=message_id,
+                folder=folder,
+                error_code=code,
+                channel=channel,
+            )
+
+        try:
+            if refusal is not None:
+                raise refusal
+            result = read()
+        except GraphFunctionsError as error:
+            outcome = "denied" if error.status in (401, 403) else "failed"
+            self._audit.record(entry(outcome, error.status, code=error.code))
+            raise
+        except Exception:
+            self._audit.record(entry("failed", 500, code="internal_error"))
+            raise
+        self._audit.record(entry("allowed", 200, messages=count(result)))
+        return result

@@ -1,0 +1,346 @@
+"""People's sign-in with MSAL: the authorization-code flow with PKCE, silent acquisition from a session's
+token cache, incremental scopes and claims challenges.
+
+:class:`SignInClient` is the only place that talks to Entra ID for people. It uses MSAL directly
+(``initiate_auth_code_flow`` / ``acquire_token_by_auth_code_flow`` / ``acquire_token_silent_with_error``):
+
+* **Authority** is the tenant, ``{ENTRA_AUTHORITY_HOST}/{ENTRA_TENANT_ID}``, never ``/common``: the app is a
+  single-tenant registration. ``client_capabilities=["CP1"]``: Graph may answer with CAE claims challenges.
+* **Credential**: the app's own, from the same source as its app-only tokens
+  (:meth:`TokenProvider.credential`), read once per process.
+* **No per-request discovery.** Each call builds a ``ConfidentialClientApplication`` around the session's own
+  ``SerializableTokenCache`` (an app has one cache), and every such app shares one ``http_cache`` and one HTTP
+  client, so OpenID discovery happens once per process and a warm session costs no request to Entra at all
+  (AzureAD/microsoft-authentication-library-for-python#549).
+* **Scopes**: sign-in asks for ``User.Read`` and ``User.ReadBasic.All`` on Graph (MSAL adds ``openid
+  profile offline_access``). Other resources (SharePoint) are acquired later from the refresh token.
+
+Every MSAL outcome becomes a result or a typed error: Entra unreachable or failing → 503
+``credential_unavailable``; a refresh that needs the person (revoked or expired refresh token, MFA, CA, CAE)
+→ :class:`SignInRequired`; a failed code redemption → :class:`SignInFailed`. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shared.core.error_translation import first_line
+from shared.core.errors import CredentialUnavailable, GraphFunctionsError, SignInFailed, SignInRequired
+from shared.core.settings import Settings
+from shared.identity.credentials import ClientCredential
+from shared.identity.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
+
+if TYPE_CHECKING:
+    import msal
+
+logger = logging.getLogger(__name__)
+
+#: Delegated Graph permissions the pages need, requested at sign-in.
+SIGN_IN_PERMISSIONS = ("User.Read", "User.ReadBasic.All")
+#: MSAL's own OIDC scopes; never passed in (MSAL refuses them) and never looked up in the cache.
+_OIDC_SCOPES = frozenset({"openid", "profile", "offline_access"})
+#: Entra error codes meaning "the person must come back" on a silent request (MFA, CA, sign-in frequency,
+#: revoked or expired refresh token, CAE).
+_INTERACTION_ERRORS = frozenset(
+    {"interaction_required", "invalid_grant", "consent_required", "login_required"}
+)
+#: MSAL/Entra ``suberror`` values meaning "the person can fix this by signing in" (MFA, consent, CA), as
+#: opposed to a dead refresh token (``bad_token``, none), which is a plain expired session.
+_INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only", "consent_required"})
+#: Sign-in errors the person caused (declined consent or sign-in).
+_DENIED_ERRORS = frozenset({"access_denied", "consent_required"})
+
+
+@dataclasses.dataclass(frozen=True)
+class SignedIn:
+    """A completed sign-in: the ID token's claims and the new token cache (serialized text)."""
+
+    claims: Mapping[str, Any]
+    token_cache: str
+
+
+class _SharedHttpCache(MutableMapping[str, Any]):
+    """The dict MSAL's ``http_cache`` of every per-request app writes to, with each operation locked (the
+    apps' own locks are per app, and they share this mapping)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._data))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+
+class SignInClient:
+    """MSAL's auth-code flow and silent acquisition for people (see module docstring). Thread-safe; one
+    per process (``shared.app.services.current().sign_in()``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credential: Callable[[], ClientCredential],
+        http_client: Any | None = None,
+    ) -> None:
+        """``credential`` returns the app's current client credential; ``http_client`` is the requests-like
+        client MSAL uses (the app's pooled transport with the project's CA bundle)."""
+        self._settings = settings
+        self._credential = credential
+        # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
+        self._observed = ObservedHttpClient(http_client) if http_client is not None else None
+        self._http_client: Any = self._observed
+        self._http_cache = _SharedHttpCache()
+        self._held_until = 0.0  # monotonic end of Entra's last Retry-After (MSAL's own throttling)
+
+    @property
+    def graph_scopes(self) -> tuple[str, ...]:
+        """The sign-in's Graph permissions, qualified with ``GRAPH_ENDPOINT`` (national clouds, local
+        tenant)."""
+        return tuple(f"{self._settings.graph_endpoint}/{name}" for name in SIGN_IN_PERMISSIONS)
+
+    def sharepoint_scopes(self) -> tuple[str, ...]:
+        """The SharePoint delegated scope for ``SHAREPOINT_SITE_URL``: ``{site origin}/AllSites.Read``.
+
+        Raises:
+            ConfigurationError: ``SHAREPOINT_SITE_URL`` is not set.
+        """
+        from urllib.parse import urlsplit
+
+        from shared.core.errors import ConfigurationError
+
+        site = self._settings.sharepoint_site_url
+        if not site:
+            raise ConfigurationError(
+                "SHAREPOINT_SITE_URL is not set: the SharePoint page needs the site's URL"
+            )
+        parts = urlsplit(site)
+        return (f"{parts.scheme}://{parts.netloc}/AllSites.Read",)
+
+    # --- The authorization-code flow ----------------------------------------------------------------
+
+    def begin(
+        self,
+        *,
+        redirect_uri: str,
+        scopes: Sequence[str] = (),
+        claims: str | None = None,
+        login_hint: str | None = None,
+        prompt: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a flow (PKCE S256, state, nonce): MSAL's flow dict, whose ``auth_uri`` the browser goes to.
+        Store the whole dict server-side (it holds the PKCE verifier); nothing is sent to Entra yet.
+
+        ``scopes`` default to the sign-in's Graph permissions; ``claims`` is a claims challenge to satisfy.
+        """
+        app = self._app(None)
+        try:
+            flow: dict[str, Any] = app.initiate_auth_code_flow(
+                list(scopes or self.graph_scopes),
+                redirect_uri=redirect_uri,
+                login_hint=login_hint,
+                prompt=prompt,
+                claims_challenge=claims,
+                response_mode="query",
+            )
+        except ValueError as exc:
+            raise SignInFailed(f"The sign-in could not be started: {exc}") from exc
+        return flow
+
+    def finish(self, flow: Mapping[str, Any], auth_response: Mapping[str, str]) -> SignedIn:
+        """Redeem the callback's code for this flow: one token request to Entra.
+
+        Raises:
+            SignInFailed: the callback carries an Entra error (``sign_in_denied`` when the person declined),
+                its state does not match the flow, or Entra refused the code (replayed, PKCE mismatch).
+            CredentialUnavailable: Entra unreachable or failing (503).
+        """
+        import msal
+
+        cache = msal.SerializableTokenCache()
+        app = self._app(cache)
+        error = auth_response.get("error")
+        if error:
+            description = first_line(auth_response.get("error_description") or error)
+            logger.info("Sign-in callback carried the Entra error %s: %s", error, description)
+            if error in _DENIED_ERRORS:
+                raise SignInFailed(_describe_entra_error(error, description), code="sign_in_denied")
+            raise SignInFailed(_describe_entra_error(error, description), code="sign_in_failed")
+        try:
+            result = self._call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
+        except ValueError as exc:  # MSAL: state mismatch, or a response without code
+            raise SignInFailed("The sign-in response does not belong to this sign-in") from exc
+        except RuntimeError as exc:  # MSAL's IdTokenError: nonce, issuer, audience or time check failed
+            logger.warning("The ID token of a sign-in failed MSAL's checks: %s", type(exc).__name__)
+            raise SignInFailed("The sign-in response could not be verified. Try again.") from exc
+        if "error" in result:
+            description = first_line(str(result.get("error_description") or result["error"]))
+            logger.info("Code redemption failed: %s %s", result.get("error"), description)
+            raise SignInFailed(
+                "Microsoft Entra ID did not complete the sign-in (the sign-in link may have been used "
+                "already). Try again."
+            )
+        claims = result.get("id_token_claims")
+        if not isinstance(claims, dict) or not claims.get("oid"):
+            raise SignInFailed("Microsoft Entra ID returned no usable ID token")
+        if str(claims.get("tid", "")).lower() != self._settings.tenant_id.lower():
+            raise SignInFailed("The account belongs to another organisation")
+        return SignedIn(claims=claims, token_cache=cache.serialize())
+
+    # --- Silent acquisition from a session's cache ------------------------------------------------------
+
+    def acquire_silent(
+        self,
+        cache: msal.SerializableTokenCache,
+        *,
+        home_account_id: str,
+        scopes: Sequence[str],
+        claims: str | None = None,
+    ) -> str:
+        """An access token for ``scopes`` from ``cache`` (refreshed with the refresh token when needed: then
+        ``cache.has_state_changed`` is True and the caller persists it). ``claims`` (a claims challenge)
+        bypasses cached access tokens, as MSAL does.
+
+        Raises:
+            SignInRequired: no account or refresh token in the cache (``session_expired``), or Entra needs the
+                person (``interaction_required``, with the claims Entra sent).
+            CredentialUnavailable: Entra unreachable or failing (503).
+        """
+        app = self._app(cache)
+        account = next(
+            (a for a in app.get_accounts() if a.get("home_account_id") == home_account_id),
+            None,
+        )
+        if account is None:
+            raise SignInRequired("Your session holds no sign-in any more. Sign in again.")
+        result = self._call(
+            app.acquire_token_silent_with_error, list(scopes), account, claims_challenge=claims
+        )
+        if result is None:
+            raise SignInRequired("Your sign-in has expired. Sign in again.")
+        if "access_token" in result:
+            return str(result["access_token"])
+        error = str(result.get("error") or "")
+        description = first_line(str(result.get("error_description") or error))
+        if error in _INTERACTION_ERRORS:
+            challenge = result.get("claims")
+            interaction = (
+                error in ("interaction_required", "consent_required")
+                or result.get("suberror") in _INTERACTION_SUBERRORS
+                or bool(challenge)
+            )
+            logger.info("Silent token request needs the person again: %s %s", error, description)
+            raise SignInRequired(
+                "Microsoft Entra ID needs you to sign in again"
+                + (" (your organisation asks for an extra check)" if interaction else ""),
+                code="interaction_required" if interaction else "session_expired",
+                claims=challenge if isinstance(challenge, str) and challenge else claims,
+                scopes=tuple(scopes),
+            )
+        raise CredentialUnavailable(
+            f"Microsoft Entra ID could not refresh a sign-in ({description})", retry_after=self._retry_after()
+        )
+
+    # --- MSAL apps --------------------------------------------------------------------------------------
+
+    def _app(self, cache: msal.TokenCache | None) -> msal.ConfidentialClientApplication:
+        import msal
+
+        credential = self._credential()
+        try:
+            return self._call(
+                msal.ConfidentialClientApplication,
+                self._settings.client_id,
+                client_credential=credential.msal_credential,
+                authority=self._settings.authority,
+                instance_discovery=None if self._settings.authority_is_microsoft_cloud else False,
+                client_capabilities=["CP1"],
+                token_cache=cache,
+                http_client=self._http_client,
+                http_cache=self._http_cache,
+            )
+        except ValueError as exc:
+            from shared.core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"MSAL rejected the authority {self._settings.authority}: {exc}. Check ENTRA_AUTHORITY_HOST "
+                "and ENTRA_TENANT_ID."
+            ) from exc
+
+    def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run an MSAL call. Network failures, a 5xx and a 429 from Entra become 503
+        ``credential_unavailable`` with Entra's own ``Retry-After`` when it sent one (bounded)."""
+        from msal.exceptions import MsalError
+
+        if self._observed is not None:
+            self._observed.reset()
+        try:
+            result = function(*args, **kwargs)
+        except GraphFunctionsError:
+            raise
+        except OSError as exc:  # requests' exceptions (connection, timeout) derive from OSError
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is unreachable ({type(exc).__name__})", retry_after=self._retry_after()
+            ) from exc
+        except (MsalError, KeyError, TypeError, AttributeError) as exc:  # 5xx, malformed body
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID failed a sign-in request ({type(exc).__name__})",
+                retry_after=self._retry_after(),
+            ) from exc
+        last = self._observed.last() if self._observed is not None else None
+        if last is not None and (last[0] == 429 or last[0] >= 500):
+            raise CredentialUnavailable(
+                f"Microsoft Entra ID is failing or throttling sign-in requests (HTTP {last[0]})",
+                retry_after=self._retry_after(),
+            )
+        return result
+
+    def _retry_after(self) -> int:
+        """Entra's Retry-After for this thread's last token request (bounded). MSAL itself then answers
+        the same client's token requests from its throttle cache for that long without sending them, so
+        those answers get the time left of that hold."""
+        last = self._observed.last() if self._observed is not None else None
+        try:
+            seconds = float(last[1]) if last is not None and last[1] is not None else None
+        except ValueError:
+            seconds = None
+        now = time.monotonic()
+        if seconds is not None:
+            seconds = min(MAX_HOLD_SECONDS, max(1.0, seconds))
+            self._held_until = max(self._held_until, now + seconds)
+            return int(seconds)
+        if last is None and self._held_until > now:
+            return max(1, math.ceil(self._held_until - now))
+        return int(REQUEST_FAILURE_HOLD_SECONDS)
+
+
+def _describe_entra_error(error: str, description: str) -> str:
+    if error == "access_denied":
+        return "The sign-in was cancelled or declined. You can try again."
+    if error == "consent_required":
+        return "This app needs consent that has not been given. Ask an administrator to grant admin consent."
+    if error == "interaction_required":
+        return "Your organisation requires an extra step that could not be completed. Try again."
+    return f"Microsoft Entra ID could not sign you in ({error})."

@@ -1,0 +1,155 @@
+"""Clients for the app's own storage (tables, blobs, queues), from the same account the Functions host uses.
+
+The account is the one ``AzureWebJobsStorage`` names, configured either way the Functions host accepts:
+
+* a connection string, ``AzureWebJobsStorage`` (``UseDevelopmentStorage=true`` is Azurite on its default
+  ports, as the host reads it);
+* identity-based, ``AzureWebJobsStorage__accountName`` (the service URIs derived as
+  ``https://{account}.{service}.core.windows.net``) or explicit ``AzureWebJobsStorage__{blob,queue,table}
+  ServiceUri``, authenticated with the Function App's managed identity (``AzureWebJobsStorage__clientId``
+  for a user-assigned one; otherwise ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``) through ``DefaultAzureCredential``.
+
+Each factory builds ONE service client; :class:`~shared.app.services.Runtime` keeps them per process (their
+connection pools are reused). The azure.storage / azure.data.tables packages are imported on first use.
+
+Raises :class:`~shared.core.errors.ConfigurationError` when no storage is configured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from shared.core.errors import ConfigurationError
+from shared.core.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueClient, QueueServiceClient
+
+Service = Literal["blob", "queue", "table"]
+
+#: Azurite's well-known development account (what ``UseDevelopmentStorage=true`` means to the host).
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+_MISSING = (
+    "AzureWebJobsStorage is missing: set it to a storage connection string (UseDevelopmentStorage=true for "
+    "Azurite locally) or use identity-based storage with AzureWebJobsStorage__accountName (and "
+    "AzureWebJobsStorage__clientId for a user-assigned identity), in local.settings.json (locally) or the "
+    "Function App's configuration (in Azure)"
+)
+
+
+def connection_string(settings: Settings) -> str | None:
+    """The connection string to use, with ``UseDevelopmentStorage=true`` expanded; None when storage is
+    identity-based."""
+    value = settings.storage_connection
+    if value is None:
+        return None
+    if value.replace(" ", "").lower().rstrip(";") == "usedevelopmentstorage=true":
+        return DEVELOPMENT_STORAGE
+    return value
+
+
+def service_uri(settings: Settings, service: Service) -> str:
+    """The service endpoint of identity-based storage. Raises ConfigurationError when none is configured."""
+    explicit = settings.storage_service_uris.get(service)
+    if explicit:
+        return explicit
+    if settings.storage_account_name:
+        return f"https://{settings.storage_account_name}.{service}.core.windows.net"
+    raise ConfigurationError(_MISSING)
+
+
+def storage_credential(settings: Settings) -> TokenCredential:
+    """The identity that reaches identity-based storage."""
+    from azure.identity import DefaultAzureCredential
+
+    options: dict[str, Any] = {"exclude_interactive_browser_credential": True}
+    client_id = settings.storage_client_id or settings.managed_identity_client_id
+    if client_id:
+        options["managed_identity_client_id"] = client_id
+    return DefaultAzureCredential(**options)
+
+
+def _client_options(settings: Settings) -> dict[str, Any]:
+    # Storage sits on request paths (sessions, audit): fail fast rather than hold a worker thread.
+    return {
+        "connection_timeout": settings.graph_timeout_seconds,
+        "read_timeout": settings.graph_timeout_seconds,
+        "retry_total": 2,
+    }
+
+
+#: Blob and queue clients back off 15 s, then 15 + 3 s (azure-storage's ExponentialRetry defaults): about
+#: 35 s of waiting per call with 2 retries, far from failing fast. Seconds instead (the tables SDK has its own
+#: short backoff and takes no such options).
+_BLOB_QUEUE_BACKOFF: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
+
+
+def table_service(settings: Settings) -> TableServiceClient:
+    """ONE Table service client for the account. Raises ConfigurationError without storage settings."""
+    from azure.data.tables import TableServiceClient
+
+    text = connection_string(settings)
+    if text is not None:
+        return TableServiceClient.from_connection_string(text, **_client_options(settings))
+    return TableServiceClient(
+        endpoint=service_uri(settings, "table"),
+        credential=storage_credential(settings),
+        **_client_options(settings),
+    )
+
+
+def blob_service(settings: Settings) -> BlobServiceClient:
+    """ONE Blob service client for the account. Raises ConfigurationError without storage settings."""
+    from azure.storage.blob import BlobServiceClient
+
+    text = connection_string(settings)
+    if text is not None:
+        return BlobServiceClient.from_connection_string(
+            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+        )
+    return BlobServiceClient(
+        account_url=service_uri(settings, "blob"),
+        credential=storage_credential(settings),
+        **_client_options(settings),
+        **_BLOB_QUEUE_BACKOFF,
+    )
+
+
+def queue_service(settings: Settings) -> QueueServiceClient:
+    """ONE Queue service client for the account. Raises ConfigurationError without storage settings.
+
+    Get queues through :func:`queue_client`: the service client does not pass message encoding on."""
+    from azure.storage.queue import QueueServiceClient
+
+    text = connection_string(settings)
+    if text is not None:
+        return QueueServiceClient.from_connection_string(
+            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+        )
+    return QueueServiceClient(
+        account_url=service_uri(settings, "queue"),
+        credential=storage_credential(settings),
+        **_client_options(settings),
+        **_BLOB_QUEUE_BACKOFF,
+    )
+
+
+def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
+    """The queue ``name`` with base64 message encoding, the Functions host's default for queue triggers
+    (``extensions.queues.messageEncoding``), so the host decodes what the app enqueues."""
+    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+
+    return service.get_queue_client(
+        name,
+        message_encode_policy=BinaryBase64EncodePolicy(),
+        message_decode_policy=BinaryBase64DecodePolicy(),
+    )

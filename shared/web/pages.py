@@ -1,0 +1,381 @@
+"""The HTML layer every page goes through: Jinja2 rendering, security headers, friendly error pages, and
+the checks state-changing forms pass.
+
+:func:`page_endpoint` turns a handler ``(PageRequest) -> Page | Redirect`` into an Azure Functions HTTP
+function, as :func:`shared.web.api.json_endpoint` does for JSON. It
+
+* assigns a request id (as the JSON layer does) and shows it in the page footer;
+* renders templates from ``shared/web/templates`` with autoescaping on for every template
+  (``StrictUndefined``:
+  a missing variable is a bug, not an empty string);
+* sends a strict Content-Security-Policy (no inline script or style at all, ``frame-ancestors 'none'``,
+  forms may post only to this app, redirects after a form only to the tenant's sign-in host), plus
+  ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``;
+* translates :class:`~shared.core.errors.SignInRequired` into a fresh sign-in that returns to the page (with
+  the
+  claims a Conditional Access or CAE challenge asked for), any other :class:`GraphFunctionsError` into a
+  friendly HTML error page with its status and stable code, and anything else into a 500 ``internal_error``
+  page without a trace (the trace goes to the log under the request id).
+
+Forms that change state are checked by :func:`require_same_origin` (the browser's ``Origin`` header, or
+``Sec-Fetch-Site``, must name this app) and carry a per-session CSRF token (:func:`csrf_token`,
+:func:`require_csrf_token`). Jinja2 is imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+from shared.core.errors import BadRequest, Forbidden, GraphFunctionsError, SignInRequired
+from shared.web.api import HttpFunction, http_function
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from shared.identity.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+#: Largest form body a page accepts (the app's forms post a few hidden fields).
+MAX_FORM_BYTES = 16 * 1024
+
+#: Headers of every HTML response; the CSP gets ``form-action`` for the sign-in host added per settings.
+BASE_HTML_HEADERS: Mapping[str, str] = {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+def content_security_policy(sign_in_origin: str) -> str:
+    """The pages' CSP. ``form-action`` lists the tenant's sign-in origin because Chromium applies it to the
+    redirect that follows a form post too (sign-out and admin consent redirect there)."""
+    return (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        f"form-action 'self' {sign_in_origin}; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PageRequest:
+    """What a page handler sees: the Functions request, the request id, cookies and the form body."""
+
+    http: func.HttpRequest
+    request_id: str
+
+    @property
+    def method(self) -> str:
+        return str(self.http.method).upper()
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return cast(Mapping[str, str], self.http.params)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return cast(Mapping[str, str], self.http.headers)
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.http.url).path or "/"
+
+    @property
+    def path_and_query(self) -> str:
+        """The page's own path and query, the ``next`` that brings the person back here after sign-in."""
+        parts = urlsplit(self.http.url)
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    @functools.cached_property
+    def form(self) -> Mapping[str, str]:
+        """The ``application/x-www-form-urlencoded`` body (first value of each field; empty for GET).
+
+        Raises:
+            BadRequest: a body larger than :data:`MAX_FORM_BYTES` or not URL-encoded text.
+        """
+        body = self.http.get_body() or b""
+        if not body:
+            return {}
+        if len(body) > MAX_FORM_BYTES:
+            raise BadRequest("The form is too large", code="invalid_form")
+        try:
+            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest("The form could not be read", code="invalid_form") from exc
+        out: dict[str, str] = {}
+        for key, value in pairs:
+            out.setdefault(key, value)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A rendered page: a template under ``shared/web/templates`` and its variables."""
+
+    template: str
+    context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    status: int = 200
+    #: ``Set-Cookie`` header values (several allowed; the host keeps each).
+    cookies: Sequence[str] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Redirect:
+    """A redirect (303 by default: the browser follows with a GET, whatever the request's method)."""
+
+    location: str
+    status: int = 303
+    cookies: Sequence[str] = ()
+
+
+PageHandler = Callable[[PageRequest], Page | Redirect]
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The process's one Jinja2 environment: autoescape for every template, strict undefined variables."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,
+    )
+
+
+def render(
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    request: PageRequest,
+    principal: Principal | None,
+    status: int = 200,
+    cookies: Sequence[str] = (),
+) -> func.HttpResponse:
+    """Render ``template`` with the variables every page has (``person``, ``csrf_token``, ``here``,
+    ``request_id``, ``title``, ``active``, ``extra_nav``) under ``context``'s, with the HTML headers."""
+    person = principal if principal is not None and principal.kind == "person" else None
+    base: dict[str, Any] = {
+        "person": person,
+        "csrf_token": csrf_token(person) if person is not None else "",
+        # A callback's own URL carries a code and state: never echo it into a link.
+        "here": "/" if request.path in _RETRY_FROM else request.path_and_query,
+        "request_id": request.request_id,
+        "title": "Graph Functions",
+        "active": "",
+        "extra_nav": (),
+    }
+    html = environment().get_template(template).render({**base, **context})
+    return html_response(html, status=status, request_id=request.request_id, cookies=cookies)
+
+
+def html_response(
+    html: str, *, status: int, request_id: str, cookies: Sequence[str] = ()
+) -> func.HttpResponse:
+    response = func.HttpResponse(html.encode("utf-8"), status_code=status, headers=_html_headers(request_id))
+    _add_cookies(response, cookies)
+    return response
+
+
+def redirect_response(redirect: Redirect, *, request_id: str) -> func.HttpResponse:
+    headers = {"location": redirect.location, "cache-control": "no-store", "x-request-id": request_id}
+    response = func.HttpResponse(b"", status_code=redirect.status, headers=headers)
+    _add_cookies(response, redirect.cookies)
+    return response
+
+
+def _add_cookies(response: func.HttpResponse, cookies: Sequence[str]) -> None:
+    for cookie in cookies:
+        response.headers.add("Set-Cookie", cookie)  # werkzeug Headers: one header per cookie
+
+
+def _html_headers(request_id: str) -> dict[str, str]:
+    return {
+        **BASE_HTML_HEADERS,
+        "content-security-policy": content_security_policy(_sign_in_origin()),
+        "x-request-id": request_id,
+    }
+
+
+def _sign_in_origin() -> str:
+    from shared.app import services as runtime
+
+    try:
+        return runtime.current().settings().authority_host
+    except GraphFunctionsError:
+        return ""
+
+
+#: Headline and "try again" wording of the error page, by status.
+_HEADINGS: Mapping[int, str] = {
+    400: "That request could not be handled",
+    401: "Please sign in again",
+    403: "You do not have access to this page",
+    404: "Not found",
+    502: "A Microsoft service answered unexpectedly",
+    503: "A service is temporarily unavailable",
+}
+
+
+#: Pages whose "try again" must start over elsewhere (a callback cannot be repeated).
+_RETRY_FROM: Mapping[str, str] = {
+    "/auth/callback": "/auth/login?next=/",
+    "/auth/admin-consent/callback": "/auth/admin-consent",
+    "/auth/logout": "/auth/logout",
+}
+
+
+def error_page(
+    error: GraphFunctionsError,
+    *,
+    request: PageRequest,
+    principal: Principal | None = None,
+    retry_href: str | None = None,
+) -> func.HttpResponse:
+    """The friendly HTML error page for ``error``: its status, heading, public message, stable code and a
+    "try again" link (the page itself for GET, else home), never a trace."""
+    href = (
+        retry_href
+        or _RETRY_FROM.get(request.path)
+        or (request.path_and_query if request.method == "GET" else "/")
+    )
+    context = {
+        "title": _HEADINGS.get(error.status, "Something went wrong"),
+        "heading": _HEADINGS.get(error.status, "Something went wrong"),
+        "message": error.public_message,
+        "code": error.code,
+        "retry_href": href,
+        "retry_label": "Try again",
+    }
+    response = render("error.html", context, request=request, principal=principal, status=error.status)
+    for name, value in error.response_headers().items():
+        if name.lower() == "retry-after":
+            response.headers["Retry-After"] = value
+    return response
+
+
+def internal_error_page(*, request: PageRequest) -> func.HttpResponse:
+    error = GraphFunctionsError("An unexpected error occurred. Quote the request id when reporting it.")
+    try:
+        return error_page(error, request=request, retry_href="/")
+    except Exception:  # the template itself failed: a plain page, still no trace
+        logger.exception("The error page could not be rendered (request %s)", request.request_id)
+        html = "<!doctype html><title>Error</title><main><h1>Something went wrong</h1></main>"
+        return html_response(html, status=500, request_id=request.request_id)
+
+
+def page_endpoint(handler: PageHandler) -> HttpFunction:
+    """Wrap ``handler`` as a Functions HTTP function (see module docstring), with the request id and binding
+    rules of every endpoint (:func:`shared.web.api.http_function`)."""
+    name = handler.__name__
+    return http_function(
+        handler, lambda req, request_id: _run(handler, PageRequest(http=req, request_id=request_id), name)
+    )
+
+
+def _run(handler: PageHandler, request: PageRequest, name: str) -> func.HttpResponse:
+    try:
+        result = handler(request)
+        if isinstance(result, Redirect):
+            return redirect_response(result, request_id=request.request_id)
+        return render(
+            result.template,
+            result.context,
+            request=request,
+            principal=result.context.get("principal"),
+            status=result.status,
+            cookies=result.cookies,
+        )
+    except SignInRequired as error:
+        logger.info("%s needs a sign-in (%s, request %s)", name, error.code, request.request_id)
+        try:
+            from shared.signin.web import sign_in_redirect
+
+            return redirect_response(sign_in_redirect(request, error), request_id=request.request_id)
+        except GraphFunctionsError as failure:
+            return error_page(failure, request=request)
+    except GraphFunctionsError as error:
+        if error.status >= 500:  # operator details (never secrets) go to the log, as in shared.web.api
+            logger.error(
+                "%s failed with %d %s: %s (request %s)",
+                name,
+                error.status,
+                error.code,
+                error.message,
+                request.request_id,
+            )
+        else:
+            logger.info("%s answered %d %s (request %s)", name, error.status, error.code, request.request_id)
+        # A refusal (403, 404, 400) still shows who is signed in and the sign-out form; after a 5xx the
+        # session's storage may be what failed, so the page does not ask it again.
+        viewer = _signed_in_person(request) if error.status < 500 else None
+        return error_page(error, request=request, principal=viewer)
+    except Exception:
+        logger.exception("Unhandled error in %s (request %s)", name, request.request_id)
+        return internal_error_page(request=request)
+
+
+def _signed_in_person(request: PageRequest) -> Principal | None:
+    """The person signed in on this browser, whatever their roles; None without a (valid) session."""
+    from shared.identity.bearer import PEOPLE
+    from shared.identity.principal import identify
+
+    try:
+        return identify(request.http, kinds=PEOPLE)
+    except GraphFunctionsError:
+        return None
+
+
+# --- Forms that change state ---------------------------------------------------------------------
+
+
+def require_same_origin(request: PageRequest, app_origin: str) -> None:
+    """Refuse a cross-site form post (login CSRF, logout CSRF): the browser's ``Origin`` must be
+    ``app_origin``; without ``Origin``, ``Sec-Fetch-Site`` must be ``same-origin``; with neither (no
+    current browser omits both on a POST) the post is refused.
+
+    Raises:
+        Forbidden: ``cross_origin_request``.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None:
+        if origin.rstrip("/").lower() == app_origin.rstrip("/").lower():
+            return
+    elif request.headers.get("sec-fetch-site") == "same-origin":
+        return
+    raise Forbidden(
+        "This form can only be sent from this app's own pages. Go back, reload the page and try again.",
+        code="cross_origin_request",
+    )
+
+
+def csrf_token(principal: Principal) -> str:
+    """The CSRF token of ``principal``'s session forms (an HMAC of the session under a key derived from
+    the session key ring); empty for callers without a session."""
+    return principal.csrf_token
+
+
+def require_csrf_token(request: PageRequest, principal: Principal | None) -> None:
+    """The form's ``csrf`` field must be the session's token (an HMAC verified in constant time; tokens
+    signed with an earlier session key still verify after a rotation).
+
+    Raises:
+        Forbidden: ``csrf_token_invalid``.
+    """
+    sent = request.form.get("csrf", "")
+    if principal is None or not principal.verify_csrf(sent):
+        raise Forbidden(
+            "This form has expired. Go back, reload the page and try again.", code="csrf_token_invalid"
+        )
