@@ -25,7 +25,7 @@ from blueprints import (
     session_cleanup,
     users,
 )
-from shared.app import services as runtime
+from shared.app import report_configuration
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -45,4 +45,4 @@ for blueprint in (
     app.register_functions(blueprint)
 
 # Log configuration problems at start (never raises: health must keep answering).
-runtime.report_configuration()
+report_configuration()

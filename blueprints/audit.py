@@ -1,4 +1,5 @@
-"""The mailbox-read audit trail: ``GET /api/audit/mail`` (read-only; no route updates or deletes records).
+"""The mailbox-read audit trail: ``GET /api/audit/mail`` (read-only; no route updates or deletes records)
+and the ``/audit`` page.
 
 For services and signed-in people holding this API's app role ``Audit.Read`` (a bearer token wins).
 """
@@ -9,36 +10,29 @@ import datetime as dt
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.identity.bearer import APPLICATIONS, PEOPLE
-from shared.identity.principal import identify
-from shared.mail import pages as mail_pages
-from shared.mail.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
-from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
-from shared.web.pages import Page, PageRequest, Redirect, page_endpoint
+from shared.edge import Call, api, page
+from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.mail import audit_page, list_audit, parse_audit_query
+from shared.web import JsonBody, Page, Redirect, new_blueprint
 
 bp = new_blueprint()
 
 
 @bp.function_name("audit_mail_list")
 @bp.route(route="api/audit/mail", methods=[func.HttpMethod.GET])
-@json_endpoint
-def list_mail_audit(request: ApiRequest) -> JsonBody:
+@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.AUDIT_READ, person_role=roles.AUDIT_READ))
+def list_mail_audit(call: Call) -> JsonBody:
     """Audit records, newest first: ``{"value": [...], "nextCursor": str | null}``.
 
     Query parameters: from, to, mailbox, actor, top, cursor.
     """
-    services = runtime.current()
-    identify(
-        request.http, kinds=APPLICATIONS | PEOPLE, required_role=AUDIT_READ_ROLE, person_role=AUDIT_READ_ROLE
-    )
-    query = parse_audit_query(request.params, now=dt.datetime.now(dt.UTC))
-    return list_audit(services.audit(), query).to_json()
+    query = parse_audit_query(call.request.params, now=dt.datetime.now(dt.UTC))
+    return list_audit(call.services.audit(), query).to_json()
 
 
 @bp.function_name("page_audit")
 @bp.route(route="audit", methods=[func.HttpMethod.GET])
-@page_endpoint
-def audit_page(request: PageRequest) -> Page | Redirect:
+@page(Access(kinds=PEOPLE, person_role=roles.AUDIT_READ))
+def audit(call: Call) -> Page | Redirect:
     """The audit trail, for signed-in people holding ``Audit.Read``."""
-    return mail_pages.audit_page(request)
+    return audit_page(call.request, audit=call.services.audit())

@@ -18,95 +18,91 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import AuthFlowUnknown, SignInFailed, SignInRequired
-from shared.identity.bearer import PEOPLE
-from shared.identity.principal import Principal, identify
-from shared.signin.web import (
+from shared.core import AuthFlowUnknown, SignInFailed
+from shared.edge import Call, page
+from shared.identity import PEOPLE, Access, roles
+from shared.signin import complete_sign_in, sign_in_redirect, sign_out
+from shared.web import (
     CONSENT_CALLBACK_PATH,
     FLOW_COOKIE,
     FLOW_COOKIE_SECONDS,
+    Page,
+    Redirect,
     app_origin,
     clear_cookie,
-    complete_sign_in,
     cookie_value,
-    safe_next,
-    set_cookie,
-    sign_in_redirect,
-    sign_out,
-)
-from shared.web.api import new_blueprint
-from shared.web.pages import (
-    Page,
-    PageRequest,
-    Redirect,
-    page_endpoint,
+    new_blueprint,
     require_csrf_token,
     require_same_origin,
+    safe_next,
+    set_cookie,
 )
 
-#: The app role that lets a person start admin consent (documented in docs/sign-in.md).
-ADMIN_CONSENT_ROLE = "Reports.Run"
-
 bp = new_blueprint()
+
+#: People who may start admin consent: the operators (documented in docs/sign-in.md).
+CONSENTING = Access(kinds=PEOPLE, person_role=roles.ADMIN_CONSENT)
 
 
 @bp.function_name("auth_login")
 @bp.route(route="auth/login", methods=[func.HttpMethod.GET])
-@page_endpoint
-def login(request: PageRequest) -> Page | Redirect:
+@page(None)
+def login(call: Call) -> Page | Redirect:
     """Start a sign-in that comes back to ``next`` (a same-origin path; anything else becomes ``/``)."""
-    return sign_in_redirect(request, next_path=safe_next(request.params.get("next")))
+    request = call.request
+    origin = app_origin(request.http, call.runtime.settings().public_base_url)
+    return sign_in_redirect(
+        request, services=call.runtime, origin=origin, next_path=safe_next(request.params.get("next"))
+    )
 
 
 @bp.function_name("auth_callback")
 @bp.route(route="auth/callback", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
-@page_endpoint
-def callback(request: PageRequest) -> Page | Redirect:
+@page(None)
+def callback(call: Call) -> Page | Redirect:
     """Complete the sign-in (see :func:`shared.signin.web.complete_sign_in`); failures are error pages
     with a "try again" link that starts a new sign-in."""
-    return complete_sign_in(request)
+    runtime = call.runtime
+    origin = app_origin(call.request.http, runtime.settings().public_base_url)
+    return complete_sign_in(
+        call.request, services=runtime, settings=runtime.sign_in_settings(), origin=origin
+    )
 
 
 @bp.function_name("auth_logout")
 @bp.route(route="auth/logout", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
-@page_endpoint
-def logout(request: PageRequest) -> Page | Redirect:
+@page(Access(kinds=PEOPLE, optional=True))
+def logout(call: Call) -> Page | Redirect:
     """GET: the sign-out form. POST (from this app's pages only): sign out."""
-    principal = _person_or_none(request)
+    request = call.request
     if request.method != "POST":
-        return Page("signout.html", {"principal": principal, "title": "Sign out"})
-    require_same_origin(request, app_origin(request.http))
-    if principal is not None:
-        require_csrf_token(request, principal)
-    return sign_out(request)
+        return Page("signout.html", {"title": "Sign out"})
+    require_same_origin(request, call.origin)
+    if call.principal is not None:
+        require_csrf_token(request, call.verify_csrf)
+    runtime = call.runtime
+    return sign_out(
+        request, sessions=runtime.sessions(), settings=runtime.sign_in_settings(), origin=call.origin
+    )
 
 
 @bp.function_name("admin_consent")
 @bp.route(route="auth/admin-consent", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
-@page_endpoint
-def admin_consent(request: PageRequest) -> Page | Redirect:
+@page(CONSENTING)
+def admin_consent(call: Call) -> Page | Redirect:
     """GET: the admin-consent page. POST: go to Entra's admin-consent endpoint (state stored, bound to
     this browser)."""
-    principal = identify(request.http, kinds=PEOPLE, person_role=ADMIN_CONSENT_ROLE)
+    request = call.request
     if request.method != "POST":
         return Page(
-            "consent.html",
-            {
-                "principal": principal,
-                "title": "Admin consent",
-                "active": "consent",
-                "outcome": "",
-                "detail": "",
-            },
+            "consent.html", {"title": "Admin consent", "active": "consent", "outcome": "", "detail": ""}
         )
-    origin = app_origin(request.http)
+    origin = call.origin
     require_same_origin(request, origin)
-    require_csrf_token(request, principal)
-    services = runtime.current()
-    settings = services.settings()
+    require_csrf_token(request, call.verify_csrf)
+    settings = call.runtime.settings()
     state = secrets.token_urlsafe(32)
-    binding = services.auth_flows().put({"state": state}, extra={"kind": "admin-consent"})
+    binding = call.runtime.auth_flows().put({"state": state}, extra={"kind": "admin-consent"})
     query = urlencode(
         {
             "client_id": settings.client_id,
@@ -116,21 +112,24 @@ def admin_consent(request: PageRequest) -> Page | Redirect:
         }
     )
     cookie = set_cookie(FLOW_COOKIE, binding, origin=origin, max_age=FLOW_COOKIE_SECONDS)
-    return Redirect(f"{settings.authority}/v2.0/adminconsent?{query}", status=303, cookies=(cookie,))
+    return Redirect(
+        f"{call.services.tenant.authority}/v2.0/adminconsent?{query}", status=303, cookies=(cookie,)
+    )
 
 
 @bp.function_name("admin_consent_callback")
 @bp.route(route="auth/admin-consent/callback", methods=[func.HttpMethod.GET])
-@page_endpoint
-def admin_consent_callback(request: PageRequest) -> Page | Redirect:
+@page(CONSENTING)
+def admin_consent_callback(call: Call) -> Page | Redirect:
     """Entra's answer: ``admin_consent=True&tenant=…&state=…&scope=…`` or ``error=…&state=…``."""
-    principal = identify(request.http, kinds=PEOPLE, person_role=ADMIN_CONSENT_ROLE)
-    services = runtime.current()
-    origin = app_origin(request.http)
-    taken = services.auth_flows().take(request.params.get("state"), cookie_value(request.http, FLOW_COOKIE))
+    request = call.request
+    origin = call.origin
+    taken = call.runtime.auth_flows().take(
+        request.params.get("state"), cookie_value(request.http, FLOW_COOKIE, origin)
+    )
     if (taken.extra or {}).get("kind") != "admin-consent":
         raise AuthFlowUnknown("This response does not belong to an admin consent started here")
-    context = {"principal": principal, "title": "Admin consent", "active": "consent", "detail": ""}
+    context = {"title": "Admin consent", "active": "consent", "detail": ""}
     cookies = (clear_cookie(FLOW_COOKIE, origin=origin),)
     error = request.params.get("error")
     if error:
@@ -140,14 +139,7 @@ def admin_consent_callback(request: PageRequest) -> Page | Redirect:
     tenant = (request.params.get("tenant") or "").lower()
     if (
         request.params.get("admin_consent", "").lower() != "true"
-        or tenant != services.settings().tenant_id.lower()
+        or tenant != call.services.tenant.tenant_id.lower()
     ):
         raise SignInFailed("The consent response names another organisation or is incomplete")
     return Page("consent.html", {**context, "outcome": "granted"}, cookies=cookies)
-
-
-def _person_or_none(request: PageRequest) -> Principal | None:
-    try:
-        return identify(request.http, kinds=PEOPLE)
-    except SignInRequired:
-        return None

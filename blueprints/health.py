@@ -9,9 +9,9 @@ so it can run on the loop. (No ``from __future__ import annotations``: the worke
 
 import azure.functions as func
 
-from shared.core.context import choose_request_id
+from shared.core import choose_request_id
 from shared.version import __version__
-from shared.web.api import json_response, new_blueprint
+from shared.web import json_response, new_blueprint
 
 bp = new_blueprint()
 

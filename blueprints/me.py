@@ -12,42 +12,36 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import BadRequest
-from shared.graph.sharepoint import sharepoint_profile
-from shared.identity.bearer import PEOPLE
-from shared.identity.principal import identify
-from shared.signin.delegated import answering_claims
-from shared.users.service import UsersService
-from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.core import BadRequest
+from shared.edge import Call, api
+from shared.identity import PEOPLE, Access
+from shared.users import UsersService
+from shared.web import JsonBody, new_blueprint
 
 bp = new_blueprint()
+
+PERSON = Access(kinds=PEOPLE)
 
 
 @bp.function_name("me")
 @bp.route(route="api/me", methods=[func.HttpMethod.GET])
-@json_endpoint
-def me(request: ApiRequest) -> JsonBody:
+@api(PERSON)
+def me(call: Call) -> JsonBody:
     """The person's Graph profile (the users API's default fields)."""
-    principal = identify(request.http, kinds=PEOPLE)
-    _no_parameters(request)
-    services = runtime.current()
-    tokens = principal.delegated()
-    graph = services.delegated_graph(tokens)
-    return answering_claims(tokens, services.settings().graph_scope, lambda: UsersService(graph).me())
+    _no_parameters(call)
+    return UsersService(call.delegated_graph()).me()
 
 
 @bp.function_name("me_sharepoint")
 @bp.route(route="api/me/sharepoint", methods=[func.HttpMethod.GET])
-@json_endpoint
-def me_sharepoint(request: ApiRequest) -> JsonBody:
+@api(PERSON)
+def me_sharepoint(call: Call) -> JsonBody:
     """``{"Title", "Email", "LoginName"}`` of the person on the SharePoint site."""
-    principal = identify(request.http, kinds=PEOPLE)
-    _no_parameters(request)
-    return sharepoint_profile(principal.delegated())
+    _no_parameters(call)
+    return call.sharepoint_profile()
 
 
-def _no_parameters(request: ApiRequest) -> None:
-    unknown = sorted(request.params)
+def _no_parameters(call: Call) -> None:
+    unknown = sorted(call.request.params)
     if unknown:
         raise BadRequest(f"Unknown query parameter '{unknown[0]}': this endpoint takes none")

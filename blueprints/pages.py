@@ -5,24 +5,19 @@ back to the page); they call Graph and SharePoint with the person's delegated to
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import SignInRequired
-from shared.graph.sharepoint import sharepoint_profile
-from shared.identity.bearer import PEOPLE
-from shared.identity.principal import Principal, identify
-from shared.signin.delegated import answering_claims
-from shared.users.service import UsersService, parse_list_query
-from shared.web.api import new_blueprint
-from shared.web.pages import Page, PageRequest, Redirect, page_endpoint
+from shared.edge import Call, page
+from shared.identity import PEOPLE, Access
+from shared.users import UsersService, parse_list_query
+from shared.web import STATIC_DIR, Page, Redirect, new_blueprint
 
 bp = new_blueprint()
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "shared" / "web" / "static"
+PERSON = Access(kinds=PEOPLE)
+
 #: Rows per page of the people list.
 PAGE_SIZE = 15
 PAGE_FIELDS = ("id", "displayName", "mail", "userPrincipalName", "jobTitle")
@@ -45,38 +40,28 @@ _MAX_TRAIL = 20
 
 @bp.function_name("page_home")
 @bp.route(route="{ignored:maxlength(0)?}", methods=[func.HttpMethod.GET])
-@page_endpoint
-def home(request: PageRequest) -> Page | Redirect:
+@page(Access(kinds=PEOPLE, optional=True))
+def home(call: Call) -> Page | Redirect:
     """Who you are and where to go; a sign-in link when signed out."""
-    principal: Principal | None
-    try:
-        principal = identify(request.http, kinds=PEOPLE)
-    except SignInRequired:
-        principal = None
-    return Page("home.html", {"principal": principal, "title": "Home"})
+    return Page("home.html", {"title": "Home"})
 
 
 @bp.function_name("page_me")
 @bp.route(route="me", methods=[func.HttpMethod.GET])
-@page_endpoint
-def me_page(request: PageRequest) -> Page | Redirect:
-    principal = identify(request.http, kinds=PEOPLE)
-    services = runtime.current()
-    tokens = principal.delegated()
-    graph = services.delegated_graph(tokens)
-    profile = answering_claims(tokens, services.settings().graph_scope, lambda: UsersService(graph).me())
+@page(PERSON)
+def me_page(call: Call) -> Page | Redirect:
+    """The person's Graph profile."""
+    profile = UsersService(call.delegated_graph()).me()
     fields = [(label, _shown(profile.get(name))) for label, name in PROFILE_ROWS]
-    return Page(
-        "me.html", {"principal": principal, "title": "Your profile", "active": "me", "fields": fields}
-    )
+    return Page("me.html", {"title": "Your profile", "active": "me", "fields": fields})
 
 
 @bp.function_name("page_users")
 @bp.route(route="users", methods=[func.HttpMethod.GET])
-@page_endpoint
-def users_page(request: PageRequest) -> Page | Redirect:
+@page(PERSON)
+def users_page(call: Call) -> Page | Redirect:
     """People, :data:`PAGE_SIZE` a page; ``search`` by name or address; ``cursor`` + ``back`` for paging."""
-    principal = identify(request.http, kinds=PEOPLE)
+    request = call.request
     search = (request.params.get("search") or "").strip()
     cursor = request.params.get("cursor") or None
     trail = [part for part in (request.params.get("back") or "").split(" ") if part][-_MAX_TRAIL:]
@@ -86,16 +71,13 @@ def users_page(request: PageRequest) -> Page | Redirect:
     if cursor:
         params["cursor"] = cursor
     query = parse_list_query(params)
-    services = runtime.current()
-    tokens = principal.delegated()
-    people = UsersService(services.delegated_graph(tokens))
-    page = answering_claims(tokens, services.settings().graph_scope, lambda: people.list_users(query))
+    listing = UsersService(call.delegated_graph()).list_users(query)
     base = {"search": search} if search else {}
     next_href = previous_href = None
-    if page.next_cursor:
+    if listing.next_cursor:
         forward_trail = [*trail, cursor or "-"][-_MAX_TRAIL:]
         next_href = "/users?" + urlencode(
-            {**base, "cursor": page.next_cursor, "back": " ".join(forward_trail)}
+            {**base, "cursor": listing.next_cursor, "back": " ".join(forward_trail)}
         )
     if cursor:
         previous = trail[-1] if trail else "-"
@@ -104,10 +86,9 @@ def users_page(request: PageRequest) -> Page | Redirect:
             {**base, **({"cursor": previous} if previous != "-" else {}), **back}
         )
     context = {
-        "principal": principal,
         "title": "People",
         "active": "users",
-        "users": page.items,
+        "users": listing.items,
         "search": search,
         "next_href": next_href,
         "previous_href": previous_href,
@@ -117,13 +98,12 @@ def users_page(request: PageRequest) -> Page | Redirect:
 
 @bp.function_name("page_sharepoint")
 @bp.route(route="sharepoint", methods=[func.HttpMethod.GET])
-@page_endpoint
-def sharepoint_page(request: PageRequest) -> Page | Redirect:
-    principal = identify(request.http, kinds=PEOPLE)
-    profile = sharepoint_profile(principal.delegated())
-    site = runtime.current().settings().sharepoint_site_url or ""
+@page(PERSON)
+def sharepoint_page(call: Call) -> Page | Redirect:
+    """The person's SharePoint user on ``SHAREPOINT_SITE_URL``."""
+    profile = call.sharepoint_profile()
+    site = call.runtime.settings().sharepoint_site_url or ""
     context = {
-        "principal": principal,
         "title": "SharePoint",
         "active": "sharepoint",
         "profile": profile,

@@ -20,22 +20,11 @@ from urllib.parse import urlencode
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import BadRequest, NotFound, SignInRequired
-from shared.identity.bearer import PEOPLE
-from shared.identity.principal import identify
-from shared.report.layout import parse_report_date, schedule_zone
-from shared.report.page import build_model, render_page
-from shared.report.roles import READ_ROLE, RUN_ROLE
-from shared.web.api import new_blueprint
-from shared.web.pages import (
-    Page,
-    PageRequest,
-    Redirect,
-    page_endpoint,
-    require_csrf_token,
-    require_same_origin,
-)
+from shared.core import BadRequest, NotFound
+from shared.edge import Call, page
+from shared.identity import PEOPLE, Access, roles
+from shared.report import ReportService, build_model, parse_report_date, render_page, schedule_zone
+from shared.web import Page, Redirect, new_blueprint, require_csrf_token
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +49,10 @@ def run_date(text: str | None) -> dt.date:
     return date
 
 
-def _run_panel(date: dt.date) -> dict[str, Any]:
+def _run_panel(reports: ReportService, date: dt.date) -> dict[str, Any]:
     """What the page shows of the latest run of ``date`` (``unknown`` when there is none)."""
     try:
-        status = runtime.current().reports().status(date)
+        status = reports.status(date)
     except NotFound:
         status = {}
     return {
@@ -79,26 +68,25 @@ def _run_panel(date: dt.date) -> dict[str, Any]:
 
 @bp.function_name("page_reports")
 @bp.route(route="reports", methods=[func.HttpMethod.GET])
-@page_endpoint
-def reports_page(request: PageRequest) -> Page | Redirect:
+@page(Access(kinds=PEOPLE, person_role=roles.REPORTS_READ))
+def reports_page(call: Call) -> Page | Redirect:
     """The latest report, or ``?date=YYYY-MM-DD``'s (the daily mail links there; 404 page
     ``report_not_found`` when that date has none); ``?run=YYYY-MM-DD`` adds the status of that date's
     latest run."""
-    principal = identify(request.http, kinds=PEOPLE, person_role=READ_ROLE)
+    request, reports = call.request, call.services.reports()
     unknown = sorted(set(request.params) - {"run", "date"})
     if unknown:
         raise BadRequest(f"Unknown query parameter: {unknown[0]}")
     run_text, date_text = request.params.get("run"), request.params.get("date")
-    run = _run_panel(parse_report_date(run_text)) if run_text is not None else None
+    run = _run_panel(reports, parse_report_date(run_text)) if run_text is not None else None
     date = parse_report_date(date_text) if date_text is not None else None
-    model = build_model(runtime.current().reports(), date)
+    model = build_model(reports, date)
     context = {
-        "principal": principal,
         "title": "Daily user report",
         "active": "reports",
         "report": render_page(model),
         "run": run,
-        "can_run": principal.has_role(RUN_ROLE),
+        "can_run": call.caller.has_role(roles.REPORTS_RUN),
         "today": today().isoformat(),
     }
     return Page("reports.html", context)
@@ -106,25 +94,21 @@ def reports_page(request: PageRequest) -> Page | Redirect:
 
 @bp.function_name("page_reports_run")
 @bp.route(route="reports/run", methods=[func.HttpMethod.POST])
-@page_endpoint
-def run_now(request: PageRequest) -> Page | Redirect:
+@page(Access(kinds=PEOPLE, person_role=roles.REPORTS_RUN), same_origin_first=True, sign_in_next=PAGE_PATH)
+def run_now(call: Call) -> Page | Redirect:
     """Queue a run of the form's ``date`` (``force=true``: re-run a completed report, audited), then show
-    its status on ``/reports``. Same service call as ``POST /api/reports/users``."""
-    from shared.signin.web import app_origin, sign_in_redirect
-
-    require_same_origin(request, app_origin(request.http))
-    try:
-        principal = identify(request.http, kinds=PEOPLE, person_role=RUN_ROLE)
-    except SignInRequired as error:  # the form cannot be replayed after sign-in: back to the page
-        return sign_in_redirect(request, error, next_path=PAGE_PATH)
-    require_csrf_token(request, principal)
+    its status on ``/reports``. Same service call as ``POST /api/reports/users``. The form is checked for
+    its origin before anything else; a sign-in it needs returns to ``/reports`` (a form cannot be replayed
+    after sign-in)."""
+    request = call.request
+    require_csrf_token(request, call.verify_csrf)
     date = run_date(request.form.get("date"))
     force_text = request.form.get("force") or "false"
     if force_text not in ("true", "false"):
         raise BadRequest("force must be true or false")
     force = force_text == "true"
-    requested_by = f"person {principal.object_id}"
-    accepted = runtime.current().reports().request_run(date, force=force, requested_by=requested_by)
+    requested_by = f"person {call.caller.object_id}"
+    accepted = call.services.reports().request_run(date, force=force, requested_by=requested_by)
     logger.info(
         "Report run of %s requested from the page by %s (forced %s): %s",
         date,

@@ -28,15 +28,11 @@ import os
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import BadRequest
-from shared.identity.bearer import APPLICATIONS, PEOPLE
-from shared.identity.principal import identify
-from shared.report.layout import parse_report_date, schedule_zone
-from shared.report.roles import READ_ROLE, RUN_ROLE
-from shared.report.run import RunRequest
-from shared.report.service import timer_report_date
-from shared.web.api import ApiRequest, JsonBody, JsonResponse, json_endpoint, new_blueprint
+from shared.core import BadRequest
+from shared.edge import Call, api, background
+from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.report import RunRequest, parse_report_date, schedule_zone, timer_report_date
+from shared.web import JsonBody, JsonResponse, new_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +62,9 @@ def report_timer(timer: func.TimerRequest) -> None:
     )
     if timer.past_due:
         logger.warning("Report timer is past due; producing the report of %s", date)
-    result = runtime.current().reports().run(RunRequest(date=date, trigger="timer"))
+    result = background(
+        lambda runtime: runtime.tenant().reports().run(RunRequest(date=date, trigger="timer"))
+    )
     if result.outcome == "failed":
         raise RuntimeError(f"The report of {date} failed: {result.status.get('reason')}")
 
@@ -76,7 +74,8 @@ def report_timer(timer: func.TimerRequest) -> None:
 def report_queue(msg: func.QueueMessage) -> None:
     """Run an on-demand report. A failed run raises, so the host delivers the message again (its
     ``dequeue_count`` grows) until ``maxDequeueCount``; then it goes to the poison queue."""
-    result = runtime.current().reports().run_message(msg.get_body())
+    body = msg.get_body()
+    result = background(lambda runtime: runtime.tenant().reports().run_message(body))
     if result.outcome == "in-progress":
         # Another run holds the date's lease. It may be one that just died (its lease lapses within 15 s):
         # fail this delivery: it comes back after visibilityTimeout and finds the date done, or free.
@@ -89,40 +88,28 @@ def report_queue(msg: func.QueueMessage) -> None:
 
 
 #: Who may read reports: services and signed-in people (bearer wins); runs are queued by services only.
-READERS = APPLICATIONS | PEOPLE
+READERS = Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.REPORTS_READ, person_role=roles.REPORTS_READ)
+RUNNERS = Access(kinds=APPLICATIONS, app_role=roles.REPORTS_RUN)
 
 
-def _authenticate(request: ApiRequest, role: str) -> str:
-    """Check the caller; returns who it is for the run's record (``application <appId>``)."""
-    caller = (
-        runtime.current()
-        .authenticator()
-        .authenticate(request.headers, required_role=role, kinds=APPLICATIONS)
-    )
-    return f"application {caller.app_id}"
+def _date(call: Call) -> dt.date:
+    return parse_report_date(call.request.route_params.get("date", ""))
 
 
-def _reader(request: ApiRequest) -> None:
-    identify(request.http, kinds=READERS, required_role=READ_ROLE, person_role=READ_ROLE)
-
-
-def _date(request: ApiRequest) -> dt.date:
-    return parse_report_date(request.route_params.get("date", ""))
-
-
-def _no_parameters(request: ApiRequest, allowed: frozenset[str] = frozenset()) -> None:
-    unknown = sorted(set(request.params) - allowed)
+def _no_parameters(call: Call, allowed: frozenset[str] = frozenset()) -> None:
+    unknown = sorted(set(call.request.params) - allowed)
     if unknown:
         raise BadRequest(f"Unknown query parameter: {unknown[0]}")
 
 
 @bp.function_name("reports_run")
 @bp.route(route="api/reports/users", methods=[func.HttpMethod.POST])
-@json_endpoint
-def start_run(request: ApiRequest) -> JsonResponse:
+@api(RUNNERS)
+def start_run(call: Call) -> JsonResponse:
     """Queue a run: 202 + ``Location`` (the status resource), or 200 when already complete."""
-    requested_by = _authenticate(request, RUN_ROLE)
-    _no_parameters(request, _POST_PARAMETERS)
+    requested_by = f"application {call.caller.app_id}"
+    _no_parameters(call, _POST_PARAMETERS)
+    request = call.request
     force_text = (request.params.get("force") or "false").lower()
     if force_text not in ("true", "false"):
         raise BadRequest("force must be true or false")
@@ -131,8 +118,8 @@ def start_run(request: ApiRequest) -> JsonResponse:
     date = parse_report_date(date_text) if date_text else dt.datetime.now(zone).date()
     if date > dt.datetime.now(zone).date():
         raise BadRequest("date cannot be in the future")
-    accepted = (
-        runtime.current().reports().request_run(date, force=force_text == "true", requested_by=requested_by)
+    accepted = call.services.reports().request_run(
+        date, force=force_text == "true", requested_by=requested_by
     )
     location = f"/api/reports/users/{date.isoformat()}/status"
     return JsonResponse(accepted.status, status=accepted.status_code, headers={"Location": location})
@@ -140,41 +127,37 @@ def start_run(request: ApiRequest) -> JsonResponse:
 
 @bp.function_name("reports_latest")
 @bp.route(route="api/reports/users/latest", methods=[func.HttpMethod.GET])
-@json_endpoint
-def latest(request: ApiRequest) -> JsonBody:
+@api(READERS)
+def latest(call: Call) -> JsonBody:
     """The newest completed report's summary (404 ``report_not_found`` before the first one)."""
-    _reader(request)
-    _no_parameters(request)
-    return runtime.current().reports().latest()
+    _no_parameters(call)
+    return call.services.reports().latest()
 
 
 @bp.function_name("reports_summary")
 @bp.route(route="api/reports/users/{date}", methods=[func.HttpMethod.GET])
-@json_endpoint
-def summary(request: ApiRequest) -> JsonBody:
+@api(READERS)
+def summary(call: Call) -> JsonBody:
     """The summary of ``date`` (400 malformed date, 404 ``report_not_found``)."""
-    _reader(request)
-    _no_parameters(request)
-    return runtime.current().reports().summary(_date(request))
+    _no_parameters(call)
+    return call.services.reports().summary(_date(call))
 
 
 @bp.function_name("reports_status")
 @bp.route(route="api/reports/users/{date}/status", methods=[func.HttpMethod.GET])
-@json_endpoint
-def status(request: ApiRequest) -> JsonBody:
+@api(READERS)
+def status(call: Call) -> JsonBody:
     """State and progress of the latest run of ``date``: queued, running, completed or failed."""
-    _reader(request)
-    _no_parameters(request)
-    return runtime.current().reports().status(_date(request))
+    _no_parameters(call)
+    return call.services.reports().status(_date(call))
 
 
 @bp.function_name("reports_file")
 @bp.route(route="api/reports/users/{date}/{file}", methods=[func.HttpMethod.GET])
-@json_endpoint
-def csv_file(request: ApiRequest) -> JsonResponse:
+@api(READERS)
+def csv_file(call: Call) -> JsonResponse:
     """303 to a 5-minute read-only SAS URL of ``users.csv`` or ``changes.csv`` (404 otherwise)."""
-    _reader(request)
-    _no_parameters(request)
-    date = _date(request)
-    url = runtime.current().reports().csv_url(date, request.route_params.get("file", ""))
+    _no_parameters(call)
+    date = _date(call)
+    url = call.services.reports().csv_url(date, call.request.route_params.get("file", ""))
     return JsonResponse({"location": url}, status=303, headers={"Location": url})

@@ -10,9 +10,10 @@ import logging
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.core.errors import GraphFunctionsError
-from shared.web.api import new_blueprint
+from shared.app import Runtime
+from shared.core import GraphFunctionsError
+from shared.edge import background
+from shared.web import new_blueprint
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,14 @@ bp = new_blueprint()
 @bp.timer_trigger(schedule=SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
 def session_cleanup(timer: func.TimerRequest) -> None:
     """Purge expired rows of ``SESSION_TABLE`` and ``AUTH_FLOW_TABLE``; logs the counts (no ids)."""
-    current = runtime.current()
-    for name, purge in (("sessions", current.sessions), ("sign-in flows", current.auth_flows)):
+    background(lambda runtime: _purge(runtime, past_due=timer.past_due))
+
+
+def _purge(runtime: Runtime, *, past_due: bool) -> None:
+    for name, purge in (("sessions", runtime.sessions), ("sign-in flows", runtime.auth_flows)):
         try:
             deleted = purge().purge_expired()
         except GraphFunctionsError as error:
             logger.warning("Cleanup of expired %s failed (%s): %s", name, error.code, error.message)
             continue
-        logger.info("Cleanup deleted %d expired %s%s", deleted, name, " (past due)" if timer.past_due else "")
+        logger.info("Cleanup deleted %d expired %s%s", deleted, name, " (past due)" if past_due else "")

@@ -13,49 +13,33 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.app import services as runtime
-from shared.identity.bearer import APPLICATIONS, PEOPLE
-from shared.identity.principal import identify
-from shared.signin.delegated import answering_claims
-from shared.users.service import (
-    USERS_READ_ROLE,
-    UsersService,
-    parse_get_query,
-    parse_list_query,
-    validate_user_id,
-)
-from shared.web.api import ApiRequest, JsonBody, json_endpoint, new_blueprint
+from shared.edge import Call, api
+from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.users import UsersService, parse_get_query, parse_list_query, validate_user_id
+from shared.web import JsonBody, new_blueprint
 
 bp = new_blueprint()
 
 
 @bp.function_name("users_list")
 @bp.route(route="api/users", methods=[func.HttpMethod.GET])
-@json_endpoint
-def list_users(request: ApiRequest) -> JsonBody:
+@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.USERS_READ))
+def list_users(call: Call) -> JsonBody:
     """One page of users: ``{"value": [...], "nextCursor": str | null}``.
 
     Query parameters: top, select, search, cursor.
     """
-    services = runtime.current()
-    principal = identify(request.http, kinds=APPLICATIONS | PEOPLE, required_role=USERS_READ_ROLE)
-    query = parse_list_query(request.params)
-    if not principal.is_person:
-        return services.users().list_users(query).to_json()
-    tokens = principal.delegated()
-    people = UsersService(services.delegated_graph(tokens))
-    return answering_claims(
-        tokens, services.settings().graph_scope, lambda: people.list_users(query).to_json()
-    )
+    query = parse_list_query(call.request.params)
+    if not call.caller.is_person:
+        return call.services.users().list_users(query).to_json()
+    return UsersService(call.delegated_graph()).list_users(query).to_json()
 
 
 @bp.function_name("users_get")
 @bp.route(route="api/users/{id}", methods=[func.HttpMethod.GET])
-@json_endpoint
-def get_user(request: ApiRequest) -> JsonBody:
+@api(Access(kinds=APPLICATIONS, app_role=roles.USERS_READ))
+def get_user(call: Call) -> JsonBody:
     """One user by object id or userPrincipalName. Query: select."""
-    services = runtime.current()
-    services.authenticator().authenticate(request.headers, required_role=USERS_READ_ROLE, kinds=APPLICATIONS)
-    select = parse_get_query(request.params)
-    user_id = validate_user_id(request.route_params.get("id", ""))
-    return services.users().get_user(user_id, select)
+    select = parse_get_query(call.request.params)
+    user_id = validate_user_id(call.request.route_params.get("id", ""))
+    return call.services.users().get_user(user_id, select)

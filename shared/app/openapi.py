@@ -11,14 +11,14 @@ from typing import Any
 
 from shared.core.cursor import MAX_CURSOR_LENGTH
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
+from shared.graph.users import MAX_USER_ID_LENGTH
+from shared.identity import roles
 from shared.mail.openapi import MAIL_ERROR_CODES, MAIL_PARAMETERS, MAIL_PATHS, MAIL_SCHEMAS
 from shared.users.service import (
     DEFAULT_TOP,
     MAX_SEARCH_LENGTH,
     MAX_TOP,
-    MAX_USER_ID_LENGTH,
     USER_FIELDS,
-    USERS_READ_ROLE,
 )
 from shared.version import __version__
 from shared.web.openapi_parts import error_refs, ok_response, ref
@@ -129,7 +129,7 @@ _DOCUMENT: dict[str, Any] = {
                     "bearer token wins over a cookie."
                 ),
                 "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-                "x-required-app-role": USERS_READ_ROLE,
+                "x-required-app-role": roles.USERS_READ,
                 "parameters": [
                     ref("parameters", "top"),
                     ref("parameters", "select"),
@@ -147,7 +147,7 @@ _DOCUMENT: dict[str, Any] = {
                 "operationId": "getUser",
                 "summary": "Get one user by object id or userPrincipalName.",
                 "security": [{"bearerAuth": []}],
-                "x-required-app-role": USERS_READ_ROLE,
+                "x-required-app-role": roles.USERS_READ,
                 "parameters": [ref("parameters", "userId"), ref("parameters", "select")],
                 "responses": {
                     "200": ok_response("The user.", "User"),

@@ -1,7 +1,9 @@
-"""Process-wide services, built lazily and exactly once: settings, HTTP transport, token provider,
-Graph client, caller authenticator and the users service.
+"""The process's services, built lazily and exactly once: settings, the HTTP transport, storage and Key
+Vault clients, people's sign-in and sessions, and one :class:`~shared.app.tenants.TenantServices` per
+tenant of the :class:`~shared.identity.tenancy.TenantDirectory`.
 
-Blueprints call :func:`current` and ask it for what they need. Nothing is built at import time, so the
+Only the edge (:mod:`shared.edge`) and the triggers look the process's :class:`Runtime` up
+(:func:`current`); everything below receives what it needs. Nothing is built at import time, so the
 Functions host indexes the app quickly and an invalid configuration never prevents ``/api/health`` from
 answering; instead, every endpoint that needs configuration answers 500 ``configuration_error`` with the
 actionable message, and :func:`report_configuration` logs the problems once at start.
@@ -15,28 +17,29 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from shared.app.tenants import TenantServices
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.settings import Settings
-from shared.graph.client import GraphClient, TokenSource
-from shared.identity.bearer import Authenticator, CallerAuthenticator
-from shared.identity.signing_keys import SigningKeys
-from shared.users.service import UsersService
+from shared.graph.client import TokenSource
+from shared.identity.bearer import TokenValidator
+from shared.identity.credentials import azure_credential, secret_client_options
+from shared.identity.key_ring import SessionKeyRing, build_key_ring
+from shared.identity.tenancy import Tenant, TenantDirectory
+from shared.identity.tokens import TokenProvider
+from shared.signin.client import SignInClient
+from shared.signin.flows import FlowStore
+from shared.signin.sessions import SessionStore
+from shared.signin.web import SignInSettings
+from shared.storage import clients
+from shared.storage.tables import EnsuredTable
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.keyvault.secrets import SecretClient
     from azure.storage.blob import BlobServiceClient
-
-    from shared.identity.key_ring import SessionKeyRing
-    from shared.mail.audit import AuditStore
-    from shared.mail.reads import MailReads
-    from shared.report.service import ReportService
-    from shared.signin.client import SignInClient
-    from shared.signin.flows import FlowStore
-    from shared.signin.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +50,10 @@ _CHATTY_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.id
 
 
 class Runtime:
-    """Holds one instance of each service for the process. Every accessor is thread-safe and lazy.
+    """Holds one instance of each process-wide service. Every accessor is thread-safe and lazy.
 
-    Any component can be injected (tests pass fakes); the rest are built from the settings.
+    Any component can be injected (tests pass fakes): ``tokens`` and ``authenticator`` are the home
+    tenant's; the rest are built from the settings.
     """
 
     def __init__(
@@ -59,7 +63,7 @@ class Runtime:
         settings: Settings | None = None,
         transport: Transport | None = None,
         tokens: TokenSource | None = None,
-        authenticator: Authenticator | None = None,
+        authenticator: TokenValidator | None = None,
         table_service: TableServiceClient | None = None,
         session_keys: SessionKeyRing | None = None,
     ) -> None:
@@ -68,20 +72,17 @@ class Runtime:
         self._settings = settings
         self._settings_error: ConfigurationError | None = None
         self._transport = transport
-        self._tokens = tokens
-        self._authenticator = authenticator
-        self._graph: GraphClient | None = None
-        self._users: UsersService | None = None
+        self._home_tokens = tokens
+        self._home_authenticator = authenticator
+        self._tenants: TenantDirectory | None = None
+        self._tenant_services: dict[str, TenantServices] = {}
         self._sign_in: SignInClient | None = None
         self._table_service = table_service
         self._secret_client: SecretClient | None = None
         self._session_keys = session_keys
         self._sessions: SessionStore | None = None
         self._auth_flows: FlowStore | None = None
-        self._mail_reads: MailReads | None = None
-        self._audit: AuditStore | None = None
         self._blob_service: BlobServiceClient | None = None
-        self._reports: ReportService | None = None
 
     def settings(self) -> Settings:
         """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
@@ -103,99 +104,46 @@ class Runtime:
             "_transport", lambda: RequestsTransport(default_timeout=self.settings().graph_timeout_seconds)
         )
 
-    def tokens(self) -> TokenSource:
-        """The app's :class:`~shared.identity.tokens.TokenProvider` (Key Vault or managed-identity
-        credential)."""
+    def tenants(self) -> TenantDirectory:
+        """The tenants this deployment serves (today the one ``ENTRA_TENANT_ID``)."""
 
-        def build() -> TokenSource:
-            from shared.identity.credentials import build_credential_source
-            from shared.identity.tokens import TokenProvider, msal_app_factory
-
+        def build() -> TenantDirectory:
             settings = self.settings()
-            transport = self.transport()
-            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
-            return TokenProvider(
-                credential_source=build_credential_source(settings, secret_client=self.secret_client),
-                app_factory=msal_app_factory(settings, http_client=http_client),
-            )
+            return TenantDirectory.single(tenant_id=settings.tenant_id, authority=settings.authority)
 
-        return self._once("_tokens", build)
+        return self._once("_tenants", build)
 
-    def graph(self) -> GraphClient:
-        return self._once(
-            "_graph",
-            lambda: GraphClient(settings=self.settings(), tokens=self.tokens(), transport=self.transport()),
-        )
-
-    def users(self) -> UsersService:
-        return self._once("_users", lambda: UsersService(self.graph()))
+    def tenant(self, tenant: Tenant | None = None) -> TenantServices:
+        """The services of ``tenant`` (default: the home tenant), built on first use."""
+        chosen = tenant if tenant is not None else self.tenants().home
+        services = self._tenant_services.get(chosen.tenant_id)
+        if services is None:
+            with self._lock:
+                services = self._tenant_services.get(chosen.tenant_id)
+                if services is None:
+                    home = chosen.tenant_id == self.tenants().home.tenant_id
+                    services = TenantServices(
+                        chosen,
+                        self,
+                        tokens=self._home_tokens if home else None,
+                        authenticator=self._home_authenticator if home else None,
+                    )
+                    self._tenant_services[chosen.tenant_id] = services
+        return services
 
     def blob_service(self) -> BlobServiceClient:
         """ONE Blob service client for the app's storage account (``AzureWebJobsStorage``)."""
-        from shared.storage.clients import blob_service
-
-        return self._once("_blob_service", lambda: blob_service(self.settings()))
-
-    def reports(self) -> ReportService:
-        """The daily user report (:mod:`shared.report`): runner, store, links and run queue."""
-
-        def build() -> ReportService:
-            from shared.core.settings import HOST_JSON, function_timeout_seconds
-            from shared.graph.client import GraphClient
-            from shared.report.mail import ReportMailer
-            from shared.report.run import ReportRunner
-            from shared.report.service import ReportService
-            from shared.report.store import ReportStore
-            from shared.storage.clients import queue_client, queue_service
-
-            settings = self.settings()
-            store = ReportStore(self.blob_service(), settings.report_container)
-            tokens = self.tokens()
-
-            def graph_for(transport: Transport) -> GraphClient:
-                return GraphClient(settings=settings, tokens=tokens, transport=transport)
-
-            mailer = ReportMailer(settings, store, self.graph())
-            runner = ReportRunner(
-                settings=settings,
-                store=store,
-                transport=self.transport(),
-                graph_factory=graph_for,
-                function_timeout=function_timeout_seconds(HOST_JSON),
-                mail=mailer if mailer.enabled else None,
-            )
-            queue: Any = lambda: queue_client(queue_service(settings), settings.report_queue)  # noqa: E731
-            return ReportService(store=store, runner=runner, queue=queue)
-
-        return self._once("_reports", build)
-
-    def authenticator(self) -> Authenticator:
-        """Validates callers' bearer tokens against the tenant's published signing keys."""
-
-        def build() -> Authenticator:
-            settings = self.settings()
-            keys = SigningKeys(
-                metadata_url=f"{settings.authority}/v2.0/.well-known/openid-configuration",
-                transport=self.transport(),
-                timeout=settings.graph_timeout_seconds,
-            )
-            return CallerAuthenticator(settings, keys)
-
-        return self._once("_authenticator", build)
+        return self._once("_blob_service", lambda: clients.blob_service(self.settings()))
 
     def table_service(self) -> TableServiceClient:
         """ONE Table service client for the ``AzureWebJobsStorage`` account (sessions, flows, audit)."""
-        from shared.storage.clients import table_service
-
-        return self._once("_table_service", lambda: table_service(self.settings()))
+        return self._once("_table_service", lambda: clients.table_service(self.settings()))
 
     def secret_client(self) -> SecretClient:
         """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""
 
         def build() -> SecretClient:
-            from azure.keyvault.secrets import SecretClient
-
-            from shared.identity.credentials import azure_credential, secret_client_options
+            from azure.keyvault.secrets import SecretClient  # heavy (azure-core): imported on first use
 
             settings = self.settings()
             options = secret_client_options(settings)  # raises ConfigurationError without KEY_VAULT_URL
@@ -205,21 +153,12 @@ class Runtime:
 
     def session_keys(self) -> SessionKeyRing:
         """The session key ring (``SESSION_KEY_NAME`` in Key Vault): seals sessions and flows, signs."""
-
-        def build() -> SessionKeyRing:
-            from shared.identity.key_ring import build_key_ring
-
-            return build_key_ring(self.settings(), self.secret_client)
-
-        return self._once("_session_keys", build)
+        return self._once("_session_keys", lambda: build_key_ring(self.settings(), self.secret_client))
 
     def sessions(self) -> SessionStore:
         """Signed-in people's sessions in ``SESSION_TABLE``."""
 
         def build() -> SessionStore:
-            from shared.signin.sessions import SessionStore
-            from shared.storage.tables import EnsuredTable
-
             settings = self.settings()
             return SessionStore(
                 EnsuredTable(self.table_service(), settings.session_table),
@@ -234,48 +173,16 @@ class Runtime:
         """Sign-in flows in progress in ``AUTH_FLOW_TABLE``."""
 
         def build() -> FlowStore:
-            from shared.signin.flows import FlowStore
-            from shared.storage.tables import EnsuredTable
-
             table = EnsuredTable(self.table_service(), self.settings().auth_flow_table)
             return FlowStore(table, self.session_keys())
 
         return self._once("_auth_flows", build)
 
-    def audit(self) -> AuditStore:
-        """The audit trail of mailbox reads in ``AUDIT_TABLE``."""
-
-        def build() -> AuditStore:
-            from shared.mail.audit import AuditStore
-
-            return AuditStore(self.table_service(), self.settings().audit_table)
-
-        return self._once("_audit", build)
-
-    def mail_reads(self) -> MailReads:
-        """Mailbox reads: the ``MAILBOX_SCOPE`` check, the Graph read and the audit record of each."""
-
-        def build() -> MailReads:
-            from shared.mail.messages import MailService
-            from shared.mail.reads import MailReads
-            from shared.mail.scope import MailboxScope
-
-            settings = self.settings()
-            scope = MailboxScope(
-                self.graph(), scope=settings.mailbox_scope, cache_seconds=settings.mailbox_scope_cache_seconds
-            )
-            return MailReads(scope, MailService(self.graph()), self.audit())
-
-        return self._once("_mail_reads", build)
-
     def sign_in(self) -> SignInClient:
         """People's sign-in (MSAL auth-code flow, silent acquisition), with the app's own credential."""
 
         def build() -> SignInClient:
-            from shared.identity.tokens import TokenProvider
-            from shared.signin.client import SignInClient
-
-            tokens = self.tokens()
+            tokens = self.tenant().tokens()
             if not isinstance(tokens, TokenProvider):
                 raise ConfigurationError("Sign-in needs the app's TokenProvider (its client credential)")
             transport = self.transport()
@@ -284,10 +191,14 @@ class Runtime:
 
         return self._once("_sign_in", build)
 
-    def delegated_graph(self, tokens: TokenSource) -> GraphClient:
-        """A Graph client acting for a signed-in person with their delegated ``tokens``
-        (``principal.delegated()``), sharing the process's HTTP transport. Cheap: build one per request."""
-        return GraphClient(settings=self.settings(), tokens=tokens, transport=self.transport())
+    def sign_in_settings(self) -> SignInSettings:
+        """The settings the sign-in steps read."""
+        settings = self.settings()
+        return SignInSettings(
+            client_id=settings.client_id,
+            authority=settings.authority,
+            session_max_age_hours=settings.session_max_age_hours,
+        )
 
     def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
         value: _T | None = getattr(self, attribute)
@@ -305,7 +216,7 @@ _current: Runtime | None = None
 
 
 def current() -> Runtime:
-    """The process's runtime (built from ``os.environ`` on first use)."""
+    """The process's runtime (built from ``os.environ`` on first use). Called by the edge only."""
     global _current  # the one process-wide singleton, guarded by _lock
     runtime = _current
     if runtime is None:

@@ -1,1 +1,16 @@
-"""graph"""
+"""Microsoft Graph (and SharePoint REST): the client with its retry policy and claims-challenge answer,
+Graph error mapping, and how users are addressed."""
+
+from shared.graph.client import ChallengeableTokenSource, GraphClient, GraphConfig, GraphPage, TokenSource
+from shared.graph.users import MAX_USER_ID_LENGTH, user_path, validate_user_id
+
+__all__ = [
+    "MAX_USER_ID_LENGTH",
+    "ChallengeableTokenSource",
+    "GraphClient",
+    "GraphConfig",
+    "GraphPage",
+    "TokenSource",
+    "user_path",
+    "validate_user_id",
+]

@@ -33,7 +33,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from shared.core.context import correlation_guid
@@ -52,7 +52,6 @@ from shared.core.retry_policy import (
     may_resend,
     parse_retry_after,
 )
-from shared.core.settings import Settings
 from shared.graph.errors import claims_challenge, error_from_response, graph_error_details
 from shared.version import __version__
 
@@ -71,6 +70,36 @@ class TokenSource(Protocol):
     def invalidate(self, scope: str, token: str | None = None) -> None: ...
 
 
+@runtime_checkable
+class ChallengeableTokenSource(TokenSource, Protocol):
+    """A token source that can answer a claims challenge (a person's delegated tokens,
+    :class:`shared.signin.delegated.DelegatedTokens`): after Graph's ``insufficient_claims`` challenge the
+    client calls :meth:`require_claims` and sends the request once more with the token it then gets."""
+
+    def require_claims(self, claims: str, scope: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphConfig:
+    """The Graph settings the client reads (``GRAPH_ENDPOINT``, ``GRAPH_TIMEOUT_SECONDS``,
+    ``GRAPH_RETRY_BUDGET_SECONDS``, ``GRAPH_MAX_RETRIES``)."""
+
+    endpoint: str
+    timeout_seconds: float = 10.0
+    retry_budget_seconds: float = 30.0
+    max_retries: int = 5
+
+    @property
+    def base_url(self) -> str:
+        """Root of Graph v1.0 calls, ``{GRAPH_ENDPOINT}/v1.0``."""
+        return f"{self.endpoint}/v1.0"
+
+    @property
+    def scope(self) -> str:
+        """The ``.default`` scope of Graph (app-only: the granted application permissions)."""
+        return f"{self.endpoint}/.default"
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphPage:
     """One page of a Graph collection: its items, the next link (None on the last page), ``@odata.count``."""
@@ -86,21 +115,21 @@ class GraphClient:
     def __init__(
         self,
         *,
-        settings: Settings,
+        config: GraphConfig,
         tokens: TokenSource,
         transport: Transport,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._origin = settings.graph_endpoint
-        self._base = settings.graph_base_url
-        self._scope = settings.graph_scope
+        self._origin = config.endpoint
+        self._base = config.base_url
+        self._scope = config.scope
         self._tokens = tokens
         self._transport = transport
-        self._timeout = settings.graph_timeout_seconds
-        self._budget = settings.graph_retry_budget_seconds
-        self._max_retries = settings.graph_max_retries
+        self._timeout = config.timeout_seconds
+        self._budget = config.retry_budget_seconds
+        self._max_retries = config.max_retries
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
@@ -270,6 +299,7 @@ class GraphClient:
         path = urlsplit(url).path
         retries = 0
         renewed_token = False
+        answered_claims = False
         while True:
             token = self._tokens.get_token(self._scope)
             remaining = max(deadline - self._clock(), 0.0)
@@ -320,7 +350,13 @@ class GraphClient:
                 continue
             if status == 401 and (claims := claims_challenge(response)) is not None:
                 # CAE: the (delegated) token was revoked by a critical event; only a token obtained with
-                # these claims is accepted, so renewing it as it is would fail again.
+                # these claims is accepted, so renewing it as it is would fail again. A token source that
+                # can answer the challenge does so once; a second challenge needs the person.
+                if not answered_claims and isinstance(self._tokens, ChallengeableTokenSource):
+                    logger.info("Graph sent a claims challenge; asking Entra for a token with the claims")
+                    self._tokens.require_claims(claims, self._scope)
+                    answered_claims = True
+                    continue
                 raise ClaimsChallenge(
                     "Your sign-in must be renewed (your organisation revoked it)", claims=claims
                 )

@@ -8,14 +8,11 @@ consented to it yet, Entra answers ``consent_required`` and the person goes thro
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.core.errors import SignInRequired, UpstreamError
 from shared.core.http import Transport, TransportError
 from shared.graph.client import TokenSource
-
-if TYPE_CHECKING:
-    from shared.signin.delegated import DelegatedTokens
 
 logger = logging.getLogger(__name__)
 
@@ -69,20 +66,3 @@ def current_user(
         logger.warning("SharePoint answered %d for the current user", response.status_code)
         raise UpstreamError(f"SharePoint answered HTTP {response.status_code}")
     raise UpstreamError("SharePoint kept refusing the token")  # pragma: no cover - the loop returns or raises
-
-
-def sharepoint_profile(tokens: DelegatedTokens) -> dict[str, Any]:
-    """The person's SharePoint user on ``SHAREPOINT_SITE_URL`` with their delegated ``tokens`` (the API and
-    the page share it). Raises as :func:`current_user`, and ConfigurationError without the setting."""
-    from shared.app import services as runtime
-
-    services = runtime.current()
-    settings = services.settings()
-    scope = services.sign_in().sharepoint_scopes()[0]
-    return current_user(
-        site_url=str(settings.sharepoint_site_url),
-        scope=scope,
-        tokens=tokens,
-        transport=services.transport(),
-        timeout=settings.graph_timeout_seconds,
-    )

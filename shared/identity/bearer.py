@@ -17,15 +17,15 @@ imported on first use.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from shared.core.errors import Forbidden, Unauthenticated
-from shared.core.settings import Settings
+from shared.core.errors import Unauthenticated
+from shared.identity.access import Access, require
+from shared.identity.principal import CallerKind, Principal
 from shared.identity.signing_keys import ALGORITHM, SigningKeys
 
 logger = logging.getLogger(__name__)
@@ -35,52 +35,10 @@ MAX_TOKEN_LENGTH = 16 * 1024
 _JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
-CallerKind = Literal["application", "user", "person"]
-#: An endpoint for services only (client-credentials tokens).
-APPLICATIONS: frozenset[CallerKind] = frozenset({"application"})
-#: An endpoint for signed-in people only (delegated tokens).
-USERS: frozenset[CallerKind] = frozenset({"user"})
-#: An endpoint for people signed in to this app's pages (session cookie, :mod:`shared.identity.principal`).
-PEOPLE: frozenset[CallerKind] = frozenset({"person"})
-KIND_NAMES: Mapping[CallerKind, str] = {
-    "application": "applications (app-only)",
-    "user": "signed-in users (delegated)",
-    "person": "people signed in to this app (session)",
-}
+class TokenValidator(Protocol):
+    """Turns a bearer token into the :class:`Principal` it names, or raises 401/503 errors."""
 
-
-@dataclasses.dataclass(frozen=True)
-class Caller:
-    """An authenticated caller.
-
-    Attributes:
-        kind: ``application`` (app-only token) or ``user`` (delegated token, carries ``scp``).
-        app_id: the calling client's application id (``azp`` in v2 tokens, ``appid`` in v1).
-        object_id: the caller's object id (``oid``): service principal or user.
-        tenant_id: the caller's tenant (``tid``).
-        roles: app roles granted to the caller (``roles``).
-        scopes: delegated scopes (``scp``), empty for applications.
-    """
-
-    kind: CallerKind
-    app_id: str
-    object_id: str | None
-    tenant_id: str
-    roles: frozenset[str]
-    scopes: frozenset[str] = frozenset()
-
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
-
-class Authenticator(Protocol):
-    """Turns request headers into a :class:`Caller` of one of ``kinds`` holding ``required_role``, or
-    raises 401/403 errors. Every endpoint states the kinds it accepts: nothing is open to people (or to
-    services) by default."""
-
-    def authenticate(
-        self, headers: Mapping[str, str], *, required_role: str, kinds: Collection[CallerKind]
-    ) -> Caller: ...
+    def validate(self, token: str) -> Principal: ...
 
 
 class CallerAuthenticator:
@@ -88,22 +46,24 @@ class CallerAuthenticator:
 
     def __init__(
         self,
-        settings: Settings,
-        keys: SigningKeys,
         *,
+        tenant_id: str,
+        audiences: Collection[str],
+        keys: SigningKeys,
         leeway: int = LEEWAY_SECONDS,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._tenant = settings.tenant_id
-        self._audiences = list(settings.api_audiences)
+        self._tenant = tenant_id
+        self._audiences = list(audiences)
         self._keys = keys
         self._leeway = leeway
         self._now = now
 
     def authenticate(
         self, headers: Mapping[str, str], *, required_role: str, kinds: Collection[CallerKind]
-    ) -> Caller:
-        """The validated caller, of one of ``kinds``, who holds ``required_role``.
+    ) -> Principal:
+        """The validated caller of ``headers``' bearer token, of one of ``kinds``, holding
+        ``required_role``: :meth:`validate` then :func:`shared.identity.access.require`.
 
         Raises:
             Unauthenticated: no token, or a token that fails any check (401, ``WWW-Authenticate``).
@@ -111,19 +71,16 @@ class CallerAuthenticator:
                 ``caller_kind_not_allowed``), or without ``required_role`` (403 ``forbidden``).
             CredentialUnavailable: the tenant's signing keys cannot be fetched (503).
         """
-        caller = self.validate(_bearer_token(headers))
-        if caller.kind not in kinds:
-            accepted = " or ".join(sorted(KIND_NAMES[kind] for kind in kinds))
-            raise Forbidden(
-                f"This endpoint accepts tokens of {accepted}, not of {KIND_NAMES[caller.kind]}",
-                code="caller_kind_not_allowed",
-            )
-        if not caller.has_role(required_role):
-            raise Forbidden(f"The caller lacks the app role '{required_role}' required by this endpoint")
-        return caller
+        principal = self.validate(bearer_token(headers))
+        return require(principal, Access(kinds=frozenset(kinds), app_role=required_role))
 
-    def validate(self, token: str) -> Caller:
-        """Validate ``token`` (signature, issuer, audience, lifetime, tenant) and describe its caller."""
+    def validate(self, token: str) -> Principal:
+        """Validate ``token`` (signature, issuer, audience, lifetime, tenant) and describe its caller.
+
+        Raises:
+            Unauthenticated: the token fails any check (401).
+            CredentialUnavailable: the tenant's signing keys cannot be fetched (503).
+        """
         import jwt
 
         try:
@@ -164,7 +121,7 @@ class CallerAuthenticator:
             raise Unauthenticated("The bearer token is invalid") from exc
         return self._caller(claims)
 
-    def _caller(self, claims: Mapping[str, Any]) -> Caller:
+    def _caller(self, claims: Mapping[str, Any]) -> Principal:
         if claims.get("tid") != self._tenant:
             raise Unauthenticated("The bearer token was issued for another tenant")
         app_id = claims.get("azp") or claims.get("appid")
@@ -175,17 +132,25 @@ class CallerAuthenticator:
         if not isinstance(roles, list) or not isinstance(scopes, str):
             raise Unauthenticated("The bearer token has malformed roles or scopes")
         oid = claims.get("oid")
-        return Caller(
+        upn = (claims.get("preferred_username") or claims.get("upn")) if scopes else None
+        return Principal(
             kind="user" if scopes else "application",
             app_id=app_id,
             object_id=oid if isinstance(oid, str) else None,
             tenant_id=self._tenant,
             roles=frozenset(role for role in roles if isinstance(role, str)),
             scopes=frozenset(scopes.split()),
+            user_principal_name=upn if isinstance(upn, str) else None,
         )
 
 
-def _bearer_token(headers: Mapping[str, str]) -> str:
+def has_authorization(headers: Mapping[str, str]) -> bool:
+    """Whether ``headers`` carry a non-blank ``Authorization`` (a bearer token then decides alone)."""
+    value = headers.get("authorization")
+    return value is not None and bool(value.strip())
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
     value = headers.get("authorization") or headers.get("Authorization")
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == "authorization"), None)

@@ -1,1 +1,17 @@
-"""mail"""
+"""Mailbox reads under an access scope, and their audit trail: query parsing, the mailbox scope, the
+Graph reads, the audit store and queries, the pages and the OpenAPI part."""
+
+from shared.mail.audit import AuditStore
+from shared.mail.audit_query import list_audit, parse_audit_query
+from shared.mail.pages import audit_page, mail_page, message_page
+from shared.mail.reads import MailReads
+
+__all__ = [
+    "AuditStore",
+    "MailReads",
+    "audit_page",
+    "list_audit",
+    "mail_page",
+    "message_page",
+    "parse_audit_query",
+]

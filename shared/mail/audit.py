@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import AuditUnavailable, StorageUnavailable
+from shared.identity.principal import Principal
 from shared.storage.tables import EnsuredTable, storage_call
 
 if TYPE_CHECKING:
@@ -40,22 +41,11 @@ OUTCOMES = ("allowed", "denied", "failed")
 
 
 @dataclasses.dataclass(frozen=True)
-class Actor:
-    """Who read: a service (``kind`` ``application``: its app id) or a person (``kind`` ``person`` or
-    ``user``: the user's object id and UPN, and the app they came through)."""
-
-    kind: str
-    app_id: str | None
-    object_id: str | None = None
-    user_principal_name: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class AuditEntry:
     """One read attempt. ``outcome`` is ``allowed`` (data returned), ``denied`` (a 401/403 refusal) or
     ``failed`` (any other error); ``error_code`` is the API's code for the last two."""
 
-    actor: Actor
+    actor: Principal
     mailbox: str
     endpoint: str
     outcome: str
@@ -151,7 +141,10 @@ class AuditStore:
             "Time": when,
             "ActorKind": entry.actor.kind,
             "ActorAppId": entry.actor.app_id or "",
-            "ActorObjectId": (entry.actor.object_id or "").lower(),
+            # A service is named by its app id; its service principal's object id is not recorded.
+            "ActorObjectId": (
+                "" if entry.actor.kind == "application" else entry.actor.object_id or ""
+            ).lower(),
             "ActorUpn": (entry.actor.user_principal_name or "").lower(),
             "Mailbox": entry.mailbox,
             "Endpoint": entry.endpoint,

@@ -23,7 +23,6 @@ from shared.core.errors import BadRequest
 from shared.core.patterns import GUID, UPN
 from shared.mail.audit import UTC, AuditRow, AuditStore, day_key
 
-AUDIT_READ_ROLE = "Audit.Read"
 DEFAULT_TOP = 50
 MAX_TOP = 100
 DEFAULT_DAYS = 7

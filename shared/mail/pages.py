@@ -14,19 +14,18 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
-from shared.app import services as runtime
 from shared.core.errors import (
     BadRequest,
+    Forbidden,
     GraphFunctionsError,
     MailboxOutOfScope,
     NotFound,
     PermissionNotGranted,
 )
-from shared.identity.bearer import PEOPLE
-from shared.identity.principal import identify
-from shared.mail.audit_query import AUDIT_READ_ROLE, list_audit, parse_audit_query
-from shared.mail.query import MAIL_READ_ROLE
-from shared.mail.reads import identify_reader
+from shared.identity.principal import Principal
+from shared.mail.audit import AuditStore
+from shared.mail.audit_query import list_audit, parse_audit_query
+from shared.mail.reads import MailReads
 from shared.web.pages import Page, PageRequest
 
 PAGE_SIZE = 10
@@ -54,13 +53,14 @@ def _problem(error: GraphFunctionsError) -> dict[str, str]:
     return {"message": error.public_message, "code": error.code}
 
 
-def mail_page(request: PageRequest) -> Page:
-    """``/mail?mailbox=&cursor=``: the form, and the mailbox's :data:`PAGE_SIZE` newest messages."""
-    actor, refusal, principal = identify_reader(request.http, role=MAIL_READ_ROLE, kinds=PEOPLE)
+def mail_page(
+    request: PageRequest, *, reader: Principal, refusal: Forbidden | None, reads: MailReads
+) -> Page:
+    """``/mail?mailbox=&cursor=``: the form, and the mailbox's :data:`PAGE_SIZE` newest messages, read by
+    ``reader`` (refused with ``refusal``, recorded, when they may not read)."""
     mailbox = (request.params.get("mailbox") or "").strip()[:MAX_MAILBOX_INPUT]
     cursor = request.params.get("cursor") or None
     context: dict[str, Any] = {
-        "principal": principal,
         "title": "Mail",
         "active": "mail",
         "extra_nav": NAV,
@@ -76,12 +76,8 @@ def mail_page(request: PageRequest) -> Page:
         return Page("mail.html", context)
     params = {"top": str(PAGE_SIZE), **({"cursor": cursor} if cursor else {})}
     try:
-        page = (
-            runtime.current()
-            .mail_reads()
-            .list_messages(
-                actor, mailbox, params, request_id=request.request_id, refusal=refusal, channel="page"
-            )
+        page = reads.list_messages(
+            reader, mailbox, params, request_id=request.request_id, refusal=refusal, channel="page"
         )
     except _SHOWN_INLINE as error:
         return Page("mail.html", {**context, "problem": _problem(error)}, status=error.status)
@@ -100,13 +96,13 @@ def mail_page(request: PageRequest) -> Page:
     return Page("mail.html", context)
 
 
-def message_page(request: PageRequest) -> Page:
-    """``/mail/message?mailbox=&id=``: one message, its body as text."""
-    actor, refusal, principal = identify_reader(request.http, role=MAIL_READ_ROLE, kinds=PEOPLE)
+def message_page(
+    request: PageRequest, *, reader: Principal, refusal: Forbidden | None, reads: MailReads
+) -> Page:
+    """``/mail/message?mailbox=&id=``: one message, its body as text (see :func:`mail_page`)."""
     mailbox = (request.params.get("mailbox") or "").strip()[:MAX_MAILBOX_INPUT]
     message_id = (request.params.get("id") or "").strip()
     context: dict[str, Any] = {
-        "principal": principal,
         "title": "Message",
         "active": "mail",
         "extra_nav": NAV,
@@ -116,12 +112,8 @@ def message_page(request: PageRequest) -> Page:
         "back_href": "/mail?" + urlencode({"mailbox": mailbox}) if mailbox else "/mail",
     }
     try:
-        message = (
-            runtime.current()
-            .mail_reads()
-            .get_message(
-                actor, mailbox, message_id, {}, request_id=request.request_id, refusal=refusal, channel="page"
-            )
+        message = reads.get_message(
+            reader, mailbox, message_id, {}, request_id=request.request_id, refusal=refusal, channel="page"
         )
     except _SHOWN_INLINE as error:
         return Page("mail_message.html", {**context, "problem": _problem(error)}, status=error.status)
@@ -133,15 +125,13 @@ def message_page(request: PageRequest) -> Page:
 _AUDIT_FILTERS = ("mailbox", "actor", "from", "to")
 
 
-def audit_page(request: PageRequest) -> Page:
+def audit_page(request: PageRequest, *, audit: AuditStore) -> Page:
     """``/audit?mailbox=&actor=&from=&to=&cursor=``: the audit records, newest first (``Audit.Read``)."""
-    principal = identify(request.http, kinds=PEOPLE, person_role=AUDIT_READ_ROLE)
     filters = {
         name: request.params[name].strip() for name in _AUDIT_FILTERS if request.params.get(name, "").strip()
     }
     cursor = request.params.get("cursor") or None
     context: dict[str, Any] = {
-        "principal": principal,
         "title": "Audit",
         "active": "audit",
         "extra_nav": NAV,
@@ -156,7 +146,7 @@ def audit_page(request: PageRequest) -> Page:
         query = parse_audit_query(params, now=dt.datetime.now(dt.UTC))
     except BadRequest as error:
         return Page("audit.html", {**context, "problem": _problem(error)}, status=400)
-    page = list_audit(runtime.current().audit(), query)
+    page = list_audit(audit, query)
     context["records"] = [{**record, "when": _when(record.get("time"))} for record in page.items]
     if page.next_cursor:
         context["next_href"] = "/audit?" + urlencode({**filters, "cursor": page.next_cursor})

@@ -18,10 +18,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared.core.cursor import decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest
-from shared.users.service import user_path, validate_user_id
+from shared.graph.users import user_path, validate_user_id
 
 #: App role of this API that lets a caller read mailboxes through it.
-MAIL_READ_ROLE = "Mail.Read.All"
 DEFAULT_TOP = 10
 MAX_TOP = 50
 #: Well-known folders a caller may name (absent: every folder, Graph's ``/messages``).

@@ -1,13 +1,13 @@
 """Mailbox reads end to end, for the API and the pages alike: who may read, which mailbox, the Graph read, and
 one audit record for every attempt, allowed or denied.
 
-Order of a read: the caller is identified (an unidentified caller gets its 401 and no record: there is no
-"who" to record, and anonymous requests must not be able to fill the table); its role and kind are checked
-(``Mail.Read.All``); the path and query are validated; the mailbox must be in the app's scope
+Order of a read: the edge identifies the caller (an unidentified caller gets its 401 and no record: there
+is no "who" to record, and anonymous requests must not be able to fill the table) and checks its role and
+kind (``Mail.Read.All``), handing a refusal here rather than raising it, so that it is recorded with the
+caller's validated identity; the path and query are validated; the mailbox must be in the app's scope
 (:mod:`shared.mail.scope`); Graph is read (:mod:`shared.mail.messages`). Whatever happened is then
 recorded (:mod:`shared.mail.audit`) **before** the answer leaves: a record that cannot be written turns the
-answer
-into a 503 ``audit_unavailable``, so no mail is ever served unaudited.
+answer into a 503 ``audit_unavailable``, so no mail is ever served unaudited.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-import azure.functions as func
-
-from shared.core.errors import Forbidden, GraphFunctionsError
-from shared.identity.bearer import CallerKind
-from shared.mail.audit import Actor, AuditEntry, AuditStore
+from shared.core.errors import GraphFunctionsError
+from shared.identity.principal import Principal
+from shared.mail.audit import AuditEntry, AuditStore
 from shared.mail.messages import MailService, MessagesPage
 from shared.mail.query import (
     FOLDERS,
@@ -32,71 +30,12 @@ from shared.mail.query import (
 )
 from shared.mail.scope import MailboxScope
 
-if TYPE_CHECKING:
-    from shared.identity.principal import Principal
-
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 LIST_ENDPOINT = "messages.list"
 GET_ENDPOINT = "messages.get"
 _UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
-
-
-def identify_reader(
-    request: func.HttpRequest, *, role: str, kinds: frozenset[CallerKind]
-) -> tuple[Actor, Forbidden | None, Principal]:
-    """The caller of ``request`` (a service's bearer token or a person's session,
-    :func:`shared.identity.principal.
-    identify`; a bearer token wins), and the refusal to answer when it may not read: a service or person
-    without ``role``, or a token of another kind. Refusals are returned, not raised, so the caller can record
-    them with the caller's identity; for a refused bearer token the principal is a placeholder.
-
-    Raises:
-        Unauthenticated, SignInRequired, CredentialUnavailable, StorageUnavailable: see ``identify``.
-    """
-    from shared.identity.principal import Principal, identify
-
-    try:
-        principal = identify(request, kinds=kinds, required_role=role, person_role=None)
-    except Forbidden as refusal:  # a bearer token, validated, of the wrong kind or without the role
-        actor = _verified_claims_actor(request.headers)
-        placeholder = Principal(
-            kind="application", app_id=actor.app_id or "", object_id=None, tenant_id="", roles=frozenset()
-        )
-        return actor, refusal, placeholder
-    actor = Actor(
-        kind=principal.kind,
-        app_id=principal.app_id,
-        object_id=principal.object_id if principal.kind != "application" else None,
-        user_principal_name=principal.user_principal_name,
-    )
-    if principal.is_person and not principal.has_role(role):
-        missing = Forbidden(
-            f"Your account lacks this app's role '{role}', which this needs. Ask an administrator to "
-            "assign it to you."
-        )
-        return actor, missing, principal
-    return actor, None, principal
-
-
-def _verified_claims_actor(headers: Mapping[str, str]) -> Actor:
-    import jwt
-
-    value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-    token = value.strip().partition(" ")[2].strip()
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    app_id = claims.get("azp") or claims.get("appid")
-    oid = claims.get("oid")
-    if claims.get("scp"):
-        upn = claims.get("preferred_username") or claims.get("upn")
-        return Actor(
-            kind="user",
-            app_id=app_id if isinstance(app_id, str) else None,
-            object_id=oid if isinstance(oid, str) else None,
-            user_principal_name=upn if isinstance(upn, str) else None,
-        )
-    return Actor(kind="application", app_id=app_id if isinstance(app_id, str) else None)
 
 
 def recorded_mailbox(raw: str) -> str:
@@ -118,7 +57,7 @@ class MailReads:
 
     def list_messages(
         self,
-        actor: Actor,
+        actor: Principal,
         mailbox: str,
         params: Mapping[str, str],
         *,
@@ -151,7 +90,7 @@ class MailReads:
 
     def get_message(
         self,
-        actor: Actor,
+        actor: Principal,
         mailbox: str,
         message_id: str,
         params: Mapping[str, str],
@@ -187,7 +126,7 @@ class MailReads:
         read: Callable[[], _T],
         count: Callable[[_T], int],
         *,
-        actor: Actor,
+        actor: Principal,
         mailbox: str,
         endpoint: str,
         folder: str | None,

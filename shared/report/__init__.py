@@ -13,3 +13,18 @@ Modules, one concern each:
 * :mod:`.links`: short-lived read-only SAS URLs of the CSVs.
 * :mod:`.chart`, :mod:`.page`: the 30-day SVG chart and the ``/reports`` page's HTML.
 """
+
+from shared.report.layout import parse_report_date, schedule_zone
+from shared.report.page import build_model, render_page
+from shared.report.run import RunRequest
+from shared.report.service import ReportService, timer_report_date
+
+__all__ = [
+    "ReportService",
+    "RunRequest",
+    "build_model",
+    "parse_report_date",
+    "render_page",
+    "schedule_zone",
+    "timer_report_date",
+]

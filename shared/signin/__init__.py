@@ -1,1 +1,27 @@
-"""signin"""
+"""People's sign-in: the MSAL client, flows in progress, sessions and their cache merge, delegated tokens
+(which answer claims challenges themselves), the person a session names, and the pages' sign-in steps."""
+
+from shared.signin.client import SignInClient
+from shared.signin.delegated import DelegatedTokens
+from shared.signin.flows import FlowStore
+from shared.signin.people import csrf_token, current_session, person_of, verify_csrf
+from shared.signin.sessions import Session, SessionClaims, SessionStore
+from shared.signin.web import SignInServices, SignInSettings, complete_sign_in, sign_in_redirect, sign_out
+
+__all__ = [
+    "DelegatedTokens",
+    "FlowStore",
+    "Session",
+    "SessionClaims",
+    "SessionStore",
+    "SignInClient",
+    "SignInServices",
+    "SignInSettings",
+    "complete_sign_in",
+    "csrf_token",
+    "current_session",
+    "person_of",
+    "sign_in_redirect",
+    "sign_out",
+    "verify_csrf",
+]

@@ -12,19 +12,20 @@ means
 the delegated permissions granted at sign-in (``User.Read``, ``User.ReadBasic.All``), which is what is
 looked up. Other scopes are passed to MSAL as they are.
 
-Claims challenges: after a Graph ``insufficient_claims`` challenge (CAE), :meth:`require_claims` makes the
-next ``get_token`` bypass the cache and refresh with the claims; when Entra then needs the person (revoked
-refresh token, MFA), :class:`SignInRequired` carries the claims to the next sign-in.
+Claims challenges: the Graph client answers Graph's ``insufficient_claims`` challenge (CAE) itself, once,
+through :meth:`DelegatedTokens.require_claims` (a :class:`~shared.graph.client.ChallengeableTokenSource`):
+the next ``get_token`` bypasses the cache and refreshes with the claims; when Entra then needs the person
+(revoked refresh token, MFA), :class:`SignInRequired` carries the claims to the next sign-in. No call site
+repeats that retry.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from shared.core.errors import ClaimsChallenge, SignInRequired
+from shared.core.errors import SignInRequired
 
 if TYPE_CHECKING:
     import msal
@@ -33,20 +34,6 @@ if TYPE_CHECKING:
     from shared.signin.sessions import Session, SessionStore
 
 logger = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-
-
-def answering_claims(tokens: DelegatedTokens, scope: str, call: Callable[[], _T]) -> _T:
-    """Run ``call`` (a Graph request with ``tokens``); after a CAE claims challenge, drop the token and run
-    it once more with a token requested with the claims. A second challenge, or Entra needing the person,
-    propagates as :class:`SignInRequired` (with the claims), so the person signs in again."""
-    try:
-        return call()
-    except ClaimsChallenge as challenge:
-        logger.info("Graph sent a claims challenge; asking Entra for a token with the claims")
-        tokens.require_claims(challenge.claims or "", scope)
-        return call()
 
 
 class DelegatedTokens:

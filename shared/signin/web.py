@@ -1,148 +1,66 @@
-"""The browser side of sign-in: the app's public origin and redirect URI, cookies, ``next`` validation, and
-the steps of the flow (start, callback, sign-out) that ``blueprints/auth.py`` and the pages call.
+"""The steps of a person's sign-in that the pages run: start (:func:`sign_in_redirect`), the callback
+(:func:`complete_sign_in`) and sign-out (:func:`sign_out`). The browser's side (origin, cookies, ``next``)
+is :mod:`shared.web.cookies`.
 
-* **Origin and redirect URI.** ``PUBLIC_BASE_URL`` when set (behind a reverse proxy or a custom domain);
-  otherwise the scheme and host of the request URL the Functions host received (in Azure, the platform's
-  own host name, ``WEBSITE_HOSTNAME``, over https). ``X-Forwarded-*`` headers are never trusted: anyone can
-  send them, and a forged host would make the app send codes elsewhere. The redirect URI is
-  ``{origin}/auth/callback``; it must be registered on the app registration.
-* **Cookies.** The session cookie holds only an opaque 256-bit id (43 characters, whatever the token
-  cache's size): ``HttpOnly; SameSite=Lax; Path=/``, plus ``Secure`` and the ``__Host-`` prefix on https (on
-  http, i.e. localhost, browsers refuse both). The flow cookie binds a started sign-in to this browser (10
-  minutes, same attributes). ``SameSite=Lax`` lets them ride the top-level GET redirect back from Entra
-  (``response_mode=query``) and keeps them off cross-site POSTs.
-* **next** accepts only same-origin relative paths (:func:`safe_next`): no scheme, no ``//host``, no
-  backslash, no control characters, also after percent-decoding; anything else becomes ``/``.
+The redirect URI is ``{origin}/auth/callback``; it must be registered on the app registration. Every step
+receives the services it uses (:class:`SignInServices`) and the origin the edge resolved; none looks
+anything up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import re
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlencode, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
-import azure.functions as func
-
-from shared.core.errors import GraphFunctionsError, SignInRequired
-
-if TYPE_CHECKING:
-    from shared.web.pages import PageRequest, Redirect
+from shared.core.errors import AuthFlowUnknown, GraphFunctionsError, SignInRequired
+from shared.signin.client import SignInClient
+from shared.signin.flows import FlowStore
+from shared.signin.sessions import SessionClaims, SessionStore
+from shared.web.cookies import (
+    CALLBACK_PATH,
+    FLOW_COOKIE,
+    FLOW_COOKIE_SECONDS,
+    SESSION_COOKIE,
+    clear_cookie,
+    cookie_value,
+    safe_next,
+    session_id_of,
+    set_cookie,
+)
+from shared.web.pages import PageRequest, Redirect
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_PATH = "/auth/callback"
-CONSENT_CALLBACK_PATH = "/auth/admin-consent/callback"
-SESSION_COOKIE = "gf_session"
-FLOW_COOKIE = "gf_flow"
-#: How long the flow cookie lives (the flow store keeps a flow 10 minutes).
-FLOW_COOKIE_SECONDS = 600
-_MAX_NEXT = 2048
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+class SignInServices(Protocol):
+    """The process's sign-in services, built on first use (:class:`shared.app.services.Runtime`)."""
+
+    def sign_in(self) -> SignInClient: ...
+
+    def auth_flows(self) -> FlowStore: ...
+
+    def sessions(self) -> SessionStore: ...
 
 
-def app_origin(request: func.HttpRequest) -> str:
-    """``PUBLIC_BASE_URL`` or the request URL's ``scheme://host[:port]`` (never ``X-Forwarded-*``)."""
-    from shared.app import services as runtime
+@dataclasses.dataclass(frozen=True)
+class SignInSettings:
+    """The settings the steps read: this app's client id, the tenant's authority URL and the session's
+    absolute lifetime (the cookie's ``Max-Age``)."""
 
-    configured = runtime.current().settings().public_base_url
-    if configured:
-        return configured.rstrip("/")
-    parts = urlsplit(request.url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def is_https(origin: str) -> bool:
-    return origin.lower().startswith("https://")
-
-
-def redirect_uri(request: func.HttpRequest, path: str = CALLBACK_PATH) -> str:
-    return app_origin(request) + path
-
-
-def cookie_name(base: str, origin: str) -> str:
-    return f"__Host-{base}" if is_https(origin) else base
-
-
-def set_cookie(base: str, value: str, *, origin: str, max_age: int | None) -> str:
-    """A ``Set-Cookie`` value (see module docstring); ``max_age=0`` clears the cookie."""
-    morsel: SimpleCookie = SimpleCookie()
-    name = cookie_name(base, origin)
-    morsel[name] = value
-    attributes = morsel[name]
-    attributes["path"] = "/"
-    attributes["httponly"] = True
-    attributes["samesite"] = "Lax"
-    if is_https(origin):
-        attributes["secure"] = True
-    if max_age is not None:
-        attributes["max-age"] = max_age
-    return attributes.OutputString()
-
-
-def clear_cookie(base: str, *, origin: str) -> str:
-    return set_cookie(base, "", origin=origin, max_age=0)
-
-
-def request_cookies(request: func.HttpRequest) -> Mapping[str, str]:
-    """The request's cookies (a malformed header counts as none)."""
-    header = request.headers.get("cookie") or ""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except Exception:  # http.cookies raises CookieError for hostile headers
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
-
-
-def cookie_value(request: func.HttpRequest, base: str) -> str | None:
-    """The value of cookie ``base`` under the name this origin uses (``__Host-`` on https only)."""
-    value = request_cookies(request).get(cookie_name(base, app_origin(request)))
-    return value or None
-
-
-def session_id_of(request: func.HttpRequest) -> str | None:
-    return cookie_value(request, SESSION_COOKIE)
-
-
-def safe_next(value: str | None) -> str:
-    """``value`` if it is a same-origin relative path (``/users?search=a``), else ``/``.
-
-    Refused: anything not starting with one ``/``; whitespace, control characters or a backslash anywhere
-    in the raw value; and, after each of up to three percent-decodings, a path starting with ``//`` or
-    holding a backslash or a control character, or a scheme or host (browsers treat ``/\\host`` and
-    ``%2F%2Fhost`` like ``//host``).
-    """
-    if not value or len(value) > _MAX_NEXT or not value.startswith("/") or _UNSAFE.search(value):
-        return "/"
-    candidate = value
-    for _ in range(3):
-        path = re.split(r"[?#]", candidate, maxsplit=1)[0]
-        if not path.startswith("/") or path.startswith("//") or "\\" in path or _CONTROL.search(path):
-            return "/"
-        try:
-            parts = urlsplit(candidate)
-        except ValueError:
-            return "/"
-        if parts.scheme or parts.netloc:
-            return "/"
-        decoded = unquote(candidate)
-        if decoded == candidate:
-            return value
-        candidate = decoded
-    return "/"
-
-
-# --- Steps of the flow ----------------------------------------------------------------------------
+    client_id: str
+    authority: str
+    session_max_age_hours: int
 
 
 def sign_in_redirect(
     request: PageRequest,
     error: SignInRequired | None = None,
     *,
+    services: SignInServices,
+    origin: str,
     next_path: str | None = None,
     prompt: str | None = None,
 ) -> Redirect:
@@ -152,11 +70,6 @@ def sign_in_redirect(
     ``error`` (a :class:`SignInRequired` from silent acquisition or a claims challenge) brings its claims
     and the scopes that needed the person.
     """
-    from shared.app import services as runtime
-    from shared.web.pages import Redirect
-
-    services = runtime.current()
-    origin = app_origin(request.http)
     target = safe_next(next_path if next_path is not None else request.path_and_query)
     # One resource per flow: Entra redeems a code for one resource only (AADSTS28000), so a sign-in for a
     # scope another resource needs (SharePoint, incremental consent) asks for that scope alone; the Graph
@@ -175,7 +88,9 @@ def sign_in_redirect(
     return Redirect(str(flow["auth_uri"]), status=302, cookies=(cookie,))
 
 
-def complete_sign_in(request: PageRequest) -> Redirect:
+def complete_sign_in(
+    request: PageRequest, *, services: SignInServices, settings: SignInSettings, origin: str
+) -> Redirect:
     """The callback: take the flow (one-time, bound to this browser), redeem the code, replace any previous
     session of this browser with a new one (a new id at every sign-in), and go to the flow's ``next``.
 
@@ -184,18 +99,10 @@ def complete_sign_in(request: PageRequest) -> Redirect:
             used, or belongs to another browser (400, HTML error page).
         SignInFailed: Entra's error, or the code redemption failed (400).
     """
-    from shared.app import services as runtime
-    from shared.signin.sessions import SessionClaims
-    from shared.web.pages import Redirect
-
-    services = runtime.current()
-    origin = app_origin(request.http)
     response = _callback_parameters(request)
-    taken = services.auth_flows().take(response.get("state"), cookie_value(request.http, FLOW_COOKIE))
+    taken = services.auth_flows().take(response.get("state"), cookie_value(request.http, FLOW_COOKIE, origin))
     extra: Mapping[str, Any] = taken.extra or {}
     if extra.get("kind") != "sign-in":
-        from shared.core.errors import AuthFlowUnknown
-
         raise AuthFlowUnknown("This sign-in response does not belong to a sign-in started here")
     signed_in = services.sign_in().finish(taken.flow, response)
     claims = signed_in.claims
@@ -210,7 +117,7 @@ def complete_sign_in(request: PageRequest) -> Redirect:
         ),
         signed_in.token_cache,
     )
-    previous = session_id_of(request.http)
+    previous = session_id_of(request.http, origin)
     if previous:
         try:
             services.sessions().delete(previous)
@@ -221,23 +128,19 @@ def complete_sign_in(request: PageRequest) -> Redirect:
             SESSION_COOKIE,
             session.id,
             origin=origin,
-            max_age=services.settings().session_max_age_hours * 3600,
+            max_age=settings.session_max_age_hours * 3600,
         ),
         clear_cookie(FLOW_COOKIE, origin=origin),
     )
     return Redirect(safe_next(str(extra.get("next") or "/")), status=303, cookies=cookies)
 
 
-def sign_out(request: PageRequest) -> Redirect:
+def sign_out(
+    request: PageRequest, *, sessions: SessionStore, settings: SignInSettings, origin: str
+) -> Redirect:
     """Delete the session, clear the cookie and end the Entra session (``end_session_endpoint`` with the
     registered post-logout URI ``{origin}/``)."""
-    from shared.app import services as runtime
-    from shared.web.pages import Redirect
-
-    services = runtime.current()
-    origin = app_origin(request.http)
-    services.sessions().delete(session_id_of(request.http))
-    settings = services.settings()
+    sessions.delete(session_id_of(request.http, origin))
     query = urlencode({"post_logout_redirect_uri": origin + "/", "client_id": settings.client_id})
     location = f"{settings.authority}/oauth2/v2.0/logout?{query}"
     return Redirect(location, status=303, cookies=(clear_cookie(SESSION_COOKIE, origin=origin),))

@@ -17,12 +17,12 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from shared.core.cursor import Cursor, decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
-from shared.core.patterns import GUID, UPN
 from shared.graph.client import GraphClient
+from shared.graph.users import user_path
 
 #: Properties a caller may select (``select=``). ``id`` is always returned.
 USER_FIELDS: tuple[str, ...] = (
@@ -59,12 +59,10 @@ DEFAULT_FIELDS: tuple[str, ...] = (
 #: The signed-in person's own profile (``GET /api/me``, Graph ``/me`` with ``User.Read``).
 ME_FIELDS: tuple[str, ...] = DEFAULT_FIELDS
 #: App role a caller needs to read users through this API (defined on this app's registration).
-USERS_READ_ROLE = "Users.Read.All"
 DEFAULT_TOP = 100  # Graph's own default page size for /users, so a next link without $top means it too
 MAX_TOP = 999  # Graph's limit for /users
 MAX_SEARCH_LENGTH = 200
 #: Entra ID limits userPrincipalName to 113 characters (64 before the @).
-MAX_USER_ID_LENGTH = 113
 
 LIST_PARAMETERS = frozenset({"top", "select", "search", "cursor"})
 GET_PARAMETERS = frozenset({"select"})
@@ -176,16 +174,6 @@ def parse_get_query(params: Mapping[str, str]) -> tuple[str, ...]:
     return parse_select(params["select"]) if "select" in params else DEFAULT_FIELDS
 
 
-def validate_user_id(value: str) -> str:
-    """A user's object id (GUID) or userPrincipalName; raises BadRequest for anything else."""
-    if len(value) > MAX_USER_ID_LENGTH or not (GUID.fullmatch(value) or UPN.fullmatch(value)):
-        raise BadRequest(
-            "id must be a user's object id (GUID) or userPrincipalName "
-            f"(at most {MAX_USER_ID_LENGTH} characters)"
-        )
-    return value
-
-
 def search_expression(term: str) -> str:
     """Graph ``$search`` matching display name or mail. Each clause is a double-quoted phrase in which
     ``"`` and ``\\`` are escaped with a backslash, as Graph documents for directory objects ("Use the
@@ -209,13 +197,6 @@ def search_term_of(expression: str) -> str:
     if valid != term or search_expression(term) != expression:
         raise invalid_cursor()
     return term
-
-
-def user_path(user_id: str) -> str:
-    """Graph path of one user. A UPN starting with ``$`` must use the key syntax ``users('...')``."""
-    if user_id.startswith("$"):
-        return "users('" + quote(user_id.replace("'", "''"), safe="@$") + "')"
-    return "users/" + quote(user_id, safe="@")
 
 
 def project(item: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

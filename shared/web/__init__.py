@@ -1,1 +1,51 @@
-"""web"""
+"""The HTTP surface shared by every capability: JSON responses and the error envelope (:mod:`.api`), pages
+(:mod:`.pages`: Jinja2, CSP, error pages, form checks), the browser's origin, cookies and ``next`` paths
+(:mod:`.cookies`) and the OpenAPI building blocks (:mod:`.openapi_parts`)."""
+
+from shared.web.api import ApiRequest, JsonBody, JsonResponse, json_response, new_blueprint
+from shared.web.cookies import (
+    CALLBACK_PATH,
+    CONSENT_CALLBACK_PATH,
+    FLOW_COOKIE,
+    FLOW_COOKIE_SECONDS,
+    SESSION_COOKIE,
+    app_origin,
+    clear_cookie,
+    cookie_value,
+    safe_next,
+    set_cookie,
+)
+from shared.web.pages import (
+    STATIC_DIR,
+    Chrome,
+    Page,
+    PageRequest,
+    Redirect,
+    require_csrf_token,
+    require_same_origin,
+)
+
+__all__ = [
+    "CALLBACK_PATH",
+    "CONSENT_CALLBACK_PATH",
+    "FLOW_COOKIE",
+    "FLOW_COOKIE_SECONDS",
+    "SESSION_COOKIE",
+    "STATIC_DIR",
+    "ApiRequest",
+    "Chrome",
+    "JsonBody",
+    "JsonResponse",
+    "Page",
+    "PageRequest",
+    "Redirect",
+    "app_origin",
+    "clear_cookie",
+    "cookie_value",
+    "json_response",
+    "new_blueprint",
+    "require_csrf_token",
+    "require_same_origin",
+    "safe_next",
+    "set_cookie",
+]

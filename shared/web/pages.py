@@ -1,25 +1,17 @@
 """The HTML layer every page goes through: Jinja2 rendering, security headers, friendly error pages, and
-the checks state-changing forms pass.
+the checks state-changing forms pass. The edge (:func:`shared.edge.page`) runs page handlers with it.
 
-:func:`page_endpoint` turns a handler ``(PageRequest) -> Page | Redirect`` into an Azure Functions HTTP
-function, as :func:`shared.web.api.json_endpoint` does for JSON. It
-
-* assigns a request id (as the JSON layer does) and shows it in the page footer;
-* renders templates from ``shared/web/templates`` with autoescaping on for every template
-  (``StrictUndefined``:
-  a missing variable is a bug, not an empty string);
-* sends a strict Content-Security-Policy (no inline script or style at all, ``frame-ancestors 'none'``,
-  forms may post only to this app, redirects after a form only to the tenant's sign-in host), plus
-  ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``;
-* translates :class:`~shared.core.errors.SignInRequired` into a fresh sign-in that returns to the page (with
-  the
-  claims a Conditional Access or CAE challenge asked for), any other :class:`GraphFunctionsError` into a
-  friendly HTML error page with its status and stable code, and anything else into a 500 ``internal_error``
-  page without a trace (the trace goes to the log under the request id).
+* Templates come from ``shared/web/templates``, autoescaped for every template (``StrictUndefined``: a
+  missing variable is a bug, not an empty string); the request id shows in the page footer.
+* A strict Content-Security-Policy (no inline script or style at all, ``frame-ancestors 'none'``, forms may
+  post only to this app, redirects after a form only to the tenant's sign-in host), plus
+  ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``.
+* :func:`error_page` is the friendly HTML page of a :class:`GraphFunctionsError` (its status and stable
+  code, never a trace); :func:`internal_error_page` the 500 ``internal_error`` one.
 
 Forms that change state are checked by :func:`require_same_origin` (the browser's ``Origin`` header, or
-``Sec-Fetch-Site``, must name this app) and carry a per-session CSRF token (:func:`csrf_token`,
-:func:`require_csrf_token`). Jinja2 is imported on first use.
+``Sec-Fetch-Site``, must name this app) and carry a per-session CSRF token (:func:`require_csrf_token`).
+Jinja2 is imported on first use.
 """
 
 from __future__ import annotations
@@ -34,17 +26,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.core.errors import BadRequest, Forbidden, GraphFunctionsError, SignInRequired
-from shared.web.api import HttpFunction, http_function
+from shared.core.errors import BadRequest, Forbidden, GraphFunctionsError
+from shared.identity.principal import Principal
 
 if TYPE_CHECKING:
     import jinja2
 
-    from shared.identity.principal import Principal
-
 logger = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
+#: The pages' static files (the one stylesheet).
+STATIC_DIR = Path(__file__).with_name("static")
 #: Largest form body a page accepts (the app's forms post a few hidden fields).
 MAX_FORM_BYTES = 16 * 1024
 
@@ -82,6 +74,10 @@ class PageRequest:
     @property
     def params(self) -> Mapping[str, str]:
         return cast(Mapping[str, str], self.http.params)
+
+    @property
+    def route_params(self) -> Mapping[str, str]:
+        return cast(Mapping[str, str], self.http.route_params)
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -139,7 +135,15 @@ class Redirect:
     cookies: Sequence[str] = ()
 
 
-PageHandler = Callable[[PageRequest], Page | Redirect]
+@dataclasses.dataclass(frozen=True)
+class Chrome:
+    """What every page shows around its content, resolved by the edge: the signed-in person (None for
+    nobody, or a bearer caller), their forms' CSRF token, and the tenant's sign-in origin (the CSP's
+    ``form-action``)."""
+
+    person: Principal | None = None
+    csrf_token: str = ""
+    sign_in_origin: str = ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,16 +164,16 @@ def render(
     context: Mapping[str, Any],
     *,
     request: PageRequest,
-    principal: Principal | None,
+    chrome: Chrome,
     status: int = 200,
     cookies: Sequence[str] = (),
 ) -> func.HttpResponse:
     """Render ``template`` with the variables every page has (``person``, ``csrf_token``, ``here``,
     ``request_id``, ``title``, ``active``, ``extra_nav``) under ``context``'s, with the HTML headers."""
-    person = principal if principal is not None and principal.kind == "person" else None
+    person = chrome.person if chrome.person is not None and chrome.person.is_person else None
     base: dict[str, Any] = {
         "person": person,
-        "csrf_token": csrf_token(person) if person is not None else "",
+        "csrf_token": chrome.csrf_token if person is not None else "",
         # A callback's own URL carries a code and state: never echo it into a link.
         "here": "/" if request.path in _RETRY_FROM else request.path_and_query,
         "request_id": request.request_id,
@@ -178,13 +182,25 @@ def render(
         "extra_nav": (),
     }
     html = environment().get_template(template).render({**base, **context})
-    return html_response(html, status=status, request_id=request.request_id, cookies=cookies)
+    return html_response(
+        html,
+        status=status,
+        request_id=request.request_id,
+        sign_in_origin=chrome.sign_in_origin,
+        cookies=cookies,
+    )
 
 
 def html_response(
-    html: str, *, status: int, request_id: str, cookies: Sequence[str] = ()
+    html: str, *, status: int, request_id: str, sign_in_origin: str, cookies: Sequence[str] = ()
 ) -> func.HttpResponse:
-    response = func.HttpResponse(html.encode("utf-8"), status_code=status, headers=_html_headers(request_id))
+    """An HTML response with the pages' headers (the CSP names ``sign_in_origin`` in ``form-action``)."""
+    headers = {
+        **BASE_HTML_HEADERS,
+        "content-security-policy": content_security_policy(sign_in_origin),
+        "x-request-id": request_id,
+    }
+    response = func.HttpResponse(html.encode("utf-8"), status_code=status, headers=headers)
     _add_cookies(response, cookies)
     return response
 
@@ -199,23 +215,6 @@ def redirect_response(redirect: Redirect, *, request_id: str) -> func.HttpRespon
 def _add_cookies(response: func.HttpResponse, cookies: Sequence[str]) -> None:
     for cookie in cookies:
         response.headers.add("Set-Cookie", cookie)  # werkzeug Headers: one header per cookie
-
-
-def _html_headers(request_id: str) -> dict[str, str]:
-    return {
-        **BASE_HTML_HEADERS,
-        "content-security-policy": content_security_policy(_sign_in_origin()),
-        "x-request-id": request_id,
-    }
-
-
-def _sign_in_origin() -> str:
-    from shared.app import services as runtime
-
-    try:
-        return runtime.current().settings().authority_host
-    except GraphFunctionsError:
-        return ""
 
 
 #: Headline and "try again" wording of the error page, by status.
@@ -241,7 +240,7 @@ def error_page(
     error: GraphFunctionsError,
     *,
     request: PageRequest,
-    principal: Principal | None = None,
+    chrome: Chrome,
     retry_href: str | None = None,
 ) -> func.HttpResponse:
     """The friendly HTML error page for ``error``: its status, heading, public message, stable code and a
@@ -259,83 +258,24 @@ def error_page(
         "retry_href": href,
         "retry_label": "Try again",
     }
-    response = render("error.html", context, request=request, principal=principal, status=error.status)
+    response = render("error.html", context, request=request, chrome=chrome, status=error.status)
     for name, value in error.response_headers().items():
         if name.lower() == "retry-after":
             response.headers["Retry-After"] = value
     return response
 
 
-def internal_error_page(*, request: PageRequest) -> func.HttpResponse:
+def internal_error_page(*, request: PageRequest, sign_in_origin: str) -> func.HttpResponse:
+    """The 500 ``internal_error`` page (no trace; a plain page if the template itself fails)."""
     error = GraphFunctionsError("An unexpected error occurred. Quote the request id when reporting it.")
     try:
-        return error_page(error, request=request, retry_href="/")
+        return error_page(
+            error, request=request, chrome=Chrome(sign_in_origin=sign_in_origin), retry_href="/"
+        )
     except Exception:  # the template itself failed: a plain page, still no trace
         logger.exception("The error page could not be rendered (request %s)", request.request_id)
         html = "<!doctype html><title>Error</title><main><h1>Something went wrong</h1></main>"
-        return html_response(html, status=500, request_id=request.request_id)
-
-
-def page_endpoint(handler: PageHandler) -> HttpFunction:
-    """Wrap ``handler`` as a Functions HTTP function (see module docstring), with the request id and binding
-    rules of every endpoint (:func:`shared.web.api.http_function`)."""
-    name = handler.__name__
-    return http_function(
-        handler, lambda req, request_id: _run(handler, PageRequest(http=req, request_id=request_id), name)
-    )
-
-
-def _run(handler: PageHandler, request: PageRequest, name: str) -> func.HttpResponse:
-    try:
-        result = handler(request)
-        if isinstance(result, Redirect):
-            return redirect_response(result, request_id=request.request_id)
-        return render(
-            result.template,
-            result.context,
-            request=request,
-            principal=result.context.get("principal"),
-            status=result.status,
-            cookies=result.cookies,
-        )
-    except SignInRequired as error:
-        logger.info("%s needs a sign-in (%s, request %s)", name, error.code, request.request_id)
-        try:
-            from shared.signin.web import sign_in_redirect
-
-            return redirect_response(sign_in_redirect(request, error), request_id=request.request_id)
-        except GraphFunctionsError as failure:
-            return error_page(failure, request=request)
-    except GraphFunctionsError as error:
-        if error.status >= 500:  # operator details (never secrets) go to the log, as in shared.web.api
-            logger.error(
-                "%s failed with %d %s: %s (request %s)",
-                name,
-                error.status,
-                error.code,
-                error.message,
-                request.request_id,
-            )
-        else:
-            logger.info("%s answered %d %s (request %s)", name, error.status, error.code, request.request_id)
-        # A refusal (403, 404, 400) still shows who is signed in and the sign-out form; after a 5xx the
-        # session's storage may be what failed, so the page does not ask it again.
-        viewer = _signed_in_person(request) if error.status < 500 else None
-        return error_page(error, request=request, principal=viewer)
-    except Exception:
-        logger.exception("Unhandled error in %s (request %s)", name, request.request_id)
-        return internal_error_page(request=request)
-
-
-def _signed_in_person(request: PageRequest) -> Principal | None:
-    """The person signed in on this browser, whatever their roles; None without a (valid) session."""
-    from shared.identity.bearer import PEOPLE
-    from shared.identity.principal import identify
-
-    try:
-        return identify(request.http, kinds=PEOPLE)
-    except GraphFunctionsError:
-        return None
+        return html_response(html, status=500, request_id=request.request_id, sign_in_origin=sign_in_origin)
 
 
 # --- Forms that change state ---------------------------------------------------------------------
@@ -361,21 +301,15 @@ def require_same_origin(request: PageRequest, app_origin: str) -> None:
     )
 
 
-def csrf_token(principal: Principal) -> str:
-    """The CSRF token of ``principal``'s session forms (an HMAC of the session under a key derived from
-    the session key ring); empty for callers without a session."""
-    return principal.csrf_token
-
-
-def require_csrf_token(request: PageRequest, principal: Principal | None) -> None:
-    """The form's ``csrf`` field must be the session's token (an HMAC verified in constant time; tokens
-    signed with an earlier session key still verify after a rotation).
+def require_csrf_token(request: PageRequest, verify: Callable[[str], bool] | None) -> None:
+    """The form's ``csrf`` field must pass ``verify`` (the session's check: an HMAC verified in constant
+    time; tokens signed with an earlier session key still verify after a rotation). None: no session.
 
     Raises:
         Forbidden: ``csrf_token_invalid``.
     """
     sent = request.form.get("csrf", "")
-    if principal is None or not principal.verify_csrf(sent):
+    if verify is None or not verify(sent):
         raise Forbidden(
             "This form has expired. Go back, reload the page and try again.", code="csrf_token_invalid"
         )

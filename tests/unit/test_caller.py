@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.core.errors import CredentialUnavailable, Forbidden, Unauthenticated
-from shared.identity.bearer import APPLICATIONS, USERS, CallerAuthenticator, CallerKind
+from shared.identity.bearer import CallerAuthenticator
+from shared.identity.principal import APPLICATIONS, USERS, CallerKind
 from shared.identity.signing_keys import SigningKeys
 
 from .conftest import AUTHORITY_HOST, CALLER_APP, CLIENT, TENANT, TokenFactory, jwk_of, make_settings
@@ -33,7 +34,9 @@ class Tenant:
         self.keys = SigningKeys(
             metadata_url=METADATA_URL, transport=self.transport, clock=self.clock, spawn=lambda f: f()
         )
-        self.authenticator = CallerAuthenticator(make_settings(), self.keys)
+        self.authenticator = CallerAuthenticator(
+            tenant_id=TENANT, audiences=make_settings().api_audiences, keys=self.keys
+        )
 
     def _metadata(self, request: SentRequest) -> FakeResponse:
         if self.down:
@@ -308,7 +311,9 @@ def test_metadata_problems(rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory)
         transport.route(METADATA_URL, respond(200, metadata))
         keys = SigningKeys(metadata_url=METADATA_URL, transport=transport)
         with pytest.raises(CredentialUnavailable):
-            CallerAuthenticator(make_settings(), keys).authenticate(
+            CallerAuthenticator(
+                tenant_id=TENANT, audiences=make_settings().api_audiences, keys=keys
+            ).authenticate(
                 {"authorization": f"Bearer {make_token()}"}, required_role=ROLE, kinds=APPLICATIONS
             )
     transport = FakeTransport()
@@ -418,7 +423,11 @@ def test_sovereign_cloud_issuers_come_from_the_authority_host(
     )
     transport.route(jwks_url, respond(200, {"keys": [jwk_of(rsa_key, "key-1")]}))
     settings = make_settings(ENTRA_AUTHORITY_HOST=authority_host)
-    authenticator = CallerAuthenticator(settings, SigningKeys(metadata_url=metadata_url, transport=transport))
+    authenticator = CallerAuthenticator(
+        tenant_id=settings.tenant_id,
+        audiences=settings.api_audiences,
+        keys=SigningKeys(metadata_url=metadata_url, transport=transport),
+    )
 
     def authenticate(token: str) -> Any:
         return authenticator.authenticate(

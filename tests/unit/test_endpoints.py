@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import function_app
 from shared.app import services as runtime
+from shared.app.tenants import graph_config
 from shared.core.cursor import encode_cursor
 from shared.core.errors import ConfigurationError
 from shared.graph.client import GraphClient
@@ -71,12 +72,18 @@ class App:
             transport=self.transport,
             tokens=self.tokens,
             authenticator=CallerAuthenticator(
-                settings, SigningKeys(metadata_url=METADATA_URL, transport=self.transport)
+                tenant_id=settings.tenant_id,
+                audiences=settings.api_audiences,
+                keys=SigningKeys(metadata_url=METADATA_URL, transport=self.transport),
             ),
         )
         # A Graph client with a fake clock so retry waits are instant.
-        self.runtime._graph = GraphClient(
-            settings=settings, tokens=self.tokens, transport=self.transport, sleep=clock.sleep, clock=clock
+        self.runtime.tenant()._graph = GraphClient(
+            config=graph_config(settings),
+            tokens=self.tokens,
+            transport=self.transport,
+            sleep=clock.sleep,
+            clock=clock,
         )
         runtime.install(self.runtime)
 
@@ -292,7 +299,7 @@ def test_unexpected_exceptions_are_500_without_details(
         def get_token(self, scope: str) -> str:
             raise RuntimeError("secret-ish internal detail")
 
-    app.runtime._graph._tokens = Exploding()  # type: ignore[union-attr]
+    app.runtime.tenant()._graph._tokens = Exploding()  # type: ignore[union-attr]
     token = make_token()
     with caplog.at_level(logging.ERROR):
         response = app.call("users_list", token=token)
@@ -341,14 +348,16 @@ def test_startup_report_logs_every_problem(caplog: pytest.LogCaptureFixture) -> 
 
 def test_runtime_builds_each_service_once() -> None:
     services = runtime.Runtime(settings=make_settings())
-    assert services.graph() is services.graph()
-    assert services.tokens() is services.tokens()
-    assert services.users() is services.users()
-    assert services.authenticator() is services.authenticator()
+    tenant = services.tenant()
+    assert tenant is services.tenant()
+    assert tenant.graph() is tenant.graph()
+    assert tenant.tokens() is tenant.tokens()
+    assert tenant.users() is tenant.users()
+    assert tenant.authenticator() is tenant.authenticator()
     assert services.transport() is services.transport()
     broken = runtime.Runtime(env={})
     with pytest.raises(ConfigurationError) as first:
         broken.settings()
     with pytest.raises(ConfigurationError) as second:
-        broken.users()
+        broken.tenant().users()
     assert first.value is second.value

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from shared.app.tenants import graph_config
 from shared.core.context import request_scope
 from shared.core.errors import BadRequest, NotFound, UpstreamError, UpstreamThrottled
 from shared.core.http import InvalidRequestError, TransportError
@@ -35,7 +36,7 @@ def client(
 ) -> GraphClient:
     clock = clock or FakeClock()
     return GraphClient(
-        settings=make_settings(**settings),
+        config=graph_config(make_settings(**settings)),
         tokens=tokens or FakeTokens(),
         transport=transport,
         sleep=clock.sleep,

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
+from shared.app.tenants import graph_config
 from shared.core.cursor import encode_cursor
 from shared.core.errors import (
     AuditUnavailable,
@@ -23,7 +24,8 @@ from shared.core.errors import (
     UpstreamThrottled,
 )
 from shared.graph.client import GraphClient
-from shared.mail.audit import Actor, AuditEntry
+from shared.identity.principal import Principal
+from shared.mail.audit import AuditEntry
 from shared.mail.messages import MailService
 from shared.mail.query import (
     LIST_FIELDS,
@@ -49,7 +51,7 @@ SELECT = ",".join(LIST_FIELDS)
 def graph(transport: FakeTransport, **settings: str) -> GraphClient:
     clock = FakeClock()
     return GraphClient(
-        settings=make_settings(**settings),
+        config=graph_config(make_settings(**settings)),
         tokens=FakeTokens(),
         transport=transport,
         sleep=clock.sleep,
@@ -331,7 +333,7 @@ def reads(transport: FakeTransport, recorder: Recorder, scope: str | None = "*")
     return MailReads(MailboxScope(client, scope=scope, cache_seconds=300), MailService(client), recorder)  # type: ignore[arg-type]
 
 
-SERVICE = Actor(kind="application", app_id="caller")
+SERVICE = Principal(kind="application", app_id="caller", object_id=None, tenant_id="t", roles=frozenset())
 
 
 def test_every_attempt_is_recorded_with_its_outcome() -> None:

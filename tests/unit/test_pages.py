@@ -6,7 +6,9 @@ import azure.functions as func
 import pytest
 
 from shared.core.errors import BadRequest, Forbidden, UpstreamThrottled
-from shared.web.pages import Page, PageHandler, PageRequest, Redirect, page_endpoint, require_same_origin
+from shared.edge import Call, page
+from shared.edge.endpoints import PageHandler
+from shared.web.pages import Page, PageRequest, Redirect, require_same_origin
 
 
 def request(
@@ -18,11 +20,11 @@ def request(
 
 
 def run(handler: PageHandler, req: func.HttpRequest | None = None) -> func.HttpResponse:
-    return page_endpoint(handler)(req or request())
+    return page(None)(handler)(req or request())
 
 
 def test_a_page_has_the_security_headers_and_escapes_its_variables() -> None:
-    def hostile(_: PageRequest) -> Page:
+    def hostile(_: Call) -> Page:
         return Page(
             "error.html",
             {
@@ -55,7 +57,7 @@ def test_a_page_has_the_security_headers_and_escapes_its_variables() -> None:
     ],
 )
 def test_errors_are_friendly_pages_with_their_code(error: Exception, status: int) -> None:
-    def failing(_: PageRequest) -> Page:
+    def failing(_: Call) -> Page:
         raise error
 
     response = run(failing)
@@ -69,7 +71,7 @@ def test_errors_are_friendly_pages_with_their_code(error: Exception, status: int
 
 
 def test_unexpected_exceptions_are_a_500_page_without_a_trace() -> None:
-    def broken(_: PageRequest) -> Page:
+    def broken(_: Call) -> Page:
         raise RuntimeError("secret detail")
 
     response = run(broken)
@@ -79,7 +81,7 @@ def test_unexpected_exceptions_are_a_500_page_without_a_trace() -> None:
 
 
 def test_redirects_carry_every_cookie() -> None:
-    def go(_: PageRequest) -> Redirect:
+    def go(_: Call) -> Redirect:
         return Redirect("/next", cookies=("a=1; Path=/", "b=2; Path=/"))
 
     response = run(go)
@@ -88,7 +90,7 @@ def test_redirects_carry_every_cookie() -> None:
 
 
 def test_callback_error_pages_never_link_to_their_own_url() -> None:
-    def failing(_: PageRequest) -> Page:
+    def failing(_: Call) -> Page:
         raise BadRequest("no", code="sign_in_failed")
 
     response = run(failing, request("/auth/callback?code=SECRETCODE&state=s"))

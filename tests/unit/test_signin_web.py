@@ -8,7 +8,7 @@ from http.cookies import SimpleCookie
 import pytest
 
 from shared.graph.errors import claims_challenge
-from shared.signin.web import clear_cookie, cookie_name, safe_next, set_cookie
+from shared.web.cookies import clear_cookie, cookie_name, safe_next, set_cookie
 
 from .fakes import FakeResponse, respond
 

@@ -6,9 +6,11 @@ from urllib.parse import quote
 
 import pytest
 
+from shared.app.tenants import graph_config
 from shared.core.cursor import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from shared.core.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
 from shared.graph.client import GraphClient
+from shared.graph.users import user_path, validate_user_id
 from shared.users.service import (
     DEFAULT_FIELDS,
     USER_FIELDS,
@@ -18,8 +20,6 @@ from shared.users.service import (
     parse_list_query,
     search_expression,
     search_term_of,
-    user_path,
-    validate_user_id,
 )
 
 from .conftest import GRAPH, make_settings
@@ -32,7 +32,11 @@ ADA_SEARCH = quote(search_expression("ada"), safe="")
 def service(transport: FakeTransport) -> UsersService:
     clock = FakeClock()
     graph = GraphClient(
-        settings=make_settings(), tokens=FakeTokens(), transport=transport, sleep=clock.sleep, clock=clock
+        config=graph_config(make_settings()),
+        tokens=FakeTokens(),
+        transport=transport,
+        sleep=clock.sleep,
+        clock=clock,
     )
     return UsersService(graph)
 

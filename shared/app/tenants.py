@@ -1,0 +1,214 @@
+"""The services of one tenant (:class:`TenantServices`), built lazily and once per tenant: the app's tokens
+for the tenant, its Graph client, the bearer-token validator (its signing keys and issuer), the users and
+mail services (mailbox scope, audit trail) and the daily report.
+
+:class:`shared.app.services.Runtime` holds one per tenant of its :class:`~shared.identity.tenancy.
+TenantDirectory`; the edge binds the caller's tenant's set to each call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from shared.core.errors import ConfigurationError
+from shared.core.http import RequestsTransport, Transport
+from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
+from shared.graph.client import GraphClient, GraphConfig, TokenSource
+from shared.graph.sharepoint import current_user
+from shared.identity.bearer import CallerAuthenticator, TokenValidator
+from shared.identity.credentials import build_credential_source
+from shared.identity.signing_keys import SigningKeys
+from shared.identity.tenancy import Tenant
+from shared.identity.tokens import TokenProvider, msal_app_factory
+from shared.mail.audit import AuditStore
+from shared.mail.messages import MailService
+from shared.mail.reads import MailReads
+from shared.mail.scope import MailboxScope
+from shared.report.mail import ReportMailer
+from shared.report.run import ReportRunner
+from shared.report.service import ReportService
+from shared.report.store import ReportStore
+from shared.storage.clients import queue_client, queue_service
+from shared.users.service import UsersService
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+    from azure.keyvault.secrets import SecretClient
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.signin.delegated import DelegatedTokens
+
+_T = TypeVar("_T")
+
+
+class ProcessServices(Protocol):
+    """What a tenant's services share with the whole process (:class:`shared.app.services.Runtime`)."""
+
+    def settings(self) -> Settings: ...
+
+    def transport(self) -> Transport: ...
+
+    def table_service(self) -> TableServiceClient: ...
+
+    def blob_service(self) -> BlobServiceClient: ...
+
+    def secret_client(self) -> SecretClient: ...
+
+
+def graph_config(settings: Settings) -> GraphConfig:
+    """The Graph client's part of the settings."""
+    return GraphConfig(
+        endpoint=settings.graph_endpoint,
+        timeout_seconds=settings.graph_timeout_seconds,
+        retry_budget_seconds=settings.graph_retry_budget_seconds,
+        max_retries=settings.graph_max_retries,
+    )
+
+
+class TenantServices:
+    """The services of :attr:`tenant` (module docstring). Every accessor is thread-safe and lazy; any
+    component can be injected (tests pass fakes)."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        process: ProcessServices,
+        *,
+        tokens: TokenSource | None = None,
+        authenticator: TokenValidator | None = None,
+    ) -> None:
+        self.tenant = tenant
+        self._process = process
+        self._lock = threading.RLock()
+        self._tokens = tokens
+        self._authenticator = authenticator
+        self._graph: GraphClient | None = None
+        self._users: UsersService | None = None
+        self._audit: AuditStore | None = None
+        self._mail_reads: MailReads | None = None
+        self._reports: ReportService | None = None
+
+    def tokens(self) -> TokenSource:
+        """The app's own tokens in this tenant (:class:`~shared.identity.tokens.TokenProvider`: its Key Vault
+        or managed-identity credential)."""
+
+        def build() -> TokenSource:
+            settings = self._process.settings()
+            transport = self._process.transport()
+            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
+            return TokenProvider(
+                credential_source=build_credential_source(
+                    settings, secret_client=self._process.secret_client
+                ),
+                app_factory=msal_app_factory(settings, http_client=http_client),
+            )
+
+        return self._once("_tokens", build)
+
+    def graph(self) -> GraphClient:
+        """Graph with the app's own (app-only) tokens."""
+        return self._once(
+            "_graph",
+            lambda: GraphClient(
+                config=graph_config(self._process.settings()),
+                tokens=self.tokens(),
+                transport=self._process.transport(),
+            ),
+        )
+
+    def delegated_graph(self, tokens: TokenSource) -> GraphClient:
+        """Graph acting for a person with their delegated ``tokens``, sharing the process's transport.
+        Cheap: one per request."""
+        return GraphClient(
+            config=graph_config(self._process.settings()), tokens=tokens, transport=self._process.transport()
+        )
+
+    def users(self) -> UsersService:
+        return self._once("_users", lambda: UsersService(self.graph()))
+
+    def authenticator(self) -> TokenValidator:
+        """Validates bearer tokens issued by this tenant for this API (its published signing keys)."""
+
+        def build() -> TokenValidator:
+            settings = self._process.settings()
+            keys = SigningKeys(
+                metadata_url=self.tenant.metadata_url,
+                transport=self._process.transport(),
+                timeout=settings.graph_timeout_seconds,
+            )
+            return CallerAuthenticator(
+                tenant_id=self.tenant.tenant_id, audiences=settings.api_audiences, keys=keys
+            )
+
+        return self._once("_authenticator", build)
+
+    def audit(self) -> AuditStore:
+        """The audit trail of mailbox reads in ``AUDIT_TABLE``."""
+        return self._once(
+            "_audit", lambda: AuditStore(self._process.table_service(), self._process.settings().audit_table)
+        )
+
+    def mail_reads(self) -> MailReads:
+        """Mailbox reads: the ``MAILBOX_SCOPE`` check, the Graph read and the audit record of each."""
+
+        def build() -> MailReads:
+            settings = self._process.settings()
+            scope = MailboxScope(
+                self.graph(), scope=settings.mailbox_scope, cache_seconds=settings.mailbox_scope_cache_seconds
+            )
+            return MailReads(scope, MailService(self.graph()), self.audit())
+
+        return self._once("_mail_reads", build)
+
+    def reports(self) -> ReportService:
+        """The daily user report (:mod:`shared.report`): runner, store, links and run queue."""
+
+        def build() -> ReportService:
+            settings = self._process.settings()
+            store = ReportStore(self._process.blob_service(), settings.report_container)
+            tokens = self.tokens()
+            config = graph_config(settings)
+
+            def graph_for(transport: Transport) -> GraphClient:
+                return GraphClient(config=config, tokens=tokens, transport=transport)
+
+            mailer = ReportMailer(settings, store, self.graph())
+            runner = ReportRunner(
+                settings=settings,
+                store=store,
+                transport=self._process.transport(),
+                graph_factory=graph_for,
+                function_timeout=function_timeout_seconds(HOST_JSON),
+                mail=mailer if mailer.enabled else None,
+            )
+            queue: Any = lambda: queue_client(queue_service(settings), settings.report_queue)  # noqa: E731
+            return ReportService(store=store, runner=runner, queue=queue)
+
+        return self._once("_reports", build)
+
+    def sharepoint_profile(self, tokens: DelegatedTokens, scope: str) -> dict[str, Any]:
+        """The person's SharePoint user on ``SHAREPOINT_SITE_URL`` with their delegated ``tokens`` for
+        ``scope``. Raises as :func:`~shared.graph.sharepoint.current_user`, and ConfigurationError without
+        the setting."""
+        settings = self._process.settings()
+        if not settings.sharepoint_site_url:
+            raise ConfigurationError("SHAREPOINT_SITE_URL is not set")
+        return current_user(
+            site_url=str(settings.sharepoint_site_url),
+            scope=scope,
+            tokens=tokens,
+            transport=self._process.transport(),
+            timeout=settings.graph_timeout_seconds,
+        )
+
+    def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
+        value: _T | None = getattr(self, attribute)
+        if value is None:
+            with self._lock:
+                value = getattr(self, attribute)
+                if value is None:
+                    value = build()
+                    setattr(self, attribute, value)
+        return value

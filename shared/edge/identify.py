@@ -1,0 +1,76 @@
+"""Who is calling, decided once per request: a bearer token wins, else the session cookie.
+
+* **A bearer token wins.** When a request carries ``Authorization``, the cookie is not looked at: the token
+  alone decides (a valid token of a kind the endpoint refuses is a 403, never a fall-back to the cookie).
+  Services therefore never act with a person's session by accident, and a browser's cookie cannot upgrade a
+  bad token.
+* **People.** The session cookie names a session in Table Storage; no cookie, an unknown, tampered or
+  expired one is :class:`~shared.core.errors.SignInRequired` (pages redirect to sign-in, the JSON API
+  answers 401).
+* **Permission** is the endpoint's declared :class:`~shared.identity.access.Access`, checked after
+  identification; audited endpoints receive the refusal instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import azure.functions as func
+
+from shared.app.services import Runtime
+from shared.core.errors import Forbidden, SignInRequired
+from shared.identity.access import Access, refusal
+from shared.identity.bearer import bearer_token, has_authorization
+from shared.identity.principal import Principal
+from shared.signin.people import current_session, person_of
+from shared.signin.sessions import Session
+
+
+@dataclasses.dataclass(frozen=True)
+class Identified:
+    """The outcome of :func:`identify`."""
+
+    principal: Principal | None
+    session: Session | None = None
+    refusal: Forbidden | None = None
+
+
+def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, origin: str) -> Identified:
+    """The caller of ``request`` as ``access`` admits it (module docstring).
+
+    Raises:
+        Unauthenticated: a bearer token that fails validation, or none where only bearer callers are
+            accepted (401 ``unauthenticated``).
+        SignInRequired: no credential, or a missing, unknown or expired session (401), on an endpoint that
+            accepts people (not raised when ``access.optional``: the caller is then None; a bearer token
+            still decides alone there).
+        Forbidden: the caller may not call the endpoint (403), unless ``access.audited``.
+        CredentialUnavailable, StorageUnavailable: the tenant's keys, the vault or Table Storage are
+            down (503).
+    """
+    headers = request.headers
+    if has_authorization(headers) or not access.accepts_people:
+        # Without a token, bearer_token raises the 401 every bearer endpoint has always answered.
+        validator = runtime.tenant().authenticator()
+        principal = validator.validate(bearer_token(headers))
+        return _decided(Identified(principal), access)
+    try:
+        session = current_session(
+            request, sessions=runtime.sessions, origin=origin, bearer_accepted=access.accepts_bearer
+        )
+    except SignInRequired:
+        if access.optional:
+            return Identified(None)
+        raise
+    principal = person_of(session, client_id=runtime.settings().client_id)
+    return _decided(Identified(principal, session), access)
+
+
+def _decided(identified: Identified, access: Access) -> Identified:
+    assert identified.principal is not None  # noqa: S101 - both callers pass one
+    refused = refusal(identified.principal, access)
+    if refused is None:
+        return identified
+    if access.audited:
+        return dataclasses.replace(identified, refusal=refused)
+    raise refused
