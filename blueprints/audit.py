@@ -11,7 +11,7 @@ import datetime as dt
 import azure.functions as func
 
 from shared.edge import Call, api, page
-from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
 from shared.mail import audit_page, list_audit, parse_audit_query
 from shared.web import JsonBody, Page, Redirect, new_blueprint
 
@@ -20,7 +20,7 @@ bp = new_blueprint()
 
 @bp.function_name("audit_mail_list")
 @bp.route(route="api/audit/mail", methods=[func.HttpMethod.GET])
-@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.AUDIT_READ, person_role=roles.AUDIT_READ))
+@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=AppRole.AUDIT_READ, person_role=AppRole.AUDIT_READ))
 def list_mail_audit(call: Call) -> JsonBody:
     """Audit records, newest first: ``{"value": [...], "nextCursor": str | null}``.
 
@@ -32,7 +32,7 @@ def list_mail_audit(call: Call) -> JsonBody:
 
 @bp.function_name("page_audit")
 @bp.route(route="audit", methods=[func.HttpMethod.GET])
-@page(Access(kinds=PEOPLE, person_role=roles.AUDIT_READ))
+@page(Access(kinds=PEOPLE, person_role=AppRole.AUDIT_READ))
 def audit(call: Call) -> Page | Redirect:
     """The audit trail, for signed-in people holding ``Audit.Read``."""
     return audit_page(call.request, audit=call.services.audit())

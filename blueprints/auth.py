@@ -20,7 +20,7 @@ import azure.functions as func
 
 from shared.core import AuthFlowUnknown, SignInFailed
 from shared.edge import Call, page
-from shared.identity import PEOPLE, Access, roles
+from shared.identity import PEOPLE, Access, AppRole
 from shared.signin import complete_sign_in, sign_in_redirect, sign_out
 from shared.web import (
     CONSENT_CALLBACK_PATH,
@@ -41,7 +41,7 @@ from shared.web import (
 bp = new_blueprint()
 
 #: People who may start admin consent: the operators (documented in docs/sign-in.md).
-CONSENTING = Access(kinds=PEOPLE, person_role=roles.ADMIN_CONSENT)
+CONSENTING = Access(kinds=PEOPLE, person_role=AppRole.REPORTS_RUN)
 
 
 @bp.function_name("auth_login")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.edge import Call, api, page
-from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
 from shared.mail import mail_page, message_page
 from shared.web import JsonBody, Page, Redirect, new_blueprint
 
@@ -20,10 +20,10 @@ bp = new_blueprint()
 
 #: Services (bearer token) and people signed in to the pages (session cookie); a bearer token wins.
 READERS = Access(
-    kinds=APPLICATIONS | PEOPLE, app_role=roles.MAIL_READ, person_role=roles.MAIL_READ, audited=True
+    kinds=APPLICATIONS | PEOPLE, app_role=AppRole.MAIL_READ, person_role=AppRole.MAIL_READ, audited=True
 )
 #: The pages: people only.
-PAGE_READERS = Access(kinds=PEOPLE, person_role=roles.MAIL_READ, audited=True)
+PAGE_READERS = Access(kinds=PEOPLE, person_role=AppRole.MAIL_READ, audited=True)
 
 
 @bp.function_name("mail_list")

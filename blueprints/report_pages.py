@@ -22,7 +22,7 @@ import azure.functions as func
 
 from shared.core import BadRequest, NotFound
 from shared.edge import Call, page
-from shared.identity import PEOPLE, Access, roles
+from shared.identity import PEOPLE, Access, AppRole
 from shared.report import ReportService, build_model, parse_report_date, render_page, schedule_zone
 from shared.web import Page, Redirect, new_blueprint, require_csrf_token
 
@@ -68,7 +68,7 @@ def _run_panel(reports: ReportService, date: dt.date) -> dict[str, Any]:
 
 @bp.function_name("page_reports")
 @bp.route(route="reports", methods=[func.HttpMethod.GET])
-@page(Access(kinds=PEOPLE, person_role=roles.REPORTS_READ))
+@page(Access(kinds=PEOPLE, person_role=AppRole.REPORTS_READ))
 def reports_page(call: Call) -> Page | Redirect:
     """The latest report, or ``?date=YYYY-MM-DD``'s (the daily mail links there; 404 page
     ``report_not_found`` when that date has none); ``?run=YYYY-MM-DD`` adds the status of that date's
@@ -86,7 +86,7 @@ def reports_page(call: Call) -> Page | Redirect:
         "active": "reports",
         "report": render_page(model),
         "run": run,
-        "can_run": call.caller.has_role(roles.REPORTS_RUN),
+        "can_run": call.caller.has_role(AppRole.REPORTS_RUN),
         "today": today().isoformat(),
     }
     return Page("reports.html", context)
@@ -94,7 +94,7 @@ def reports_page(call: Call) -> Page | Redirect:
 
 @bp.function_name("page_reports_run")
 @bp.route(route="reports/run", methods=[func.HttpMethod.POST])
-@page(Access(kinds=PEOPLE, person_role=roles.REPORTS_RUN), same_origin_first=True, sign_in_next=PAGE_PATH)
+@page(Access(kinds=PEOPLE, person_role=AppRole.REPORTS_RUN), same_origin_first=True, sign_in_next=PAGE_PATH)
 def run_now(call: Call) -> Page | Redirect:
     """Queue a run of the form's ``date`` (``force=true``: re-run a completed report, audited), then show
     its status on ``/reports``. Same service call as ``POST /api/reports/users``. The form is checked for

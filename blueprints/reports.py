@@ -30,7 +30,7 @@ import azure.functions as func
 
 from shared.core import BadRequest
 from shared.edge import Call, api, background
-from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
 from shared.report import RunRequest, parse_report_date, schedule_zone, timer_report_date
 from shared.web import JsonBody, JsonResponse, new_blueprint
 
@@ -88,8 +88,8 @@ def report_queue(msg: func.QueueMessage) -> None:
 
 
 #: Who may read reports: services and signed-in people (bearer wins); runs are queued by services only.
-READERS = Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.REPORTS_READ, person_role=roles.REPORTS_READ)
-RUNNERS = Access(kinds=APPLICATIONS, app_role=roles.REPORTS_RUN)
+READERS = Access(kinds=APPLICATIONS | PEOPLE, app_role=AppRole.REPORTS_READ, person_role=AppRole.REPORTS_READ)
+RUNNERS = Access(kinds=APPLICATIONS, app_role=AppRole.REPORTS_RUN)
 
 
 def _date(call: Call) -> dt.date:

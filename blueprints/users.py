@@ -14,7 +14,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.edge import Call, api
-from shared.identity import APPLICATIONS, PEOPLE, Access, roles
+from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
 from shared.users import UsersService, parse_get_query, parse_list_query, validate_user_id
 from shared.web import JsonBody, new_blueprint
 
@@ -23,7 +23,7 @@ bp = new_blueprint()
 
 @bp.function_name("users_list")
 @bp.route(route="api/users", methods=[func.HttpMethod.GET])
-@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.USERS_READ))
+@api(Access(kinds=APPLICATIONS | PEOPLE, app_role=AppRole.USERS_READ))
 def list_users(call: Call) -> JsonBody:
     """One page of users: ``{"value": [...], "nextCursor": str | null}``.
 
@@ -37,7 +37,7 @@ def list_users(call: Call) -> JsonBody:
 
 @bp.function_name("users_get")
 @bp.route(route="api/users/{id}", methods=[func.HttpMethod.GET])
-@api(Access(kinds=APPLICATIONS, app_role=roles.USERS_READ))
+@api(Access(kinds=APPLICATIONS, app_role=AppRole.USERS_READ))
 def get_user(call: Call) -> JsonBody:
     """One user by object id or userPrincipalName. Query: select."""
     select = parse_get_query(call.request.params)

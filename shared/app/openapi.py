@@ -12,8 +12,9 @@ from typing import Any
 from shared.core.cursor import MAX_CURSOR_LENGTH
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.graph.users import MAX_USER_ID_LENGTH
-from shared.identity import roles
+from shared.identity.roles import AppRole
 from shared.mail.openapi import MAIL_ERROR_CODES, MAIL_PARAMETERS, MAIL_PATHS, MAIL_SCHEMAS
+from shared.report import openapi as reports
 from shared.users.service import (
     DEFAULT_TOP,
     MAX_SEARCH_LENGTH,
@@ -129,7 +130,7 @@ _DOCUMENT: dict[str, Any] = {
                     "bearer token wins over a cookie."
                 ),
                 "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-                "x-required-app-role": roles.USERS_READ,
+                "x-required-app-role": AppRole.USERS_READ,
                 "parameters": [
                     ref("parameters", "top"),
                     ref("parameters", "select"),
@@ -147,7 +148,7 @@ _DOCUMENT: dict[str, Any] = {
                 "operationId": "getUser",
                 "summary": "Get one user by object id or userPrincipalName.",
                 "security": [{"bearerAuth": []}],
-                "x-required-app-role": roles.USERS_READ,
+                "x-required-app-role": AppRole.USERS_READ,
                 "parameters": [ref("parameters", "userId"), ref("parameters", "select")],
                 "responses": {
                     "200": ok_response("The user.", "User"),
@@ -357,8 +358,6 @@ _DOCUMENT: dict[str, Any] = {
 
 def _merge_reports(document: dict[str, Any]) -> None:
     """Add the reports API's paths and components (:mod:`shared.report.openapi`)."""
-    from shared.report import openapi as reports
-
     document["paths"].update(reports.PATHS)
     for kind, part in (
         ("parameters", reports.PARAMETERS),

@@ -12,7 +12,7 @@ envelopes by :mod:`shared.web.api`, pages by :mod:`shared.web.pages`, a sign-in 
 Endpoints declare their access in the decorator::
 
     @bp.route(route="api/users", methods=["GET"])
-    @api(Access(kinds=APPLICATIONS | PEOPLE, app_role=roles.USERS_READ))
+    @api(Access(kinds=APPLICATIONS | PEOPLE, app_role=AppRole.USERS_READ))
     def list_users(call: Call) -> JsonBody: ...
 
 ``None`` declares a public endpoint (no caller is identified; no settings are read until used).

@@ -2,7 +2,6 @@
 (:mod:`.roles`), endpoints' declared :class:`Access`, bearer-token validation, the tenant directory; and
 the app's own identity: its credential, MSAL app, tokens, signing keys and the session key ring."""
 
-from shared.identity import roles
 from shared.identity.access import Access, refusal, require
 from shared.identity.bearer import CallerAuthenticator, TokenValidator, bearer_token, has_authorization
 from shared.identity.principal import (
@@ -15,6 +14,7 @@ from shared.identity.principal import (
     Principal,
     describe_kinds,
 )
+from shared.identity.roles import AppRole
 from shared.identity.tenancy import Tenant, TenantDirectory
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "PEOPLE",
     "USERS",
     "Access",
+    "AppRole",
     "CallerAuthenticator",
     "CallerKind",
     "Principal",
@@ -35,5 +36,4 @@ __all__ = [
     "has_authorization",
     "refusal",
     "require",
-    "roles",
 ]

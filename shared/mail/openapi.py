@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.core.cursor import MAX_CURSOR_LENGTH
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
-from shared.identity import roles
+from shared.identity.roles import AppRole
 from shared.mail.audit_query import DEFAULT_TOP as AUDIT_DEFAULT_TOP
 from shared.mail.audit_query import MAX_TOP as AUDIT_MAX_TOP
 from shared.mail.query import (
@@ -38,7 +38,7 @@ MAIL_PATHS: dict[str, Any] = {
             "summary": "A page of a mailbox's messages, newest first.",
             "description": _MAIL_DESCRIPTION,
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-            "x-required-app-role": roles.MAIL_READ,
+            "x-required-app-role": AppRole.MAIL_READ,
             "parameters": [
                 ref("parameters", "mailboxId"),
                 ref("parameters", "mailTop"),
@@ -57,7 +57,7 @@ MAIL_PATHS: dict[str, Any] = {
             "summary": "One message, its body as text (never HTML).",
             "description": _MAIL_DESCRIPTION,
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-            "x-required-app-role": roles.MAIL_READ,
+            "x-required-app-role": AppRole.MAIL_READ,
             "parameters": [ref("parameters", "mailboxId"), ref("parameters", "messageId")],
             "responses": {
                 "200": ok_response("The message.", "Message"),
@@ -71,7 +71,7 @@ MAIL_PATHS: dict[str, Any] = {
             "summary": "The audit records of mailbox reads, newest first.",
             "description": "Append-only: no operation updates or deletes a record.",
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-            "x-required-app-role": roles.AUDIT_READ,
+            "x-required-app-role": AppRole.AUDIT_READ,
             "parameters": [
                 ref("parameters", "auditFrom"),
                 ref("parameters", "auditTo"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.identity import roles
+from shared.identity.roles import AppRole
 from shared.web.openapi_parts import error_refs, ok_response, ref
 
 
@@ -23,12 +23,12 @@ def _read(operation_id: str, summary: str, ok: dict[str, Any], *parameters: str)
             "operationId": operation_id,
             "summary": summary,
             "description": (
-                f"Services with the app role {roles.REPORTS_READ} (bearer token), or people signed in to the "
-                f"pages whose ID token carries {roles.REPORTS_READ} (session cookie). A bearer token wins "
-                "over a cookie."
+                f"Services with the app role {AppRole.REPORTS_READ} (bearer token), or people signed in to "
+                f"the pages whose ID token carries {AppRole.REPORTS_READ} (session cookie). A bearer token "
+                "wins over a cookie."
             ),
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-            "x-required-app-role": roles.REPORTS_READ,
+            "x-required-app-role": AppRole.REPORTS_READ,
             "parameters": [ref("parameters", p) for p in parameters],
             "responses": {**ok, **_errors("400", "401", "403", "404", "500", "502", "503")},
         }
@@ -45,7 +45,7 @@ PATHS: dict[str, Any] = {
                 "date's report is already complete and force is not true. A forced re-run is audited."
             ),
             "security": [{"bearerAuth": []}],
-            "x-required-app-role": roles.REPORTS_RUN,
+            "x-required-app-role": AppRole.REPORTS_RUN,
             "parameters": [ref("parameters", "reportDateQuery"), ref("parameters", "force")],
             "responses": {
                 "200": _json(

@@ -18,6 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from shared.core.errors import NotFound
 from shared.report import layout
 from shared.report.chart import points_from_summaries, render_svg
 from shared.report.layout import parse_report_date
@@ -46,8 +47,6 @@ def build_model(service: ReportService, date: dt.date | None = None) -> PageMode
         NotFound: ``date`` was given and has no completed report (404 ``report_not_found``).
         StorageUnavailable: the report container is unreachable (503 ``storage_unavailable``).
     """
-    from shared.core.errors import NotFound
-
     if date is not None:
         summary = service.summary(date)
     else:

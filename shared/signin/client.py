@@ -29,9 +29,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from shared.core.error_translation import first_line
-from shared.core.errors import CredentialUnavailable, GraphFunctionsError, SignInFailed, SignInRequired
+from shared.core.errors import (
+    ConfigurationError,
+    CredentialUnavailable,
+    GraphFunctionsError,
+    SignInFailed,
+    SignInRequired,
+)
 from shared.core.settings import Settings
 from shared.identity.credentials import ClientCredential
 from shared.identity.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
@@ -127,10 +134,6 @@ class SignInClient:
         Raises:
             ConfigurationError: ``SHAREPOINT_SITE_URL`` is not set.
         """
-        from urllib.parse import urlsplit
-
-        from shared.core.errors import ConfigurationError
-
         site = self._settings.sharepoint_site_url
         if not site:
             raise ConfigurationError(
@@ -282,8 +285,6 @@ class SignInClient:
                 http_cache=self._http_cache,
             )
         except ValueError as exc:
-            from shared.core.errors import ConfigurationError
-
             raise ConfigurationError(
                 f"MSAL rejected the authority {self._settings.authority}: {exc}. Check ENTRA_AUTHORITY_HOST "
                 "and ENTRA_TENANT_ID."

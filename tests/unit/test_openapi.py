@@ -21,7 +21,7 @@ from shared.app.openapi import ERROR_CODES, USER_FIELD_SCHEMAS, openapi_document
 from shared.core import errors as errors_module
 from shared.core.errors import BadRequest, GraphFunctionsError
 from shared.graph.users import validate_user_id
-from shared.identity import roles
+from shared.identity.roles import AppRole
 from shared.users.service import DEFAULT_TOP, MAX_TOP, USER_FIELDS
 
 from .conftest import TokenFactory
@@ -113,10 +113,10 @@ def test_path_parameters_match_route_templates() -> None:
 def required_role(path: str) -> str:
     """The app role each protected JSON endpoint requires of a service (the code's constants)."""
     if path.startswith("/api/audit/"):
-        return roles.AUDIT_READ
+        return AppRole.AUDIT_READ
     if path.startswith("/api/reports/"):
         return "Reports.Run" if path == "/api/reports/users" else "Reports.Read"
-    return roles.MAIL_READ if "/messages" in path else "Users.Read.All"
+    return AppRole.MAIL_READ if "/messages" in path else "Users.Read.All"
 
 
 def test_protected_operations_document_every_error_and_the_role() -> None:
