@@ -23,6 +23,7 @@ from shared.app.tenants import TenantServices
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.settings import Settings
+from shared.core.settings_parts import SignInSettings
 from shared.graph.client import TokenSource
 from shared.identity.bearer import TokenValidator
 from shared.identity.credentials import azure_credential, secret_client_options
@@ -32,7 +33,6 @@ from shared.identity.tokens import TokenProvider
 from shared.signin.client import SignInClient
 from shared.signin.flows import FlowStore
 from shared.signin.sessions import SessionStore
-from shared.signin.web import SignInSettings
 from shared.storage import clients
 from shared.storage.tables import EnsuredTable
 
@@ -133,11 +133,11 @@ class Runtime:
 
     def blob_service(self) -> BlobServiceClient:
         """ONE Blob service client for the app's storage account (``AzureWebJobsStorage``)."""
-        return self._once("_blob_service", lambda: clients.blob_service(self.settings()))
+        return self._once("_blob_service", lambda: clients.blob_service(self.settings().storage))
 
     def table_service(self) -> TableServiceClient:
         """ONE Table service client for the ``AzureWebJobsStorage`` account (sessions, flows, audit)."""
-        return self._once("_table_service", lambda: clients.table_service(self.settings()))
+        return self._once("_table_service", lambda: clients.table_service(self.settings().storage))
 
     def secret_client(self) -> SecretClient:
         """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""
@@ -146,14 +146,14 @@ class Runtime:
             from azure.keyvault.secrets import SecretClient  # heavy (azure-core): imported on first use
 
             settings = self.settings()
-            options = secret_client_options(settings)  # raises ConfigurationError without KEY_VAULT_URL
-            return SecretClient(str(settings.key_vault_url), azure_credential(settings), **options)
+            options = secret_client_options(settings.vault)  # raises ConfigurationError without KEY_VAULT_URL
+            return SecretClient(str(settings.key_vault_url), azure_credential(settings.vault), **options)
 
         return self._once("_secret_client", build)
 
     def session_keys(self) -> SessionKeyRing:
         """The session key ring (``SESSION_KEY_NAME`` in Key Vault): seals sessions and flows, signs."""
-        return self._once("_session_keys", lambda: build_key_ring(self.settings(), self.secret_client))
+        return self._once("_session_keys", lambda: build_key_ring(self.settings().vault, self.secret_client))
 
     def sessions(self) -> SessionStore:
         """Signed-in people's sessions in ``SESSION_TABLE``."""
@@ -187,18 +187,15 @@ class Runtime:
                 raise ConfigurationError("Sign-in needs the app's TokenProvider (its client credential)")
             transport = self.transport()
             http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
-            return SignInClient(self.settings(), credential=tokens.credential, http_client=http_client)
+            return SignInClient(
+                self.settings().sign_in, credential=tokens.credential, http_client=http_client
+            )
 
         return self._once("_sign_in", build)
 
     def sign_in_settings(self) -> SignInSettings:
         """The settings the sign-in steps read."""
-        settings = self.settings()
-        return SignInSettings(
-            client_id=settings.client_id,
-            authority=settings.authority,
-            session_max_age_hours=settings.session_max_age_hours,
-        )
+        return self.settings().sign_in
 
     def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
         value: _T | None = getattr(self, attribute)

@@ -8,6 +8,7 @@ TenantDirectory`; the edge binds the caller's tenant's set to each call.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -100,9 +101,12 @@ class TenantServices:
             http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
             return TokenProvider(
                 credential_source=build_credential_source(
-                    settings, secret_client=self._process.secret_client
+                    settings.vault, secret_client=self._process.secret_client
                 ),
-                app_factory=msal_app_factory(settings, http_client=http_client),
+                app_factory=msal_app_factory(
+                    dataclasses.replace(settings.entra_app, authority=self.tenant.authority),
+                    http_client=http_client,
+                ),
             )
 
         return self._once("_tokens", build)
@@ -174,16 +178,16 @@ class TenantServices:
             def graph_for(transport: Transport) -> GraphClient:
                 return GraphClient(config=config, tokens=tokens, transport=transport)
 
-            mailer = ReportMailer(settings, store, self.graph())
+            mailer = ReportMailer(settings.report, store, self.graph())
             runner = ReportRunner(
-                settings=settings,
+                settings=settings.report,
                 store=store,
                 transport=self._process.transport(),
                 graph_factory=graph_for,
                 function_timeout=function_timeout_seconds(HOST_JSON),
                 mail=mailer if mailer.enabled else None,
             )
-            queue: Any = lambda: queue_client(queue_service(settings), settings.report_queue)  # noqa: E731
+            queue: Any = lambda: queue_client(queue_service(settings.storage), settings.report_queue)  # noqa: E731
             return ReportService(store=store, runner=runner, queue=queue)
 
         return self._once("_reports", build)

@@ -20,15 +20,22 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from shared.core.errors import ConfigurationError
 from shared.core.patterns import is_guid
 from shared.core.retry_policy import worst_case_call_seconds
+from shared.core.settings_parts import (
+    CredentialMode,
+    EntraApp,
+    ReportSettings,
+    SignInSettings,
+    StorageSettings,
+    VaultSettings,
+    part_of,
+)
 from shared.core.settings_reader import WHERE, Reader
 
-CredentialMode = Literal["keyvault", "managed-identity"]
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -325,6 +332,28 @@ class Settings:
         """Audiences accepted in callers' tokens: the client id (v2 tokens) and the ``api://`` URI."""
         return (self.client_id, f"api://{self.client_id}")
 
+    # The parts services receive (shared.core.settings_parts): each reads only its own.
+    @property
+    def vault(self) -> VaultSettings:
+        return part_of(self, VaultSettings)
+
+    @property
+    def storage(self) -> StorageSettings:
+        return part_of(self, StorageSettings)
+
+    @property
+    def entra_app(self) -> EntraApp:
+        """The registration under the home tenant's authority."""
+        return part_of(self, EntraApp)
+
+    @property
+    def sign_in(self) -> SignInSettings:
+        return part_of(self, SignInSettings)
+
+    @property
+    def report(self) -> ReportSettings:
+        return part_of(self, ReportSettings)
+
 
 def function_timeout_seconds(host_json: Path) -> float | None:
     """host.json's ``functionTimeout`` in seconds; None when the file or the value is absent, unbounded
@@ -343,8 +372,7 @@ def function_timeout_seconds(host_json: Path) -> float | None:
 def check_retry_bounds(timeout: float, budget: float, function_timeout: float | None) -> str | None:
     """The problem, if any, with GRAPH_TIMEOUT_SECONDS and GRAPH_RETRY_BUDGET_SECONDS together: the longest
     one Graph call can take (:func:`~shared.core.retry_policy.worst_case_call_seconds`, ``budget + 2 x
-    timeout``)
-    must stay under both Azure's 230 s HTTP response limit and host.json's ``functionTimeout``."""
+    timeout``) must stay under both Azure's 230 s HTTP response limit and host.json's ``functionTimeout``."""
     limit, name = HTTP_RESPONSE_LIMIT_SECONDS, "Azure's 230 s HTTP response limit"
     if function_timeout is not None and function_timeout < limit:
         limit, name = function_timeout, f"host.json functionTimeout ({function_timeout:g} s)"

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from shared.core.error_translation import from_azure_error
 from shared.core.errors import ConfigurationError
-from shared.core.settings import Settings
+from shared.core.settings_parts import VaultSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -92,13 +92,13 @@ class CredentialSource(Protocol):
 
 
 def build_credential_source(
-    settings: Settings, *, secret_client: Callable[[], SecretClient] | None = None
+    vault: VaultSettings, *, secret_client: Callable[[], SecretClient] | None = None
 ) -> CredentialSource:
     """The source ``ENTRA_CREDENTIAL`` selects. ``secret_client`` gives the process's one vault client
     (the session key is read through it too), so one identity token serves both reads."""
-    if settings.credential_mode == "managed-identity":
-        return ManagedIdentityAssertionSource(settings)
-    return KeyVaultCredentialSource(settings, secret_client=secret_client() if secret_client else None)
+    if vault.credential_mode == "managed-identity":
+        return ManagedIdentityAssertionSource(vault)
+    return KeyVaultCredentialSource(vault, secret_client=secret_client() if secret_client else None)
 
 
 def is_loopback_host(url: str) -> bool:
@@ -117,13 +117,13 @@ class KeyVaultCredentialSource:
     instance (the runtime keeps one instance per process). Requires the ``secrets/get`` permission
     (RBAC role "Key Vault Secrets User") for the Function App's managed identity."""
 
-    def __init__(self, settings: Settings, *, secret_client: SecretClient | None = None) -> None:
+    def __init__(self, vault: VaultSettings, *, secret_client: SecretClient | None = None) -> None:
         """``secret_client`` replaces the vault client built on first use (tests pass a fake)."""
-        if not settings.key_vault_url or not settings.credential_name:
+        if not vault.key_vault_url or not vault.credential_name:
             raise ConfigurationError("KEY_VAULT_URL and ENTRA_CREDENTIAL_NAME are required in keyvault mode")
-        self._settings = settings
-        self._vault_url = settings.key_vault_url
-        self._name = settings.credential_name
+        self._vault = vault
+        self._vault_url = vault.key_vault_url
+        self._name = vault.credential_name
         self._lock = threading.Lock()
         self._client = secret_client
 
@@ -138,8 +138,8 @@ class KeyVaultCredentialSource:
 
                 self._client = SecretClient(
                     self._vault_url,
-                    azure_credential(self._settings),
-                    **secret_client_options(self._settings),
+                    azure_credential(self._vault),
+                    **secret_client_options(self._vault),
                 )
             return self._client
 
@@ -172,9 +172,9 @@ class ManagedIdentityAssertionSource:
     The app registration must trust the managed identity (issuer ``{authority}/v2.0``, subject = the
     identity's object id, audience ``api://AzureADTokenExchange``)."""
 
-    def __init__(self, settings: Settings, *, identity: TokenCredential | None = None) -> None:
+    def __init__(self, vault: VaultSettings, *, identity: TokenCredential | None = None) -> None:
         """``identity`` replaces the ManagedIdentityCredential built on first use (tests pass a fake)."""
-        self._settings = settings
+        self._vault = vault
         self._lock = threading.Lock()
         self._credential = identity
 
@@ -184,9 +184,7 @@ class ManagedIdentityAssertionSource:
                 from azure.identity import ManagedIdentityCredential
 
                 # Only a managed identity can be trusted as a federated credential, so no dev-tool fallback.
-                self._credential = ManagedIdentityCredential(
-                    client_id=self._settings.managed_identity_client_id
-                )
+                self._credential = ManagedIdentityCredential(client_id=self._vault.managed_identity_client_id)
             return self._credential
 
     def _assertion(self) -> str:
@@ -204,37 +202,37 @@ class ManagedIdentityAssertionSource:
         )
 
 
-def secret_client_options(settings: Settings) -> dict[str, Any]:
+def secret_client_options(vault: VaultSettings) -> dict[str, Any]:
     """Keyword arguments for the process's ``SecretClient``."""
-    if settings.key_vault_url is None:
+    if vault.key_vault_url is None:
         raise ConfigurationError("KEY_VAULT_URL is required when ENTRA_CREDENTIAL=keyvault")
     return {
         # A vault's 401 challenge names resource "https://vault.azure.net"; the SDK checks that the vault host
         # is a subdomain of it. A loopback host (the local tenant) can never be, so the check is skipped for
         # loopback vault URLs only; every real vault keeps it.
-        "verify_challenge_resource": not is_loopback_host(settings.key_vault_url),
-        "connection_timeout": settings.graph_timeout_seconds,
-        "read_timeout": settings.graph_timeout_seconds,
+        "verify_challenge_resource": not is_loopback_host(vault.key_vault_url),
+        "connection_timeout": vault.graph_timeout_seconds,
+        "read_timeout": vault.graph_timeout_seconds,
         "retry_total": 2,  # this read sits on a caller's request path: fail fast, callers retry
     }
 
 
-def azure_credential_options(settings: Settings) -> dict[str, Any]:
+def azure_credential_options(vault: VaultSettings) -> dict[str, Any]:
     """Keyword arguments for the ``DefaultAzureCredential`` that reads the vault."""
     options: dict[str, Any] = {"exclude_interactive_browser_credential": True}
-    if settings.managed_identity_client_id:
-        options["managed_identity_client_id"] = settings.managed_identity_client_id
-    if not settings.authority_is_microsoft_cloud:
+    if vault.managed_identity_client_id:
+        options["managed_identity_client_id"] = vault.managed_identity_client_id
+    if not vault.authority_is_microsoft_cloud:
         # Same narrow branch as MSAL's instance_discovery=False: a non-Microsoft authority host cannot be
         # validated by login.microsoftonline.com's instance discovery.
         options["disable_instance_discovery"] = True
     return options
 
 
-def azure_credential(settings: Settings) -> TokenCredential:
+def azure_credential(vault: VaultSettings) -> TokenCredential:
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential(**azure_credential_options(settings))
+    return DefaultAzureCredential(**azure_credential_options(vault))
 
 
 def credential_from_secret(

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Protocol
 from shared.core.cooldown import Clock, HeldFailure
 from shared.core.error_translation import from_azure_error
 from shared.core.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
-from shared.core.settings import Settings
+from shared.core.settings_parts import VaultSettings
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -391,15 +391,15 @@ def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool:
     return candidate.created > latest.created
 
 
-def build_key_ring(settings: Settings, client: Callable[[], SecretClient]) -> SessionKeyRing:
+def build_key_ring(vault: VaultSettings, client: Callable[[], SecretClient]) -> SessionKeyRing:
     """The process's key ring, reading the vault ``KEY_VAULT_URL`` names through ``client()``.
 
     Raises:
         ConfigurationError: no ``KEY_VAULT_URL``.
     """
-    if not settings.key_vault_url:
+    if not vault.key_vault_url:
         raise ConfigurationError(
             "KEY_VAULT_URL is missing: sign-in keeps its session key (SESSION_KEY_NAME) in Key Vault, so set "
             "KEY_VAULT_URL even with ENTRA_CREDENTIAL=managed-identity"
         )
-    return SessionKeyRing(VaultKeySource(client(), settings.session_key_name, settings.key_vault_url))
+    return SessionKeyRing(VaultKeySource(client(), vault.session_key_name, vault.key_vault_url))

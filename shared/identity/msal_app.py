@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.errors import ConfigurationError, CredentialUnavailable
-from shared.core.settings import Settings
+from shared.core.settings_parts import EntraApp
 from shared.identity.credentials import ClientCredential
 
 if TYPE_CHECKING:
@@ -130,8 +130,8 @@ class _MsalClient:
         return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
 
 
-def msal_app_factory(settings: Settings, *, http_client: Any | None = None) -> AppFactory:
-    """The production :data:`AppFactory`: MSAL apps for ``settings.authority`` that share one token cache.
+def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) -> AppFactory:
+    """The production :data:`AppFactory`: MSAL apps for ``registration.authority`` that share one token cache.
 
     Sharing the cache across rebuilds keeps tokens that are still valid (for other scopes) after a rotation.
     ``instance_discovery`` is turned off only for non-Microsoft authority hosts (the local tenant): for
@@ -154,27 +154,28 @@ def msal_app_factory(settings: Settings, *, http_client: Any | None = None) -> A
             cache = caches[0]
         try:
             app = msal.ConfidentialClientApplication(
-                settings.client_id,
+                registration.client_id,
                 client_credential=credential.msal_credential,
-                authority=settings.authority,
-                instance_discovery=None if settings.authority_is_microsoft_cloud else False,
+                authority=registration.authority,
+                instance_discovery=None if registration.authority_is_microsoft_cloud else False,
                 token_cache=cache,
                 http_client=observed,
             )
         except OSError as exc:  # requests' exceptions derive from OSError
             raise CredentialUnavailable(
-                f"Microsoft Entra ID metadata at {settings.authority} is unreachable ({type(exc).__name__})",
+                f"Microsoft Entra ID metadata at {registration.authority} is unreachable "
+                f"({type(exc).__name__})",
                 retry_after=METADATA_FAILURE_HOLD_SECONDS,
             ) from exc
         except (MsalError, json.JSONDecodeError, KeyError, TypeError) as exc:  # 5xx or malformed metadata
             raise CredentialUnavailable(
-                f"Microsoft Entra ID metadata at {settings.authority} failed ({type(exc).__name__})",
+                f"Microsoft Entra ID metadata at {registration.authority} failed ({type(exc).__name__})",
                 retry_after=METADATA_FAILURE_HOLD_SECONDS,
             ) from exc
         except ValueError as exc:
             raise ConfigurationError(
-                f"MSAL rejected the authority {settings.authority}: {exc}. Check ENTRA_AUTHORITY_HOST and "
-                "ENTRA_TENANT_ID."
+                f"MSAL rejected the authority {registration.authority}: {exc}. Check ENTRA_AUTHORITY_HOST "
+                "and ENTRA_TENANT_ID."
             ) from exc
         return _MsalClient(app, observed)
 

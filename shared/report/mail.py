@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.core.errors import GraphFunctionsError
-from shared.core.settings import Settings
+from shared.core.settings_parts import ReportSettings
 from shared.graph.client import GraphClient
 from shared.report import layout
 from shared.report.store import ReportStore
@@ -61,7 +61,7 @@ def html_body(summary: dict[str, Any], page_url: str | None) -> str:
 class ReportMailer:
     """Sends a completed report's summary to ``REPORT_RECIPIENTS`` once per date."""
 
-    def __init__(self, settings: Settings, store: ReportStore, graph: GraphClient) -> None:
+    def __init__(self, settings: ReportSettings, store: ReportStore, graph: GraphClient) -> None:
         self._settings = settings
         self._store = store
         self._graph = graph

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from shared.core.errors import GraphFunctionsError
 from shared.core.http import Transport
 from shared.core.retry_policy import worst_case_call_seconds
-from shared.core.settings import Settings
+from shared.core.settings_parts import ReportSettings
 from shared.graph.client import GraphClient
 from shared.report import layout
 from shared.report.cells import page_cells, user_columns
@@ -81,7 +81,7 @@ class ReportRunner:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: ReportSettings,
         store: ReportStore,
         transport: Transport,
         graph_factory: GraphFactory,

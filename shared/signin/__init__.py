@@ -6,7 +6,7 @@ from shared.signin.delegated import DelegatedTokens
 from shared.signin.flows import FlowStore
 from shared.signin.people import csrf_token, current_session, person_of, verify_csrf
 from shared.signin.sessions import Session, SessionClaims, SessionStore
-from shared.signin.web import SignInServices, SignInSettings, complete_sign_in, sign_in_redirect, sign_out
+from shared.signin.web import SignInServices, complete_sign_in, sign_in_redirect, sign_out
 
 __all__ = [
     "DelegatedTokens",
@@ -16,7 +16,6 @@ __all__ = [
     "SessionStore",
     "SignInClient",
     "SignInServices",
-    "SignInSettings",
     "complete_sign_in",
     "csrf_token",
     "current_session",

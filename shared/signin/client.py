@@ -39,7 +39,7 @@ from shared.core.errors import (
     SignInFailed,
     SignInRequired,
 )
-from shared.core.settings import Settings
+from shared.core.settings_parts import SignInSettings
 from shared.identity.credentials import ClientCredential
 from shared.identity.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
 
@@ -107,7 +107,7 @@ class SignInClient:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: SignInSettings,
         *,
         credential: Callable[[], ClientCredential],
         http_client: Any | None = None,

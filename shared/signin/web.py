@@ -9,13 +9,13 @@ anything up.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from shared.core.errors import AuthFlowUnknown, GraphFunctionsError, SignInRequired
+from shared.core.settings_parts import SignInSettings
 from shared.signin.client import SignInClient
 from shared.signin.flows import FlowStore
 from shared.signin.sessions import SessionClaims, SessionStore
@@ -43,16 +43,6 @@ class SignInServices(Protocol):
     def auth_flows(self) -> FlowStore: ...
 
     def sessions(self) -> SessionStore: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class SignInSettings:
-    """The settings the steps read: this app's client id, the tenant's authority URL and the session's
-    absolute lifetime (the cookie's ``Max-Age``)."""
-
-    client_id: str
-    authority: str
-    session_max_age_hours: int
 
 
 def sign_in_redirect(

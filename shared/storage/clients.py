@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.core.errors import ConfigurationError
-from shared.core.settings import Settings
+from shared.core.settings_parts import StorageSettings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -46,10 +46,10 @@ _MISSING = (
 )
 
 
-def connection_string(settings: Settings) -> str | None:
+def connection_string(storage: StorageSettings) -> str | None:
     """The connection string to use, with ``UseDevelopmentStorage=true`` expanded; None when storage is
     identity-based."""
-    value = settings.storage_connection
+    value = storage.storage_connection
     if value is None:
         return None
     if value.replace(" ", "").lower().rstrip(";") == "usedevelopmentstorage=true":
@@ -57,32 +57,32 @@ def connection_string(settings: Settings) -> str | None:
     return value
 
 
-def service_uri(settings: Settings, service: Service) -> str:
+def service_uri(storage: StorageSettings, service: Service) -> str:
     """The service endpoint of identity-based storage. Raises ConfigurationError when none is configured."""
-    explicit = settings.storage_service_uris.get(service)
+    explicit = storage.storage_service_uris.get(service)
     if explicit:
         return explicit
-    if settings.storage_account_name:
-        return f"https://{settings.storage_account_name}.{service}.core.windows.net"
+    if storage.storage_account_name:
+        return f"https://{storage.storage_account_name}.{service}.core.windows.net"
     raise ConfigurationError(_MISSING)
 
 
-def storage_credential(settings: Settings) -> TokenCredential:
+def storage_credential(storage: StorageSettings) -> TokenCredential:
     """The identity that reaches identity-based storage."""
     from azure.identity import DefaultAzureCredential
 
     options: dict[str, Any] = {"exclude_interactive_browser_credential": True}
-    client_id = settings.storage_client_id or settings.managed_identity_client_id
+    client_id = storage.storage_client_id or storage.managed_identity_client_id
     if client_id:
         options["managed_identity_client_id"] = client_id
     return DefaultAzureCredential(**options)
 
 
-def _client_options(settings: Settings) -> dict[str, Any]:
+def _client_options(storage: StorageSettings) -> dict[str, Any]:
     # Storage sits on request paths (sessions, audit): fail fast rather than hold a worker thread.
     return {
-        "connection_timeout": settings.graph_timeout_seconds,
-        "read_timeout": settings.graph_timeout_seconds,
+        "connection_timeout": storage.graph_timeout_seconds,
+        "read_timeout": storage.graph_timeout_seconds,
         "retry_total": 2,
     }
 
@@ -93,52 +93,52 @@ def _client_options(settings: Settings) -> dict[str, Any]:
 _BLOB_QUEUE_BACKOFF: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
 
 
-def table_service(settings: Settings) -> TableServiceClient:
-    """ONE Table service client for the account. Raises ConfigurationError without storage settings."""
+def table_service(storage: StorageSettings) -> TableServiceClient:
+    """ONE Table service client for the account. Raises ConfigurationError without storage storage."""
     from azure.data.tables import TableServiceClient
 
-    text = connection_string(settings)
+    text = connection_string(storage)
     if text is not None:
-        return TableServiceClient.from_connection_string(text, **_client_options(settings))
+        return TableServiceClient.from_connection_string(text, **_client_options(storage))
     return TableServiceClient(
-        endpoint=service_uri(settings, "table"),
-        credential=storage_credential(settings),
-        **_client_options(settings),
+        endpoint=service_uri(storage, "table"),
+        credential=storage_credential(storage),
+        **_client_options(storage),
     )
 
 
-def blob_service(settings: Settings) -> BlobServiceClient:
-    """ONE Blob service client for the account. Raises ConfigurationError without storage settings."""
+def blob_service(storage: StorageSettings) -> BlobServiceClient:
+    """ONE Blob service client for the account. Raises ConfigurationError without storage storage."""
     from azure.storage.blob import BlobServiceClient
 
-    text = connection_string(settings)
+    text = connection_string(storage)
     if text is not None:
         return BlobServiceClient.from_connection_string(
-            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+            text, **_client_options(storage), **_BLOB_QUEUE_BACKOFF
         )
     return BlobServiceClient(
-        account_url=service_uri(settings, "blob"),
-        credential=storage_credential(settings),
-        **_client_options(settings),
+        account_url=service_uri(storage, "blob"),
+        credential=storage_credential(storage),
+        **_client_options(storage),
         **_BLOB_QUEUE_BACKOFF,
     )
 
 
-def queue_service(settings: Settings) -> QueueServiceClient:
-    """ONE Queue service client for the account. Raises ConfigurationError without storage settings.
+def queue_service(storage: StorageSettings) -> QueueServiceClient:
+    """ONE Queue service client for the account. Raises ConfigurationError without storage storage.
 
     Get queues through :func:`queue_client`: the service client does not pass message encoding on."""
     from azure.storage.queue import QueueServiceClient
 
-    text = connection_string(settings)
+    text = connection_string(storage)
     if text is not None:
         return QueueServiceClient.from_connection_string(
-            text, **_client_options(settings), **_BLOB_QUEUE_BACKOFF
+            text, **_client_options(storage), **_BLOB_QUEUE_BACKOFF
         )
     return QueueServiceClient(
-        account_url=service_uri(settings, "queue"),
-        credential=storage_credential(settings),
-        **_client_options(settings),
+        account_url=service_uri(storage, "queue"),
+        credential=storage_credential(storage),
+        **_client_options(storage),
         **_BLOB_QUEUE_BACKOFF,
     )
 

@@ -206,7 +206,7 @@ def project(item: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 
 class UsersService:
     """Reads directory users through Graph: with the app's client, application permission ``User.Read.All``;
-    with a person's delegated client (:meth:`shared.app.services.Runtime.delegated_graph`), delegated
+    with a person's delegated client (:meth:`shared.edge.Call.delegated_graph`), delegated
     ``User.ReadBasic.All`` (what Graph lets that person see), with the same cursors."""
 
     def __init__(self, graph: GraphClient) -> None:

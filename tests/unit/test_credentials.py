@@ -209,7 +209,7 @@ class FakeSecretClient:
 
 def vault_source(outcome: Secret | Exception) -> tuple[KeyVaultCredentialSource, FakeSecretClient]:
     client = FakeSecretClient(outcome)
-    return KeyVaultCredentialSource(make_settings(), secret_client=client), client  # type: ignore[arg-type]
+    return KeyVaultCredentialSource(make_settings().vault, secret_client=client), client  # type: ignore[arg-type]
 
 
 def test_vault_source_reads_the_named_secret(caplog: pytest.LogCaptureFixture) -> None:
@@ -238,9 +238,9 @@ def test_vault_source_maps_vault_errors() -> None:
 
 
 def test_mode_selects_the_source() -> None:
-    assert isinstance(build_credential_source(make_settings()), KeyVaultCredentialSource)
+    assert isinstance(build_credential_source(make_settings().vault), KeyVaultCredentialSource)
     mi = make_settings(ENTRA_CREDENTIAL="managed-identity")
-    assert isinstance(build_credential_source(mi), ManagedIdentityAssertionSource)
+    assert isinstance(build_credential_source(mi.vault), ManagedIdentityAssertionSource)
 
 
 # -- managed identity (secretless) -------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class FakeIdentity:
 def test_managed_identity_assertion_is_a_callable_for_the_exchange_audience() -> None:
     identity = FakeIdentity("mi-assertion")
     source = ManagedIdentityAssertionSource(
-        make_settings(ENTRA_CREDENTIAL="managed-identity"),
+        make_settings(ENTRA_CREDENTIAL="managed-identity").vault,
         identity=identity,
     )
     credential = source.load()
@@ -276,7 +276,7 @@ def test_managed_identity_assertion_is_a_callable_for_the_exchange_audience() ->
 
 def test_managed_identity_failure_is_typed() -> None:
     source = ManagedIdentityAssertionSource(
-        make_settings(),
+        make_settings().vault,
         identity=FakeIdentity(ServiceRequestError("down")),
     )
     credential = source.load().msal_credential
@@ -287,21 +287,21 @@ def test_managed_identity_failure_is_typed() -> None:
 
 
 def test_vault_client_skips_challenge_verification_only_for_loopback() -> None:
-    local = secret_client_options(make_settings(KEY_VAULT_URL="https://127.0.0.1:8445/"))
-    cloud = secret_client_options(make_settings(KEY_VAULT_URL="https://kv.vault.azure.net/"))
+    local = secret_client_options(make_settings(KEY_VAULT_URL="https://127.0.0.1:8445/").vault)
+    cloud = secret_client_options(make_settings(KEY_VAULT_URL="https://kv.vault.azure.net/").vault)
     assert local["verify_challenge_resource"] is False
     assert cloud["verify_challenge_resource"] is True
     assert local["retry_total"] == 2 and local["read_timeout"] == 10.0
 
 
 def test_azure_credential_options() -> None:
-    local = azure_credential_options(make_settings())
+    local = azure_credential_options(make_settings().vault)
     assert local == {"exclude_interactive_browser_credential": True, "disable_instance_discovery": True}
     cloud = azure_credential_options(
         make_settings(
             ENTRA_AUTHORITY_HOST="https://login.microsoftonline.com",
             ENTRA_MANAGED_IDENTITY_CLIENT_ID="44444444-4444-4444-4444-444444444444",
-        )
+        ).vault
     )
     assert cloud == {
         "exclude_interactive_browser_credential": True,
@@ -311,7 +311,7 @@ def test_azure_credential_options() -> None:
 
 def test_real_clients_can_be_constructed_without_network() -> None:
     """Building DefaultAzureCredential + SecretClient with our options does no I/O."""
-    source = KeyVaultCredentialSource(make_settings())
+    source = KeyVaultCredentialSource(make_settings().vault)
     client = source._secret_client()
     assert client.vault_url.rstrip("/") == "https://127.0.0.1:8445"
     assert source._secret_client() is client  # one client per source (per process)

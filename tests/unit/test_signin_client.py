@@ -44,7 +44,7 @@ class FakeApp:
 def client(settings: Settings, outcome: Any) -> tuple[SignInClient, FakeApp]:
     fake = FakeApp(outcome)
     credential = ClientCredential(kind="secret", msal_credential="s", fingerprint="f")
-    sign_in = SignInClient(settings, credential=lambda: credential)
+    sign_in = SignInClient(settings.sign_in, credential=lambda: credential)
     sign_in._app = lambda cache: fake  # type: ignore[method-assign]
     return sign_in, fake
 

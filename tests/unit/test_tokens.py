@@ -396,7 +396,7 @@ def test_real_msal_local_authority_single_app_and_cache() -> None:
     idp = FakeIdentityProvider({"secret-v1"})
     store = FakeSecretStore("secret-v1")
     provider = TokenProvider(
-        credential_source=store, app_factory=msal_app_factory(make_settings(), http_client=idp)
+        credential_source=store, app_factory=msal_app_factory(make_settings().entra_app, http_client=idp)
     )
     assert provider.get_token(SCOPE) == "real-at-1"
     provider.invalidate(SCOPE, "not-current")  # ignored
@@ -413,7 +413,9 @@ def test_real_msal_rotation_rebuilds_the_app_and_keeps_the_cache() -> None:
     store = FakeSecretStore("secret-v1")
     clock = FakeClock()
     provider = TokenProvider(
-        credential_source=store, clock=clock, app_factory=msal_app_factory(make_settings(), http_client=idp)
+        credential_source=store,
+        clock=clock,
+        app_factory=msal_app_factory(make_settings().entra_app, http_client=idp),
     )
     assert provider.get_token(SCOPE) == "real-at-1"
     idp.valid_secrets = {"secret-v2"}
@@ -438,7 +440,8 @@ def test_real_msal_certificate_assertion(rsa_key: rsa.RSAPrivateKey) -> None:
 
     idp = FakeIdentityProvider(cert=cert)
     provider = TokenProvider(
-        credential_source=CertStore(), app_factory=msal_app_factory(make_settings(), http_client=idp)
+        credential_source=CertStore(),
+        app_factory=msal_app_factory(make_settings().entra_app, http_client=idp),
     )
     assert provider.get_token(SCOPE) == "real-at-1"
     header = jwt.get_unverified_header(idp.assertions[0])
@@ -458,7 +461,8 @@ def test_real_msal_rejects_unreachable_authority() -> None:
             pass
 
     provider = TokenProvider(
-        credential_source=FakeSecretStore(), app_factory=msal_app_factory(make_settings(), http_client=Down())
+        credential_source=FakeSecretStore(),
+        app_factory=msal_app_factory(make_settings().entra_app, http_client=Down()),
     )
     with pytest.raises(CredentialUnavailable, match="unreachable"):
         provider.get_token(SCOPE)
@@ -467,7 +471,7 @@ def test_real_msal_rejects_unreachable_authority() -> None:
 def _real_msal_provider(idp: FakeIdentityProvider, clock: FakeClock | None = None) -> TokenProvider:
     return TokenProvider(
         credential_source=FakeSecretStore("secret-v1"),
-        app_factory=msal_app_factory(make_settings(), http_client=idp),
+        app_factory=msal_app_factory(make_settings().entra_app, http_client=idp),
         clock=clock or FakeClock(),
     )
 

@@ -1,0 +1,85 @@
+"""The parts of :class:`~shared.core.settings.Settings` that services receive: each service gets only the
+settings it reads, never the whole set (``Settings.vault``, ``.storage``, ``.sign_in``, ``.report``).
+
+Field names are the ``Settings`` attribute names they copy, so a setting reads the same wherever it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+CredentialMode = Literal["keyvault", "managed-identity"]
+_P = TypeVar("_P")
+
+
+@dataclasses.dataclass(frozen=True)
+class VaultSettings:
+    """The app's credential and the vault holding it and the session key (``ENTRA_CREDENTIAL``,
+    ``KEY_VAULT_URL``, ``ENTRA_CREDENTIAL_NAME``, ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``,
+    ``SESSION_KEY_NAME``)."""
+
+    credential_mode: CredentialMode
+    key_vault_url: str | None
+    credential_name: str | None
+    managed_identity_client_id: str | None
+    session_key_name: str
+    #: Per-request timeout of vault reads (``GRAPH_TIMEOUT_SECONDS``: they sit on callers' request paths).
+    graph_timeout_seconds: float
+    #: Whether ``ENTRA_AUTHORITY_HOST`` is one of Microsoft's (else instance discovery is turned off).
+    authority_is_microsoft_cloud: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageSettings:
+    """The storage account ``AzureWebJobsStorage`` names (connection string or identity)."""
+
+    storage_connection: str | None = dataclasses.field(repr=False)
+    storage_account_name: str | None
+    storage_client_id: str | None
+    storage_service_uris: Mapping[str, str]
+    managed_identity_client_id: str | None
+    graph_timeout_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EntraApp:
+    """This app's registration as one tenant's authority sees it (MSAL confidential clients)."""
+
+    client_id: str
+    authority: str
+    authority_is_microsoft_cloud: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SignInSettings:
+    """People's sign-in: the registration, the tenant, the resources asked for, the session lifetime."""
+
+    client_id: str
+    tenant_id: str
+    authority: str
+    authority_is_microsoft_cloud: bool
+    graph_endpoint: str
+    sharepoint_site_url: str | None
+    session_max_age_hours: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """The daily report: where it is stored and queued, who gets the mail, the run's Graph budget."""
+
+    report_container: str
+    report_queue: str
+    report_recipients: tuple[str, ...]
+    report_sender: str | None
+    report_top_departments: int
+    public_base_url: str | None
+    graph_timeout_seconds: float
+    graph_retry_budget_seconds: float
+
+
+def part_of(settings: Any, part: type[_P]) -> _P:
+    """``part`` filled from the same-named attributes of ``settings``."""
+    fields = dataclasses.fields(part)  # type: ignore[arg-type]
+    return part(**{field.name: getattr(settings, field.name) for field in fields})
