@@ -19,7 +19,9 @@ GRAPH_APPLICATION_MAIL = {"Mail.Read", "Mail.Send"}
 #: Sign-in scopes every OpenID Connect client requests; no code names them as a Graph permission.
 OIDC_SCOPES = {"openid", "profile", "offline_access"}
 #: Microsoft Graph / SharePoint permission names as the code's docstrings and messages spell them.
-_PERMISSION = re.compile(r"\b(?:User|Mail|GroupMember|Group|AuditLog|Directory|Sites|AllSites)\.[A-Za-z]+(?:\.All)?\b")
+_PERMISSION = re.compile(
+    r"\b(?:User|Mail|GroupMember|Group|AuditLog|Directory|Sites|AllSites)\.[A-Za-z]+(?:\.All)?\b"
+)
 
 
 def _resources() -> dict:
@@ -115,7 +117,9 @@ def test_every_permission_the_code_uses_is_requested_and_nothing_else() -> None:
     used = _code_permissions()
     assert "AuditLog.Read.All" in used
     assert used <= requested, f"used by the code but not requested: {sorted(used - requested)}"
-    assert requested - OIDC_SCOPES <= used, f"requested, used nowhere: {sorted(requested - OIDC_SCOPES - used)}"
+    assert requested - OIDC_SCOPES <= used, (
+        f"requested, used nowhere: {sorted(requested - OIDC_SCOPES - used)}"
+    )
 
 
 def test_the_identifier_uri_is_the_one_callers_are_told_to_use() -> None:
@@ -167,9 +171,9 @@ def test_main_creates_the_registration_in_the_same_pass() -> None:
     params = bicep.body(module)["params"]
     assert "appBaseUrl" in json.dumps(params["appBaseUrl"])
     assert "identity" in json.dumps(params["managedIdentityPrincipalId"])
-    assert bicep.accessor(main["variables"]["appBaseUrl"]["value"]["operator"]["operands"]["false_value"]) == [
-        "publicBaseUrl"
-    ]
+    assert bicep.accessor(
+        main["variables"]["appBaseUrl"]["value"]["operator"]["operands"]["false_value"]
+    ) == ["publicBaseUrl"]
     client_id = json.dumps(main["variables"]["entraClientId"]["value"])
     assert "appRegistration" in client_id and "entraExistingClientId" in client_id
     settings = bicep.body(main["modules"]["appSettings"])["params"]

@@ -82,7 +82,7 @@ def test_every_skip_has_a_reason_and_is_still_needed() -> None:
 
 
 def test_only_what_checkovs_parser_cannot_read_is_left_to_pycep() -> None:
-    """Skipped: the Graph extension files, and main.bicep (fail()), which declares no resource checkov checks."""
+    """Skipped: the Graph extension files, and main.bicep (fail()), which declares nothing checkov checks."""
     text = bicep.CHECKOV_CONFIG.read_text(encoding="utf-8")
     paths = re.findall(r"^skip-path:\n((?:\s+- .+\n)+)", text, flags=re.MULTILINE)
     skipped = [line.strip("- ").strip() for line in paths[0].splitlines()]

@@ -20,10 +20,13 @@ HOOK = bicep.INFRA / "scripts" / "postprovision.sh"
 TENANT = "66666666-7777-8888-9999-000000000000"
 DEPLOYER = "11111111-2222-3333-4444-555555555555"
 
-NOT_FOUND = "ERROR: (SecretNotFound) A secret with (name/id) graph-functions-session-key was not found in this key vault."
+NOT_FOUND = (
+    "ERROR: (SecretNotFound) A secret with (name/id) graph-functions-session-key was not found in this key "
+    "vault."
+)
 FORBIDDEN = (
     "ERROR: (Forbidden) Caller is not authorized to perform action on resource.\n"
-    "Inner error: {\"code\": \"ForbiddenByRbac\"}"
+    'Inner error: {"code": "ForbiddenByRbac"}'
 )
 NETWORK = "ERROR: <urllib3.connection.HTTPSConnection object>: Failed to establish a new connection"
 
@@ -62,9 +65,9 @@ else:
 """
 
 
-def _run(tmp_path: Path, *, account: list[str] | None, show: list[str], user: str = DEPLOYER) -> tuple[
-    subprocess.CompletedProcess[str], list[str], list[str], int
-]:
+def _run(
+    tmp_path: Path, *, account: list[str] | None, show: list[str], user: str = DEPLOYER
+) -> tuple[subprocess.CompletedProcess[str], list[str], list[str], int]:
     """Run the hook; returns (process, az calls, lengths of the secrets written, number of sleeps)."""
     state = tmp_path / "state"
     state.mkdir()
@@ -103,7 +106,9 @@ def _run(tmp_path: Path, *, account: list[str] | None, show: list[str], user: st
 
 
 SIGNED_IN = [TENANT, "user", "deployer@contoso.com"]
-needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="the hook generates keys with openssl")
+needs_openssl = pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="the hook generates keys with openssl"
+)
 
 
 def test_not_signed_in_stops_before_the_vault(tmp_path: Path) -> None:
