@@ -15,8 +15,8 @@ param displayName string = 'Graph Functions'
 @description('Immutable unique name of the application: the key that makes redeployment update, not duplicate.')
 param uniqueName string = 'graph-functions'
 
-@description('Origin the app is reached at (the APP_BASE_URL output of main.bicep), without a trailing slash.')
-param appBaseUrl string
+@description('Origin the app is reached at (the APP_BASE_URL output of main.bicep), without a trailing slash. Empty: no redirect URIs yet (an administrator creating the registration before the first `azd up`, docs/deploy.md).')
+param appBaseUrl string = ''
 
 @description('Further origins to register for sign-in, e.g. http://localhost:7071 for `func start`.')
 param extraBaseUrls array = []
@@ -83,7 +83,7 @@ var apiRoles = [
     description: 'Read the mailbox-read audit trail.'
   }
 ]
-var baseUrls = concat([appBaseUrl], extraBaseUrls)
+var baseUrls = concat(empty(appBaseUrl) ? [] : [appBaseUrl], extraBaseUrls)
 
 resource graphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
   appId: graphAppId

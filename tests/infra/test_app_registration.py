@@ -187,6 +187,14 @@ def test_main_creates_the_registration_in_the_same_pass() -> None:
     assert "ENTRA_EXISTING_CLIENT_ID" in inputs
 
 
+def test_an_administrator_can_create_it_before_the_first_azd_up() -> None:
+    """Path B (docs/deploy.md): the registration is created without URLs, then updated with azd's outputs."""
+    parsed = bicep.parse(bicep.APP_REGISTRATION)
+    assert parsed["parameters"]["appBaseUrl"]["default"] == ""
+    assert parsed["parameters"]["managedIdentityPrincipalId"]["default"] == ""
+    assert "empty" in json.dumps(parsed["variables"]["baseUrls"]["value"])
+
+
 def test_consent_is_opt_in() -> None:
     parameters = bicep.parse(bicep.APP_REGISTRATION)["parameters"]
     assert parameters["grantConsent"]["default"] is False
