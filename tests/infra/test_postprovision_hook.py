@@ -1,7 +1,8 @@
-"""infra/scripts/postprovision.sh against a scripted stand-in for `az` (and `sleep`) on PATH: no Azure, no
-network. It refuses to touch the vault unless az is signed in as azd's account and tenant, tells a missing
-secret (SecretNotFound) from a refused or failed read (retried with back-off, never taken for "absent"),
-and never writes an empty session key."""
+"""infra/scripts/postprovision.sh (and preprovision.sh) against a scripted stand-in for `az` (and `sleep`)
+on PATH: no Azure, no network. The post-provision hook refuses to touch the vault unless az is signed in as
+azd's account and tenant, tells a missing secret (SecretNotFound) from a refused or failed read (retried with
+back-off, never taken for "absent"), and never writes an empty session key. The pre-provision hook registers
+Microsoft.App for private networking, and does nothing otherwise."""
 
 from __future__ import annotations
 
@@ -167,3 +168,53 @@ def test_a_missing_key_is_created_without_retries(tmp_path: Path) -> None:
     process, _, sets, sleeps = _run(tmp_path, account=SIGNED_IN, show=[NOT_FOUND])
     assert process.returncode == 0, process.stderr
     assert (sets, sleeps) == (["44"], 0)
+
+
+PRE_HOOK = bicep.INFRA / "scripts" / "preprovision.sh"
+
+
+def _run_pre(
+    tmp_path: Path, *, private: str, state: str
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    log = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    az = bin_dir / "az"
+    az.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{log}"\n'
+        'case "$1 $2" in\n'
+        f'  "provider show") echo "{state}" ;;\n'
+        '  "provider register") exit 0 ;;\n'
+        "  *) exit 2 ;;\n"
+        "esac\n"
+    )
+    az.chmod(0o755)
+    environment = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PRIVATE_NETWORKING": private,
+        "AZURE_SUBSCRIPTION_ID": "22222222-2222-2222-2222-222222222222",
+    }
+    process = subprocess.run(
+        ["sh", str(PRE_HOOK)], env=environment, capture_output=True, text=True, timeout=60, check=False
+    )
+    calls = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    return process, calls
+
+
+def test_without_private_networking_the_pre_hook_does_nothing(tmp_path: Path) -> None:
+    process, calls = _run_pre(tmp_path, private="false", state="NotRegistered")
+    assert process.returncode == 0 and calls == []
+
+
+def test_private_networking_registers_microsoft_app(tmp_path: Path) -> None:
+    process, calls = _run_pre(tmp_path, private="true", state="NotRegistered")
+    assert process.returncode == 0, process.stderr
+    assert any(call.startswith("provider register --namespace Microsoft.App") for call in calls)
+    assert all("--subscription 22222222-2222-2222-2222-222222222222" in call for call in calls)
+
+
+def test_an_already_registered_provider_is_left_alone(tmp_path: Path) -> None:
+    process, calls = _run_pre(tmp_path, private="true", state="Registered")
+    assert process.returncode == 0, process.stderr
+    assert not [call for call in calls if call.startswith("provider register")]
