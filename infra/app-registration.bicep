@@ -1,8 +1,9 @@
-// Optional: the Entra app registration of Graph Functions, with the Microsoft Graph Bicep extension. Deploy it
-// separately (someone with Application Administrator, plus Privileged Role Administrator for grantConsent),
-// before or after `azd up` (docs/deploy.md):
-//   az deployment group create -g <rg> -f infra/app-registration.bicep -p appBaseUrl=<APP_BASE_URL> \
-//     managedIdentityPrincipalId=<MANAGED_IDENTITY_PRINCIPAL_ID>
+// The Entra app registration of Graph Functions, with the Microsoft Graph Bicep extension. main.bicep deploys it
+// as a module after the site and the identity (so `azd up` is one pass), unless ENTRA_EXISTING_CLIENT_ID names a
+// registration made by someone else (docs/deploy.md). The person running azd then needs Entra rights:
+// Application Administrator or Cloud Application Administrator, and Privileged Role Administrator for
+// grantConsent. azd signs in with the Azure CLI's application ID (azure-dev pkg/auth), which the Graph
+// extension accepts for interactive deployments. The extension deploys in Azure's public cloud only.
 // Client secrets cannot be created from a template (Graph's passwordCredentials are read-only here): the
 // secretless mode (a federated credential trusting the managed identity) needs none; the keyvault mode takes a
 // secret or certificate uploaded to the vault by hand.
@@ -14,8 +15,8 @@ param displayName string = 'Graph Functions'
 @description('Immutable unique name of the application: the key that makes redeployment update, not duplicate.')
 param uniqueName string = 'graph-functions'
 
-@description('Origin the app is reached at (the APP_BASE_URL output of main.bicep), without a trailing slash.')
-param appBaseUrl string
+@description('Origin the app is reached at (the APP_BASE_URL output of main.bicep), without a trailing slash. Empty: no redirect URIs yet (an administrator creating the registration before the first `azd up`, docs/deploy.md).')
+param appBaseUrl string = ''
 
 @description('Further origins to register for sign-in, e.g. http://localhost:7071 for `func start`.')
 param extraBaseUrls array = []
@@ -25,6 +26,12 @@ param managedIdentityPrincipalId string = ''
 
 @description('Grant tenant-wide admin consent to the Graph and SharePoint permissions below (needs Privileged Role Administrator). False: an administrator consents afterwards (/auth/admin-consent or the portal).')
 param grantConsent bool = false
+
+@description('Request the Graph application permissions Mail.Read and Mail.Send in Entra. False: mailbox access comes from Exchange Online RBAC for Applications instead (docs/deploy.md, mailboxes), which Entra consent would widen to every mailbox.')
+param mailPermissions bool = true
+
+@description('Request SharePoint\'s delegated AllSites.Read (the /sharepoint page, with SHAREPOINT_SITE_URL). False: no lookup of the SharePoint service principal, which a tenant without SharePoint Online does not have.')
+param sharePoint bool = false
 
 var graphAppId = '00000003-0000-0000-c000-000000000000'
 var sharePointAppId = '00000003-0000-0ff1-ce00-000000000000'
@@ -36,14 +43,19 @@ var graphDelegated = [
   'User.Read'
   'User.ReadBasic.All'
 ]
-// Application Graph permissions: the user list and report (User.Read.All), mailbox reads (Mail.Read), the
-// report mail (Mail.Send), the mailbox scope's group check (GroupMember.Read.All).
-var graphApplication = [
+// Application Graph permissions: the user list and report (User.Read.All), the report's sign-in activity
+// (AuditLog.Read.All, with an Entra ID P1/P2 licence; shared/report/listing.py), the mailbox scope's group
+// check (GroupMember.Read.All); with mailPermissions, mailbox reads (Mail.Read) and the report mail (Mail.Send).
+var graphApplicationBase = [
   'User.Read.All'
-  'Mail.Read'
-  'Mail.Send'
+  'AuditLog.Read.All'
   'GroupMember.Read.All'
 ]
+var graphApplicationMail = [
+  'Mail.Read'
+  'Mail.Send'
+]
+var graphApplication = concat(graphApplicationBase, mailPermissions ? graphApplicationMail : [])
 // Delegated SharePoint permission of the /sharepoint page.
 var sharePointDelegated = [
   'AllSites.Read'
@@ -71,13 +83,15 @@ var apiRoles = [
     description: 'Read the mailbox-read audit trail.'
   }
 ]
-var baseUrls = concat([appBaseUrl], extraBaseUrls)
+var baseUrls = concat(empty(appBaseUrl) ? [] : [appBaseUrl], extraBaseUrls)
 
 resource graphSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
   appId: graphAppId
 }
 
-resource sharePointSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+// Only looked up when the SharePoint page is configured: the lookup fails the whole deployment in a tenant
+// without SharePoint Online.
+resource sharePointSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (sharePoint) {
   appId: sharePointAppId
 }
 
@@ -114,7 +128,7 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
       enableIdTokenIssuance: false
     }
   }
-  requiredResourceAccess: [
+  requiredResourceAccess: concat([
     {
       resourceAppId: graphAppId
       resourceAccess: concat(
@@ -128,6 +142,7 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
         )
       )
     }
+  ], sharePoint ? [
     {
       resourceAppId: sharePointAppId
       resourceAccess: map(
@@ -135,14 +150,32 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
         scope => { id: scope.id, type: 'Scope' }
       )
     }
-  ]
+  ] : [])
+}
+
+// The application ID URI callers request tokens for, `api://{client id}` (README, shared/identity/bearer.py,
+// shared/app/openapi.py; Settings.api_audiences accepts it). Without it Entra answers AADSTS500011
+// (microsoftgraph/msgraph-bicep-types#239). It contains the application's own appId, which the application
+// resource cannot reference in its own body, so a second module updates the same application (keyed by
+// uniqueName; Graph upserts with PATCH, so only identifierUris changes: Microsoft Graph Bicep docs,
+// "Uniquely named resources").
+module identifierUri 'modules/app-identifier-uri.bicep' = {
+  name: 'app-identifier-uri'
+  params: {
+    uniqueName: application.uniqueName
+    displayName: displayName
+    appId: application.appId
+  }
 }
 
 resource servicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
   appId: application.appId
 }
 
-// Secretless: the managed identity's token for api://AzureADTokenExchange is the app's client assertion.
+// Secretless: the managed identity's token for api://AzureADTokenExchange is the app's client assertion. That
+// audience is the public cloud's (national clouds use others, as msgraph-bicep-types' msi-as-a-fic-secretless
+// quickstart lists); the extension deploys in the public cloud only, and the app requests this one
+// (shared/identity/credentials.py TOKEN_EXCHANGE_SCOPE).
 resource managedIdentityCredential 'Microsoft.Graph/applications/federatedIdentityCredentials@v1.0' = if (!empty(managedIdentityPrincipalId)) {
   name: '${application.uniqueName}/managed-identity'
   description: 'The Function App\'s user-assigned managed identity'
@@ -169,7 +202,7 @@ resource graphDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if 
   scope: join(graphDelegated, ' ')
 }
 
-resource sharePointDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantConsent) {
+resource sharePointDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = if (grantConsent && sharePoint) {
   clientId: servicePrincipal.id
   resourceId: sharePointSp.id
   consentType: 'AllPrincipals'
@@ -177,5 +210,6 @@ resource sharePointDelegatedGrant 'Microsoft.Graph/oauth2PermissionGrants@v1.0' 
 }
 
 output ENTRA_CLIENT_ID string = application.appId
+output ENTRA_APP_ID_URI string = identifierUri.outputs.uri
 output ENTRA_TENANT_ID string = tenant().tenantId
 output ENTRA_SERVICE_PRINCIPAL_ID string = servicePrincipal.id

@@ -1,6 +1,8 @@
 // Graph Functions on Azure: `azd up` provisions this (subscription scope: one resource group) and deploys the
-// app. The app registration is a separate, optional template (app-registration.bicep), deployed by someone with
-// Entra rights; docs/deploy.md walks through both and the post-provision steps.
+// app, in one pass: the identity, the site, then the Entra app registration (app-registration.bicep, needs the
+// site's host name and the identity), then the app settings (need the registration's client ID). Deployers
+// without Entra rights pass a registration made by an administrator instead (entraExistingClientId).
+// docs/deploy.md walks through both paths and the roles each needs.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -31,8 +33,17 @@ param principalType string = 'User'
 @description('Directory (tenant) ID of the app registration (ENTRA_TENANT_ID).')
 param entraTenantId string = tenant().tenantId
 
-@description('Application (client) ID of the app registration (ENTRA_CLIENT_ID), an output of app-registration.bicep. Empty on the first `azd up` (the registration needs the app\'s URL and identity): the app then reports the missing setting until a second `azd provision` sets it.')
-param entraClientId string = ''
+@description('Application (client) ID of an app registration made outside this template (ENTRA_EXISTING_CLIENT_ID), for deployers without Entra rights. Empty (the default): this template creates and updates the registration (needs Application Administrator). Deliberately not ENTRA_CLIENT_ID, which is an output: azd writes outputs back into the environment, and an input of that name would silently switch a later provision to this path.')
+param entraExistingClientId string = ''
+
+@description('Grant tenant-wide admin consent to the registration\'s permissions while creating it (needs Privileged Role Administrator). False: an administrator consents afterwards (docs/deploy.md).')
+param entraGrantConsent bool = false
+
+@description('Request (and, with entraGrantConsent, consent) Mail.Read and Mail.Send in Entra. False: mailbox access is granted through Exchange Online RBAC for Applications only (docs/deploy.md).')
+param entraMailPermissions bool = true
+
+@description('Also register http://localhost:7071 for sign-in (running `func start` against this tenant).')
+param entraLocalSignIn bool = false
 
 @description('How the app proves its identity to Entra: managed-identity (secretless; a federated credential on the app registration trusts the managed identity) or keyvault (a client secret or certificate stored in the vault).')
 @allowed([
@@ -90,15 +101,41 @@ param zoneRedundant bool = false
 ])
 param storageSkuName string = 'Standard_ZRS'
 
-@description('Public network access of the vault without private networking (with it, always Disabled).')
+@description('Public network access of the vault without private networking (with it, always Disabled). Disabled without privateNetworking is refused: neither the app (no VNet integration) nor the hook could reach the vault.')
 @allowed([
   'Enabled'
   'Disabled'
 ])
 param keyVaultPublicNetworkAccess string = 'Enabled'
 
-@description('Private networking: VNet integration of the app and private endpoints for storage and the vault; their public access is disabled.')
+@description('Private networking: VNet integration of the app and private endpoints for storage and the vault; their public access is disabled. Needs the Microsoft.App resource provider registered (docs/deploy.md).')
 param privateNetworking bool = false
+
+// Operator tuning (docs/settings.md): parameters rather than portal edits, because the app-settings resource
+// replaces the whole set on every provision. Empty: the code's default.
+@description('Microsoft Graph endpoint (GRAPH_ENDPOINT), e.g. https://graph.microsoft.us in a national cloud. Empty: the global service.')
+param graphEndpoint string = ''
+
+@description('GRAPH_TIMEOUT_SECONDS. Empty: the code\'s default.')
+param graphTimeoutSeconds string = ''
+
+@description('GRAPH_RETRY_BUDGET_SECONDS. Empty: the code\'s default.')
+param graphRetryBudgetSeconds string = ''
+
+@description('GRAPH_MAX_RETRIES. Empty: the code\'s default.')
+param graphMaxRetries string = ''
+
+@description('SESSION_IDLE_MINUTES. Empty: the code\'s default.')
+param sessionIdleMinutes string = ''
+
+@description('SESSION_MAX_AGE_HOURS. Empty: the code\'s default.')
+param sessionMaxAgeHours string = ''
+
+@description('MAILBOX_SCOPE_CACHE_SECONDS. Empty: the code\'s default.')
+param mailboxScopeCacheSeconds string = ''
+
+@description('REPORT_TOP_DEPARTMENTS. Empty: the code\'s default.')
+param reportTopDepartments string = ''
 
 var tags = {
   'azd-env-name': environmentName
@@ -112,6 +149,10 @@ var authFlowTable = 'authflows'
 var auditTable = 'mailaudit'
 var reportContainer = 'reports'
 var reportQueue = 'report-runs'
+// The Microsoft Graph Bicep extension deploys in the public cloud only, and the app's federated assertion
+// uses the public cloud's audience (shared/identity/credentials.py); docs/deploy.md, national clouds.
+var publicCloud = environment().name == 'AzureCloud'
+var createAppRegistration = empty(entraExistingClientId)
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -174,7 +215,7 @@ module vault 'modules/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
-    publicNetworkAccess: privateNetworking ? 'Disabled' : keyVaultPublicNetworkAccess
+    publicNetworkAccess: privateNetworking ? 'Disabled' : ((keyVaultPublicNetworkAccess == 'Enabled') ? 'Enabled' : fail('KEY_VAULT_PUBLIC_NETWORK_ACCESS=Disabled needs PRIVATE_NETWORKING=true: without private networking neither the app nor the post-provision hook can reach the vault. Set KEY_VAULT_PUBLIC_NETWORK_ACCESS=Enabled, or PRIVATE_NETWORKING=true.'))
   }
 }
 
@@ -197,6 +238,8 @@ module rbac 'modules/rbac.bicep' = {
     appPrincipalId: identity.outputs.principalId
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    // The certificate path of keyvault mode creates a certificate in the vault (docs/deploy.md).
+    deployerManagesCertificates: entraCredential == 'keyvault'
     keyVaultName: vault.outputs.name
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
@@ -213,20 +256,57 @@ module app 'modules/function-app.bicep' = {
     tags: tags
     serviceName: serviceName
     identityId: identity.outputs.id
-    identityClientId: identity.outputs.clientId
-    storageAccountName: storage.outputs.name
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
-    applicationInsightsConnectionString: monitoring.outputs.connectionString
-    keyVaultUri: vault.outputs.uri
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
     virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+  }
+  // The app starts with its roles in place (host storage, vault), so its first start does not fail.
+  dependsOn: [
+    rbac
+  ]
+}
+
+var appBaseUrl = empty(publicBaseUrl) ? 'https://${app.outputs.defaultHostName}' : publicBaseUrl
+
+// The Entra app registration, after the site (its redirect URIs) and the identity (its federated credential).
+module appRegistration 'app-registration.bicep' = if (createAppRegistration) {
+  name: 'app-registration'
+  scope: rg
+  params: {
+    uniqueName: 'graph-functions-${environmentName}'
+    displayName: 'Graph Functions (${environmentName})'
+    appBaseUrl: publicCloud ? appBaseUrl : fail('The Microsoft Graph Bicep extension deploys in the public cloud only: register the app by hand and set ENTRA_EXISTING_CLIENT_ID (docs/deploy.md, national clouds).')
+    extraBaseUrls: entraLocalSignIn ? ['http://localhost:7071'] : []
+    managedIdentityPrincipalId: entraCredential == 'managed-identity' ? identity.outputs.principalId : ''
+    grantConsent: entraGrantConsent
+    mailPermissions: entraMailPermissions
+    sharePoint: !empty(sharepointSiteUrl)
+  }
+}
+
+var entraClientId = createAppRegistration ? appRegistration.outputs.ENTRA_CLIENT_ID : entraExistingClientId
+
+module appSettings 'modules/app-settings.bicep' = {
+  name: 'app-settings'
+  scope: rg
+  params: {
+    siteName: app.outputs.name
+    identityClientId: identity.outputs.clientId
+    storage: {
+      name: storage.outputs.name
+      blobEndpoint: storage.outputs.blobEndpoint
+      queueEndpoint: storage.outputs.queueEndpoint
+      tableEndpoint: storage.outputs.tableEndpoint
+    }
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: vault.outputs.uri
     entra: {
       tenantId: entraTenantId
       clientId: entraClientId
-      credential: entraCredential
+      credential: (entraCredential == 'managed-identity' && !publicCloud) ? fail('ENTRA_CREDENTIAL=managed-identity works in the public cloud only (the federated credential\'s audience differs elsewhere): use keyvault (docs/deploy.md, national clouds).') : entraCredential
       credentialName: entraCredentialName
     }
     features: {
@@ -243,11 +323,17 @@ module app 'modules/function-app.bicep' = {
       reportRecipients: reportRecipients
       reportSender: reportSender
     }
+    tuning: {
+      graphEndpoint: graphEndpoint
+      graphTimeoutSeconds: graphTimeoutSeconds
+      graphRetryBudgetSeconds: graphRetryBudgetSeconds
+      graphMaxRetries: graphMaxRetries
+      sessionIdleMinutes: sessionIdleMinutes
+      sessionMaxAgeHours: sessionMaxAgeHours
+      mailboxScopeCacheSeconds: mailboxScopeCacheSeconds
+      reportTopDepartments: reportTopDepartments
+    }
   }
-  // The app starts with its roles in place (host storage, vault), so its first start does not fail.
-  dependsOn: [
-    rbac
-  ]
 }
 
 output AZURE_LOCATION string = location
@@ -255,7 +341,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_NAME string = app.outputs.name
 output SERVICE_API_NAME string = app.outputs.name
-output APP_BASE_URL string = empty(publicBaseUrl) ? 'https://${app.outputs.defaultHostName}' : publicBaseUrl
+output APP_BASE_URL string = appBaseUrl
 output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output KEY_VAULT_URL string = vault.outputs.uri
 output SESSION_KEY_NAME string = sessionKeyName
@@ -263,3 +349,7 @@ output ENTRA_CREDENTIAL string = entraCredential
 output ENTRA_CREDENTIAL_NAME string = entraCredentialName
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+// One pass: the client ID (created here, or the existing one) and the URI callers request tokens for.
+output ENTRA_CLIENT_ID string = entraClientId
+output ENTRA_APP_ID_URI string = 'api://${entraClientId}'
+output ENTRA_APP_REGISTRATION string = createAppRegistration ? 'created' : 'existing'

@@ -1,7 +1,7 @@
 // The Function App on Flex Consumption (FC1). The runtime is declared in functionAppConfig, so none of the
 // settings Flex rejects (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE,
-// linuxFxVersion) appear. The app settings are every setting the code reads in production (shared/core/settings.py
-// SETTING_NAMES, except the documented deliberate omissions in tests/infra) plus the host's own.
+// linuxFxVersion) appear. The app settings are a separate module (app-settings.bicep), deployed after the
+// app registration, which needs this site's host name first.
 
 @description('Name of the Flex Consumption plan.')
 param planName string
@@ -21,23 +21,11 @@ param serviceName string
 @description('Resource ID of the user-assigned managed identity.')
 param identityId string
 
-@description('Client ID of the user-assigned managed identity.')
-param identityClientId string
-
-@description('Name of the storage account (AzureWebJobsStorage, identity-based).')
-param storageAccountName string
-
 @description('Blob endpoint of the storage account.')
 param storageBlobEndpoint string
 
 @description('Blob container the deployment package goes to.')
 param deploymentContainerName string
-
-@description('Application Insights connection string.')
-param applicationInsightsConnectionString string
-
-@description('Vault URI (KEY_VAULT_URL).')
-param keyVaultUri string
 
 @description('Python version of the Functions runtime.')
 @allowed([
@@ -63,12 +51,6 @@ param zoneRedundant bool = false
 
 @description('Subnet for VNet integration (private networking), or empty.')
 param virtualNetworkSubnetId string = ''
-
-@description('Entra settings: tenantId, clientId, credential (keyvault or managed-identity), credentialName.')
-param entra object
-
-@description('Sign-in, mailbox and report settings: sharepointSiteUrl, publicBaseUrl, sessionKeyName, sessionTable, authFlowTable, auditTable, mailboxScope, reportSchedule, reportContainer, reportQueue, reportRecipients, reportSender.')
-param features object
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -103,12 +85,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     // With VNet integration the app reaches storage and the vault through their private endpoints. Only the
     // subnet is set, as in the Flex Consumption quickstarts (no vnetRouteAllEnabled).
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    // Only site-config properties Flex Consumption accepts (tests/infra): newer stamps answer 400 (51021) to
+    // others such as ftpsState (FTP is off via the ftp policy below) and remoteDebuggingEnabled.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      remoteDebuggingEnabled: false
     }
     functionAppConfig: {
       deployment: {
@@ -147,40 +129,6 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   name: 'scm'
   properties: {
     allow: false
-  }
-}
-
-// A separate config resource, so PUBLIC_BASE_URL can default to the site's own host name.
-resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
-  parent: site
-  name: 'appsettings'
-  properties: {
-    // The Functions host's own settings: identity-based host storage and Entra-authenticated telemetry.
-    AzureWebJobsStorage__credential: 'managedidentity'
-    APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-    // The app's settings (docs/settings.md).
-    ENTRA_TENANT_ID: entra.tenantId
-    ENTRA_CLIENT_ID: entra.clientId
-    ENTRA_AUTHORITY_HOST: environment().authentication.loginEndpoint
-    ENTRA_CREDENTIAL: entra.credential
-    ENTRA_CREDENTIAL_NAME: (entra.credential == 'keyvault') ? entra.credentialName : ''
-    KEY_VAULT_URL: keyVaultUri
-    ENTRA_MANAGED_IDENTITY_CLIENT_ID: identityClientId
-    SHAREPOINT_SITE_URL: features.sharepointSiteUrl
-    AzureWebJobsStorage__accountName: storageAccountName
-    AzureWebJobsStorage__clientId: identityClientId
-    PUBLIC_BASE_URL: empty(features.publicBaseUrl) ? 'https://${site.properties.defaultHostName}' : features.publicBaseUrl
-    SESSION_KEY_NAME: features.sessionKeyName
-    SESSION_TABLE: features.sessionTable
-    AUTH_FLOW_TABLE: features.authFlowTable
-    AUDIT_TABLE: features.auditTable
-    MAILBOX_SCOPE: features.mailboxScope
-    REPORT_SCHEDULE: features.reportSchedule
-    REPORT_CONTAINER: features.reportContainer
-    REPORT_QUEUE: features.reportQueue
-    REPORT_RECIPIENTS: features.reportRecipients
-    REPORT_SENDER: features.reportSender
   }
 }
 

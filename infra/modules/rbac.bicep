@@ -15,6 +15,9 @@ param deployerPrincipalId string = ''
 ])
 param deployerPrincipalType string = 'User'
 
+@description('The deployer also manages certificates in the vault (ENTRA_CREDENTIAL=keyvault: `az keyvault certificate create` needs certificate permissions, which Secrets Officer does not give).')
+param deployerManagesCertificates bool = false
+
 @description('Name of the vault.')
 param keyVaultName string
 
@@ -29,6 +32,8 @@ var roleIds = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   // Deployer only: create secret versions (credential upload, session key, rotation).
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  // Deployer only, keyvault mode: create and renew the app's certificate in the vault.
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985'
   // Blobs: the Functions host documents Owner for identity-based AzureWebJobsStorage (its locks and timer
   // state); it also covers the deployment package and the reports (blob leases, user-delegation keys for
   // the report's SAS links).
@@ -108,6 +113,16 @@ resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+resource deployerKeyVaultCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId) && deployerManagesCertificates) {
+  name: guid(vault.id, deployerPrincipalId, roleIds.keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultCertificatesOfficer)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
   }

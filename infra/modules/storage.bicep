@@ -140,3 +140,7 @@ resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-
 output id string = storage.id
 output name string = storage.name
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
+// The account's own endpoints carry the cloud's storage suffix (core.windows.net, core.usgovcloudapi.net, ...):
+// the app settings pass them on, so neither the host nor the app derives a host name from the account name.
+output queueEndpoint string = storage.properties.primaryEndpoints.queue
+output tableEndpoint string = storage.properties.primaryEndpoints.table

@@ -41,6 +41,9 @@ class StorageSettings:
     storage_service_uris: Mapping[str, str]
     managed_identity_client_id: str | None
     graph_timeout_seconds: float
+    #: The cloud whose storage suffix derives the service URIs (``ENTRA_AUTHORITY_HOST``'s).
+    authority_host: str
+    authority_is_microsoft_cloud: bool
 
 
 @dataclasses.dataclass(frozen=True)

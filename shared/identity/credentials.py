@@ -240,8 +240,9 @@ def credential_from_secret(
 ) -> ClientCredential:
     """Turn a Key Vault secret into a :class:`ClientCredential`, by content type.
 
-    No content type or ``text/plain``: client secret. ``application/x-pkcs12``: base64 PFX with an empty
-    password. ``application/x-pem-file``: PEM private key + certificate(s).
+    No content type or ``text/plain``: client secret, without surrounding whitespace (stripped with a
+    warning: Entra's secrets contain none). ``application/x-pkcs12``: base64 PFX with an empty password.
+    ``application/x-pem-file``: PEM private key + certificate(s).
 
     Raises:
         ConfigurationError: unknown content type or unreadable certificate (message names ``what``).
@@ -249,8 +250,21 @@ def credential_from_secret(
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     fingerprint = hashlib.sha256(value.encode("utf-8")).hexdigest()
     if kind in _SECRET_CONTENT_TYPES:
+        # Entra-generated client secrets never contain whitespace, so whitespace around one is an artefact of
+        # how it was stored (`... -o tsv | az keyvault secret set --file /dev/stdin` keeps the newline), and
+        # Entra would refuse it forever (AADSTS7000215). Strip it; the log line says how much (never what).
+        secret = value.strip()
+        if not secret:
+            raise ConfigurationError(f"The {what} holds only whitespace: store the client secret")
+        if secret != value:
+            logger.warning(
+                "The client secret in the %s has %d whitespace character(s) around it (e.g. a trailing "
+                "newline): stripped. Store it without them (docs/deploy.md, the credential)",
+                what,
+                len(value) - len(secret),
+            )
         return ClientCredential(
-            kind="secret", msal_credential=value, fingerprint=fingerprint, version=version
+            kind="secret", msal_credential=secret, fingerprint=fingerprint, version=version
         )
     if kind == CONTENT_TYPE_PKCS12:
         msal_cert = certificate_from_pfx(value, what=what)

@@ -5,7 +5,8 @@ The account is the one ``AzureWebJobsStorage`` names, configured either way the 
 * a connection string, ``AzureWebJobsStorage`` (``UseDevelopmentStorage=true`` is Azurite on its default
   ports, as the host reads it);
 * identity-based, ``AzureWebJobsStorage__accountName`` (the service URIs derived as
-  ``https://{account}.{service}.core.windows.net``) or explicit ``AzureWebJobsStorage__{blob,queue,table}
+  ``https://{account}.{service}.{suffix}``, the storage suffix of ``ENTRA_AUTHORITY_HOST``'s cloud, e.g.
+  ``core.windows.net``, ``core.usgovcloudapi.net``) or explicit ``AzureWebJobsStorage__{blob,queue,table}
   ServiceUri``, authenticated with the Function App's managed identity (``AzureWebJobsStorage__clientId``
   for a user-assigned one; otherwise ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``) through ``DefaultAzureCredential``.
 
@@ -58,12 +59,37 @@ def connection_string(storage: StorageSettings) -> str | None:
 
 
 def service_uri(storage: StorageSettings, service: Service) -> str:
-    """The service endpoint of identity-based storage. Raises ConfigurationError when none is configured."""
+    """The service endpoint of identity-based storage: ``AzureWebJobsStorage__{service}ServiceUri`` if set,
+    else derived from the account name with the storage suffix of ``ENTRA_AUTHORITY_HOST``'s cloud.
+
+    Raises ConfigurationError when none is configured, or for a Microsoft cloud whose suffix is not known."""
     explicit = storage.storage_service_uris.get(service)
     if explicit:
         return explicit
     if storage.storage_account_name:
-        return f"https://{storage.storage_account_name}.{service}.core.windows.net"
+        # The storage suffix of the cloud ENTRA_AUTHORITY_HOST belongs to (Bicep's environment().suffixes
+        # .storage). Another Microsoft cloud has no suffix known here: its service URIs must be explicit.
+        # A non-Microsoft authority (the local tenant) keeps the public suffix, as before.
+        suffixes = {
+            "login.microsoftonline.com": "core.windows.net",
+            "login.microsoft.com": "core.windows.net",
+            "login.windows.net": "core.windows.net",
+            "sts.windows.net": "core.windows.net",
+            "login.microsoftonline.us": "core.usgovcloudapi.net",
+            "login.usgovcloudapi.net": "core.usgovcloudapi.net",
+            "login-us.microsoftonline.com": "core.usgovcloudapi.net",
+            "login.chinacloudapi.cn": "core.chinacloudapi.cn",
+            "login.partner.microsoftonline.cn": "core.chinacloudapi.cn",
+        }
+        host = storage.authority_host.split("://", 1)[-1].split("/", 1)[0].lower()
+        suffix = suffixes.get(host)
+        if suffix is None and storage.authority_is_microsoft_cloud:
+            raise ConfigurationError(
+                f"No storage endpoint suffix is known for the cloud of {storage.authority_host}: set "
+                f"AzureWebJobsStorage__{service}ServiceUri (the account's {service} endpoint) next to "
+                "AzureWebJobsStorage__accountName"
+            )
+        return f"https://{storage.storage_account_name}.{service}.{suffix or 'core.windows.net'}"
     raise ConfigurationError(_MISSING)
 
 

@@ -5,6 +5,7 @@ host's own; none is stale. A setting added to SETTING_NAMES fails here until inf
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -15,21 +16,20 @@ from tests.infra import bicep
 #: Settings the code reads that the Bicep deliberately leaves unset, each with the reason.
 DELIBERATELY_UNSET: dict[str, str] = {
     "AzureWebJobsStorage": "a connection string needs shared-key access, which the account disables; storage "
-    "is identity-based (AzureWebJobsStorage__accountName + __credential + __clientId)",
-    "AzureWebJobsStorage__blobServiceUri": "derived from __accountName in Azure's public cloud; private "
-    "endpoints keep the same host names (privatelink DNS zones), so no explicit URI is needed",
-    "AzureWebJobsStorage__queueServiceUri": "derived from __accountName (see __blobServiceUri)",
-    "AzureWebJobsStorage__tableServiceUri": "derived from __accountName (see __blobServiceUri)",
-    "GRAPH_ENDPOINT": "Bicep's environment() has no Microsoft Graph host; the code's default is the global "
-    "cloud, and a national-cloud deployment adds it (docs/deploy.md)",
-    "GRAPH_TIMEOUT_SECONDS": "the code's default is the production value; operators tune it in the portal "
-    "(docs/settings.md), and a template copy of the default would drift from the code",
-    "GRAPH_RETRY_BUDGET_SECONDS": "code default (see GRAPH_TIMEOUT_SECONDS)",
-    "GRAPH_MAX_RETRIES": "code default (see GRAPH_TIMEOUT_SECONDS)",
-    "SESSION_IDLE_MINUTES": "code default (see GRAPH_TIMEOUT_SECONDS)",
-    "SESSION_MAX_AGE_HOURS": "code default (see GRAPH_TIMEOUT_SECONDS)",
-    "MAILBOX_SCOPE_CACHE_SECONDS": "code default (see GRAPH_TIMEOUT_SECONDS)",
-    "REPORT_TOP_DEPARTMENTS": "code default (see GRAPH_TIMEOUT_SECONDS)",
+    "is identity-based (AzureWebJobsStorage__accountName + service URIs + __credential + __clientId)",
+}
+
+#: Settings an operator tunes: main.bicep parameters (azd env), empty by default (the code's default), never
+#: portal edits, because the appsettings resource replaces the whole set on every provision.
+TUNABLE = {
+    "GRAPH_ENDPOINT": "graphEndpoint",
+    "GRAPH_TIMEOUT_SECONDS": "graphTimeoutSeconds",
+    "GRAPH_RETRY_BUDGET_SECONDS": "graphRetryBudgetSeconds",
+    "GRAPH_MAX_RETRIES": "graphMaxRetries",
+    "SESSION_IDLE_MINUTES": "sessionIdleMinutes",
+    "SESSION_MAX_AGE_HOURS": "sessionMaxAgeHours",
+    "MAILBOX_SCOPE_CACHE_SECONDS": "mailboxScopeCacheSeconds",
+    "REPORT_TOP_DEPARTMENTS": "reportTopDepartments",
 }
 
 #: The Functions host's own settings (not read by the app's code), with why each is there.
@@ -59,6 +59,35 @@ def test_the_omission_list_is_current() -> None:
     assert set(DELIBERATELY_UNSET) <= set(SETTING_NAMES), "a reason for a setting the code no longer reads"
     assert not set(DELIBERATELY_UNSET) & set(bicep.app_settings()), "listed as unset, but set"
     assert all(len(reason) > 20 for reason in DELIBERATELY_UNSET.values())
+
+
+def test_every_app_setting_comes_from_a_parameter_not_the_portal() -> None:
+    """A setting changed in the portal disappears on the next `azd provision` (the appsettings resource
+    replaces the set). Each tunable is a main.bicep parameter, mapped from an azd variable of the setting's
+    own name, empty (the code's default) unless set."""
+    settings = bicep.app_settings()
+    main = bicep.parse(bicep.MAIN)
+    tuning = bicep.body(main["modules"]["appSettings"])["params"]["tuning"]
+    mapped = json.loads((bicep.INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    for setting, parameter in TUNABLE.items():
+        assert setting in SETTING_NAMES
+        assert bicep.accessor(settings[setting])[0] == "tuning", setting
+        key = bicep.accessor(settings[setting])[1]
+        assert tuning[key] == parameter, setting
+        assert main["parameters"][parameter]["default"] == "", parameter
+        assert mapped[parameter]["value"] == "${" + setting + "=}", parameter
+
+
+def test_storage_endpoints_come_from_the_account_not_a_suffix() -> None:
+    """`__accountName` alone means core.windows.net to the host and the app: wrong in a national cloud. The
+    service URIs are the account's own endpoints (the cloud's suffix)."""
+    settings = bicep.app_settings()
+    for service in ("blob", "queue", "table"):
+        value = settings[f"AzureWebJobsStorage__{service}ServiceUri"]
+        assert bicep.accessor(value) == ["storage", f"{service}Endpoint"]
+    storage = bicep.body(bicep.parse(bicep.MAIN)["modules"]["appSettings"])["params"]["storage"]
+    for service in ("blob", "queue", "table"):
+        assert bicep.accessor(storage[f"{service}Endpoint"]) == ["storage", "outputs", f"{service}Endpoint"]
 
 
 def _defaults() -> dict[str, object]:
@@ -98,20 +127,32 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "ENTRA_CREDENTIAL_NAME": "graph-functions-credential" if credential == "keyvault" else "",
         "KEY_VAULT_URL": "https://kv-abcdefghijklm.vault.azure.net/",
         "ENTRA_MANAGED_IDENTITY_CLIENT_ID": client_id,
+        "GRAPH_ENDPOINT": "",
         "SHAREPOINT_SITE_URL": "",
         "AzureWebJobsStorage__accountName": "stabcdefghijklm",
         "AzureWebJobsStorage__clientId": client_id,
+        # primaryEndpoints keep their trailing slash.
+        "AzureWebJobsStorage__blobServiceUri": "https://stabcdefghijklm.blob.core.windows.net/",
+        "AzureWebJobsStorage__queueServiceUri": "https://stabcdefghijklm.queue.core.windows.net/",
+        "AzureWebJobsStorage__tableServiceUri": "https://stabcdefghijklm.table.core.windows.net/",
+        "GRAPH_TIMEOUT_SECONDS": "",
+        "GRAPH_RETRY_BUDGET_SECONDS": "",
+        "GRAPH_MAX_RETRIES": "",
         "PUBLIC_BASE_URL": "https://func-abcdefghijklm.azurewebsites.net",
         "SESSION_KEY_NAME": "graph-functions-session-key",
         "SESSION_TABLE": "sessions",
         "AUTH_FLOW_TABLE": "authflows",
+        "SESSION_IDLE_MINUTES": "",
+        "SESSION_MAX_AGE_HOURS": "",
         "AUDIT_TABLE": "mailaudit",
         "MAILBOX_SCOPE": "",
+        "MAILBOX_SCOPE_CACHE_SECONDS": "",
         "REPORT_SCHEDULE": "0 0 6 * * *",
         "REPORT_CONTAINER": "reports",
         "REPORT_QUEUE": "report-runs",
         "REPORT_RECIPIENTS": "",
         "REPORT_SENDER": "",
+        "REPORT_TOP_DEPARTMENTS": "",
     }
     assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
     return environment
@@ -127,3 +168,5 @@ def test_the_deployed_settings_validate(credential: str) -> None:
     assert settings.authority_host == "https://login.microsoftonline.com"
     assert settings.storage_account_name == "stabcdefghijklm"
     assert settings.key_vault_url is not None
+    assert settings.storage_service_uris["table"].startswith("https://stabcdefghijklm.table.")
+    assert settings.graph_endpoint == "https://graph.microsoft.com"

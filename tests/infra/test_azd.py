@@ -48,9 +48,13 @@ def test_one_python_function_service_tagged_like_the_site() -> None:
 
 
 def test_the_hooks_exist_and_parse() -> None:
-    hook = _azure_yaml()["hooks"]["postprovision"]
-    for platform in ("posix", "windows"):
-        assert (bicep.ROOT / hook[platform]["run"]).is_file()
+    hooks = _azure_yaml()["hooks"]
+    assert set(hooks) == {"preprovision", "postprovision"}
+    for name in hooks:
+        for platform in ("posix", "windows"):
+            assert (bicep.ROOT / hooks[name][platform]["run"]).is_file()
+        subprocess.run(["sh", "-n", str(bicep.ROOT / hooks[name]["posix"]["run"])], check=True)
+    hook = hooks["postprovision"]
     script = bicep.ROOT / hook["posix"]["run"]
     subprocess.run(["sh", "-n", str(script)], check=True)
     text = script.read_text(encoding="utf-8")
@@ -64,7 +68,13 @@ def test_the_hooks_read_only_what_azd_provides() -> None:
     environment value the parameters file also maps (set by the person deploying)."""
     outputs = set(bicep.parse(bicep.MAIN)["outputs"])
     parameters = (bicep.INFRA / "main.parameters.json").read_text(encoding="utf-8")
-    user_set = set(re.findall(r"\$\{([A-Z_]+)", parameters))
+    # azd's own: every azd environment has the subscription it deploys to.
+    user_set = set(re.findall(r"\$\{([A-Z_]+)", parameters)) | {"AZURE_SUBSCRIPTION_ID"}
+    for script in ("preprovision.sh", "preprovision.ps1"):
+        text = (bicep.INFRA / "scripts" / script).read_text(encoding="utf-8")
+        used = set(re.findall(r"\$\{([A-Z_]+)[:}]", text)) | set(re.findall(r"\$env:([A-Z_]+)", text))
+        assert used <= outputs | user_set, f"{script} reads {sorted(used - outputs - user_set)}"
+        assert "PRIVATE_NETWORKING" in used
     for script in ("postprovision.sh", "postprovision.ps1"):
         text = (bicep.INFRA / "scripts" / script).read_text(encoding="utf-8")
         used = set(re.findall(r"\$\{([A-Z_]+)[:}]", text)) | set(re.findall(r"\$env:([A-Z_]+)", text))

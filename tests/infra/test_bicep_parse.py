@@ -72,8 +72,6 @@ def test_the_site_is_flex_consumption_python_with_identity_based_deployment() ->
     assert storage["type"] == "blobContainer"
     assert storage["authentication"]["type"] == "UserAssignedIdentity"
     assert set(config["scaleAndConcurrency"]) == {"instanceMemoryMB", "maximumInstanceCount"}
-    assert "linuxFxVersion" not in properties["siteConfig"]
-    assert properties["siteConfig"]["ftpsState"] == "Disabled"
     assert properties["siteConfig"]["minTlsVersion"] == "1.2"
     # Basic-auth publishing is off for both FTP and SCM.
     policies = [
@@ -81,6 +79,41 @@ def test_the_site_is_flex_consumption_python_with_identity_based_deployment() ->
     ]
     assert sorted(p["name"] for p in policies) == ["ftp", "scm"]
     assert all(p["properties"]["allow"] is False for p in policies)
+
+
+#: Site properties Flex Consumption rejects (the Flex Consumption plan's "deprecated properties" list, plus
+#: ftpsState, which newer regional stamps answer with 400 ExtendedCode 51021, and remoteDebugging*, which Flex
+#: does not offer). FTP is off through the `ftp` basic-publishing-credentials policy instead.
+FLEX_REJECTED_SITE_PROPERTIES = (
+    "ftpsState",
+    "remoteDebuggingEnabled",
+    "remoteDebuggingVersion",
+    "alwaysOn",
+    "functionAppScaleLimit",
+    "preWarmedInstanceCount",
+    "minimumElasticInstanceCount",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "netFrameworkVersion",
+    "javaVersion",
+    "powerShellVersion",
+    "containerSize",
+    "dailyMemoryTimeQuota",
+)
+#: What siteConfig may hold on the Flex site: transport settings only. A new property must be checked against
+#: the Flex Consumption documentation before it joins this list.
+FLEX_SITE_CONFIG_ALLOWED = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled"}
+
+
+def test_no_site_property_flex_consumption_rejects() -> None:
+    site = bicep.body(bicep.resources(bicep.MODULES / "function-app.bicep")["site"])
+    site_config = site["properties"]["siteConfig"]
+    assert set(site_config) <= FLEX_SITE_CONFIG_ALLOWED, sorted(set(site_config) - FLEX_SITE_CONFIG_ALLOWED)
+    for path in bicep.bicep_files():
+        parsed = json.dumps(bicep.parse(path))  # the parsed template, without comments
+        for name in FLEX_REJECTED_SITE_PROPERTIES:
+            assert f'"{name}"' not in parsed, f"{path} sets {name}"
 
 
 def test_no_setting_flex_consumption_rejects() -> None:
@@ -205,6 +238,22 @@ def test_generated_names_fit_azure_limits() -> None:
     assert re.fullmatch(r"[a-z0-9]{3,24}", storage), storage
     container = bicep.variables(bicep.MAIN)["deploymentContainerName"]
     assert len(container.replace("${take(resourceToken, 7)}", "a" * 7)) <= 63
+
+
+def test_a_closed_vault_without_private_networking_is_refused() -> None:
+    """KEY_VAULT_PUBLIC_NETWORK_ACCESS=Disabled without PRIVATE_NETWORKING leaves the vault unreachable by the
+    app (no VNet integration) and the hook: the deployment fails with a message naming both variables."""
+    vault = bicep.body(bicep.parse(bicep.MAIN)["modules"]["vault"])["params"]["publicNetworkAccess"]
+    public = vault["operator"]["operands"]["false_value"]["operator"]["operands"]
+    assert public["condition"]["operator"]["operands"] == {
+        "operand_1": "keyVaultPublicNetworkAccess",
+        "operand_2": "Enabled",
+    }
+    assert public["true_value"] == "Enabled"
+    refusal = public["false_value"]["function"]
+    assert refusal["type"] == "fail"
+    message = refusal["parameters"]["arg_1"]
+    assert "KEY_VAULT_PUBLIC_NETWORK_ACCESS" in message and "PRIVATE_NETWORKING" in message
 
 
 def test_private_networking_closes_public_access() -> None:

@@ -12,6 +12,7 @@ RBAC = bicep.MODULES / "rbac.bicep"
 BUILT_IN_ROLES = {
     "keyVaultSecretsUser": ("Key Vault Secrets User", "4633458b-17de-408a-b874-0445c86b69e6"),
     "keyVaultSecretsOfficer": ("Key Vault Secrets Officer", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"),
+    "keyVaultCertificatesOfficer": ("Key Vault Certificates Officer", "a4417e6f-fecd-4de8-b567-7b0420556985"),
     "storageBlobDataOwner": ("Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"),
     "storageQueueDataContributor": ("Storage Queue Data Contributor", "974c5e8b-45b9-4653-ba55-5f855dd0fb88"),
     "storageTableDataContributor": ("Storage Table Data Contributor", "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"),
@@ -30,8 +31,12 @@ APP_NEEDS = {
     ("storageTableDataContributor", "Microsoft.Storage/storageAccounts"): "sessions, auth flows, mail audit",
     ("monitoringMetricsPublisher", "Microsoft.Insights/components"): "telemetry with local auth disabled",
 }
-#: The deployer (AZURE_PRINCIPAL_ID) only writes vault secrets: the session key and the credential.
-DEPLOYER_NEEDS = {("keyVaultSecretsOfficer", "Microsoft.KeyVault/vaults")}
+#: The deployer (AZURE_PRINCIPAL_ID) only writes vault secrets (the session key, a client secret) and, in
+#: keyvault mode, the app's certificate (`az keyvault certificate create` needs certificate permissions).
+DEPLOYER_NEEDS = {
+    ("keyVaultSecretsOfficer", "Microsoft.KeyVault/vaults"),
+    ("keyVaultCertificatesOfficer", "Microsoft.KeyVault/vaults"),
+}
 
 
 def _assignments() -> list[tuple[str, str, str]]:
@@ -83,3 +88,15 @@ def test_main_wires_the_identity_and_the_deployer() -> None:
     params = bicep.body(bicep.parse(bicep.MAIN)["modules"]["rbac"])["params"]
     assert bicep.accessor(params["appPrincipalId"]) == ["identity", "outputs", "principalId"]
     assert params["deployerPrincipalId"] == "principalId"
+
+
+def test_certificates_officer_only_in_keyvault_mode() -> None:
+    """The certificate path of docs/deploy.md creates a certificate in the vault: Secrets Officer alone is
+    refused. The role is granted in keyvault mode only, to the deployer only."""
+    found = bicep.resources(RBAC)
+    condition = found["deployerKeyVaultCertificatesOfficer"]["config"]["condition"]
+    assert "deployerManagesCertificates" in repr(condition) and "deployerPrincipalId" in repr(condition)
+    assert bicep.parse(RBAC)["parameters"]["deployerManagesCertificates"]["default"] is False
+    params = bicep.body(bicep.parse(bicep.MAIN)["modules"]["rbac"])["params"]
+    operands = params["deployerManagesCertificates"]["operator"]["operands"]
+    assert (operands["operand_1"], operands["operand_2"]) == ("entraCredential", "keyvault")
