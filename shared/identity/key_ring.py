@@ -385,6 +385,12 @@ class SessionKeyRing:
         return hmac.compare_digest(expected, mac_text.encode("ascii", "replace"))
 
 
+def associated_data(kind: str, schema: int, row: str) -> bytes:
+    """The associated data a record of ``kind`` (schema ``schema``) in table row ``row`` is sealed with: a
+    ciphertext moved to another row, or read as another kind of record, fails to open."""
+    return f"graph-functions/{kind}/v{schema}/{row}".encode("ascii")
+
+
 def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool:
     if candidate.created is None or latest.created is None:
         return False

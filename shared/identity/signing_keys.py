@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from shared.core.cooldown import Cooldown, HeldFailure
 from shared.core.errors import CredentialUnavailable
 from shared.core.http import Transport, TransportError
+from shared.core.threads import start_daemon
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class SigningKeys:
         self._timeout = timeout
         self._clock = clock
         self._max_age = max_age_seconds
-        self._spawn = spawn or _daemon_thread
+        self._spawn = spawn or _refresh_thread
         self._fetch_lock = threading.Lock()  # held by fetchers only, never by requests with a known kid
         self._keys: dict[str, Any] = {}  # replaced whole, never mutated: readers need no lock
         self._issuers: tuple[str, ...] = ()
@@ -233,5 +234,5 @@ def _declared_length(headers: Mapping[str, str]) -> int:
         return 0
 
 
-def _daemon_thread(target: Callable[[], None]) -> None:
-    threading.Thread(target=target, name="signing-keys-refresh", daemon=True).start()
+def _refresh_thread(target: Callable[[], None]) -> None:
+    start_daemon(target, name="signing-keys-refresh")

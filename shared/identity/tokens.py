@@ -36,6 +36,7 @@ from shared.core.errors import (
     CredentialUnavailable,
     GraphFunctionsError,
 )
+from shared.core.threads import start_daemon
 from shared.identity.credentials import ClientCredential, CredentialSource
 from shared.identity.msal_app import (
     REQUEST_FAILURE_HOLD_SECONDS,
@@ -102,8 +103,8 @@ class _Flight:
         return self._token
 
 
-def _daemon_thread(target: Callable[[], None]) -> None:
-    threading.Thread(target=target, name="app-token-renewal", daemon=True).start()
+def _renewal_thread(target: Callable[[], None]) -> None:
+    start_daemon(target, name="app-token-renewal")
 
 
 class TokenProvider:
@@ -120,7 +121,7 @@ class TokenProvider:
         app_factory: AppFactory,
         clock: Callable[[], float] = time.monotonic,
         reread_interval: float = REREAD_INTERVAL_SECONDS,
-        spawn: Spawn = _daemon_thread,
+        spawn: Spawn = _renewal_thread,
     ) -> None:
         """``spawn`` runs a background renewal (default: a daemon thread; tests run it inline)."""
         self._source = credential_source

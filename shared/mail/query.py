@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from shared.core.cursor import decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest
+from shared.core.params import reject_unknown
+from shared.graph.links import link_options, pages_once
 from shared.graph.users import user_path, validate_user_id
 
 #: App role of this API that lets a caller read mailboxes through it.
@@ -60,8 +62,6 @@ GET_PARAMETERS: frozenset[str] = frozenset()
 
 _MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
 _TOP = re.compile(r"[0-9]{1,3}")
-_SKIP = re.compile(r"[0-9]{1,9}")
-_SKIPTOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 #: Options a messages next link may carry; anything else means the link is not one of ours.
 _LINK_OPTIONS = frozenset({"$top", "$select", "$orderby", "$skip", "$skiptoken"})
 
@@ -76,13 +76,6 @@ class ListMessagesQuery:
     folder: str | None = None
     cursor: str | None = None
     repeated: frozenset[str] = frozenset()
-
-
-def _reject_unknown(params: Mapping[str, str], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        listed = ", ".join(sorted(allowed)) or "none"
-        raise BadRequest(f"Unknown query parameter(s): {', '.join(unknown)[:200]}. Allowed: {listed}")
 
 
 def validate_mailbox(value: str) -> str:
@@ -113,7 +106,7 @@ def validate_message_id(value: str) -> str:
 
 def parse_list_query(mailbox: str, params: Mapping[str, str]) -> ListMessagesQuery:
     """Validate the listing's path and query parameters. Raises BadRequest with the reason."""
-    _reject_unknown(params, LIST_PARAMETERS)
+    reject_unknown(params, LIST_PARAMETERS)
     top = DEFAULT_TOP
     if "top" in params:
         raw = params["top"].strip()
@@ -134,7 +127,7 @@ def parse_list_query(mailbox: str, params: Mapping[str, str]) -> ListMessagesQue
 
 def parse_get_query(params: Mapping[str, str]) -> None:
     """The one-message read takes no query parameters. Raises BadRequest for any."""
-    _reject_unknown(params, GET_PARAMETERS)
+    reject_unknown(params, GET_PARAMETERS)
 
 
 def mailbox_path(mailbox: str) -> str:
@@ -159,14 +152,14 @@ def first_page_params(top: int) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class LinkQuery:
+class MessagesLink:
     """What a messages next link continues: its page size and folder (None: all mail)."""
 
     top: int
     folder: str | None
 
 
-def link_query(link: str, *, mailbox: str) -> LinkQuery | None:
+def link_query(link: str, *, mailbox: str) -> MessagesLink | None:
     """The query a Graph next link of ``mailbox`` continues, or None when it is not one: its path must be
     ``/v1.0/users/{mailbox}/messages`` or ``.../mailFolders/{well-known folder}/messages`` and its options
     exactly those :func:`first_page_params` sends plus one numeric ``$skip`` or printable ``$skiptoken``.
@@ -183,23 +176,17 @@ def link_query(link: str, *, mailbox: str) -> LinkQuery | None:
     )
     if folder == "?":
         return None
-    options: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _LINK_OPTIONS or key in options:
-            return None
-        options[key] = value
+    options = link_options(parts.query, _LINK_OPTIONS)
+    if options is None:
+        return None
     top = options.get("$top", "")
     if not _TOP.fullmatch(top) or not 1 <= int(top) <= MAX_TOP:
         return None
     if options.get("$select") != ",".join(LIST_FIELDS) or options.get("$orderby") != ORDER_BY:
         return None
-    paging = [key for key in ("$skip", "$skiptoken") if key in options]
-    if len(paging) != 1:
+    if not pages_once(options):
         return None
-    pattern = _SKIP if paging == ["$skip"] else _SKIPTOKEN
-    if not pattern.fullmatch(options[paging[0]]):
-        return None
-    return LinkQuery(top=int(top), folder=folder)
+    return MessagesLink(top=int(top), folder=folder)
 
 
 def encode_messages_cursor(next_link: str) -> str:
@@ -216,7 +203,7 @@ def decode_messages_cursor(query: ListMessagesQuery, *, is_graph_url: Callable[[
     """
     if query.cursor is None:
         raise invalid_cursor()
-    found: list[LinkQuery] = []
+    found: list[MessagesLink] = []
 
     def check(link: str) -> bool:
         parsed = link_query(link, mailbox=query.mailbox) if is_graph_url(link) else None

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown
-from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError
+from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
 from shared.storage.tables import (
     EnsuredTable,
     Now,
@@ -88,7 +88,7 @@ class FlowStore:
         row = hashed_key(state)
         now = self._now()
         payload = json.dumps({"schema": _SCHEMA, "flow": dict(flow), "extra": dict(extra or {})})
-        sealed = self._keys.seal(payload.encode("utf-8"), aad=_aad(row))
+        sealed = self._keys.seal(payload.encode("utf-8"), aad=associated_data(_KIND, _SCHEMA, row))
         entity = {
             "PartitionKey": partition_of(row),
             "RowKey": row,
@@ -173,7 +173,7 @@ class FlowStore:
         try:
             if blob is None or not isinstance(version, str):
                 raise UnreadableRecordError("no sealed flow")
-            payload = json.loads(self._keys.open(version, blob, aad=_aad(row)))
+            payload = json.loads(self._keys.open(version, blob, aad=associated_data(_KIND, _SCHEMA, row)))
             flow, extra = payload["flow"], payload["extra"]
             if payload.get("schema") != _SCHEMA or not isinstance(flow, dict) or not isinstance(extra, dict):
                 raise UnreadableRecordError("malformed flow")
@@ -185,7 +185,3 @@ class FlowStore:
 
 def _binding_hash(binding: str) -> str:
     return hashlib.sha256(binding.encode("ascii")).hexdigest()
-
-
-def _aad(row: str) -> bytes:
-    return f"graph-functions/{_KIND}/v{_SCHEMA}/{row}".encode("ascii")

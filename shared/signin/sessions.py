@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import GraphFunctionsError, StorageUnavailable
-from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError
+from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
 from shared.signin.cache_merge import merge_token_caches, without_access_tokens
 from shared.storage.tables import (
     EnsuredTable,
@@ -265,14 +265,14 @@ class SessionStore:
             "created": session.created.timestamp(),
             "last_seen": session.last_seen.timestamp(),
         }
-        sealed = self._keys.seal(_compress(payload), aad=_aad(row))
+        sealed = self._keys.seal(_compress(payload), aad=associated_data(_KIND, _SCHEMA, row))
         try:
             data = split_binary(sealed.blob, _DATA)
         except ValueTooLargeError:
             # Access tokens can always be fetched again with the refresh token: drop them, keep the session.
             logger.warning("Session record too large; storing it without its access tokens")
             lean = {**payload, "cache": without_access_tokens(session.token_cache)}
-            sealed = self._keys.seal(_compress(lean), aad=_aad(row))
+            sealed = self._keys.seal(_compress(lean), aad=associated_data(_KIND, _SCHEMA, row))
             try:
                 data = split_binary(sealed.blob, _DATA)
             except ValueTooLargeError as exc:
@@ -312,7 +312,9 @@ class SessionStore:
         if blob is None or not isinstance(version, str) or entity.get("Kind") != _KIND:
             return None
         try:
-            payload = json.loads(zlib.decompress(self._keys.open(version, blob, aad=_aad(row))))
+            payload = json.loads(
+                zlib.decompress(self._keys.open(version, blob, aad=associated_data(_KIND, _SCHEMA, row)))
+            )
             if not isinstance(payload, dict) or payload.get("schema") != _SCHEMA:
                 return None
             cache = payload["cache"]
@@ -381,10 +383,6 @@ class SessionStore:
                     return None
                 current = fresher
         raise StorageUnavailable("The session kept changing while being saved; retry the request")
-
-
-def _aad(row: str) -> bytes:
-    return f"graph-functions/{_KIND}/v{_SCHEMA}/{row}".encode("ascii")
 
 
 def _compress(payload: Mapping[str, Any]) -> bytes:

@@ -17,11 +17,13 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from shared.core.cursor import Cursor, decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
+from shared.core.params import reject_unknown
 from shared.graph.client import GraphClient
+from shared.graph.links import link_options, pages_once
 from shared.graph.users import user_path
 
 #: Properties a caller may select (``select=``). ``id`` is always returned.
@@ -74,7 +76,6 @@ _TOP = re.compile(r"^[0-9]{1,4}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: The paging option a next link carries, and its decoded value: a $skiptoken is opaque to us but printable
 #: ASCII without spaces in every format Graph uses; a $skip is a count.
-_PAGING = {"$skiptoken": re.compile(r"[\x21-\x7e]{1,4096}"), "$skip": re.compile(r"[0-9]{1,9}")}
 # One clause of search_expression's output: a quoted phrase where only \" and \\ are escapes.
 _PHRASE = r'"{name}:((?:[^"\\]|\\["\\])*)"'
 _SEARCH_EXPRESSION = re.compile(_PHRASE.format(name="displayName") + " OR " + _PHRASE.format(name="mail"))
@@ -99,7 +100,7 @@ class ListUsersQuery:
 
 
 @dataclasses.dataclass(frozen=True)
-class LinkQuery:
+class UsersLink:
     """The query a users next link continues: page size, selected fields, search term (None: no search)."""
 
     top: int
@@ -116,14 +117,6 @@ class UsersPage:
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.items, "nextCursor": self.next_cursor}
-
-
-def _reject_unknown(params: Mapping[str, str], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise BadRequest(
-            f"Unknown query parameter(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}"
-        )
 
 
 def parse_select(value: str) -> tuple[str, ...]:
@@ -154,7 +147,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListUsersQuery:
     ``cursor`` may come with ``top``, ``select`` and ``search``: they are validated as usual here and
     compared with the cursor's own query when it is decoded (:meth:`UsersService.list_users`).
     """
-    _reject_unknown(params, LIST_PARAMETERS)
+    reject_unknown(params, LIST_PARAMETERS)
     top = DEFAULT_TOP
     if "top" in params:
         raw = params["top"].strip()
@@ -170,7 +163,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListUsersQuery:
 
 def parse_get_query(params: Mapping[str, str]) -> tuple[str, ...]:
     """Validate ``GET /api/users/{id}`` query parameters; returns the fields to select. Raises BadRequest."""
-    _reject_unknown(params, GET_PARAMETERS)
+    reject_unknown(params, GET_PARAMETERS)
     return parse_select(params["select"]) if "select" in params else DEFAULT_FIELDS
 
 
@@ -277,7 +270,7 @@ class UsersService:
         """True for a Graph next link of a query this module builds (see :meth:`link_query`)."""
         return self.link_query(link) is not None
 
-    def link_query(self, link: str) -> LinkQuery | None:
+    def link_query(self, link: str) -> UsersLink | None:
         """The query a Graph next link of ``/v1.0/users`` continues, or None when the link is not one:
         another origin or path, a character that is not printable ASCII, an option we never send, a
         repeated option, or a value we would not send (``$top`` 1-999, allowlisted ``$select``,
@@ -285,17 +278,14 @@ class UsersService:
         printable ``$skiptoken`` or a numeric ``$skip``)."""
         if not self._graph.is_graph_url(link) or urlsplit(link).path != USERS_PATH:
             return None
-        options: dict[str, str] = {}
-        for key, value in parse_qsl(urlsplit(link).query, keep_blank_values=True):
-            if key not in _NEXT_LINK_OPTIONS or key in options:
-                return None
-            options[key] = value
+        options = link_options(urlsplit(link).query, _NEXT_LINK_OPTIONS)
+        if options is None:
+            return None
         top = options.get("$top", str(DEFAULT_TOP))
         select = options.get("$select", ",".join(DEFAULT_FIELDS))
         if not (_TOP.fullmatch(top) and 1 <= int(top) <= MAX_TOP) or not set(select.split(",")) <= _FIELD_SET:
             return None
-        paging = [key for key in _PAGING if key in options]
-        if len(paging) != 1 or not _PAGING[paging[0]].fullmatch(options[paging[0]]):
+        if not pages_once(options):
             return None
         if options.get("$count") != ("true" if "$search" in options else None):  # we send both or neither
             return None
@@ -303,7 +293,7 @@ class UsersService:
             search = search_term_of(options["$search"]) if "$search" in options else None
         except InvalidCursor:
             return None
-        return LinkQuery(top=int(top), select=tuple(dict.fromkeys(["id", *select.split(",")])), search=search)
+        return UsersLink(top=int(top), select=tuple(dict.fromkeys(["id", *select.split(",")])), search=search)
 
     def _read_cursor(self, text: str, query: ListUsersQuery) -> tuple[Cursor, tuple[str, ...]]:
         """The decoded cursor and the fields its pages carry; checks the parameters repeated with it."""
