@@ -1,27 +1,15 @@
-"""The report's Jinja2 environment: templates in ``shared/report/templates``, autoescaping always on, so
-every value from the directory (names, departments) is HTML-escaped in the mail and the page."""
+"""The report's templates (``shared/web/templates/report``), rendered through the app's one Jinja2
+environment with block tags taking their line with them (:func:`shared.web.templating.compact`);
+autoescaping is always on, so every value from the directory (names, departments) is HTML-escaped in the
+mail and the page."""
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-@functools.cache
-def environment() -> Any:
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+from shared.web.templating import compact
 
 
 def render(name: str, **context: Any) -> str:
-    return str(environment().get_template(name).render(**context))
+    """Render the report template ``name`` (a file of ``shared/web/templates/report``)."""
+    return str(compact().get_template(f"report/{name}").render(**context))

@@ -28,13 +28,13 @@ import azure.functions as func
 
 from shared.core.errors import BadRequest, Forbidden, GraphFunctionsError
 from shared.identity.principal import Principal
+from shared.web.templating import environment
 
 if TYPE_CHECKING:
-    import jinja2
+    pass
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES_DIR = Path(__file__).with_name("templates")
 #: The pages' static files (the one stylesheet).
 STATIC_DIR = Path(__file__).with_name("static")
 #: Largest form body a page accepts (the app's forms post a few hidden fields).
@@ -144,19 +144,6 @@ class Chrome:
     person: Principal | None = None
     csrf_token: str = ""
     sign_in_origin: str = ""
-
-
-@functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The process's one Jinja2 environment: autoescape for every template, strict undefined variables."""
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        auto_reload=False,
-    )
 
 
 def render(
