@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Any
 from urllib.parse import urlencode
 
 import azure.functions as func
 
+from shared.app import Runtime
 from shared.core import BadRequest, NotFound
 from shared.edge import Call, page
 from shared.identity import PEOPLE, Access, AppRole
@@ -33,18 +33,18 @@ bp = new_blueprint()
 PAGE_PATH = "/reports"
 
 
-def today() -> dt.date:
+def today(runtime: Runtime) -> dt.date:
     """Today in the report schedule's zone (``WEBSITE_TIME_ZONE``, a platform setting the timer and the
     API read too)."""
-    return dt.datetime.now(schedule_zone(os.environ.get("WEBSITE_TIME_ZONE"))).date()
+    return dt.datetime.now(schedule_zone(runtime.settings().report_time_zone)).date()
 
 
-def run_date(text: str | None) -> dt.date:
+def run_date(text: str | None, runtime: Runtime) -> dt.date:
     """A report date a person may ask for: YYYY-MM-DD, not in the future. Raises BadRequest."""
     if not text:
         raise BadRequest("Choose the report date to run")
     date = parse_report_date(text)
-    if date > today():
+    if date > today(runtime):
         raise BadRequest("date cannot be in the future")
     return date
 
@@ -87,7 +87,7 @@ def reports_page(call: Call) -> Page | Redirect:
         "report": render_page(model),
         "run": run,
         "can_run": call.caller.has_role(AppRole.REPORTS_RUN),
-        "today": today().isoformat(),
+        "today": today(call.runtime).isoformat(),
     }
     return Page("reports.html", context)
 
@@ -102,7 +102,7 @@ def run_now(call: Call) -> Page | Redirect:
     after sign-in)."""
     request = call.request
     require_csrf_token(request, call.verify_csrf)
-    date = run_date(request.form.get("date"))
+    date = run_date(request.form.get("date"), call.runtime)
     force_text = request.form.get("force") or "false"
     if force_text not in ("true", "false"):
         raise BadRequest("force must be true or false")

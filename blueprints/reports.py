@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 
 import azure.functions as func
 
+from shared.app import Runtime
 from shared.core import BadRequest
 from shared.edge import Call, api, background
 from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
@@ -41,9 +41,9 @@ bp = new_blueprint()
 _POST_PARAMETERS = frozenset({"date", "force"})
 
 
-def _zone() -> dt.tzinfo:
-    # WEBSITE_TIME_ZONE is the platform's timer setting (not an app setting): the host reads it too.
-    return schedule_zone(os.environ.get("WEBSITE_TIME_ZONE"))
+def _zone(runtime: Runtime) -> dt.tzinfo:
+    # WEBSITE_TIME_ZONE is the platform's timer setting, read once into the settings: the host reads it too.
+    return schedule_zone(runtime.settings().report_time_zone)
 
 
 @bp.function_name("report_timer")
@@ -51,20 +51,21 @@ def _zone() -> dt.tzinfo:
 def report_timer(timer: func.TimerRequest) -> None:
     """Produce today's report (or, past due, the missed day's). Raises when the run failed, so the
     invocation is recorded as failed; the next trigger retries."""
-    zone = _zone()
     # The concrete TimerRequest (worker, devhost) has the monitor's status; the ABC does not declare it.
     schedule_status = getattr(timer, "schedule_status", None)
-    date = timer_report_date(
-        timer.past_due,
-        schedule_status if isinstance(schedule_status, dict) else None,
-        dt.datetime.now(zone),
-        zone,
+    background(
+        lambda runtime: _run_timer(
+            runtime, timer.past_due, schedule_status if isinstance(schedule_status, dict) else None
+        )
     )
-    if timer.past_due:
+
+
+def _run_timer(runtime: Runtime, past_due: bool, schedule_status: dict[str, object] | None) -> None:
+    zone = _zone(runtime)
+    date = timer_report_date(past_due, schedule_status, dt.datetime.now(zone), zone)
+    if past_due:
         logger.warning("Report timer is past due; producing the report of %s", date)
-    result = background(
-        lambda runtime: runtime.tenant().reports().run(RunRequest(date=date, trigger="timer"))
-    )
+    result = runtime.tenant().reports().run(RunRequest(date=date, trigger="timer"))
     if result.outcome == "failed":
         raise RuntimeError(f"The report of {date} failed: {result.status.get('reason')}")
 
@@ -114,7 +115,7 @@ def start_run(call: Call) -> JsonResponse:
     if force_text not in ("true", "false"):
         raise BadRequest("force must be true or false")
     date_text = request.params.get("date")
-    zone = _zone()
+    zone = _zone(call.runtime)
     date = parse_report_date(date_text) if date_text else dt.datetime.now(zone).date()
     if date > dt.datetime.now(zone).date():
         raise BadRequest("date cannot be in the future")

@@ -119,6 +119,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "REPORT_RECIPIENTS",
     "REPORT_SENDER",
     "REPORT_TOP_DEPARTMENTS",
+    "WEBSITE_TIME_ZONE",
 )
 
 
@@ -164,6 +165,8 @@ class Settings:
     report_recipients: tuple[str, ...] = ()
     report_sender: str | None = None
     report_top_departments: int = 10
+    #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
+    report_time_zone: str | None = None
 
     @classmethod
     def from_env(
@@ -295,6 +298,7 @@ class Settings:
             report_recipients=recipients,
             report_sender=report_sender,
             report_top_departments=reader.number("REPORT_TOP_DEPARTMENTS", 10, int, 1, 100),
+            report_time_zone=reader.get("WEBSITE_TIME_ZONE"),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,

@@ -77,6 +77,7 @@ class ReportSettings:
     report_recipients: tuple[str, ...]
     report_sender: str | None
     report_top_departments: int
+    report_time_zone: str | None
     public_base_url: str | None
     graph_timeout_seconds: float
     graph_retry_budget_seconds: float

@@ -17,6 +17,8 @@ from tests.infra import bicep
 DELIBERATELY_UNSET: dict[str, str] = {
     "AzureWebJobsStorage": "a connection string needs shared-key access, which the account disables; storage "
     "is identity-based (AzureWebJobsStorage__accountName + service URIs + __credential + __clientId)",
+    "WEBSITE_TIME_ZONE": "the platform's timer zone: unset means UTC, as Azure runs timers; an operator who "
+    "wants the report's day in a local zone sets it (the host reads it too)",
 }
 
 #: Settings an operator tunes: main.bicep parameters (azd env), empty by default (the code's default), never
