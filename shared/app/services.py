@@ -143,7 +143,7 @@ class Runtime:
         """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""
 
         def build() -> SecretClient:
-            from azure.keyvault.secrets import SecretClient  # heavy (azure-core): imported on first use
+            from azure.keyvault.secrets import SecretClient  # heavy (azure-core): imported on first use  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
             settings = self.settings()
             options = secret_client_options(settings.vault)  # raises ConfigurationError without KEY_VAULT_URL

@@ -90,7 +90,7 @@ def from_azure_error(exc: BaseException, *, what: str) -> GraphFunctionsError:
     it must not contain secret values. Not found / forbidden / unauthorised are configuration problems;
     throttling, server errors, unreachable endpoints and unavailable credentials are transient (503).
     """
-    from azure.core import exceptions as az  # lazy: only reached once azure-core raised
+    from azure.core import exceptions as az  # lazy: only reached once azure-core raised  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     status = getattr(exc, "status_code", None) if isinstance(exc, az.HttpResponseError) else None
     detail = first_line(str(getattr(exc, "message", None) or exc))
@@ -133,7 +133,7 @@ def from_storage_error(exc: BaseException, *, what: str) -> GraphFunctionsError:
     cause (throttling, 5xx, timeouts, connection failures, unexpected answers) is a 503
     ``storage_unavailable``.
     """
-    from azure.core import exceptions as az  # lazy: only reached once azure-core raised
+    from azure.core import exceptions as az  # lazy: only reached once azure-core raised  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     status = getattr(exc, "status_code", None) if isinstance(exc, az.HttpResponseError) else None
     if status in (401, 403):

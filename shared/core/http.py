@@ -113,9 +113,9 @@ class RequestsTransport:
         return session
 
     def _build_session(self) -> requests.Session:
-        import http.cookiejar
+        import http.cookiejar  # noqa: PLC0415 - only with requests, on first use
 
-        import requests
+        import requests  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
 
         session = requests.Session()
         # Retries are decided above this layer (Graph budget, MSAL), so urllib3 must not retry on its own.
@@ -136,7 +136,7 @@ class RequestsTransport:
         data: bytes | str | Mapping[str, str] | None = None,
         timeout: float,
     ) -> Response:
-        import requests
+        import requests  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
 
         try:
             response: Response = self.session().request(
@@ -200,9 +200,9 @@ class MsalHttpClient:
 
 def _shared_trust_adapter(**kwargs: Any) -> Any:
     """A requests HTTPAdapter verifying TLS with one cached SSLContext per CA bundle (module docstring)."""
-    from requests.adapters import HTTPAdapter
-    from requests.utils import DEFAULT_CA_BUNDLE_PATH
-    from urllib3.util.ssl_ import create_urllib3_context
+    from requests.adapters import HTTPAdapter  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
+    from urllib3.util.ssl_ import create_urllib3_context  # noqa: PLC0415 - urllib3 is heavy: imported on first use (cold start)
 
     class _SharedTrustAdapter(HTTPAdapter):
         def __init__(self, **adapter_kwargs: Any) -> None:
@@ -245,8 +245,8 @@ def _shared_trust_adapter(**kwargs: Any) -> Any:
 
 def _may_have_been_sent(exc: Exception) -> bool:
     """False when ``exc`` (a requests ConnectionError) shows no connection was established, else True."""
-    import requests
-    from urllib3.exceptions import NewConnectionError  # DNS failures (NameResolutionError) included
+    import requests  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
+    from urllib3.exceptions import NewConnectionError  # DNS failures (NameResolutionError) included  # noqa: PLC0415 - urllib3 is heavy: imported on first use (cold start)
 
     if isinstance(exc, requests.exceptions.SSLError):
         return False  # the TLS handshake failed: no request bytes were written

@@ -81,7 +81,7 @@ class CallerAuthenticator:
             Unauthenticated: the token fails any check (401).
             CredentialUnavailable: the tenant's signing keys cannot be fetched (503).
         """
-        import jwt
+        import jwt  # noqa: PLC0415 - jwt is heavy: imported on first use (cold start)
 
         try:
             header = jwt.get_unverified_header(token)

@@ -134,7 +134,7 @@ class KeyVaultCredentialSource:
     def _secret_client(self) -> SecretClient:
         with self._lock:
             if self._client is None:
-                from azure.keyvault.secrets import SecretClient
+                from azure.keyvault.secrets import SecretClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
                 self._client = SecretClient(
                     self._vault_url,
@@ -144,7 +144,7 @@ class KeyVaultCredentialSource:
             return self._client
 
     def load(self) -> ClientCredential:
-        from azure.core.exceptions import AzureError
+        from azure.core.exceptions import AzureError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         try:
             secret = self._secret_client().get_secret(self._name)
@@ -181,14 +181,14 @@ class ManagedIdentityAssertionSource:
     def _identity(self) -> TokenCredential:
         with self._lock:
             if self._credential is None:
-                from azure.identity import ManagedIdentityCredential
+                from azure.identity import ManagedIdentityCredential  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
                 # Only a managed identity can be trusted as a federated credential, so no dev-tool fallback.
                 self._credential = ManagedIdentityCredential(client_id=self._vault.managed_identity_client_id)
             return self._credential
 
     def _assertion(self) -> str:
-        from azure.core.exceptions import AzureError
+        from azure.core.exceptions import AzureError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         try:
             return self._identity().get_token(TOKEN_EXCHANGE_SCOPE).token
@@ -230,7 +230,7 @@ def azure_credential_options(vault: VaultSettings) -> dict[str, Any]:
 
 
 def azure_credential(vault: VaultSettings) -> TokenCredential:
-    from azure.identity import DefaultAzureCredential
+    from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     return DefaultAzureCredential(**azure_credential_options(vault))
 
@@ -286,7 +286,7 @@ def credential_from_secret(
 
 def certificate_from_pfx(value: str, *, what: str = "vault entry") -> dict[str, str]:
     """MSAL certificate dict from a base64 PKCS#12 blob with an empty (or no) password."""
-    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     try:
         raw = base64.b64decode("".join(value.split()), validate=True)
@@ -311,8 +311,8 @@ def certificate_from_pfx(value: str, *, what: str = "vault entry") -> dict[str, 
 
 def certificate_from_pem(value: str, *, what: str = "vault entry") -> dict[str, str]:
     """MSAL certificate dict from PEM text holding an unencrypted private key and the certificate(s)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from cryptography import x509  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     data = value.encode("utf-8")
     try:
@@ -327,8 +327,8 @@ def certificate_from_pem(value: str, *, what: str = "vault entry") -> dict[str, 
 
 
 def _msal_certificate(key: PrivateKeyTypes, certs: list[x509.Certificate], *, what: str) -> dict[str, str]:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigurationError(
@@ -354,7 +354,7 @@ def _msal_certificate(key: PrivateKeyTypes, certs: list[x509.Certificate], *, wh
 
 
 def _public_numbers(cert: x509.Certificate) -> Any:
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     public_key = cert.public_key()
     return public_key.public_numbers() if isinstance(public_key, rsa.RSAPublicKey) else None

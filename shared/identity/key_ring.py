@@ -113,7 +113,7 @@ class VaultKeySource:
         self._what = f"session key secret '{name}' in Key Vault {vault_url}"
 
     def read(self, version: str | None) -> KeyVersion | None:
-        from azure.core.exceptions import AzureError
+        from azure.core.exceptions import AzureError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         try:
             secret = self._client.get_secret(self._name, version)
@@ -304,8 +304,8 @@ class SessionKeyRing:
             UnreadableRecordError: ``version`` is unknown or disabled.
             CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
         """
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
         source = self._current() if version is None else self._version(version)
         if source is None:
@@ -331,7 +331,7 @@ class SessionKeyRing:
         Raises:
             CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
         """
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
         version, key = self.derive_key(_RECORD_PURPOSE)
         nonce = os.urandom(_NONCE_BYTES)
@@ -344,8 +344,8 @@ class SessionKeyRing:
             UnreadableRecordError: tampered, other ``aad``, unknown or disabled version, malformed.
             CredentialUnavailable: the version must be read from the vault and the vault is failing.
         """
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
         if len(blob) < _NONCE_BYTES + 16:
             raise UnreadableRecordError("sealed value too short")

@@ -86,7 +86,7 @@ class _MsalClient:
         self._observed = observed
 
     def acquire_token_for_client(self, scopes: list[str]) -> dict[str, Any]:
-        from msal.exceptions import MsalError
+        from msal.exceptions import MsalError  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
         if self._observed is not None:
             self._observed.reset()
@@ -145,8 +145,8 @@ def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) 
     observed = _ObservedHttpClient(http_client) if http_client is not None else None
 
     def build(credential: ClientCredential) -> ConfidentialClient:
-        import msal
-        from msal.exceptions import MsalError
+        import msal  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
+        from msal.exceptions import MsalError  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
         with lock:
             if not caches:

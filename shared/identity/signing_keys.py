@@ -161,7 +161,7 @@ class SigningKeys:
         self._spawn(run)
 
     def _refresh(self) -> None:
-        import jwt
+        import jwt  # noqa: PLC0415 - jwt is heavy: imported on first use (cold start)
 
         self.fetches += 1
         metadata = self._get_json(self._metadata_url)

@@ -132,7 +132,7 @@ class AuditStore:
         Raises:
             AuditUnavailable: storage failed or refused the insert (the caller refuses the read).
         """
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         when = self._now()
         entity: dict[str, Any] = {
@@ -214,7 +214,7 @@ class AuditStore:
 
     def rows(self, iterator: Any, limit: int) -> list[AuditRow]:
         """Up to ``limit`` rows from a :meth:`query` iterator (storage errors as StorageUnavailable)."""
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         found: list[AuditRow] = []
         try:

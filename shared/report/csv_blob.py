@@ -127,7 +127,7 @@ class BlockCsvWriter:
 
     def commit(self) -> int:
         """Stage what is buffered and commit every block as the blob's content. Returns the size in bytes."""
-        from azure.storage.blob import BlobBlock, ContentSettings
+        from azure.storage.blob import BlobBlock, ContentSettings  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         self._move_text()
         self._stage()

@@ -57,7 +57,7 @@ class CsvLinks:
             NotFound: ``report_not_found`` when the report of that date is not complete.
             StorageUnavailable: storage (or the user delegation key request) failed.
         """
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         if not self._store.exists(layout.blob(date, "summary.json")):
             raise NotFound(f"There is no completed report for {date.isoformat()}", code="report_not_found")

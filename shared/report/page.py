@@ -70,7 +70,7 @@ def _first_changes(service: ReportService, date: dt.date) -> tuple[list[dict[str
 
 def _changes(service: ReportService, name: str) -> Iterator[dict[str, str]]:
     """changes.csv rows, read chunk by chunk (the file is never loaded whole)."""
-    from azure.core.exceptions import ResourceNotFoundError
+    from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     try:
         chunks = service.store.blob(name).download_blob().chunks()

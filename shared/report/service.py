@@ -169,7 +169,7 @@ class ReportService:
         )
 
     def _queue_client(self) -> QueueClient:
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         with self._queue_lock:
             if self._queue is None:

@@ -30,7 +30,7 @@ _RENEW_EVERY = 5.0
 
 
 def _storage(action: str, call: Callable[[], _T]) -> _T:
-    from azure.core.exceptions import AzureError
+    from azure.core.exceptions import AzureError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     try:
         return call()
@@ -56,7 +56,7 @@ class ReportStore:
         return self._container.get_blob_client(name)
 
     def ensure_container(self) -> None:
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         if self._created:
             return
@@ -70,7 +70,7 @@ class ReportStore:
 
     def read_json(self, name: str) -> tuple[dict[str, Any], str] | None:
         """The JSON object stored at ``name`` and its ETag, None when absent (or the container is)."""
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         def read() -> tuple[dict[str, Any], str] | None:
             try:
@@ -84,7 +84,7 @@ class ReportStore:
 
     def create_json(self, name: str, body: dict[str, Any]) -> bool:
         """Write ``body`` only if ``name`` does not exist (``If-None-Match: *``). False if it existed."""
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         def create() -> bool:
             try:
@@ -99,8 +99,8 @@ class ReportStore:
     def replace_json(self, name: str, body: dict[str, Any], *, etag: str | None) -> bool:
         """Overwrite ``name`` if its ETag is still ``etag`` (None: create it only if absent). False when
         another writer changed it in between."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         if etag is None:
             return self.create_json(name, body)
@@ -131,7 +131,7 @@ class ReportStore:
         )
 
     def delete(self, name: str) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         def delete() -> None:
             with contextlib.suppress(ResourceNotFoundError):
@@ -141,7 +141,7 @@ class ReportStore:
 
     def leased(self, name: str) -> bool:
         """Whether blob ``name`` is under a live lease (a run holds it and keeps renewing it)."""
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         def state() -> bool:
             try:
@@ -156,7 +156,7 @@ class ReportStore:
 
     def report_dates(self) -> list[dt.date]:
         """Every date with a ``users/D/`` folder, newest first (completed or not: check summary.json)."""
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         def walk() -> list[dt.date]:
             try:
@@ -173,7 +173,7 @@ class ReportStore:
     def lease(self, name: str) -> Iterator[BlobLeaseClient | None]:
         """Hold the lease of blob ``name`` (created if absent) for the block, renewed in the background;
         yields None when another run holds it. A crashed holder's lease lapses after LEASE_SECONDS."""
-        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         self.ensure_container()
         client = self.blob(name)
@@ -217,6 +217,6 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 
 def _json_settings() -> Any:
-    from azure.storage.blob import ContentSettings
+    from azure.storage.blob import ContentSettings  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     return ContentSettings(content_type="application/json; charset=utf-8")

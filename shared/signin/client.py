@@ -180,7 +180,7 @@ class SignInClient:
                 its state does not match the flow, or Entra refused the code (replayed, PKCE mismatch).
             CredentialUnavailable: Entra unreachable or failing (503).
         """
-        import msal
+        import msal  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
         cache = msal.SerializableTokenCache()
         app = self._app(cache)
@@ -269,7 +269,7 @@ class SignInClient:
     # --- MSAL apps --------------------------------------------------------------------------------------
 
     def _app(self, cache: msal.TokenCache | None) -> msal.ConfidentialClientApplication:
-        import msal
+        import msal  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
         credential = self._credential()
         try:
@@ -293,7 +293,7 @@ class SignInClient:
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run an MSAL call. Network failures, a 5xx and a 429 from Entra become 503
         ``credential_unavailable`` with Entra's own ``Retry-After`` when it sent one (bounded)."""
-        from msal.exceptions import MsalError
+        from msal.exceptions import MsalError  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
         if self._observed is not None:
             self._observed.reset()

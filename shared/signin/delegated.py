@@ -100,7 +100,7 @@ class DelegatedTokens:
 
     def _open_cache(self) -> msal.SerializableTokenCache:
         if self._cache is None:
-            import msal
+            import msal  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
 
             cache = msal.SerializableTokenCache()
             try:

@@ -115,9 +115,9 @@ class FlowStore:
             AuthFlowReplayed: the flow was already taken (a replayed or concurrent callback).
             StorageUnavailable, CredentialUnavailable.
         """
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
+        from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.data.tables import UpdateMode  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         if not state or not _STATE.fullmatch(state):
             raise AuthFlowUnknown("The sign-in callback carries no state this app issued")

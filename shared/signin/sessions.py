@@ -144,7 +144,7 @@ class SessionStore:
         Raises:
             StorageUnavailable, CredentialUnavailable, ConfigurationError.
         """
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         now = self._now()
         for _ in range(3):  # a collision of 256-bit random ids does not happen; never loop forever anyway
@@ -292,7 +292,7 @@ class SessionStore:
         return entity, sealed.version
 
     def _read(self, session_id: str) -> Session | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         row = hashed_key(session_id)
         try:
@@ -337,8 +337,8 @@ class SessionStore:
             return None
 
     def _delete_row(self, row: str, etag: str, *, reason: str) -> None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError
+        from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.core.exceptions import ResourceModifiedError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         logger.info("Deleting a %s session row", reason)
         try:
@@ -352,9 +352,9 @@ class SessionStore:
             pass  # the answer is "no session" either way; the cleanup timer deletes it later
 
     def _write_loop(self, current: Session, mutate: Mutation) -> Session | None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
+        from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.data.tables import UpdateMode  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         for attempt in range(MAX_ATTEMPTS):
             changed = mutate(current)

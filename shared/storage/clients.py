@@ -95,7 +95,7 @@ def service_uri(storage: StorageSettings, service: Service) -> str:
 
 def storage_credential(storage: StorageSettings) -> TokenCredential:
     """The identity that reaches identity-based storage."""
-    from azure.identity import DefaultAzureCredential
+    from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     options: dict[str, Any] = {"exclude_interactive_browser_credential": True}
     client_id = storage.storage_client_id or storage.managed_identity_client_id
@@ -121,7 +121,7 @@ _BLOB_QUEUE_BACKOFF: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2
 
 def table_service(storage: StorageSettings) -> TableServiceClient:
     """ONE Table service client for the account. Raises ConfigurationError without storage storage."""
-    from azure.data.tables import TableServiceClient
+    from azure.data.tables import TableServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     text = connection_string(storage)
     if text is not None:
@@ -135,7 +135,7 @@ def table_service(storage: StorageSettings) -> TableServiceClient:
 
 def blob_service(storage: StorageSettings) -> BlobServiceClient:
     """ONE Blob service client for the account. Raises ConfigurationError without storage storage."""
-    from azure.storage.blob import BlobServiceClient
+    from azure.storage.blob import BlobServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     text = connection_string(storage)
     if text is not None:
@@ -154,7 +154,7 @@ def queue_service(storage: StorageSettings) -> QueueServiceClient:
     """ONE Queue service client for the account. Raises ConfigurationError without storage storage.
 
     Get queues through :func:`queue_client`: the service client does not pass message encoding on."""
-    from azure.storage.queue import QueueServiceClient
+    from azure.storage.queue import QueueServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     text = connection_string(storage)
     if text is not None:
@@ -172,7 +172,7 @@ def queue_service(storage: StorageSettings) -> QueueServiceClient:
 def queue_client(service: QueueServiceClient, name: str) -> QueueClient:
     """The queue ``name`` with base64 message encoding, the Functions host's default for queue triggers
     (``extensions.queues.messageEncoding``), so the host decodes what the app enqueues."""
-    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+    from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     return service.get_queue_client(
         name,

@@ -96,7 +96,7 @@ def storage_call(what: str) -> Iterator[None]:
 
     ``what`` names the operation in operator terms, e.g. ``"reading table 'sessions'"``; never data.
     """
-    from azure.core.exceptions import (
+    from azure.core.exceptions import (  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
         AzureError,
         ResourceExistsError,
         ResourceModifiedError,
@@ -139,7 +139,7 @@ class EnsuredTable:
             return self._client
 
     def _create(self) -> TableClient:
-        from azure.core.exceptions import ResourceExistsError
+        from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         try:
             with storage_call(f"creating table '{self.name}'"):
@@ -158,8 +158,8 @@ def purge_rows(client: TableClient, now: datetime.datetime, what: str, *, page_s
     Raises:
         StorageUnavailable: storage failing (what was deleted so far stays deleted).
     """
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceModifiedError
+    from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+    from azure.core.exceptions import ResourceModifiedError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     deleted = 0
     with storage_call(what):

@@ -21,7 +21,7 @@ TEMPLATES_DIR = Path(__file__).with_name("templates")
 @functools.cache
 def environment() -> jinja2.Environment:
     """The one environment (module docstring)."""
-    import jinja2  # deferred (cold start): most instances start for an API call and render no page
+    import jinja2  # deferred (cold start): most instances start for an API call and render no page  # noqa: PLC0415 - jinja2 is heavy: imported on first use (cold start)
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
