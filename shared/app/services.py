@@ -24,7 +24,7 @@ from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.settings import Settings
 from shared.core.settings_parts import SignInSettings
-from shared.graph.client import TokenSource
+from shared.graph.token_source import TokenSource
 from shared.identity.bearer import TokenValidator
 from shared.identity.credentials import azure_credential, secret_client_options
 from shared.identity.key_ring import SessionKeyRing, build_key_ring

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
-from shared.graph.client import GraphClient, GraphConfig, TokenSource
+from shared.graph.client import GraphClient
+from shared.graph.config import GraphConfig
 from shared.graph.sharepoint import current_user
+from shared.graph.token_source import TokenSource
 from shared.identity.bearer import CallerAuthenticator, TokenValidator
 from shared.identity.credentials import build_credential_source
 from shared.identity.signing_keys import SigningKeys

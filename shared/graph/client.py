@@ -33,7 +33,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.core.context import correlation_guid
@@ -52,7 +52,9 @@ from shared.core.retry_policy import (
     may_resend,
     parse_retry_after,
 )
+from shared.graph.config import GraphConfig
 from shared.graph.errors import claims_challenge, error_from_response, graph_error_details
+from shared.graph.token_source import ChallengeableTokenSource, TokenSource
 from shared.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -60,44 +62,6 @@ logger = logging.getLogger(__name__)
 _USER_AGENT = f"graph-functions/{__version__}"
 #: What an absolute URL we follow may contain: printable ASCII only (no space, control, DEL, non-ASCII).
 _URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
-
-
-class TokenSource(Protocol):
-    """What the client needs from :class:`shared.identity.tokens.TokenProvider`."""
-
-    def get_token(self, scope: str) -> str: ...
-
-    def invalidate(self, scope: str, token: str | None = None) -> None: ...
-
-
-@runtime_checkable
-class ChallengeableTokenSource(TokenSource, Protocol):
-    """A token source that can answer a claims challenge (a person's delegated tokens,
-    :class:`shared.signin.delegated.DelegatedTokens`): after Graph's ``insufficient_claims`` challenge the
-    client calls :meth:`require_claims` and sends the request once more with the token it then gets."""
-
-    def require_claims(self, claims: str, scope: str) -> None: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class GraphConfig:
-    """The Graph settings the client reads (``GRAPH_ENDPOINT``, ``GRAPH_TIMEOUT_SECONDS``,
-    ``GRAPH_RETRY_BUDGET_SECONDS``, ``GRAPH_MAX_RETRIES``)."""
-
-    endpoint: str
-    timeout_seconds: float = 10.0
-    retry_budget_seconds: float = 30.0
-    max_retries: int = 5
-
-    @property
-    def base_url(self) -> str:
-        """Root of Graph v1.0 calls, ``{GRAPH_ENDPOINT}/v1.0``."""
-        return f"{self.endpoint}/v1.0"
-
-    @property
-    def scope(self) -> str:
-        """The ``.default`` scope of Graph (app-only: the granted application permissions)."""
-        return f"{self.endpoint}/.default"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.core.errors import SignInRequired, UpstreamError
 from shared.core.http import Transport, TransportError
-from shared.graph.client import TokenSource
+from shared.graph.token_source import TokenSource
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from shared.core.errors import (
     CredentialUnavailable,
     StorageUnavailable,
 )
-from shared.identity.key_ring import SessionKeyRing, VaultKeySource
+from shared.identity.key_ring import SessionKeyRing
+from shared.identity.key_source import VaultKeySource
 from shared.signin.flows import FLOW_LIFETIME_SECONDS
 from shared.signin.sessions import SessionClaims, SessionStore
 from shared.storage.tables import EnsuredTable, hashed_key

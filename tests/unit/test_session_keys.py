@@ -15,12 +15,10 @@ from shared.identity.key_ring import (
     HOLD_SECONDS,
     REFRESH_SECONDS,
     RETRY_SECONDS,
-    KeyVersion,
     SessionKeyRing,
     UnreadableRecordError,
-    VaultKeySource,
-    decode_key,
 )
+from shared.identity.key_source import KeyVersion, VaultKeySource, decode_key
 from tests.unit.azure_fakes import vault_error
 
 if TYPE_CHECKING:
