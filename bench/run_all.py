@@ -31,9 +31,11 @@ def _startup(result: dict[str, Any]) -> dict[str, Any]:
 
 def _imports(result: dict[str, Any]) -> dict[str, Any]:
     return {
-        "function_app_us_best": result["function_app_cumulative_us"]["best"],
-        "function_app_us_median": result["function_app_cumulative_us"]["median"],
-        "app_share_us_median": result["app_share_us_median"],
+        "marginal_us_best": result["marginal_us"]["best"],
+        "marginal_us_median": result["marginal_us"]["median"],
+        "msgraph_us_median": result["msgraph_us"]["median"],
+        "ratio_to_msgraph_median": result["ratio_to_msgraph_median"],
+        "goals_met": all(result["goals"].values()),
         "lazy_sdks_not_imported": result["lazy_sdks_not_imported"]["ok"],
     }
 
