@@ -21,7 +21,7 @@ from shared.core.errors import InvalidCursor
 
 MAX_CURSOR_LENGTH = 4096
 _VERSION = 1
-_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+_BASE64URL = r"^[A-Za-z0-9_-]+$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ def decode_cursor(
             (e.g. another host, another path, unexpected query options) or its fields fail ``check_select``.
     """
     invalid = invalid_cursor()
-    if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(cursor):
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not re.fullmatch(_BASE64URL, cursor):
         raise invalid
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

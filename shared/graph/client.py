@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 _USER_AGENT = f"graph-functions/{__version__}"
 #: What an absolute URL we follow may contain: printable ASCII only (no space, control, DEL, non-ASCII).
-_URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+_URL_CHARACTERS = r"[\x21-\x7e]+"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +105,7 @@ class GraphClient:
     def is_graph_url(self, url: str) -> bool:
         """True when ``url`` is an https URL on the configured Graph origin, under ``/v1.0/``, made only of
         printable ASCII characters (checked before parsing: ``urlsplit`` drops tabs and line breaks)."""
-        if not _URL_CHARACTERS.fullmatch(url):
+        if not re.fullmatch(_URL_CHARACTERS, url):
             return False
         try:
             parts = urlsplit(url)

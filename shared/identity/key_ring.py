@@ -56,7 +56,7 @@ _MAX_UNKNOWN_VERSIONS = 256
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
 # Key Vault secret versions are 32 hex digits; accept any short alphanumeric id, refuse anything else.
-_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+_VERSION = r"^[0-9A-Za-z]{1,64}$"
 _RECORD_PURPOSE = "record-encryption"
 
 
@@ -175,7 +175,7 @@ class SessionKeyRing:
                 at fault, so it is not treated as unreadable.
         """
         cached = self._cached(version)
-        if cached is not None or not _VERSION.fullmatch(version):
+        if cached is not None or not re.fullmatch(_VERSION, version):
             return cached if isinstance(cached, KeyVersion) else None
         with self._version_lock:
             cached = self._cached(version)

@@ -60,7 +60,7 @@ _SCHEMA = 1
 _KIND = "session"
 _DATA = "Data"
 # What token_urlsafe(32) produces (43 characters); some slack, nothing a cookie cannot carry.
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_SESSION_ID = r"^[A-Za-z0-9_-]{32,128}$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +174,7 @@ class SessionStore:
         Raises:
             StorageUnavailable, CredentialUnavailable: nothing is deleted then.
         """
-        if not session_id or not _SESSION_ID.fullmatch(session_id):
+        if not session_id or not re.fullmatch(_SESSION_ID, session_id):
             return None
         return self._read(session_id)
 
@@ -230,7 +230,7 @@ class SessionStore:
         Raises:
             StorageUnavailable.
         """
-        if not session_id or not _SESSION_ID.fullmatch(session_id):
+        if not session_id or not re.fullmatch(_SESSION_ID, session_id):
             return
         row = hashed_key(session_id)
         with storage_call(self._what):
