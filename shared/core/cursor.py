@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from shared.core.errors import InvalidCursor
 
@@ -24,8 +24,7 @@ _VERSION = 1
 _BASE64URL = r"^[A-Za-z0-9_-]+$"
 
 
-@dataclasses.dataclass(frozen=True)
-class Cursor:
+class Cursor(NamedTuple):
     """A decoded cursor: the Graph next link to GET, whether to send ``ConsistencyLevel: eventual``, and the
     fields the first page selected (so every page has the same shape)."""
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 _P = TypeVar("_P")
 
 
-@dataclasses.dataclass(frozen=True)
-class VaultSettings:
+class VaultSettings(NamedTuple):
     """The app's credential and the vault holding it and the session key (``ENTRA_CREDENTIAL``,
     ``KEY_VAULT_URL``, ``ENTRA_CREDENTIAL_NAME``, ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``,
     ``SESSION_KEY_NAME``)."""
@@ -46,8 +45,7 @@ class StorageSettings:
     authority_is_microsoft_cloud: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class EntraApp:
+class EntraApp(NamedTuple):
     """This app's registration as one tenant's authority sees it (MSAL confidential clients)."""
 
     client_id: str
@@ -55,8 +53,7 @@ class EntraApp:
     authority_is_microsoft_cloud: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class SignInSettings:
+class SignInSettings(NamedTuple):
     """People's sign-in: the registration, the tenant, the resources asked for, the session lifetime."""
 
     client_id: str
@@ -68,8 +65,7 @@ class SignInSettings:
     session_max_age_hours: int
 
 
-@dataclasses.dataclass(frozen=True)
-class ReportSettings:
+class ReportSettings(NamedTuple):
     """The daily report: where it is stored and queued, who gets the mail, the run's Graph budget."""
 
     report_container: str
@@ -84,6 +80,6 @@ class ReportSettings:
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:
-    """``part`` filled from the same-named attributes of ``settings``."""
-    fields = dataclasses.fields(part)  # type: ignore[arg-type]
-    return part(**{field.name: getattr(settings, field.name) for field in fields})
+    """``part`` (a NamedTuple or a dataclass) filled from the same-named attributes of ``settings``."""
+    names = getattr(part, "_fields", None) or [field.name for field in dataclasses.fields(part)]  # type: ignore[arg-type]
+    return part(**{name: getattr(settings, name) for name in names})

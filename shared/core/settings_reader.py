@@ -3,11 +3,10 @@ stopping at the first, so :meth:`shared.core.settings.Settings.from_env` can rep
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from shared.core.patterns import is_guid
@@ -174,8 +173,7 @@ class Reader:
         return value
 
 
-@dataclasses.dataclass(frozen=True)
-class _Split:
+class _Split(NamedTuple):
     hostname: str
     port: int | None
     path: str

@@ -32,8 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from shared.core.cooldown import Clock, HeldFailure
 from shared.core.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
@@ -65,8 +64,7 @@ class UnreadableRecordError(Exception):
     disabled key version. Not an HTTP error: stores treat such a record as absent."""
 
 
-@dataclass(frozen=True)
-class Sealed:
+class Sealed(NamedTuple):
     """A sealed (encrypted and authenticated) value: the key version that sealed it, and
     ``nonce || ciphertext || tag``."""
 

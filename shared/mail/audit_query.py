@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
 from shared.core.errors import BadRequest
@@ -37,8 +36,7 @@ _ROW = r"[0-9]{17}-[0-9a-f]{12}"
 _PARTITION = r"[0-9]{8}"
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditQuery:
+class AuditQuery(NamedTuple):
     start: dt.datetime
     end: dt.datetime
     mailbox: str | None = None
@@ -165,8 +163,7 @@ def decode_audit_cursor(text: str) -> AuditQuery:
     return AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top, position=(partition, row))
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditPage:
+class AuditPage(NamedTuple):
     items: list[dict[str, Any]]
     next_cursor: str | None
 

@@ -11,9 +11,9 @@ mailbox whose scope was checked.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from shared.core.cursor import decode_cursor, encode_cursor, invalid_cursor
@@ -66,8 +66,7 @@ _TOP = r"[0-9]{1,3}"
 _LINK_OPTIONS = frozenset({"$top", "$select", "$orderby", "$skip", "$skiptoken"})
 
 
-@dataclasses.dataclass(frozen=True)
-class ListMessagesQuery:
+class ListMessagesQuery(NamedTuple):
     """A validated ``GET /api/users/{id}/messages`` query. With a cursor, ``repeated`` names the other
     parameters sent with it; each must equal what the cursor's link encodes."""
 
@@ -151,8 +150,7 @@ def first_page_params(top: int) -> dict[str, str]:
     return {"$top": str(top), "$select": ",".join(LIST_FIELDS), "$orderby": ORDER_BY}
 
 
-@dataclasses.dataclass(frozen=True)
-class MessagesLink:
+class MessagesLink(NamedTuple):
     """What a messages next link continues: its page size and folder (None: all mail)."""
 
     top: int

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from shared.core.errors import GraphFunctionsError
 from shared.core.http import Transport
@@ -63,8 +63,7 @@ class RunRequest:
     run_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
 
 
-@dataclasses.dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     outcome: Outcome
     status: dict[str, Any]
     summary: dict[str, Any] | None = None

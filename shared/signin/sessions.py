@@ -28,7 +28,7 @@ import re
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import GraphFunctionsError, StorageUnavailable
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
@@ -63,8 +63,7 @@ _DATA = "Data"
 _SESSION_ID = r"^[A-Za-z0-9_-]{32,128}$"
 
 
-@dataclasses.dataclass(frozen=True)
-class SessionClaims:
+class SessionClaims(NamedTuple):
     """Who is signed in: what the pages show and authorisation needs. Never tokens."""
 
     oid: str
@@ -74,7 +73,7 @@ class SessionClaims:
     roles: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "roles": list(self.roles)}
+        return {**self._asdict(), "roles": list(self.roles)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SessionClaims:

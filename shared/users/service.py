@@ -13,10 +13,9 @@ between a forged cursor and Graph.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.cursor import Cursor, decode_cursor, encode_cursor, invalid_cursor
@@ -84,8 +83,7 @@ _UNESCAPE = r'\\(["\\])'
 USERS_PATH = "/v1.0/users"
 
 
-@dataclasses.dataclass(frozen=True)
-class ListUsersQuery:
+class ListUsersQuery(NamedTuple):
     """A validated ``GET /api/users`` query: either a first-page query or a cursor.
 
     With a cursor, ``repeated`` names the other parameters the caller sent with it (clients often re-send
@@ -99,8 +97,7 @@ class ListUsersQuery:
     repeated: frozenset[str] = frozenset()
 
 
-@dataclasses.dataclass(frozen=True)
-class UsersLink:
+class UsersLink(NamedTuple):
     """The query a users next link continues: page size, selected fields, search term (None: no search)."""
 
     top: int
@@ -108,8 +105,7 @@ class UsersLink:
     search: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class UsersPage:
+class UsersPage(NamedTuple):
     """One page of users, projected to the selected fields, and the cursor of the next page (if any)."""
 
     items: list[dict[str, Any]]
