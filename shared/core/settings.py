@@ -14,12 +14,13 @@ This module uses only the standard library: it is imported when ``function_app``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.errors import ConfigurationError
@@ -123,12 +124,12 @@ SETTING_NAMES: tuple[str, ...] = (
 )
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Settings:
+class Settings(NamedTuple):
     """Validated, immutable application settings. Build with :meth:`from_env`.
 
     Attributes mirror the environment variables documented in ``docs/settings.md``. URLs are normalised
     (lower-case scheme and host, no trailing slash except ``key_vault_url``, which keeps exactly one).
+    ``repr`` leaves the storage connection string (it may hold an account key) out.
     """
 
     tenant_id: str
@@ -140,10 +141,10 @@ class Settings:
     managed_identity_client_id: str | None = None
     graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
     sharepoint_site_url: str | None = None
-    storage_connection: str | None = dataclasses.field(default=None, repr=False)
+    storage_connection: str | None = None
     storage_account_name: str | None = None
     storage_client_id: str | None = None
-    storage_service_uris: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    storage_service_uris: Mapping[str, str] = MappingProxyType({})
     graph_timeout_seconds: float = 10.0
     graph_retry_budget_seconds: float = 30.0
     graph_max_retries: int = 5
@@ -167,6 +168,14 @@ class Settings:
     report_top_departments: int = 10
     #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
     report_time_zone: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name != "storage_connection"
+        )
+        return f"Settings({shown})"
 
     @classmethod
     def from_env(

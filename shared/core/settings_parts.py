@@ -6,7 +6,6 @@ Field names are the ``Settings`` attribute names they copy, so a setting reads t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -30,11 +29,11 @@ class VaultSettings(NamedTuple):
     authority_is_microsoft_cloud: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class StorageSettings:
-    """The storage account ``AzureWebJobsStorage`` names (connection string or identity)."""
+class StorageSettings(NamedTuple):
+    """The storage account ``AzureWebJobsStorage`` names (connection string or identity). ``repr`` leaves
+    the connection string (it may hold an account key) out."""
 
-    storage_connection: str | None = dataclasses.field(repr=False)
+    storage_connection: str | None
     storage_account_name: str | None
     storage_client_id: str | None
     storage_service_uris: Mapping[str, str]
@@ -43,6 +42,10 @@ class StorageSettings:
     #: The cloud whose storage suffix derives the service URIs (``ENTRA_AUTHORITY_HOST``'s).
     authority_host: str
     authority_is_microsoft_cloud: bool
+
+    def __repr__(self) -> str:
+        uris = dict(self.storage_service_uris)
+        return f"StorageSettings(account={self.storage_account_name!r}, uris={uris!r})"
 
 
 class EntraApp(NamedTuple):
@@ -80,6 +83,5 @@ class ReportSettings(NamedTuple):
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:
-    """``part`` (a NamedTuple or a dataclass) filled from the same-named attributes of ``settings``."""
-    names = getattr(part, "_fields", None) or [field.name for field in dataclasses.fields(part)]  # type: ignore[arg-type]
-    return part(**{name: getattr(settings, name) for name in names})
+    """``part`` (a NamedTuple) filled from the same-named attributes of ``settings``."""
+    return part(**{name: getattr(settings, name) for name in part._fields})  # type: ignore[attr-defined]

@@ -14,7 +14,6 @@ instance: MSAL's auth-code flow dict (PKCE verifier, nonce, state) between ``/au
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -23,7 +22,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
@@ -54,13 +53,16 @@ _STATE = r"^[A-Za-z0-9._~-]{8,256}$"
 _BINDING = r"^[A-Za-z0-9_-]{32,128}$"
 
 
-@dataclasses.dataclass(frozen=True)
-class TakenFlow:
+class TakenFlow(NamedTuple):
     """A flow :meth:`FlowStore.take` handed out: MSAL's flow dict (for
-    ``acquire_token_by_auth_code_flow``) and what the caller stored beside it."""
+    ``acquire_token_by_auth_code_flow``) and what the caller stored beside it. ``repr`` leaves the flow
+    (its PKCE verifier, state and nonce) out."""
 
-    flow: dict[str, Any] = dataclasses.field(repr=False)
+    flow: dict[str, Any]
     extra: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"TakenFlow(extra={self.extra!r})"
 
 
 class FlowStore:
