@@ -25,7 +25,6 @@ No msgraph-sdk (it costs about a second of cold start); just the HTTP semantics 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.context import correlation_guid
@@ -64,13 +63,12 @@ _USER_AGENT = f"graph-functions/{__version__}"
 _URL_CHARACTERS = r"[\x21-\x7e]+"
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphPage:
+class GraphPage(NamedTuple):
     """One page of a Graph collection: its items, the next link (None on the last page), ``@odata.count``."""
 
     items: list[dict[str, Any]]
     next_link: str | None
-    count: int | None = None
+    count: int | None = None  # type: ignore[assignment] # shadows tuple.count: @odata.count, by name
 
 
 class GraphClient:

@@ -16,7 +16,6 @@ Jinja2 is imported on first use.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -64,12 +63,12 @@ def content_security_policy(sign_in_origin: str) -> str:
     )
 
 
-@dataclasses.dataclass(frozen=True)
 class PageRequest:
-    """What a page handler sees: the Functions request, the request id, cookies and the form body."""
+    """What a handler sees: the Functions request, the request id, cookies and the form body."""
 
-    http: func.HttpRequest
-    request_id: str
+    def __init__(self, *, http: func.HttpRequest, request_id: str) -> None:
+        self.http = http
+        self.request_id = request_id
 
     @property
     def method(self) -> str:
