@@ -8,7 +8,6 @@ TenantDirectory`; the edge binds the caller's tenant's set to each call.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -106,7 +105,7 @@ class TenantServices:
                     settings.vault, secret_client=self._process.secret_client
                 ),
                 app_factory=msal_app_factory(
-                    dataclasses.replace(settings.entra_app, authority=self.tenant.authority),
+                    settings.entra_app._replace(authority=self.tenant.authority),
                     http_client=http_client,
                 ),
             )

@@ -20,13 +20,13 @@ _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 # A "sane" incoming id: short, printable, no separators that could forge log lines or headers.
-_SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SANE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
 def choose_request_id(*candidates: str | None) -> str:
     """The first candidate that is a sane token (<=128 chars of ``[A-Za-z0-9._:-]``), else a new uuid4."""
     for candidate in candidates:
-        if candidate and _SANE_ID.fullmatch(candidate.strip()):
+        if candidate and re.fullmatch(_SANE_ID, candidate.strip()):
             return candidate.strip()
     return str(uuid.uuid4())
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from shared.core.errors import InvalidCursor
 
 MAX_CURSOR_LENGTH = 4096
 _VERSION = 1
-_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+_BASE64URL = r"^[A-Za-z0-9_-]+$"
 
 
-@dataclasses.dataclass(frozen=True)
-class Cursor:
+class Cursor(NamedTuple):
     """A decoded cursor: the Graph next link to GET, whether to send ``ConsistencyLevel: eventual``, and the
     fields the first page selected (so every page has the same shape)."""
 
@@ -59,7 +58,7 @@ def decode_cursor(
             (e.g. another host, another path, unexpected query options) or its fields fail ``check_select``.
     """
     invalid = invalid_cursor()
-    if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(cursor):
+    if not cursor or len(cursor) > MAX_CURSOR_LENGTH or not re.fullmatch(_BASE64URL, cursor):
         raise invalid
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

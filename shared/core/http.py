@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: 32 covers its default size with room for MSAL and metadata calls.
 POOL_MAXSIZE = 32
 
-_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
+_UNPRINTABLE = r"[^\x21-\x7e]"
 
 
 class Response(Protocol):
@@ -260,4 +260,4 @@ def _may_have_been_sent(exc: Exception) -> bool:
 def _safe_url(url: str) -> str:
     """The URL for messages: without its query string (which may hold search terms or skip tokens), and
     with control, space and non-ASCII characters percent-escaped so it cannot forge log lines."""
-    return _UNPRINTABLE.sub(lambda match: quote(match.group(), safe=""), url.split("?", 1)[0])
+    return re.sub(_UNPRINTABLE, lambda match: quote(match.group(), safe=""), url.split("?", 1)[0])

@@ -12,7 +12,7 @@ RETRYABLE_STATUSES = frozenset({429, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
-_DELTA_SECONDS = re.compile(r"[0-9]{1,9}")
+_DELTA_SECONDS = r"[0-9]{1,9}"
 
 
 def worst_case_call_seconds(timeout: float, budget: float) -> float:
@@ -46,7 +46,7 @@ def parse_retry_after(value: str | None) -> float | None:
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if _DELTA_SECONDS.fullmatch(text):
+    if re.fullmatch(_DELTA_SECONDS, text):
         return float(int(text))
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -14,12 +14,13 @@ This module uses only the standard library: it is imported when ``function_app``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.errors import ConfigurationError
@@ -62,7 +63,7 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset(
 )
 
 # Key Vault secret names: 1-127 characters, alphanumerics and dashes.
-_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_SECRET_NAME = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - the pattern of a vault secret name, not a secret
 
 #: Azure's front end ends any HTTP request after 230 s, whatever functionTimeout says ("Function app timeout
 #: duration", Azure Functions scale and hosting docs).
@@ -71,15 +72,15 @@ HTTP_RESPONSE_LIMIT_SECONDS = 230.0
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 # host.json functionTimeout: a .NET TimeSpan, [d.]hh:mm[:ss[.fffffff]] or a bare number of days (as the
 # host parses it: "00:01" is one minute); "-1" means unbounded (Premium, Dedicated).
-_TIMESPAN = re.compile(r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)")
+_TIMESPAN = r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)"
 
 
 DEFAULT_SESSION_KEY_NAME = "graph-functions-session-key"
 DEFAULT_REPORT_SCHEDULE = "0 0 6 * * *"
-_STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_STORAGE_ACCOUNT = r"^[a-z0-9]{3,24}$"
 # An NCRONTAB expression with seconds (six fields), as the Functions timer trigger takes it.
-_NCRONTAB = re.compile(r"^\S+( \S+){5}$")
-_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_NCRONTAB = r"^\S+( \S+){5}$"
+_EMAIL = r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$"
 _STORAGE_SERVICES = ("blob", "queue", "table")
 
 #: Every application setting the app reads in production (the Functions host's own settings aside). The
@@ -123,12 +124,12 @@ SETTING_NAMES: tuple[str, ...] = (
 )
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Settings:
+class Settings(NamedTuple):
     """Validated, immutable application settings. Build with :meth:`from_env`.
 
     Attributes mirror the environment variables documented in ``docs/settings.md``. URLs are normalised
     (lower-case scheme and host, no trailing slash except ``key_vault_url``, which keeps exactly one).
+    ``repr`` leaves the storage connection string (it may hold an account key) out.
     """
 
     tenant_id: str
@@ -140,10 +141,10 @@ class Settings:
     managed_identity_client_id: str | None = None
     graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
     sharepoint_site_url: str | None = None
-    storage_connection: str | None = dataclasses.field(default=None, repr=False)
+    storage_connection: str | None = None
     storage_account_name: str | None = None
     storage_client_id: str | None = None
-    storage_service_uris: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    storage_service_uris: Mapping[str, str] = MappingProxyType({})
     graph_timeout_seconds: float = 10.0
     graph_retry_budget_seconds: float = 30.0
     graph_max_retries: int = 5
@@ -167,6 +168,14 @@ class Settings:
     report_top_departments: int = 10
     #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
     report_time_zone: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name != "storage_connection"
+        )
+        return f"Settings({shown})"
 
     @classmethod
     def from_env(
@@ -200,7 +209,7 @@ class Settings:
                     "ENTRA_CREDENTIAL_NAME is missing: set it to the name of the Key Vault secret that holds "
                     f"this app's client secret or certificate, {WHERE}"
                 )
-            elif not _SECRET_NAME.fullmatch(credential_name):
+            elif not re.fullmatch(_SECRET_NAME, credential_name):
                 reader.problem(
                     f"ENTRA_CREDENTIAL_NAME '{credential_name}' is not a Key Vault secret name: use 1-127 "
                     "letters, digits and dashes"
@@ -213,7 +222,7 @@ class Settings:
         graph_endpoint = reader.origin("GRAPH_ENDPOINT", DEFAULT_GRAPH_ENDPOINT)
         sharepoint = reader.https_url("SHAREPOINT_SITE_URL")
         storage_account = reader.get("AzureWebJobsStorage__accountName")
-        if storage_account is not None and not _STORAGE_ACCOUNT.fullmatch(storage_account):
+        if storage_account is not None and not re.fullmatch(_STORAGE_ACCOUNT, storage_account):
             reader.problem(
                 f"AzureWebJobsStorage__accountName '{storage_account}' is not a storage account name: use "
                 "3-24 lower-case letters and digits"
@@ -231,7 +240,7 @@ class Settings:
         )
         public_base_url = reader.base_url("PUBLIC_BASE_URL")
         session_key_name = reader.get("SESSION_KEY_NAME") or DEFAULT_SESSION_KEY_NAME
-        if not _SECRET_NAME.fullmatch(session_key_name):
+        if not re.fullmatch(_SECRET_NAME, session_key_name):
             reader.problem(
                 f"SESSION_KEY_NAME '{session_key_name}' is not a Key Vault secret name: use 1-127 letters, "
                 "digits and dashes"
@@ -243,7 +252,7 @@ class Settings:
                 "members' mailboxes may be read, or * for every mailbox of the tenant"
             )
         report_schedule = reader.get("REPORT_SCHEDULE") or DEFAULT_REPORT_SCHEDULE
-        if not _NCRONTAB.fullmatch(report_schedule):
+        if not re.fullmatch(_NCRONTAB, report_schedule):
             reader.problem(
                 f"REPORT_SCHEDULE '{report_schedule}' is not an NCRONTAB expression with six fields "
                 f"(second minute hour day month day-of-week), e.g. '{DEFAULT_REPORT_SCHEDULE}' (06:00 daily)"
@@ -254,10 +263,10 @@ class Settings:
             if part.strip()
         )
         for address in recipients:
-            if not _EMAIL.fullmatch(address):
+            if not re.fullmatch(_EMAIL, address):
                 reader.problem(f"REPORT_RECIPIENTS: '{address}' is not an email address")
         report_sender = reader.get("REPORT_SENDER")
-        if report_sender is not None and not _EMAIL.fullmatch(report_sender):
+        if report_sender is not None and not re.fullmatch(_EMAIL, report_sender):
             reader.problem(
                 f"REPORT_SENDER '{report_sender}' must be the address of the mailbox that sends the report"
             )
@@ -366,7 +375,7 @@ def function_timeout_seconds(host_json: Path) -> float | None:
         value = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
     except (OSError, ValueError, AttributeError):
         return None
-    match = _TIMESPAN.fullmatch(value.strip()) if isinstance(value, str) else None
+    match = re.fullmatch(_TIMESPAN, value.strip()) if isinstance(value, str) else None
     if match is None:
         return None
     days, hours, minutes, seconds, whole_days = (int(part or 0) for part in match.groups())

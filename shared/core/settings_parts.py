@@ -6,16 +6,14 @@ Field names are the ``Settings`` attribute names they copy, so a setting reads t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 _P = TypeVar("_P")
 
 
-@dataclasses.dataclass(frozen=True)
-class VaultSettings:
+class VaultSettings(NamedTuple):
     """The app's credential and the vault holding it and the session key (``ENTRA_CREDENTIAL``,
     ``KEY_VAULT_URL``, ``ENTRA_CREDENTIAL_NAME``, ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``,
     ``SESSION_KEY_NAME``)."""
@@ -31,11 +29,11 @@ class VaultSettings:
     authority_is_microsoft_cloud: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class StorageSettings:
-    """The storage account ``AzureWebJobsStorage`` names (connection string or identity)."""
+class StorageSettings(NamedTuple):
+    """The storage account ``AzureWebJobsStorage`` names (connection string or identity). ``repr`` leaves
+    the connection string (it may hold an account key) out."""
 
-    storage_connection: str | None = dataclasses.field(repr=False)
+    storage_connection: str | None
     storage_account_name: str | None
     storage_client_id: str | None
     storage_service_uris: Mapping[str, str]
@@ -45,9 +43,12 @@ class StorageSettings:
     authority_host: str
     authority_is_microsoft_cloud: bool
 
+    def __repr__(self) -> str:
+        uris = dict(self.storage_service_uris)
+        return f"StorageSettings(account={self.storage_account_name!r}, uris={uris!r})"
 
-@dataclasses.dataclass(frozen=True)
-class EntraApp:
+
+class EntraApp(NamedTuple):
     """This app's registration as one tenant's authority sees it (MSAL confidential clients)."""
 
     client_id: str
@@ -55,8 +56,7 @@ class EntraApp:
     authority_is_microsoft_cloud: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class SignInSettings:
+class SignInSettings(NamedTuple):
     """People's sign-in: the registration, the tenant, the resources asked for, the session lifetime."""
 
     client_id: str
@@ -68,8 +68,7 @@ class SignInSettings:
     session_max_age_hours: int
 
 
-@dataclasses.dataclass(frozen=True)
-class ReportSettings:
+class ReportSettings(NamedTuple):
     """The daily report: where it is stored and queued, who gets the mail, the run's Graph budget."""
 
     report_container: str
@@ -84,6 +83,5 @@ class ReportSettings:
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:
-    """``part`` filled from the same-named attributes of ``settings``."""
-    fields = dataclasses.fields(part)  # type: ignore[arg-type]
-    return part(**{field.name: getattr(settings, field.name) for field in fields})
+    """``part`` (a NamedTuple) filled from the same-named attributes of ``settings``."""
+    return part(**{name: getattr(settings, name) for name in part._fields})  # type: ignore[attr-defined]

@@ -3,11 +3,10 @@ stopping at the first, so :meth:`shared.core.settings.Settings.from_env` can rep
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from shared.core.patterns import is_guid
@@ -15,8 +14,8 @@ from shared.core.patterns import is_guid
 WHERE = "in local.settings.json (locally) or the Function App's configuration (in Azure)"
 # Azure Table names: 3-63 alphanumerics, starting with a letter. Container and queue names: 3-63 lower-case
 # letters, digits and single dashes, starting and ending with a letter or digit.
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-_CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
+_TABLE_NAME = r"^[A-Za-z][A-Za-z0-9]{2,62}$"
+_CONTAINER_NAME = r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 _N = TypeVar("_N", int, float)
 
@@ -126,7 +125,7 @@ class Reader:
 
     def table_name(self, name: str, default: str) -> str:
         value = self.get(name) or default
-        if not _TABLE_NAME.fullmatch(value):
+        if not re.fullmatch(_TABLE_NAME, value):
             self.problem(
                 f"{name} '{value}' is not an Azure table name: use 3-63 letters and digits, starting with a "
                 "letter"
@@ -136,7 +135,7 @@ class Reader:
 
     def container_name(self, name: str, default: str) -> str:
         value = self.get(name) or default
-        if not _CONTAINER_NAME.fullmatch(value):
+        if not re.fullmatch(_CONTAINER_NAME, value):
             self.problem(
                 f"{name} '{value}' is not a storage container or queue name: use 3-63 lower-case letters, "
                 "digits and single dashes, starting and ending with a letter or digit"
@@ -174,8 +173,7 @@ class Reader:
         return value
 
 
-@dataclasses.dataclass(frozen=True)
-class _Split:
+class _Split(NamedTuple):
     hostname: str
     port: int | None
     path: str

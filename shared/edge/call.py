@@ -7,7 +7,6 @@ Graph acting for them and their forms' CSRF token come from it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
@@ -23,7 +22,6 @@ from shared.signin.sessions import Session
 from shared.web.pages import Chrome, PageRequest
 
 
-@dataclasses.dataclass(frozen=True)
 class Call:
     """One request, its caller and the services for it.
 
@@ -38,13 +36,26 @@ class Call:
         refusal: on audited endpoints, why the identified caller may not proceed (to be recorded).
     """
 
-    request: PageRequest
-    principal: Principal | None
-    runtime: Runtime
-    origin: str
-    tenant: Tenant | None = None
-    session: Session | None = None
-    refusal: Forbidden | None = None
+    # A plain class: a call is built once per request and never compared or copied, and a dataclass's
+    # generated methods cost the cold start more than they give here.
+    def __init__(
+        self,
+        *,
+        request: PageRequest,
+        principal: Principal | None,
+        runtime: Runtime,
+        origin: str,
+        tenant: Tenant | None = None,
+        session: Session | None = None,
+        refusal: Forbidden | None = None,
+    ) -> None:
+        self.request = request
+        self.principal = principal
+        self.runtime = runtime
+        self.origin = origin
+        self.tenant = tenant
+        self.session = session
+        self.refusal = refusal
 
     @functools.cached_property
     def services(self) -> TenantServices:

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 import azure.functions as func
 
@@ -26,8 +26,7 @@ from shared.signin.people import current_session, person_of
 from shared.signin.sessions import Session
 
 
-@dataclasses.dataclass(frozen=True)
-class Identified:
+class Identified(NamedTuple):
     """The outcome of :func:`identify`."""
 
     principal: Principal | None
@@ -72,5 +71,5 @@ def _decided(identified: Identified, access: Access) -> Identified:
     if refused is None:
         return identified
     if access.audited:
-        return dataclasses.replace(identified, refusal=refused)
+        return identified._replace(refusal=refused)
     raise refused

@@ -25,7 +25,6 @@ No msgraph-sdk (it costs about a second of cold start); just the HTTP semantics 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.context import correlation_guid
@@ -61,16 +60,15 @@ logger = logging.getLogger(__name__)
 
 _USER_AGENT = f"graph-functions/{__version__}"
 #: What an absolute URL we follow may contain: printable ASCII only (no space, control, DEL, non-ASCII).
-_URL_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+_URL_CHARACTERS = r"[\x21-\x7e]+"
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphPage:
+class GraphPage(NamedTuple):
     """One page of a Graph collection: its items, the next link (None on the last page), ``@odata.count``."""
 
     items: list[dict[str, Any]]
     next_link: str | None
-    count: int | None = None
+    count: int | None = None  # type: ignore[assignment] # shadows tuple.count: @odata.count, by name
 
 
 class GraphClient:
@@ -105,7 +103,7 @@ class GraphClient:
     def is_graph_url(self, url: str) -> bool:
         """True when ``url`` is an https URL on the configured Graph origin, under ``/v1.0/``, made only of
         printable ASCII characters (checked before parsing: ``urlsplit`` drops tabs and line breaks)."""
-        if not _URL_CHARACTERS.fullmatch(url):
+        if not re.fullmatch(_URL_CHARACTERS, url):
             return False
         try:
             parts = urlsplit(url)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphConfig:
+class GraphConfig(NamedTuple):
     """The Graph settings the client reads (``GRAPH_ENDPOINT``, ``GRAPH_TIMEOUT_SECONDS``,
     ``GRAPH_RETRY_BUDGET_SECONDS``, ``GRAPH_MAX_RETRIES``)."""
 

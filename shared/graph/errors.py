@@ -37,7 +37,7 @@ def graph_error_details(response: Response) -> tuple[str | None, str | None, str
     )
 
 
-_CHALLENGE_PARAM = re.compile(r'([A-Za-z_]+)="([^"]*)"')
+_CHALLENGE_PARAM = r'([A-Za-z_]+)="([^"]*)"'
 
 
 def claims_challenge(response: Response) -> str | None:
@@ -45,7 +45,7 @@ def claims_challenge(response: Response) -> str | None:
     claims="<base64>"`` challenge, or None (learn.microsoft.com,
     app-resilience-continuous-access-evaluation)."""
     header = response.headers.get("WWW-Authenticate") or ""
-    params = dict(_CHALLENGE_PARAM.findall(header))
+    params = dict(re.findall(_CHALLENGE_PARAM, header))
     if params.get("error") != "insufficient_claims" or not params.get("claims"):
         return None
     encoded = params["claims"]

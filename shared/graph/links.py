@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 #: Graph's paging options and what their values may be: a printable ``$skiptoken``, a numeric ``$skip``.
-PAGING_OPTIONS: Mapping[str, re.Pattern[str]] = {
-    "$skiptoken": re.compile(r"[\x21-\x7e]{1,4096}"),
-    "$skip": re.compile(r"[0-9]{1,9}"),
+PAGING_OPTIONS: Mapping[str, str] = {
+    "$skiptoken": r"[\x21-\x7e]{1,4096}",
+    "$skip": r"[0-9]{1,9}",
 }
 
 
@@ -28,4 +28,4 @@ def link_options(query: str, allowed: frozenset[str]) -> dict[str, str] | None:
 def pages_once(options: Mapping[str, str]) -> bool:
     """Whether ``options`` hold exactly one paging option (:data:`PAGING_OPTIONS`), with a valid value."""
     paging = [key for key in PAGING_OPTIONS if key in options]
-    return len(paging) == 1 and PAGING_OPTIONS[paging[0]].fullmatch(options[paging[0]]) is not None
+    return len(paging) == 1 and re.fullmatch(PAGING_OPTIONS[paging[0]], options[paging[0]]) is not None

@@ -8,14 +8,21 @@ refused callers (the audited mailbox reads) receives the refusal instead of havi
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from shared.core.errors import Forbidden
 from shared.identity.principal import BEARER_KINDS, KIND_NAMES, CallerKind, Principal, describe_kinds
 
 
-@dataclasses.dataclass(frozen=True)
-class Access:
+class _AccessFields(NamedTuple):
+    kinds: frozenset[CallerKind]
+    app_role: str | None
+    person_role: str | None
+    optional: bool
+    audited: bool
+
+
+class Access(_AccessFields):
     """Who may call an endpoint.
 
     Attributes:
@@ -26,19 +33,27 @@ class Access:
         optional: a person or nobody (the home and sign-out pages): no credential is not an error.
         audited: refusals of an identified caller reach the handler (``Call.refusal``) to be recorded,
             instead of being raised by the edge.
+
+    Raises:
+        ValueError: no kind, or bearer kinds without an app role (a mistake in a declaration, caught when
+            the blueprint is imported).
     """
 
-    kinds: frozenset[CallerKind]
-    app_role: str | None = None
-    person_role: str | None = None
-    optional: bool = False
-    audited: bool = False
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not self.kinds:
+    def __new__(
+        cls,
+        kinds: frozenset[CallerKind],
+        app_role: str | None = None,
+        person_role: str | None = None,
+        optional: bool = False,
+        audited: bool = False,
+    ) -> Access:
+        if not kinds:
             raise ValueError("An endpoint must accept at least one caller kind")
-        if self.kinds & BEARER_KINDS and self.app_role is None:
+        if kinds & BEARER_KINDS and app_role is None:
             raise ValueError("An endpoint open to bearer callers must name the app role they need")
+        return super().__new__(cls, frozenset(kinds), app_role, person_role, optional, audited)
 
     @property
     def accepts_people(self) -> bool:

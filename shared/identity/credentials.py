@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime
 import hashlib
 import ipaddress
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from shared.core.error_translation import from_azure_error
@@ -50,8 +49,7 @@ _SECRET_CONTENT_TYPES = frozenset({"", "text/plain"})
 _EXPIRY_WARNING = datetime.timedelta(days=14)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientCredential:
+class ClientCredential(NamedTuple):
     """The app's credential in the form MSAL's ``client_credential`` takes.
 
     Attributes:
@@ -64,10 +62,15 @@ class ClientCredential:
     """
 
     kind: CredentialKind
-    msal_credential: str | dict[str, Any] = dataclasses.field(repr=False)
-    fingerprint: str = dataclasses.field(repr=False)
+    msal_credential: str | dict[str, Any]
+    fingerprint: str
     version: str | None = None
     thumbprint: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredential(kind={self.kind!r}, version={self.version!r}, thumbprint={self.thumbprint!r})"
+        )
 
     def describe(self) -> str:
         """A log-safe one-line description (never the material itself)."""

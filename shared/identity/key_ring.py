@@ -32,8 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from shared.core.cooldown import Clock, HeldFailure
 from shared.core.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
@@ -56,7 +55,7 @@ _MAX_UNKNOWN_VERSIONS = 256
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
 # Key Vault secret versions are 32 hex digits; accept any short alphanumeric id, refuse anything else.
-_VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
+_VERSION = r"^[0-9A-Za-z]{1,64}$"
 _RECORD_PURPOSE = "record-encryption"
 
 
@@ -65,8 +64,7 @@ class UnreadableRecordError(Exception):
     disabled key version. Not an HTTP error: stores treat such a record as absent."""
 
 
-@dataclass(frozen=True)
-class Sealed:
+class Sealed(NamedTuple):
     """A sealed (encrypted and authenticated) value: the key version that sealed it, and
     ``nonce || ciphertext || tag``."""
 
@@ -175,7 +173,7 @@ class SessionKeyRing:
                 at fault, so it is not treated as unreadable.
         """
         cached = self._cached(version)
-        if cached is not None or not _VERSION.fullmatch(version):
+        if cached is not None or not re.fullmatch(_VERSION, version):
             return cached if isinstance(cached, KeyVersion) else None
         with self._version_lock:
             cached = self._cached(version)

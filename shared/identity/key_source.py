@@ -8,8 +8,7 @@ import base64
 import binascii
 import datetime
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from shared.core.error_translation import from_azure_error
 from shared.core.errors import ConfigurationError
@@ -25,8 +24,7 @@ _NEW_KEY_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class KeyVersion:
+class KeyVersion(NamedTuple):
     """One version of the session key as read from the vault (``key`` hidden from repr)."""
 
     version: str

@@ -9,9 +9,8 @@ value: it holds no session, token or service.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 
 CallerKind = Literal["application", "user", "person"]
 #: An endpoint for services only (client-credentials tokens).
@@ -29,8 +28,7 @@ KIND_NAMES: Mapping[CallerKind, str] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     """An authenticated caller of any kind.
 
     Attributes:

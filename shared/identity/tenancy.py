@@ -7,14 +7,13 @@ several organisations means adding entries, not threading a tenant id through th
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from shared.core.errors import Unauthenticated
 
 
-@dataclasses.dataclass(frozen=True)
-class Tenant:
+class Tenant(NamedTuple):
     """One organisation.
 
     Attributes:

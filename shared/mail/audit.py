@@ -16,14 +16,13 @@ is refused rather than served unaudited (:mod:`shared.mail.reads`).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import AuditUnavailable, StorageUnavailable
 from shared.identity.principal import Principal
@@ -40,8 +39,7 @@ _INVERT_FROM = 99_999_999_999_999_999
 OUTCOMES = ("allowed", "denied", "failed")
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(NamedTuple):
     """One read attempt. ``outcome`` is ``allowed`` (data returned), ``denied`` (a 401/403 refusal) or
     ``failed`` (any other error); ``error_code`` is the API's code for the last two."""
 
@@ -58,8 +56,7 @@ class AuditEntry:
     channel: str = "api"
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditRow:
+class AuditRow(NamedTuple):
     """A stored record as read back: its keys (for paging) and its API shape."""
 
     partition: str

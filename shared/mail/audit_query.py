@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
 from shared.core.errors import BadRequest
-from shared.core.patterns import GUID, UPN
+from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.mail.audit import UTC, AuditRow, AuditStore, day_key
 
 DEFAULT_TOP = 50
@@ -29,16 +28,15 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 31
 PARAMETERS = frozenset({"from", "to", "mailbox", "actor", "top", "cursor"})
 
-_TOP = re.compile(r"[0-9]{1,3}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:[0-9]{2})?")
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
-_ROW = re.compile(r"[0-9]{17}-[0-9a-f]{12}")
-_PARTITION = re.compile(r"[0-9]{8}")
+_TOP = r"[0-9]{1,3}"
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:[0-9]{2})?"
+_BASE64URL = r"[A-Za-z0-9_-]+"
+_ROW = r"[0-9]{17}-[0-9a-f]{12}"
+_PARTITION = r"[0-9]{8}"
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditQuery:
+class AuditQuery(NamedTuple):
     start: dt.datetime
     end: dt.datetime
     mailbox: str | None = None
@@ -50,10 +48,10 @@ class AuditQuery:
 def _instant(name: str, value: str, *, end_of_day: bool) -> dt.datetime:
     text = value.strip()
     try:
-        if _DATE.fullmatch(text):
+        if re.fullmatch(_DATE, text):
             day = dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
             return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
-        if _DATETIME.fullmatch(text):
+        if re.fullmatch(_DATETIME, text):
             parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
@@ -63,7 +61,7 @@ def _instant(name: str, value: str, *, end_of_day: bool) -> dt.datetime:
 
 def _identity(name: str, value: str) -> str:
     text = value.strip()
-    if len(text) > 113 or not (GUID.fullmatch(text) or UPN.fullmatch(text)):
+    if len(text) > 113 or not (re.fullmatch(GUID_PATTERN, text) or re.fullmatch(UPN_PATTERN, text)):
         raise BadRequest(f"{name} must be an object id or app id (GUID) or a userPrincipalName")
     return text.lower()
 
@@ -83,7 +81,7 @@ def parse_audit_query(params: Mapping[str, str], *, now: dt.datetime) -> AuditQu
     top = DEFAULT_TOP
     if "top" in params:
         raw = params["top"].strip()
-        if not _TOP.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP:
+        if not re.fullmatch(_TOP, raw) or not 1 <= int(raw) <= MAX_TOP:
             raise BadRequest(f"top must be an integer from 1 to {MAX_TOP}")
         top = int(raw)
     end = _instant("to", params["to"], end_of_day=True) if "to" in params else now
@@ -135,7 +133,7 @@ def encode_audit_cursor(query: AuditQuery, position: tuple[str, str]) -> str:
 
 def decode_audit_cursor(text: str) -> AuditQuery:
     """The query a cursor continues. Raises InvalidCursor for anything but an unchanged nextCursor."""
-    if not text or len(text) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(text):
+    if not text or len(text) > MAX_CURSOR_LENGTH or not re.fullmatch(_BASE64URL, text):
         raise invalid_cursor()
     try:
         document = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
@@ -156,7 +154,7 @@ def decode_audit_cursor(text: str) -> AuditQuery:
         ):
             raise ValueError("position")
         partition, row = position
-        if not _PARTITION.fullmatch(partition) or not _ROW.fullmatch(row):
+        if not re.fullmatch(_PARTITION, partition) or not re.fullmatch(_ROW, row):
             raise ValueError("position")
         if not day_key(start) <= partition <= day_key(end):
             raise ValueError("position")
@@ -165,8 +163,7 @@ def decode_audit_cursor(text: str) -> AuditQuery:
     return AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top, position=(partition, row))
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditPage:
+class AuditPage(NamedTuple):
     items: list[dict[str, Any]]
     next_cursor: str | None
 

@@ -19,8 +19,7 @@ answers in HTML is refused (502), never passed on.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.errors import (
     GraphFunctionsError,
@@ -60,8 +59,7 @@ CONSENT_HINT = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class MessagesPage:
+class MessagesPage(NamedTuple):
     """One page of messages (API shape) and the cursor of the next page, if any."""
 
     items: list[dict[str, Any]]

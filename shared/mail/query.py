@@ -11,9 +11,9 @@ mailbox whose scope was checked.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from shared.core.cursor import decode_cursor, encode_cursor, invalid_cursor
@@ -60,14 +60,13 @@ MAX_MESSAGE_ID_LENGTH = 512
 LIST_PARAMETERS = frozenset({"top", "folder", "cursor"})
 GET_PARAMETERS: frozenset[str] = frozenset()
 
-_MESSAGE_ID = re.compile(MESSAGE_ID_PATTERN)
-_TOP = re.compile(r"[0-9]{1,3}")
+_MESSAGE_ID = MESSAGE_ID_PATTERN
+_TOP = r"[0-9]{1,3}"
 #: Options a messages next link may carry; anything else means the link is not one of ours.
 _LINK_OPTIONS = frozenset({"$top", "$select", "$orderby", "$skip", "$skiptoken"})
 
 
-@dataclasses.dataclass(frozen=True)
-class ListMessagesQuery:
+class ListMessagesQuery(NamedTuple):
     """A validated ``GET /api/users/{id}/messages`` query. With a cursor, ``repeated`` names the other
     parameters sent with it; each must equal what the cursor's link encodes."""
 
@@ -96,7 +95,7 @@ def validate_message_id(value: str) -> str:
     Raises:
         BadRequest: any other character (``/``, ``?``, ``#``, ``$``, ``.``, ``%``, control characters).
     """
-    if not _MESSAGE_ID.fullmatch(value):
+    if not re.fullmatch(_MESSAGE_ID, value):
         raise BadRequest(
             f"message id must be a Microsoft Graph message id (1 to {MAX_MESSAGE_ID_LENGTH} characters "
             "from A-Z a-z 0-9 - _ + =)"
@@ -110,7 +109,7 @@ def parse_list_query(mailbox: str, params: Mapping[str, str]) -> ListMessagesQue
     top = DEFAULT_TOP
     if "top" in params:
         raw = params["top"].strip()
-        if not _TOP.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP:
+        if not re.fullmatch(_TOP, raw) or not 1 <= int(raw) <= MAX_TOP:
             raise BadRequest(f"top must be an integer from 1 to {MAX_TOP}")
         top = int(raw)
     folder = None
@@ -151,8 +150,7 @@ def first_page_params(top: int) -> dict[str, str]:
     return {"$top": str(top), "$select": ",".join(LIST_FIELDS), "$orderby": ORDER_BY}
 
 
-@dataclasses.dataclass(frozen=True)
-class MessagesLink:
+class MessagesLink(NamedTuple):
     """What a messages next link continues: its page size and folder (None: all mail)."""
 
     top: int
@@ -180,7 +178,7 @@ def link_query(link: str, *, mailbox: str) -> MessagesLink | None:
     if options is None:
         return None
     top = options.get("$top", "")
-    if not _TOP.fullmatch(top) or not 1 <= int(top) <= MAX_TOP:
+    if not re.fullmatch(_TOP, top) or not 1 <= int(top) <= MAX_TOP:
         return None
     if options.get("$select") != ",".join(LIST_FIELDS) or options.get("$orderby") != ORDER_BY:
         return None

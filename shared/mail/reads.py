@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 LIST_ENDPOINT = "messages.list"
 GET_ENDPOINT = "messages.get"
-_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
+_UNPRINTABLE = r"[^\x21-\x7e]"
 
 
 def recorded_mailbox(raw: str) -> str:
@@ -44,7 +44,7 @@ def recorded_mailbox(raw: str) -> str:
     try:
         return validate_mailbox(raw)
     except GraphFunctionsError:
-        return _UNPRINTABLE.sub("?", raw)[:120]
+        return re.sub(_UNPRINTABLE, "?", raw)[:120]
 
 
 class MailReads:
@@ -115,7 +115,7 @@ class MailReads:
             mailbox=mailbox,
             endpoint=GET_ENDPOINT,
             folder=None,
-            message_id=_UNPRINTABLE.sub("?", message_id)[:520],
+            message_id=re.sub(_UNPRINTABLE, "?", message_id)[:520],
             request_id=request_id,
             refusal=refusal,
             channel=channel,

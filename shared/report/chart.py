@@ -8,10 +8,9 @@ Three panels share the x axis (one slot per report date): users over time (a lin
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
 
 WIDTH = 720
 PANEL = 150
@@ -20,8 +19,7 @@ LEFT, RIGHT, TOP = 64, 16, 28
 MEMBERS, GUESTS, LINE, BARS, GRID, TEXT = "#0f6cbd", "#c239b3", "#0f6cbd", "#107c10", "#e1e1e1", "#424242"
 
 
-@dataclasses.dataclass(frozen=True)
-class DayPoint:
+class DayPoint(NamedTuple):
     date: str
     users: int
     created: int

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.core.errors import BadRequest
 
 PREFIX = "users/"
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def parse_report_date(text: str) -> dt.date:
@@ -30,7 +30,7 @@ def parse_report_date(text: str) -> dt.date:
     Raises:
         BadRequest: not exactly ``YYYY-MM-DD``, or not a calendar date.
     """
-    if not _DATE.fullmatch(text):
+    if not re.fullmatch(_DATE, text):
         raise BadRequest("date must be a report date in the form YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(text)
@@ -57,7 +57,7 @@ def blob(date: dt.date, name: str) -> str:
 def date_of_prefix(prefix: str) -> dt.date | None:
     """The report date of a ``users/D/`` virtual directory name, None for anything else."""
     middle = prefix[len(PREFIX) :].strip("/") if prefix.startswith(PREFIX) else ""
-    if not _DATE.fullmatch(middle):
+    if not re.fullmatch(_DATE, middle):
         return None
     try:
         return dt.date.fromisoformat(middle)

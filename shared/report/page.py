@@ -11,10 +11,9 @@ is an SVG with presentation attributes, :mod:`shared.report.chart`), so the page
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
@@ -30,8 +29,7 @@ from shared.report.templating import render
 MAX_CHANGES_SHOWN = 200
 
 
-@dataclasses.dataclass(frozen=True)
-class PageModel:
+class PageModel(NamedTuple):
     summary: dict[str, Any] | None
     history: list[dict[str, Any]]
     changes: list[dict[str, str]]

@@ -18,13 +18,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from shared.core.errors import GraphFunctionsError
 from shared.core.http import Transport
@@ -54,17 +53,32 @@ _PROGRESS_EVERY = 1.0
 _SLICE_USERS = 250
 
 
-@dataclasses.dataclass(frozen=True)
-class RunRequest:
+class _RunRequestFields(NamedTuple):
     date: dt.date
-    trigger: Trigger = "timer"
-    force: bool = False
-    requested_by: str | None = None
-    run_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    trigger: Trigger
+    force: bool
+    requested_by: str | None
+    run_id: str
 
 
-@dataclasses.dataclass(frozen=True)
-class RunResult:
+class RunRequest(_RunRequestFields):
+    """A run to make: the report date, what asked for it, whether it re-runs a completed report, who asked,
+    and the run's id (a new uuid4 unless given)."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        date: dt.date,
+        trigger: Trigger = "timer",
+        force: bool = False,
+        requested_by: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRequest:
+        return super().__new__(cls, date, trigger, force, requested_by, run_id or str(uuid.uuid4()))
+
+
+class RunResult(NamedTuple):
     outcome: Outcome
     status: dict[str, Any]
     summary: dict[str, Any] | None = None

@@ -5,14 +5,13 @@ status and history, and link the CSVs. Built once per process by :meth:`shared.a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import BadRequest, GraphFunctionsError, NotFound
 from shared.report import layout
@@ -31,8 +30,7 @@ _QUEUED_FOR = dt.timedelta(minutes=10)
 HISTORY_DAYS = 30
 
 
-@dataclasses.dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
     """What ``POST /api/reports/users`` answers: 202 with the run queued, or 200 when already complete."""
 
     status_code: int

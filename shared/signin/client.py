@@ -22,13 +22,12 @@ Every MSAL outcome becomes a result or a typed error: Entra unreachable or faili
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.error_translation import first_line
@@ -64,8 +63,7 @@ _INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "messag
 _DENIED_ERRORS = frozenset({"access_denied", "consent_required"})
 
 
-@dataclasses.dataclass(frozen=True)
-class SignedIn:
+class SignedIn(NamedTuple):
     """A completed sign-in: the ID token's claims and the new token cache (serialized text)."""
 
     claims: Mapping[str, Any]

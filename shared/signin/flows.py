@@ -14,7 +14,6 @@ instance: MSAL's auth-code flow dict (PKCE verifier, nonce, state) between ``/au
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -23,7 +22,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
@@ -50,17 +49,20 @@ _KIND = "authflow"
 _SCHEMA = 1
 _DATA = "Data"
 # OAuth state as MSAL makes it (URL-safe random text); anything else cannot be ours.
-_STATE = re.compile(r"^[A-Za-z0-9._~-]{8,256}$")
-_BINDING = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_STATE = r"^[A-Za-z0-9._~-]{8,256}$"
+_BINDING = r"^[A-Za-z0-9_-]{32,128}$"
 
 
-@dataclasses.dataclass(frozen=True)
-class TakenFlow:
+class TakenFlow(NamedTuple):
     """A flow :meth:`FlowStore.take` handed out: MSAL's flow dict (for
-    ``acquire_token_by_auth_code_flow``) and what the caller stored beside it."""
+    ``acquire_token_by_auth_code_flow``) and what the caller stored beside it. ``repr`` leaves the flow
+    (its PKCE verifier, state and nonce) out."""
 
-    flow: dict[str, Any] = dataclasses.field(repr=False)
+    flow: dict[str, Any]
     extra: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"TakenFlow(extra={self.extra!r})"
 
 
 class FlowStore:
@@ -82,7 +84,7 @@ class FlowStore:
             StorageUnavailable, CredentialUnavailable, ConfigurationError.
         """
         state = flow.get("state")
-        if not isinstance(state, str) or not _STATE.fullmatch(state):
+        if not isinstance(state, str) or not re.fullmatch(_STATE, state):
             raise ValueError("the flow needs a URL-safe 'state' of 8-256 characters")
         binding = secrets.token_urlsafe(32)
         row = hashed_key(state)
@@ -119,7 +121,7 @@ class FlowStore:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
         from azure.data.tables import UpdateMode  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
-        if not state or not _STATE.fullmatch(state):
+        if not state or not re.fullmatch(_STATE, state):
             raise AuthFlowUnknown("The sign-in callback carries no state this app issued")
         row = hashed_key(state)
         try:
@@ -135,7 +137,7 @@ class FlowStore:
         stored = entity.get("Binding")
         if (
             not binding
-            or not _BINDING.fullmatch(binding)
+            or not re.fullmatch(_BINDING, binding)
             or not isinstance(stored, str)
             or not hmac.compare_digest(stored, _binding_hash(binding))
         ):

@@ -20,7 +20,6 @@ raises ``CredentialUnavailable``. Neither deletes anything.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
@@ -28,7 +27,7 @@ import re
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import GraphFunctionsError, StorageUnavailable
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
@@ -60,11 +59,10 @@ _SCHEMA = 1
 _KIND = "session"
 _DATA = "Data"
 # What token_urlsafe(32) produces (43 characters); some slack, nothing a cookie cannot carry.
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_SESSION_ID = r"^[A-Za-z0-9_-]{32,128}$"
 
 
-@dataclasses.dataclass(frozen=True)
-class SessionClaims:
+class SessionClaims(NamedTuple):
     """Who is signed in: what the pages show and authorisation needs. Never tokens."""
 
     oid: str
@@ -74,7 +72,7 @@ class SessionClaims:
     roles: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "roles": list(self.roles)}
+        return {**self._asdict(), "roles": list(self.roles)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SessionClaims:
@@ -93,18 +91,24 @@ class SessionClaims:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class Session:
+class Session(NamedTuple):
     """One session as loaded. ``id`` is the cookie value (held in memory only, never stored);
-    ``token_cache`` is ``msal.SerializableTokenCache().serialize()`` text; ``etag`` is the row's version."""
+    ``token_cache`` is ``msal.SerializableTokenCache().serialize()`` text; ``etag`` is the row's version.
+    ``repr`` leaves out the id, the token cache and the etag."""
 
-    id: str = dataclasses.field(repr=False)
+    id: str
     claims: SessionClaims
-    token_cache: str = dataclasses.field(repr=False)
+    token_cache: str
     created: datetime.datetime
     last_seen: datetime.datetime
     key_version: str
-    etag: str = dataclasses.field(repr=False)
+    etag: str
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(claims={self.claims!r}, created={self.created!r}, last_seen={self.last_seen!r}, "
+            f"key_version={self.key_version!r})"
+        )
 
 
 Mutation = Callable[[Session], Session | None]
@@ -164,7 +168,7 @@ class SessionStore:
             except ResourceExistsError:
                 continue
             logger.info("Session created for object id %s", claims.oid)
-            return dataclasses.replace(session, key_version=version, etag=str(metadata["etag"]))
+            return session._replace(key_version=version, etag=str(metadata["etag"]))
         raise StorageUnavailable("Could not store a new session (id collisions)")
 
     def load(self, session_id: str | None) -> Session | None:
@@ -174,7 +178,7 @@ class SessionStore:
         Raises:
             StorageUnavailable, CredentialUnavailable: nothing is deleted then.
         """
-        if not session_id or not _SESSION_ID.fullmatch(session_id):
+        if not session_id or not re.fullmatch(_SESSION_ID, session_id):
             return None
         return self._read(session_id)
 
@@ -201,12 +205,12 @@ class SessionStore:
 
         def mutate(current: Session) -> Session | None:
             if current.etag == session.etag:
-                return dataclasses.replace(current, token_cache=mine, claims=new_claims)
+                return current._replace(token_cache=mine, claims=new_claims)
             if not changed and self._now() - current.last_seen < self._touch:
                 return None  # only a touch, and the concurrent writer just touched it: nothing to write
             cache = merge_token_caches(session.token_cache, mine, current.token_cache)
-            return dataclasses.replace(
-                current, token_cache=cache, claims=claims if claims is not None else current.claims
+            return current._replace(
+                token_cache=cache, claims=claims if claims is not None else current.claims
             )
 
         return self._write_loop(session, mutate)
@@ -230,7 +234,7 @@ class SessionStore:
         Raises:
             StorageUnavailable.
         """
-        if not session_id or not _SESSION_ID.fullmatch(session_id):
+        if not session_id or not re.fullmatch(_SESSION_ID, session_id):
             return
         row = hashed_key(session_id)
         with storage_call(self._what):
@@ -363,7 +367,7 @@ class SessionStore:
             now = self._now()
             if self._expired(current, now):
                 return None
-            target = dataclasses.replace(changed, last_seen=now, created=current.created)
+            target = changed._replace(last_seen=now, created=current.created)
             entity, version = self._entity(target)
             try:
                 with storage_call(self._what):
@@ -373,7 +377,7 @@ class SessionStore:
                         etag=current.etag,
                         match_condition=MatchConditions.IfNotModified,
                     )
-                return dataclasses.replace(target, key_version=version, etag=str(metadata["etag"]))
+                return target._replace(key_version=version, etag=str(metadata["etag"]))
             except ResourceNotFoundError:
                 return None  # deleted meanwhile (sign-out): never written back
             except ResourceModifiedError:

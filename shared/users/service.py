@@ -13,10 +13,9 @@ between a forged cursor and Graph.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.cursor import Cursor, decode_cursor, encode_cursor, invalid_cursor
@@ -72,20 +71,19 @@ GET_PARAMETERS = frozenset({"select"})
 _NEXT_LINK_OPTIONS = frozenset({"$top", "$select", "$search", "$count", "$skiptoken", "$skip"})
 
 _FIELD_SET = frozenset(USER_FIELDS)
-_TOP = re.compile(r"^[0-9]{1,4}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOP = r"^[0-9]{1,4}$"
+_CONTROL = r"[\x00-\x1f\x7f]"
 #: The paging option a next link carries, and its decoded value: a $skiptoken is opaque to us but printable
 #: ASCII without spaces in every format Graph uses; a $skip is a count.
 # One clause of search_expression's output: a quoted phrase where only \" and \\ are escapes.
 _PHRASE = r'"{name}:((?:[^"\\]|\\["\\])*)"'
-_SEARCH_EXPRESSION = re.compile(_PHRASE.format(name="displayName") + " OR " + _PHRASE.format(name="mail"))
-_UNESCAPE = re.compile(r'\\(["\\])')
+_SEARCH_EXPRESSION = _PHRASE.format(name="displayName") + " OR " + _PHRASE.format(name="mail")
+_UNESCAPE = r'\\(["\\])'
 
 USERS_PATH = "/v1.0/users"
 
 
-@dataclasses.dataclass(frozen=True)
-class ListUsersQuery:
+class ListUsersQuery(NamedTuple):
     """A validated ``GET /api/users`` query: either a first-page query or a cursor.
 
     With a cursor, ``repeated`` names the other parameters the caller sent with it (clients often re-send
@@ -99,8 +97,7 @@ class ListUsersQuery:
     repeated: frozenset[str] = frozenset()
 
 
-@dataclasses.dataclass(frozen=True)
-class UsersLink:
+class UsersLink(NamedTuple):
     """The query a users next link continues: page size, selected fields, search term (None: no search)."""
 
     top: int
@@ -108,8 +105,7 @@ class UsersLink:
     search: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class UsersPage:
+class UsersPage(NamedTuple):
     """One page of users, projected to the selected fields, and the cursor of the next page (if any)."""
 
     items: list[dict[str, Any]]
@@ -136,7 +132,7 @@ def parse_select(value: str) -> tuple[str, ...]:
 def validate_search(value: str) -> str:
     """A search term: 1 to MAX_SEARCH_LENGTH characters after trimming, no control characters."""
     term = value.strip()
-    if not term or len(term) > MAX_SEARCH_LENGTH or _CONTROL.search(term):
+    if not term or len(term) > MAX_SEARCH_LENGTH or re.search(_CONTROL, term):
         raise BadRequest(f"search must be 1 to {MAX_SEARCH_LENGTH} printable characters")
     return term
 
@@ -151,7 +147,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListUsersQuery:
     top = DEFAULT_TOP
     if "top" in params:
         raw = params["top"].strip()
-        if not _TOP.fullmatch(raw) or not 1 <= int(raw) <= MAX_TOP:
+        if not re.fullmatch(_TOP, raw) or not 1 <= int(raw) <= MAX_TOP:
             raise BadRequest(f"top must be an integer from 1 to {MAX_TOP}")
         top = int(raw)
     select = parse_select(params["select"]) if "select" in params else DEFAULT_FIELDS
@@ -179,10 +175,10 @@ def search_expression(term: str) -> str:
 def search_term_of(expression: str) -> str:
     """The term :func:`search_expression` turned into ``expression``, validated like the ``search``
     parameter. Raises InvalidCursor for anything else (a ``$search`` this module never builds)."""
-    match = _SEARCH_EXPRESSION.fullmatch(expression)
+    match = re.fullmatch(_SEARCH_EXPRESSION, expression)
     if match is None or match.group(1) != match.group(2):
         raise invalid_cursor()
-    term = _UNESCAPE.sub(r"\1", match.group(1))
+    term = re.sub(_UNESCAPE, r"\1", match.group(1))
     try:
         valid = validate_search(term)
     except BadRequest as exc:
@@ -283,7 +279,10 @@ class UsersService:
             return None
         top = options.get("$top", str(DEFAULT_TOP))
         select = options.get("$select", ",".join(DEFAULT_FIELDS))
-        if not (_TOP.fullmatch(top) and 1 <= int(top) <= MAX_TOP) or not set(select.split(",")) <= _FIELD_SET:
+        if (
+            not (re.fullmatch(_TOP, top) and 1 <= int(top) <= MAX_TOP)
+            or not set(select.split(",")) <= _FIELD_SET
+        ):
             return None
         if not pages_once(options):
             return None

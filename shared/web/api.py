@@ -14,12 +14,12 @@ HTTP function ``(req: func.HttpRequest) -> func.HttpResponse`` that
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias, cast
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeAlias, cast
 
 import azure.functions as func
 
@@ -27,6 +27,9 @@ from shared.core.context import choose_request_id, request_scope
 from shared.core.errors import GraphFunctionsError
 
 logger = logging.getLogger(__name__)
+
+#: No headers beyond the defaults (read-only: one value shared by every such response).
+EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 JsonBody: TypeAlias = dict[str, Any]
 
@@ -37,17 +40,15 @@ BASE_HEADERS: Mapping[str, str] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class JsonResponse:
+class JsonResponse(NamedTuple):
     """A handler result with a status or headers other than 200 / the defaults."""
 
     body: Any
     status: int = 200
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    headers: Mapping[str, str] = EMPTY_HEADERS
 
 
-@dataclasses.dataclass(frozen=True)
-class ApiRequest:
+class ApiRequest(NamedTuple):
     """What a handler sees: the Functions request plus the invocation's request id."""
 
     http: func.HttpRequest

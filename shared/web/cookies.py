@@ -29,8 +29,8 @@ FLOW_COOKIE = "gf_flow"
 #: How long the flow cookie lives (the flow store keeps a flow 10 minutes).
 FLOW_COOKIE_SECONDS = 600
 _MAX_NEXT = 2048
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSAFE = r"[\x00-\x20\x7f\\]"
+_CONTROL = r"[\x00-\x1f\x7f]"
 
 
 def app_origin(request: func.HttpRequest, public_base_url: str | None) -> str:
@@ -101,12 +101,12 @@ def safe_next(value: str | None) -> str:
     holding a backslash or a control character, or a scheme or host (browsers treat ``/\\host`` and
     ``%2F%2Fhost`` like ``//host``).
     """
-    if not value or len(value) > _MAX_NEXT or not value.startswith("/") or _UNSAFE.search(value):
+    if not value or len(value) > _MAX_NEXT or not value.startswith("/") or re.search(_UNSAFE, value):
         return "/"
     candidate = value
     for _ in range(3):
         path = re.split(r"[?#]", candidate, maxsplit=1)[0]
-        if not path.startswith("/") or path.startswith("//") or "\\" in path or _CONTROL.search(path):
+        if not path.startswith("/") or path.startswith("//") or "\\" in path or re.search(_CONTROL, path):
             return "/"
         try:
             parts = urlsplit(candidate)

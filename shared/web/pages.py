@@ -16,12 +16,12 @@ Jinja2 is imported on first use.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     pass
 
 logger = logging.getLogger(__name__)
+
+#: A page without variables of its own (read-only: one value shared by every such page).
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 #: The pages' static files (the one stylesheet).
 STATIC_DIR = Path(__file__).with_name("static")
@@ -60,12 +63,12 @@ def content_security_policy(sign_in_origin: str) -> str:
     )
 
 
-@dataclasses.dataclass(frozen=True)
 class PageRequest:
-    """What a page handler sees: the Functions request, the request id, cookies and the form body."""
+    """What a handler sees: the Functions request, the request id, cookies and the form body."""
 
-    http: func.HttpRequest
-    request_id: str
+    def __init__(self, *, http: func.HttpRequest, request_id: str) -> None:
+        self.http = http
+        self.request_id = request_id
 
     @property
     def method(self) -> str:
@@ -115,19 +118,17 @@ class PageRequest:
         return out
 
 
-@dataclasses.dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     """A rendered page: a template under ``shared/web/templates`` and its variables."""
 
     template: str
-    context: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    context: Mapping[str, Any] = EMPTY
     status: int = 200
     #: ``Set-Cookie`` header values (several allowed; the host keeps each).
     cookies: Sequence[str] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Redirect:
+class Redirect(NamedTuple):
     """A redirect (303 by default: the browser follows with a GET, whatever the request's method)."""
 
     location: str
@@ -135,8 +136,7 @@ class Redirect:
     cookies: Sequence[str] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Chrome:
+class Chrome(NamedTuple):
     """What every page shows around its content, resolved by the edge: the signed-in person (None for
     nobody, or a bearer caller), their forms' CSRF token, and the tenant's sign-in origin (the CSP's
     ``form-action``)."""
