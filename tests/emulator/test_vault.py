@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -354,7 +353,7 @@ def test_expired_token(fresh: LocalTenant, mi_env: LocalTenant) -> None:
         headers={"X-IDENTITY-HEADER": fresh.env["IDENTITY_HEADER"]},
         timeout=10,
     ).json()["access_token"]
-    time.sleep(2.1)
+    fresh.advance_clock(2.1)  # past the 1 s lifetime
     resp = vault_get(fresh, "/secrets", token, **{"api-version": "7.6"})
     assert resp.status_code == 401
     assert resp.json()["error"]["message"] == "[TokenExpired] Error validating token: 'S2S12086'."

@@ -63,7 +63,13 @@ class LocalTenant:
         return resp.json() if resp.content else None
 
     def reset(self) -> None:
+        """Back to the seeded tenant, at real time (the clock rewinds)."""
         self.control("POST", "/reset")
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the tenant's clock forward by ``seconds`` (tokens, codes, sessions, vault dates age at once;
+        see emulator/clock.py); returns the tenant's offset from real time. :meth:`reset` rewinds it."""
+        return float(self.control("POST", "/clock", {"advanceSeconds": seconds})["offsetSeconds"])
 
     def requests_since(self, seq: int, service: str | None = None) -> list[dict[str, Any]]:
         q = f"?since={seq}" + (f"&service={service}" if service else "")
