@@ -11,7 +11,19 @@ import os
 import random
 import socket
 
-LOW, HIGH = 20000, 40000
+
+def _below_ephemeral(default: int = 32768) -> int:
+    """The first port the kernel hands out to outgoing connections: a port drawn above it can be taken by
+    some client's connection between the draw and the server's bind ("address already in use")."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+LOW = 20000
+HIGH = max(LOW + 2000, min(40000, _below_ephemeral()))
 
 
 def worker_range(low: int = LOW, high: int = HIGH) -> tuple[int, int]:
