@@ -7,6 +7,7 @@ and the session survives the outage."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -113,13 +114,17 @@ def test_code_redemption_outage_is_a_page_and_a_new_sign_in_works(
     assert answer.headers["Retry-After"] == "3"
     assert web.session_id is None
     tenant.control("DELETE", f"/faults/{fault['id']}")
-    # MSAL honours Entra's Retry-After itself (it answers the client's token requests from its throttle
-    # cache meanwhile), so the first sign-in after the outage may still be held for up to 3 s.
-    wait_until(
-        lambda: web.sign_in(*member(tenant), next_path="/me").status_code == 303,
-        timeout=30,
-        what="a sign-in after the redemption outage",
-    )
+    # MSAL honours Entra's Retry-After itself (it answers the app's token requests from its throttle cache
+    # meanwhile), so a sign-in right after the outage may still be held, and the app says for how long.
+    # Polling sign-ins until a deadline raced that hold (the test failed once under load); a person who
+    # waits what the page says gets in at the next try, which is what is checked.
+    again = web.sign_in(*member(tenant), next_path="/me")
+    if again.status_code == 503:
+        held = int(again.headers["Retry-After"])
+        assert 1 <= held <= 3 and "<code>credential_unavailable</code>" in again.text
+        time.sleep(held)  # the app's own hold, on the app's clock: nothing in the tenant to advance
+        again = web.sign_in(*member(tenant), next_path="/me")
+    assert again.status_code == 303, (again.status_code, again.headers.get("Retry-After"))
 
 
 def test_sharepoint_failing_is_a_502(web: WebBrowser, tenant: LocalTenant) -> None:
