@@ -45,7 +45,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from tests.integration.fixtures import _EVIDENCE
 
         if _EVIDENCE.logs or _EVIDENCE.secrets:
-            worker = str(config.workerinput["workerid"])  # type: ignore[attr-defined]
+            worker = str(config.workerinput["workerid"])
             _EVIDENCE.dump(_run_root(config) / EVIDENCE_DIR / f"{worker}.json")
         return
     if not _parallel(config):
