@@ -10,6 +10,8 @@ Contract:
 
 * :meth:`TenantClock.advance` only moves forward (a negative amount is refused), so time never runs
   backwards under a running flow.
+* :meth:`TenantClock.freeze` stops it (only ``advance`` moves it then) and :meth:`TenantClock.thaw`
+  lets it run again at real time plus the offset: frozen time is skipped forward, never replayed.
 * :meth:`TenantClock.rewind` returns to real time; ``POST /_emulator/reset`` calls it, so each test
   starts from the seeded tenant at real time. Tokens issued while the clock was ahead carry future
   ``iat``/``nbf`` after a rewind, as they would for a client whose clock is behind Entra's.
@@ -30,31 +32,39 @@ UTC = dt.UTC
 
 
 class TenantClock:
-    """Real time shifted by a non-negative offset. Thread-safe."""
+    """Real time shifted by a non-negative offset, optionally frozen. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._offset = 0.0
+        #: (time.time(), time.monotonic()) when frozen; None while running.
+        self._frozen: tuple[float, float] | None = None
 
     @property
     def offset(self) -> float:
-        """Seconds the tenant is ahead of real time."""
+        """Seconds the tenant is ahead of real time (while frozen: at the moment it froze)."""
         return self._offset
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen is not None
 
     def time(self) -> float:
         """The tenant's Unix time (what ``time.time()`` would answer in the tenant's timeline)."""
-        return _time.time() + self._offset
+        frozen = self._frozen
+        return (frozen[0] if frozen else _time.time()) + self._offset
 
     def monotonic(self) -> float:
         """A monotonic reading that advances with the offset too (throttle windows, delayed mail)."""
-        return _time.monotonic() + self._offset
+        frozen = self._frozen
+        return (frozen[1] if frozen else _time.monotonic()) + self._offset
 
     def now(self) -> dt.datetime:
         """The tenant's current time, timezone-aware UTC."""
-        return dt.datetime.now(UTC) + dt.timedelta(seconds=self._offset)
+        return dt.datetime.fromtimestamp(self.time(), UTC)
 
     def advance(self, seconds: float) -> float:
-        """Move the tenant's time forward by ``seconds``; returns the new offset.
+        """Move the tenant's time forward by ``seconds`` (frozen or not); returns the new offset.
 
         Raises:
             ValueError: ``seconds`` is negative or not finite.
@@ -65,10 +75,24 @@ class TenantClock:
             self._offset += seconds
             return self._offset
 
+    def freeze(self) -> None:
+        """Stop the tenant's time where it is: only :meth:`advance` moves it (a token bucket does not
+        refill, a Retry-After does not run out, however slow the machine)."""
+        with self._lock:
+            if self._frozen is None:
+                self._frozen = (_time.time(), _time.monotonic())
+
+    def thaw(self) -> None:
+        """Run again, at real time plus the offset: the time the clock stood still is skipped forward,
+        never replayed backwards."""
+        with self._lock:
+            self._frozen = None
+
     def rewind(self) -> None:
-        """Back to real time (the reset of the whole tenant)."""
+        """Back to real time, running (the reset of the whole tenant)."""
         with self._lock:
             self._offset = 0.0
+            self._frozen = None
 
 
 #: The process's tenant clock.

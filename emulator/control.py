@@ -135,15 +135,25 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
         )
 
     async def clock(request: Request) -> Response:
-        # GET reads the tenant's time; POST {"advanceSeconds": n} moves it forward; DELETE returns to real
-        # time (as /reset does). See emulator/clock.py for what reads it.
+        # GET reads the tenant's time; POST {"advanceSeconds": n, "frozen": bool} moves it forward and/or
+        # stops or restarts it; DELETE returns to real time (as /reset does). emulator/clock.py says what
+        # reads it.
         if request.method == "POST":
             try:
                 body = await json_body(request)
-                amount = body.get("advanceSeconds")
-                if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-                    raise ValueError("advanceSeconds (a number of seconds >= 0) is required")
-                CLOCK.advance(float(amount))
+                amount, frozen = body.get("advanceSeconds"), body.get("frozen")
+                if amount is None and frozen is None:
+                    raise ValueError("advanceSeconds (a number of seconds >= 0) or frozen is required")
+                if amount is not None and (isinstance(amount, bool) or not isinstance(amount, (int, float))):
+                    raise ValueError("advanceSeconds must be a number of seconds >= 0")
+                if frozen is not None and not isinstance(frozen, bool):
+                    raise ValueError("frozen must be true or false")
+                if amount is not None:
+                    CLOCK.advance(float(amount))
+                if frozen is True:
+                    CLOCK.freeze()
+                elif frozen is False:
+                    CLOCK.thaw()
             except ValueError as exc:
                 return _bad(str(exc))
         elif request.method == "DELETE":
@@ -153,6 +163,7 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
                 "now": CLOCK.now().isoformat().replace("+00:00", "Z"),
                 "unixTime": CLOCK.time(),
                 "offsetSeconds": CLOCK.offset,
+                "frozen": CLOCK.frozen,
             }
         )
 

@@ -138,6 +138,13 @@ class InProcess:
 
         CLOCK.advance(seconds)
 
+    def freeze_clock(self) -> None:
+        """Stop this process's tenant clock (only :meth:`advance_clock` moves it); ``state.reset()``
+        restarts it."""
+        from emulator.clock import CLOCK
+
+        CLOCK.freeze()
+
     def token(
         self,
         *,

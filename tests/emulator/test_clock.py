@@ -63,3 +63,17 @@ def test_the_clock_never_moves_back_and_refuses_nonsense(fresh: LocalTenant, bod
 def test_delete_returns_to_real_time(fresh: LocalTenant) -> None:
     fresh.advance_clock(10)
     assert fresh.control("DELETE", "/clock")["offsetSeconds"] == 0
+
+
+def test_a_frozen_clock_moves_only_when_advanced(fresh: LocalTenant) -> None:
+    fresh.freeze_clock()
+    first = fresh.control("GET", "/clock")
+    time.sleep(1.1)  # real time passes; the tenant's does not
+    assert fresh.control("GET", "/clock")["unixTime"] == first["unixTime"] and first["frozen"] is True
+    fresh.advance_clock(30)
+    assert fresh.control("GET", "/clock")["unixTime"] == first["unixTime"] + 30
+    thawed = fresh.control("POST", "/clock", {"frozen": False})
+    assert thawed["frozen"] is False and thawed["unixTime"] >= first["unixTime"] + 30 + 1.1  # never back
+    fresh.freeze_clock()
+    fresh.reset()
+    assert fresh.control("GET", "/clock")["frozen"] is False

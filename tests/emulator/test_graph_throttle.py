@@ -180,6 +180,7 @@ def real_time(g: InProcess) -> Iterator[None]:
 
 
 def test_mail_concurrency_per_app(g: InProcess, real_time: None) -> None:
+    g.freeze_clock()  # the 1 s Retry-After runs out only when the test advances the clock
     g.state.throttle.mail_concurrency = 2
     g.state.throttle.mail_concurrency_scope = "app"  # the newer doc's reading, still selectable
     graph_store(g.state).settings.mail_latency_ms = 100

@@ -73,6 +73,11 @@ class LocalTenant:
         see emulator/clock.py); returns the tenant's offset from real time. :meth:`reset` rewinds it."""
         return float(self.control("POST", "/clock", {"advanceSeconds": seconds})["offsetSeconds"])
 
+    def freeze_clock(self) -> None:
+        """Stop the tenant's clock (only :meth:`advance_clock` moves it), so budgets, Retry-After and
+        lifetimes do not run out while a slow machine works; :meth:`reset` lets it run again."""
+        self.control("POST", "/clock", {"frozen": True})
+
     def requests_since(self, seq: int, service: str | None = None) -> list[dict[str, Any]]:
         q = f"?since={seq}" + (f"&service={service}" if service else "")
         return list(self.control("GET", "/requests" + q)["value"])
