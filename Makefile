@@ -10,6 +10,11 @@ NODE_STAMP := node_modules/.installed
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 PYTEST_ARGS ?=
+# Parallel workers (pytest-xdist) for the suites that wait on processes and sockets: each worker starts its
+# own local tenant, Azurite and app hosts on its own ports; --dist loadfile keeps a module on one worker, in
+# order, so module fixtures are built once. PYTEST_WORKERS=0 runs in this process (one test, a debugger).
+PYTEST_WORKERS ?= 4
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHROMIUM := /usr/bin/chromium
 
@@ -38,7 +43,7 @@ run: install
 
 ## Every check CI runs: lint, types, and all tests (unit, devhost, local tenant, browser, integration, fuzz).
 test: check-chromium install lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## tests/browser drive Debian's Chromium: installed when missing (as root); otherwise `make test` fails
 ## with the command to run (the browser tests are never skipped).
@@ -59,14 +64,14 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 emulator-tests: $(STAMP)
-	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/emulator $(PYTEST_ARGS)
 
 ## Offline checks of infra/ (Bicep parse, checkov, app settings and roles against the code, azure.yaml).
 infra-tests: $(STAMP) $(TOOLS_STAMP)
 	$(PY) -m pytest tests/infra $(PYTEST_ARGS)
 
 integration: install
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/integration $(PYTEST_ARGS)
 
 fuzz: install
 	$(PY) -m pytest tests/fuzz $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from emulator.clock import CLOCK
 from emulator.envfile import env_values
 from emulator.observe import FaultRule
 from emulator.state import EmulatorState
@@ -133,6 +134,39 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
             {"accessToken": state.tokens.access_lifetime, "clockSkew": state.tokens.clock_skew}
         )
 
+    async def clock(request: Request) -> Response:
+        # GET reads the tenant's time; POST {"advanceSeconds": n, "frozen": bool} moves it forward and/or
+        # stops or restarts it; DELETE returns to real time (as /reset does). emulator/clock.py says what
+        # reads it.
+        if request.method == "POST":
+            try:
+                body = await json_body(request)
+                amount, frozen = body.get("advanceSeconds"), body.get("frozen")
+                if amount is None and frozen is None:
+                    raise ValueError("advanceSeconds (a number of seconds >= 0) or frozen is required")
+                if amount is not None and (isinstance(amount, bool) or not isinstance(amount, (int, float))):
+                    raise ValueError("advanceSeconds must be a number of seconds >= 0")
+                if frozen is not None and not isinstance(frozen, bool):
+                    raise ValueError("frozen must be true or false")
+                if amount is not None:
+                    CLOCK.advance(float(amount))
+                if frozen is True:
+                    CLOCK.freeze()
+                elif frozen is False:
+                    CLOCK.thaw()
+            except ValueError as exc:
+                return _bad(str(exc))
+        elif request.method == "DELETE":
+            CLOCK.rewind()
+        return JSONResponse(
+            {
+                "now": CLOCK.now().isoformat().replace("+00:00", "Z"),
+                "unixTime": CLOCK.time(),
+                "offsetSeconds": CLOCK.offset,
+                "frozen": CLOCK.frozen,
+            }
+        )
+
     async def throttle(request: Request) -> Response:
         t = state.throttle
         if request.method == "PUT":
@@ -173,6 +207,7 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
         Route("/signing-keys/rotate", rotate_keys, methods=["POST"]),
         Route("/lifetimes", lifetimes, methods=["PUT"]),
         Route("/throttle", throttle, methods=["GET", "PUT"]),
+        Route("/clock", clock, methods=["GET", "POST", "DELETE"]),
     ]
 
 

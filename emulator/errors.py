@@ -8,11 +8,13 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from emulator.clock import CLOCK
+
 UTC = dt.UTC
 
 
 def _stamp() -> str:
-    return dt.datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return CLOCK.now().strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def aadsts(
@@ -57,7 +59,7 @@ def graph_error(
     """Microsoft Graph's error: ``{"error": {"code", "message", "innerError": {date, request-id, …}}}``."""
     rid = request_id or str(uuid.uuid4())
     inner: dict[str, Any] = {
-        "date": dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "date": CLOCK.now().strftime("%Y-%m-%dT%H:%M:%S"),
         "request-id": rid,
         "client-request-id": client_request_id or rid,
     }

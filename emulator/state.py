@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.clock import CLOCK
 from emulator.config import PRODUCTION_SANS, EmulatorConfig
-from emulator.directory.model import UTC, ClientCertificate, Directory, Mailbox, User
+from emulator.directory.model import ClientCertificate, Directory, Mailbox, User
 from emulator.directory.seed import (
     CERTIFICATE_NAME,
     CERTIFICATE_PEM_NAME,
@@ -100,7 +101,7 @@ class EmulatorState:
     def _seed(self) -> None:
         self.directory, self.ids = build_directory(self.config)
         cert = self.app_certificate
-        now = dt.datetime.now(UTC)
+        now = CLOCK.now()
         self.ids.app.certificates.append(
             ClientCertificate(
                 key_id=self.ids.app.object_id[:8] + "-cert",
@@ -148,7 +149,9 @@ class EmulatorState:
         return box
 
     def reset(self) -> None:
-        """Back to the seeded tenant: directory, vault, mailboxes, logs, faults and service stores."""
+        """Back to the seeded tenant at real time: clock, directory, vault, mailboxes, logs, faults and
+        service stores."""
+        CLOCK.rewind()  # first: the reseeded vault and directory are dated by it
         self._seed()
         self.obs.reset()
         self.throttle = ThrottleSettings()

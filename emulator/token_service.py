@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import secrets
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from emulator.clock import CLOCK
 from emulator.config import GRAPH_APP_ID, EmulatorConfig
 from emulator.directory.model import Application, Directory, User
 from emulator.pki.signing_keys import KeyRing
@@ -135,7 +135,7 @@ class TokenService:
         gets ``xms_cc`` in the token. ``not_before`` (a claims request's ``nbf``) moves ``iat``/``nbf`` up to
         that time; a CAE token is never dated before the user's last critical event (it would be refused).
         """
-        now = int(time.time())
+        now = int(CLOCK.time())
         cae = sorted({c.lower() for c in capabilities} & {"cp1"}) if resource.app_id in CAE_RESOURCES else []
         if user is not None and cae:
             now = max(now, math.ceil(user.cae_event_at))
@@ -226,7 +226,7 @@ class TokenService:
         ``preferred_username`` and ``oid`` only with the ``profile`` scope; ``email`` for guests with an
         address, otherwise only with the ``email`` scope or optional claim; ``idp``: a guest's home tenant.
         """
-        now = int(time.time())
+        now = int(CLOCK.time())
         granted = set(scopes)
         home = user.home_tenant_id
         claims: dict[str, Any] = {
@@ -300,9 +300,17 @@ class TokenService:
                 token,
                 key.private_key.public_key(),
                 algorithms=["RS256"],
-                options={"verify_aud": False, "verify_iss": False, "require": ["exp", "iat"]},
-                leeway=self.clock_skew,
+                # Lifetimes are checked below on the tenant's clock (PyJWT reads the real one).
+                options={
+                    "verify_aud": False,
+                    "verify_iss": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "require": ["exp", "iat"],
+                },
             )
+            _check_times(claims, CLOCK.time(), self.clock_skew)
         except jwt.ExpiredSignatureError as exc:
             raise TokenRejected("expired", "Lifetime validation failed, the token is expired.") from exc
         except jwt.ImmatureSignatureError as exc:
@@ -323,6 +331,29 @@ class TokenService:
         if claims.get("iss") not in wanted_issuers or claims.get("tid") != self.tenant_id:
             raise TokenRejected("wrong_issuer", "Invalid issuer.")
         return claims
+
+
+def _check_times(claims: dict[str, Any], now: float, leeway: float) -> None:
+    """PyJWT's own ``iat``/``nbf``/``exp`` rules and errors (same order, same messages), at ``now``.
+
+    Raises:
+        jwt.InvalidIssuedAtError, jwt.DecodeError: a time claim is not a number.
+        jwt.ImmatureSignatureError: ``iat`` or ``nbf`` is later than ``now + leeway``.
+        jwt.ExpiredSignatureError: ``exp`` is at or before ``now - leeway``.
+    """
+
+    def number(name: str, error: type[jwt.PyJWTError], what: str) -> int:
+        try:
+            return int(claims[name])
+        except (ValueError, TypeError, OverflowError):
+            raise error(f"{what} claim ({name}) must be an integer.") from None
+
+    if "iat" in claims and number("iat", jwt.InvalidIssuedAtError, "Issued At") > now + leeway:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+    if "nbf" in claims and number("nbf", jwt.DecodeError, "Not Before") > now + leeway:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+    if "exp" in claims and number("exp", jwt.DecodeError, "Expiration Time") <= now - leeway:
+        raise jwt.ExpiredSignatureError("Signature has expired")
 
 
 def _audience_in(aud: object, wanted: set[str]) -> bool:

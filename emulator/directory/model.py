@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.clock import CLOCK
+
 UTC = dt.UTC
 
 
@@ -302,7 +304,7 @@ class Directory:
         for group in self.groups:
             if user_id in group.members:
                 group.members.remove(user_id)
-        self.removed[user_id] = when or dt.datetime.now(UTC)
+        self.removed[user_id] = when or CLOCK.now()
         self.touch(user_id)
         return user
 

@@ -13,8 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from emulator.clock import CLOCK
 from emulator.config import EmulatorConfig
-from emulator.directory.model import UTC, AppRoleAssignment, Directory, Group, User
+from emulator.directory.model import AppRoleAssignment, Directory, Group, User
 from emulator.directory.seed_apps import (  # re-exported through emulator.directory.seed
     API_ROLES,
     CERTIFICATE_NAME,
@@ -253,7 +254,7 @@ def build_directory(
 ) -> tuple[Directory, SeededIdentities]:
     """Build the tenant from ``config.seed``; ``config.users`` counts every user, demo accounts included."""
     rng = random.Random(config.seed)
-    now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
+    now = (now or CLOCK.now()).replace(microsecond=0)
     tenant_id = _uuid(rng)
     domain = "contoso.onmicrosoft.com"
     directory = Directory(tenant_id=tenant_id, domain=domain, display_name="Contoso (local tenant)")

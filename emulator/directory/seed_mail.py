@@ -6,7 +6,8 @@ import datetime as dt
 import random
 import uuid
 
-from emulator.directory.model import UTC, Directory, Mailbox, MailFolder, Message, Recipient, User
+from emulator.clock import CLOCK
+from emulator.directory.model import Directory, Mailbox, MailFolder, Message, Recipient, User
 
 HOSTILE_SUBJECTS = [
     "<script>alert('subject')</script> Quarterly numbers",
@@ -32,7 +33,7 @@ PLAIN_SUBJECTS = [
 def build_mailbox(seed: int, user: User, directory: Directory, now: dt.datetime | None = None) -> Mailbox:
     """The user's seeded mailbox: deterministic from the seed and the user id, newest message first."""
     rng = random.Random(f"{seed}:{user.id}")
-    now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
+    now = (now or CLOCK.now()).replace(microsecond=0)
     folders = {}
     for well_known, display in (
         ("inbox", "Inbox"),

@@ -7,12 +7,12 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import time
 from typing import Any
 
 import jwt
 from cryptography import x509
 
+from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Application, ClientCertificate
 from emulator.entra.context import EntraError, Tenant, fail, token_endpoint_audiences
 from emulator.entra.store import get_store
@@ -61,7 +61,7 @@ def _unverified(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _time_error(claims: dict[str, Any]) -> EntraError:
-    now = time.time()
+    now = CLOCK.time()
     start = _number(claims.get("nbf")) or _number(claims.get("iat"))
     return fail(
         700024,
@@ -73,7 +73,7 @@ def _time_error(claims: dict[str, Any]) -> EntraError:
 
 
 def _check_times(state: EmulatorState, claims: dict[str, Any]) -> None:
-    now, skew = time.time(), state.tokens.clock_skew
+    now, skew = CLOCK.time(), state.tokens.clock_skew
     exp, nbf, iat = _number(claims.get("exp")), _number(claims.get("nbf")), _number(claims.get("iat"))
     if exp is None:
         raise fail(
@@ -134,7 +134,7 @@ def verify_certificate_assertion(
             f"{keys_hint}]",
             status=401,
         )
-    now = dt.datetime.now(UTC)
+    now = CLOCK.now()
     if cert.end < now or cert.start > now:
         raise fail(
             700027,
@@ -205,7 +205,7 @@ def verify_certificate_assertion(
                 status=401,
             )
         store.maybe_sweep()
-        store.used_jti[key] = (_number(claims.get("exp")) or time.time()) + state.tokens.clock_skew
+        store.used_jti[key] = (_number(claims.get("exp")) or CLOCK.time()) + state.tokens.clock_skew
 
 
 def is_federated(app: Application, assertion: str) -> bool:

@@ -7,12 +7,12 @@ an open redirector). After that, errors go back to the redirect URI in the reque
 from __future__ import annotations
 
 import re
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from emulator.clock import CLOCK
 from emulator.directory.model import Application, User
 from emulator.entra import conditional_access as ca
 from emulator.entra import session
@@ -230,7 +230,7 @@ def routes(state: EmulatorState) -> list[Route]:
         )
         current = session.current(state, request)
         if current is not None and ca.session_too_old(
-            state, client, current[1], current[0].created, time.time()
+            state, client, current[1], current[0].created, CLOCK.time()
         ):
             current = None  # a sign-in-frequency policy: the user must sign in again
         if prompt == "none":

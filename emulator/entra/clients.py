@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from emulator.directory.model import UTC, Application
+from emulator.clock import CLOCK
+from emulator.directory.model import Application
 from emulator.entra.assertions import is_federated, verify_certificate_assertion, verify_federated_assertion
 from emulator.entra.context import JWT_BEARER, EntraError, Tenant, fail, find_app, missing_parameter
 from emulator.request_parsing import basic_credentials
@@ -52,7 +52,7 @@ def disabled_client(app: Application) -> EntraError:
 
 
 def check_secret(app: Application, secret: str) -> None:
-    now = dt.datetime.now(UTC)
+    now = CLOCK.now()
     matched = None
     for candidate in app.secrets:  # compare against every secret: constant time per candidate
         if hmac.compare_digest(candidate.value.encode(), secret.encode()) and matched is None:

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.directory.model import UTC, Application, ClientSecret, iso
+from emulator.clock import CLOCK
+from emulator.directory.model import Application, ClientSecret, iso
 from emulator.entra.context import find_app
 from emulator.entra.control_access import access_routes, revoke_sessions
 from emulator.entra.store import get_store
@@ -195,7 +196,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         app = find(request)
         if app is None:
             return _bad("no such application", 404)
-        now = dt.datetime.now(UTC).replace(microsecond=0)
+        now = CLOCK.now().replace(microsecond=0)
         expired = bool(body.get("expired", False))
         secret = ClientSecret(
             key_id=str(uuid.uuid4()),

@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emulator.clock import CLOCK
 from emulator.directory.model import User
 from emulator.entra.conditional_access import CONTROLS, new_policy
 from emulator.entra.context import find_app
@@ -31,7 +31,7 @@ def _bad(message: str, status: int = 400) -> JSONResponse:
 
 def revoke_sessions(user: User) -> None:
     """``revokeSignInSessions``: refresh tokens, codes and SSO sessions die; also a CAE critical event."""
-    now = time.time()
+    now = CLOCK.time()
     user.refresh_epoch += 1
     user.sessions_revoked_at = now
     user.cae_event_at = now
@@ -102,7 +102,7 @@ def access_routes(state: EmulatorState) -> list[Route]:
         if body.get("revokeSessions"):
             revoke_sessions(user)
         else:
-            user.cae_event_at = time.time()
+            user.cae_event_at = CLOCK.time()
         return JSONResponse(
             {"userId": user.id, "caeEventAt": user.cae_event_at, "refreshEpoch": user.refresh_epoch}
         )

@@ -7,11 +7,11 @@ admin-consent result or an error. Pages post back to ``/{tenant}/login`` and ``/
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.responses import Response
 
+from emulator.clock import CLOCK
 from emulator.directory.model import Application, User
 from emulator.entra import conditional_access as ca
 from emulator.entra.grants import (
@@ -34,7 +34,7 @@ from emulator.state import EmulatorState
 def new_flow(state: EmulatorState, /, **fields: Any) -> Flow:
     store = get_store(state)
     store.maybe_sweep()
-    flow = Flow(id=new_id("", 24), expires_at=time.time() + store.settings.flow_lifetime, **fields)
+    flow = Flow(id=new_id("", 24), expires_at=CLOCK.time() + store.settings.flow_lifetime, **fields)
     store.flows[flow.id] = flow
     return flow
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
+from emulator.clock import CLOCK
 from emulator.config import GRAPH_APP_ID
 from emulator.directory.model import Application, AppRoleAssignment, Directory, User
 from emulator.entra.context import auth_code_lifetime, refresh_token_lifetime
@@ -154,7 +154,7 @@ def apply_admin_consent(directory: Directory, client: Application, plans: list[A
 def issue_code(state: EmulatorState, flow: Flow, user: User, sid: str) -> str:
     store = get_store(state)
     store.maybe_sweep()
-    now = time.time()
+    now = CLOCK.time()
     session = store.sessions.get(sid)
     code = new_id("1.A", 96)
     store.codes[code] = AuthCode(
@@ -189,7 +189,7 @@ def issue_refresh_token(
 ) -> str:
     store = get_store(state)
     store.maybe_sweep()
-    now = time.time()
+    now = CLOCK.time()
     token = new_id("1.A", 160)
     store.refresh_tokens[token] = RefreshGrant(
         client_id=client_id,

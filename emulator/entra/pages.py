@@ -6,7 +6,6 @@ styles and the page's own nonce-tagged script (the form_post auto-submit).
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import uuid
 from pathlib import Path
@@ -15,6 +14,8 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, Response
+
+from emulator.clock import CLOCK
 
 TEMPLATES = Path(__file__).with_name("templates")
 ENV = Environment(
@@ -48,7 +49,7 @@ def render(template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def _stamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return CLOCK.now().strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def describe(code: int, message: str) -> str:

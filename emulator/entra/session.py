@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from emulator.clock import CLOCK
 from emulator.directory.model import User
 from emulator.entra.store import SESSION_MAX_AGE, Session, get_store, new_id
 from emulator.state import EmulatorState
@@ -32,7 +32,7 @@ def current(state: EmulatorState, request: Request) -> tuple[Session, User] | No
     if not sid or not hmac.compare_digest(signature.encode(), _sign(store.cookie_key, sid).encode()):
         return None
     session = store.sessions.get(sid)
-    if session is None or session.created + MAX_AGE < time.time():
+    if session is None or session.created + MAX_AGE < CLOCK.time():
         return None
     user = state.directory.user(session.user_id)
     if user is None or not user.account_enabled or user.refresh_epoch != session.epoch:
@@ -44,7 +44,7 @@ def start(state: EmulatorState, user: User) -> tuple[Session, str]:
     """A new session for ``user``; returns it and the cookie value."""
     store = get_store(state)
     store.maybe_sweep()
-    session = Session(sid=new_id("", 16), user_id=user.id, epoch=user.refresh_epoch, created=time.time())
+    session = Session(sid=new_id("", 16), user_id=user.id, epoch=user.refresh_epoch, created=CLOCK.time())
     store.sessions[session.sid] = session
     return session, f"{session.sid}.{_sign(store.cookie_key, session.sid)}"
 

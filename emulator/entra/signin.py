@@ -7,12 +7,12 @@ is random and only ever rendered into the page); a browser ``Origin`` other than
 from __future__ import annotations
 
 import hmac
-import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from emulator.clock import CLOCK
 from emulator.entra import session
 from emulator.entra.context import attribute, host
 from emulator.entra.flows import (
@@ -45,7 +45,7 @@ def _flow(state: EmulatorState, request: Request, form: dict[str, str], stage: s
             90023, "The request was not sent by this sign-in page (cross-site form post).", status=403
         )
     flow = get_store(state).flows.get(form.get("flow", ""))
-    if flow is None or flow.expires_at < time.time() or flow.stage != stage:
+    if flow is None or flow.expires_at < CLOCK.time() or flow.stage != stage:
         return stale_flow_page()
     attribute(request, client_id=flow.client_id)
     return flow

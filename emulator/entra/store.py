@@ -8,10 +8,10 @@ Records hold ids (client id, user id), never model objects: a reset replaces the
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from emulator.clock import CLOCK
 from emulator.state import EmulatorState
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class EntraStore:
 
     def sweep(self, now: float | None = None) -> None:
         """Drop expired flows, codes, refresh tokens and jti records."""
-        now = time.time() if now is None else now
+        now = CLOCK.time() if now is None else now
         for table in (self.flows, self.codes, self.refresh_tokens):
             for key in [k for k, v in table.items() if v.expires_at < now]:
                 del table[key]

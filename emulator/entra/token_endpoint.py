@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Application, User
 from emulator.entra import conditional_access as ca
 from emulator.entra.clients import ClientAuth, authenticate_client, client_id_of
@@ -73,7 +73,7 @@ class Ctx:
             mfa_done=mfa,
             auth_time=auth_time,
             grant_type=grant,
-            now=time.time(),
+            now=CLOCK.time(),
         )
 
 
@@ -161,7 +161,7 @@ async def authorization_code(ctx: Ctx) -> Response:
             "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an "
             "existing refresh token.",
         )
-    if record.expires_at < time.time():
+    if record.expires_at < CLOCK.time():
         raise expired_grant()
     if record.client_id != ctx.client.app_id:
         raise fail(
@@ -232,7 +232,7 @@ async def refresh_token(ctx: Ctx) -> Response:
             "invalid_grant",
             "Provided grant is invalid or malformed. The refresh token was issued to another client.",
         )
-    now = time.time()
+    now = CLOCK.time()
     if record.expires_at < now:
         issued = dt.datetime.fromtimestamp(record.issued_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
         idle = dt.timedelta(seconds=int(now - record.issued_at))
@@ -341,7 +341,7 @@ async def password(ctx: Ctx) -> Response:
         raise fail(50057, "invalid_grant", "The user account is disabled.")
     claims = ca.parse_claims(form.get("claims"))
     req = delegated_request(ctx, form["scope"], user)
-    now = time.time()
+    now = CLOCK.time()
     ctx.policies(user, req, mfa=False, auth_time=now, grant="password")
     return user_token_response(
         state,

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Message, Recipient, User
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
@@ -169,7 +170,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
                 department=None,
                 account_enabled=True,
                 user_type="Guest" if guest else "Member",
-                created=dt.datetime.now(UTC).replace(microsecond=0),
+                created=CLOCK.now().replace(microsecond=0),
                 password=password,
                 has_mailbox=mailbox,
             )
@@ -220,7 +221,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
             sender = body.get("from") or {}
             if not isinstance(sender, dict) or not isinstance(sender.get("address", ""), str):
                 raise BadInput("from is {name, address}")
-            received = dt.datetime.now(UTC).replace(microsecond=0)
+            received = CLOCK.now().replace(microsecond=0)
             if body.get("receivedDateTime"):
                 received = dt.datetime.fromisoformat(str(body["receivedDateTime"]).replace("Z", "+00:00"))
                 received = received.astimezone(UTC)

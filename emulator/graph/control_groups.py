@@ -9,7 +9,6 @@ Membership rules are Graph's own (:func:`emulator.graph.membership.add_member`):
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Any
 
@@ -17,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from emulator.directory.model import UTC, Group
+from emulator.clock import CLOCK
+from emulator.directory.model import Group
 from emulator.graph.control import BadInput, _body, _error, _slug
 from emulator.graph.http import GraphError
 from emulator.graph.membership import add_member, direct_members
@@ -74,7 +74,7 @@ def group_control_routes(state: EmulatorState) -> list[BaseRoute]:
                 security_enabled=flags["securityEnabled"],
                 mail_enabled=flags["mailEnabled"],
                 group_types=tuple(types),
-                created=dt.datetime.now(UTC).replace(microsecond=0),
+                created=CLOCK.now().replace(microsecond=0),
             )
             state.directory.groups.append(group)
             try:

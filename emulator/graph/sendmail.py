@@ -11,14 +11,14 @@ run at the start of the first Graph request after they fall due).
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import re
 import uuid
 from typing import Any
 
 from starlette.responses import Response
 
-from emulator.directory.model import UTC, Mailbox, Message, Recipient, User
+from emulator.clock import CLOCK
+from emulator.directory.model import Mailbox, Message, Recipient, User
 from emulator.graph.http import Ctx, GraphError, read_json
 from emulator.graph.mailbox import open_mailbox
 from emulator.graph.store import graph_store
@@ -184,7 +184,7 @@ async def send_mail(ctx: Ctx) -> Response:
                 sender=sender,
                 to=list(to),
                 cc=list(cc),
-                received=dt.datetime.now(UTC).replace(microsecond=0),
+                received=CLOCK.now().replace(microsecond=0),
                 has_attachments=bool(attachments),
                 importance=importance,
                 is_read=is_read,

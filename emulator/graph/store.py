@@ -7,11 +7,11 @@ Created on first use (``build_app`` and ``control_routes`` both call :func:`grap
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.clock import CLOCK
 from emulator.graph.throttle import Throttle
 from emulator.state import EmulatorState
 
@@ -70,7 +70,7 @@ class GraphStore:
     batch_count: int = 0
     #: Accepted sendMail deliveries not yet due: (monotonic due time, deliver).
     pending_mail: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = CLOCK.monotonic
     #: Delta tokens carry the epoch they were issued in; ``POST /_emulator/graph/delta/expire`` bumps it, so
     #: every earlier deltaLink answers ``400 syncStateNotFound`` (what Graph answers after 7 days).
     delta_epoch: int = 0

@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 
+from emulator.clock import CLOCK
 from emulator.graph.http import GraphError
 
 MAIL_WINDOW_SECONDS = 600.0
@@ -41,7 +41,7 @@ def size_label(user_count: int) -> str:
 
 
 class Throttle:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = CLOCK.monotonic) -> None:
         self.clock = clock
         self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (units, at)
         self.identity_until: dict[tuple[str, str], float] = {}

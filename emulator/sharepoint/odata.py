@@ -18,13 +18,14 @@ Quirk reproduced: ``OData-Version: 4.0`` with an OData v3 ``odata=...`` paramete
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from starlette.responses import Response
+
+from emulator.clock import CLOCK
 
 VERBOSE, LIGHT, V4, ATOM = "verbose", "light", "v4", "atom"
 NONE, MINIMAL, FULL = "none", "minimal", "full"
@@ -216,7 +217,7 @@ def _xml_prop(prop: Prop) -> str:
 
 
 def entity_atom(entity: Entity, api_base: str) -> str:
-    updated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    updated = CLOCK.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     links = [f'<link rel="edit" href={quoteattr(entity.path)} />']
     for nav in entity.navigation:
         links.append(

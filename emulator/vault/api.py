@@ -12,7 +12,6 @@ and list versions with ``maxresults`` and ``nextLink`` paging. Errors have the s
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from emulator.clock import CLOCK
 from emulator.config import VAULT_AUDIENCE
 from emulator.directory.seed import VAULT_APP_ID
 from emulator.errors import vault_error
@@ -329,7 +329,7 @@ class VaultApp:
             item.not_before = fields.not_before
         if "exp" in fields.present:
             item.expires = fields.expires
-        item.updated = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        item.updated = CLOCK.now().replace(microsecond=0)
         return JSONResponse(secret_bundle(self.origin, name, item, value=None))
 
     def _page(

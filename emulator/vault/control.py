@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emulator.clock import CLOCK
 from emulator.control import json_body
 from emulator.state import EmulatorState
 from emulator.vault.store import SecretVersion
@@ -76,7 +77,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
                 return _bad(f"secret {name!r} has no version {body['version']!r}", 404)
         else:
             targets = [versions[-1]]
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        now = CLOCK.now().replace(microsecond=0)
         for item in targets:
             item.enabled = body["enabled"]
             item.updated = now

@@ -6,6 +6,7 @@ import datetime as dt
 import secrets as _secrets
 from dataclasses import dataclass, field
 
+from emulator.clock import CLOCK
 from emulator.vault.certificates import certificate_validity
 
 UTC = dt.UTC
@@ -65,7 +66,7 @@ class VaultStore:
         its certificate's validity, as Key Vault mirrors them; ValueError when ``value`` holds none."""
         if managed and not_before is None and expires is None:
             not_before, expires = certificate_validity(value, content_type)
-        now = dt.datetime.now(UTC).replace(microsecond=0)
+        now = CLOCK.now().replace(microsecond=0)
         item = SecretVersion(
             version=_secrets.token_hex(16),
             value=value,

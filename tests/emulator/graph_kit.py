@@ -131,6 +131,20 @@ class InProcess:
     def origin(self) -> str:
         return self.state.config.graph_origin
 
+    def advance_clock(self, seconds: float) -> None:
+        """Move the tenant's clock (this process's ``emulator.clock.CLOCK``) forward; ``state.reset()``
+        rewinds it."""
+        from emulator.clock import CLOCK
+
+        CLOCK.advance(seconds)
+
+    def freeze_clock(self) -> None:
+        """Stop this process's tenant clock (only :meth:`advance_clock` moves it); ``state.reset()``
+        restarts it."""
+        from emulator.clock import CLOCK
+
+        CLOCK.freeze()
+
     def token(
         self,
         *,

@@ -215,6 +215,89 @@ def test_parser_never_crashes(text: str) -> None:
         Compiler(FIELDS, Policy()).compile(parse_filter(text))
 
 
+# --- filters generated from the grammar (emulator.graph.odata's docstring) ---------------------------------
+# Random text almost never gets past the tokenizer, so the compiler and the compiled predicates are fuzzed
+# with sentences of the grammar itself: real and unknown properties, every operator, every literal kind,
+# nested and/or/not, in-lists, functions and any() lambdas, in any casing the grammar allows.
+def _keyword(word: str) -> st.SearchStrategy[str]:
+    return st.sampled_from([word, word.upper(), word.capitalize()])
+
+
+_LITERALS = st.one_of(
+    st.text(max_size=6).map(lambda v: "'" + v.replace("'", "''") + "'"),
+    st.sampled_from(["true", "false", "null", "TRUE"]),
+    st.integers(-(10**6), 10**6).map(str),
+    st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1)).map(
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ),
+    st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2100, 1, 1)).map(str),
+    st.uuids().map(str),
+)
+_PATHS = st.sampled_from([*FIELDS, "colour", "manager/name"])
+_OPS = st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"]).flatmap(_keyword)
+_FUNCTIONS = st.sampled_from(["startswith", "endswith", "contains"]).flatmap(_keyword)
+
+
+def _sentences() -> st.SearchStrategy[str]:
+    compare = st.builds(lambda p, o, v: f"{p} {o} {v}", _PATHS, _OPS, _LITERALS)
+    in_list = st.builds(
+        lambda p, kw, vs: f"{p} {kw} ({', '.join(vs)})",
+        _PATHS,
+        _keyword("in"),
+        st.lists(_LITERALS, min_size=1, max_size=3),
+    )
+    call = st.builds(lambda f, p, v: f"{f}({p},{v})", _FUNCTIONS, _PATHS, _LITERALS)
+    lambda_ = st.builds(
+        lambda p, kw, o, v, f: f"{p}/{kw}(t:t {o} {v})" if f is None else f"{p}/{kw}(t:{f}(t,{v}))",
+        _PATHS,
+        _keyword("any"),
+        _OPS,
+        _LITERALS,
+        st.none() | _FUNCTIONS,
+    )
+    string = st.text(max_size=4).map(lambda v: "'" + v.replace("'", "''") + "'")
+    when = st.datetimes(min_value=dt.datetime(2019, 1, 1), max_value=dt.datetime(2024, 1, 1)).map(
+        lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    # ... and, mostly, sentences each property takes, so most reach the compiled predicate.
+    typed = st.one_of(
+        st.builds(
+            lambda o, v: f"name {o} {v}", st.sampled_from(["eq", "ne", "ge", "le"]), string | st.just("null")
+        ),
+        st.builds(lambda f, v: f"{f}(name,{v})", st.sampled_from(["startswith", "endsWith"]), string),
+        st.builds(lambda vs: f"name in ({', '.join(vs)})", st.lists(string, min_size=1, max_size=3)),
+        st.builds(
+            lambda o, v: f"enabled {o} {v}", st.sampled_from(["eq", "ne"]), st.sampled_from(["true", "false"])
+        ),
+        st.builds(
+            lambda o, v: f"created {o} {v}", st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"]), when
+        ),
+        st.builds(lambda v: f"tags/any(t:t eq {v})", string | st.sampled_from(["'Unified'", "'x'"])),
+        st.builds(lambda v: f"tags/any(t:startswith(t,{v}))", string),
+    )
+    atom = st.one_of(typed, typed, typed, compare, in_list, call, lambda_)
+    return st.recursive(
+        atom,
+        lambda inner: st.one_of(
+            st.builds(lambda a, kw, b: f"{a} {kw} {b}", inner, _keyword("and") | _keyword("or"), inner),
+            st.builds(lambda kw, a: f"{kw} {a}", _keyword("not"), inner),
+            st.builds(lambda kw, a: f"{kw}({a})", _keyword("not"), inner),
+            inner.map(lambda a: f"({a})"),
+        ),
+        max_leaves=6,
+    )
+
+
+@given(_sentences())
+def test_grammar_sentences_parse_and_compiled_filters_run(text: str) -> None:
+    node = parse_filter(text)  # a sentence of the grammar always parses
+    try:
+        predicate = Compiler(FIELDS, Policy()).compile(node)
+    except RefusedError:
+        return  # unknown property, or an operator or literal the property does not take (as in Graph)
+    assert all(isinstance(predicate(item), bool) for item in ITEMS)
+
+
 @given(
     st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text(max_size=8), st.none()), max_size=4)
 )

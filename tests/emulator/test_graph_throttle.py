@@ -4,7 +4,6 @@ RetryAfter rule, and the Outlook request-rate and concurrency limits."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,11 +32,11 @@ def g(tmp_path_factory: pytest.TempPathFactory) -> InProcess:
 def clock(g: InProcess) -> Iterator[Clock]:
     fake = Clock()
     throttle = graph_store(g.state).throttle
-    throttle.clock = fake
+    tenant_clock, throttle.clock = throttle.clock, fake
     try:
         yield fake
     finally:
-        throttle.clock = time.monotonic
+        throttle.clock = tenant_clock
         g.state.reset()
 
 
@@ -181,6 +180,7 @@ def real_time(g: InProcess) -> Iterator[None]:
 
 
 def test_mail_concurrency_per_app(g: InProcess, real_time: None) -> None:
+    g.freeze_clock()  # the 1 s Retry-After runs out only when the test advances the clock
     g.state.throttle.mail_concurrency = 2
     g.state.throttle.mail_concurrency_scope = "app"  # the newer doc's reading, still selectable
     graph_store(g.state).settings.mail_latency_ms = 100
@@ -191,7 +191,7 @@ def test_mail_concurrency_per_app(g: InProcess, real_time: None) -> None:
     assert statuses.count(200) == 2 and statuses.count(429) == 4
     early = g.get(paths[0], token)  # within the 1 s Retry-After
     assert early.status_code == 429
-    time.sleep(1.05)
+    g.advance_clock(1.05)  # past the 1 s Retry-After, on the tenant's clock (real_time rewinds it)
     assert g.get(paths[0], token).status_code == 200
 
 

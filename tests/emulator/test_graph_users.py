@@ -228,13 +228,18 @@ def _pred(name: str):  # type: ignore[no-untyped-def]
         "jobtitle_null": lambda u: u.job_title is None,
         "ne_enabled": lambda u: u.account_enabled is not True,
         "not_startswith_a": lambda u: not u.display_name.lower().startswith("a"),
-        "created_2y": lambda u: u.created >= dt.datetime.now(dt.UTC) - dt.timedelta(days=730),
+        "created_2y": lambda u: u.created >= CUTOFF_AT,
         "given_range": lambda u: "b" <= (u.given_name or "").casefold() <= "d",
         "member_and_mail": lambda u: u.user_type == "Member" and (u.mail or "").lower().startswith("s"),
     }[name]
 
 
-CUTOFF = (dt.datetime.now(dt.UTC) - dt.timedelta(days=730)).strftime("%Y-%m-%dT%H:%M:%SZ")
+# Midnight two years ago: a whole-day cutoff gives every pytest-xdist worker the same test ids (a cutoff to
+# the second differed between workers collecting a second apart), and the expectation uses the same instant.
+CUTOFF_AT = dt.datetime.combine(
+    dt.datetime.now(dt.UTC).date() - dt.timedelta(days=730), dt.time(), tzinfo=dt.UTC
+)
+CUTOFF = CUTOFF_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
 FILTERS = [
     ("startswith(userPrincipalName,'a')", False, "upn_a"),
     ("userType eq 'Guest'", False, "guests"),

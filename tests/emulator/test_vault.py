@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -347,14 +346,14 @@ def test_missing_token_and_tampered_token(mi_env: LocalTenant, credential: Defau
 
 
 def test_expired_token(fresh: LocalTenant, mi_env: LocalTenant) -> None:
-    fresh.control("PUT", "/lifetimes", {"accessToken": 1, "clockSkew": 0})
+    fresh.control("PUT", "/lifetimes", {"accessToken": 60, "clockSkew": 0})
     token = requests.get(
         fresh.env["IDENTITY_ENDPOINT"],
         params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
         headers={"X-IDENTITY-HEADER": fresh.env["IDENTITY_HEADER"]},
         timeout=10,
     ).json()["access_token"]
-    time.sleep(2.1)
+    fresh.advance_clock(61)  # past the lifetime, on the tenant's clock
     resp = vault_get(fresh, "/secrets", token, **{"api-version": "7.6"})
     assert resp.status_code == 401
     assert resp.json()["error"]["message"] == "[TokenExpired] Error validating token: 'S2S12086'."

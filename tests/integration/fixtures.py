@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,30 @@ class Evidence:
 
     def all_tokens(self) -> set[str]:
         return set(self.tokens) | {token for caller in self.callers for token in caller.issued}
+
+    def dump(self, path: Path) -> None:
+        """Write the evidence (log paths, every token, the secrets) for the session-end scan of parallel
+        runs, readable by this user only (it holds the local tenant's secrets)."""
+        data = {
+            "logs": [str(p) for p in self.logs],
+            "tokens": sorted(self.all_tokens()),
+            "secrets": self.secrets,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+
+    @classmethod
+    def merged(cls, paths: Iterable[Path]) -> Evidence:
+        """The evidence of several :meth:`dump` files (one per xdist worker) as one."""
+        merged = cls()
+        for path in paths:
+            data = json.loads(path.read_text())
+            merged.logs.extend(Path(p) for p in data["logs"])
+            merged.tokens.extend(data["tokens"])
+            merged.secrets.update(data["secrets"])
+        return merged
 
 
 _EVIDENCE = Evidence()

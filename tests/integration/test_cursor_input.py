@@ -7,7 +7,6 @@ and colons reach Graph in its documented quoting; a cursor may come back with th
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -19,9 +18,6 @@ from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.integration
-
-#: Generous: the old code spent ~14 s of retries on a tab in a cursor before its 502.
-PROMPT_SECONDS = 5.0
 
 
 def _graph_requests(tenant: LocalTenant, since: int) -> list[dict[str, Any]]:
@@ -49,12 +45,10 @@ def test_a_cursor_with_control_or_non_ascii_characters_is_400_at_once(
     _warm(app_host, token)
     seq = local_tenant.last_seq()
     cursor = encode_cursor(mangle(local_tenant.env["GRAPH_ENDPOINT"]), eventual=False)
-    started = time.monotonic()
     response = call(app_host, "/api/users", token, {"cursor": cursor})
-    elapsed = time.monotonic() - started
     assert_error(response, 400, "invalid_cursor")
-    assert elapsed < PROMPT_SECONDS, elapsed
-    assert _graph_requests(local_tenant, seq) == []  # refused before any Graph call: 0 retries
+    # "At once" is the mechanism, counted in the tenant: refused before any Graph call, so no retries.
+    assert _graph_requests(local_tenant, seq) == []
 
 
 def test_a_forged_skiptoken_is_invalid_cursor_after_one_graph_request(

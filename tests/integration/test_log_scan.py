@@ -1,9 +1,11 @@
 """No secret and no token in any log written during the session.
 
-Runs last (tests/conftest.py orders it): by then ``evidence`` holds the log of every host the session started
-(devhost output, which is also the app's log), the output of ``make run``, every token issued to this
-process, and the secrets: the app's client secret as the app reads it (vault, managed identity), rotated
-secrets, the certificate as PFX and its private key, the callers' secrets and the demo passwords.
+Runs last (tests/conftest.py orders it; in a parallel run, last on its worker, and the controller scans
+every worker's evidence again once all have finished): by then ``evidence`` holds the log of every host the
+session started (devhost output, which is also the app's log), the output of ``make run``, every token
+issued to this process, and the secrets: the app's client secret as the app reads it (vault, managed
+identity), rotated secrets, the certificate as PFX and its private key, the callers' secrets and the demo
+passwords.
 """
 
 from __future__ import annotations

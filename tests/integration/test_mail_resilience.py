@@ -88,7 +88,17 @@ def test_graph_unreachable_and_5xx_are_clean_errors(
     tenant.control(
         "POST", "/faults", {"service": "graph", "path": "/messages$", "drop": True, "times": 1}, expect=201
     )
+    seq = tenant.last_seq()
     assert messages(open_host, token, directory.member_upn).status_code == 200  # one dropped GET is retried
+    assert retried(tenant, seq, "/messages") == [200]  # the tenant dropped one, then answered the retry
+
+
+def retried(tenant: LocalTenant, since: int, path_end: str) -> list[int]:
+    """The statuses of the Graph requests to ``path_end`` since ``since``, after checking that the first
+    of them was failed by a fault rule (so a 200 here means the app really retried)."""
+    entries = [e for e in tenant.requests_since(since, "graph") if e["path"].endswith(path_end)]
+    assert entries and entries[0]["fault"] is not None, entries
+    return [int(e["status"]) for e in entries[1:]]
 
 
 def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
@@ -104,7 +114,9 @@ def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
     tenant.control(
         "POST", "/faults", {"service": "graph", "path": path, "status": 429, "retryAfter": 1, "times": 1}
     )
+    seq = tenant.last_seq()
     assert messages(host, token, directory.direct_member).status_code == 200  # one 429 is retried
+    assert retried(tenant, seq, "/checkMemberGroups") == [200]
     rule = tenant.control("POST", "/faults", {"service": "graph", "path": path, "status": 500}, expect=201)
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: messages(host, token, directory.direct_member), range(4)))

@@ -205,7 +205,17 @@ def test_key_rotation_keeps_sessions_and_seals_new_records_with_the_new_version(
     before = sessions.create(CLAIMS, cache_with({}, "rt-before", 1))
     kept = sessions.create(CLAIMS, "{}")  # sealed by the old version, never rewritten
     new_key = base64.b64encode(secrets.token_bytes(32)).decode()
+    # Key Vault dates versions in whole seconds, and an instance follows a version only when it is dated
+    # later than the one it seals with. A rotation in the same second as the seeding (a fast run) gave both
+    # the same date: the app's store kept the old version and the test failed now and then. A real rotation
+    # comes later than the version it replaces; on the tenant's clock it now does.
+    tenant.advance_clock(1)
     added = tenant.control("PUT", f"/vault/secrets/{name}", {"value": new_key}, expect=201)["version"]
+    dated = {
+        v["version"]: v["created"]
+        for v in tenant.control("GET", f"/vault/secrets/{name}/versions")["versions"]
+    }
+    assert dated[added["version"]] > dated[before.key_version]
     # An instance that re-reads at once (the 5-minute re-read, made due) seals with the new version.
     eager = SessionKeyRing(
         VaultKeySource(app.secret_client(), name, str(app.settings().key_vault_url)), refresh_seconds=0

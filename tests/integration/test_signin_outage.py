@@ -29,7 +29,8 @@ from tests.support.tenant import LocalTenant
 
 TOKEN_PATH = r"/oauth2/v2\.0/token$"
 ATTEMPT_TIMEOUT = 2
-SHORT_LIFETIME = 301  # MSAL counts tokens with < 300 s left as expired: every call refreshes after 1 s
+#: MSAL counts tokens with < 300 s left as expired: a 299 s token is stale on arrival, every call refreshes.
+STALE_ON_ARRIVAL = 299
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +65,8 @@ def entra_fault(tenant: LocalTenant, **rule: Any) -> dict[str, Any]:
 
 def stale_session(web: WebBrowser, tenant: LocalTenant) -> dict[str, str]:
     """A signed-in session whose access token MSAL considers expired (every call refreshes)."""
-    tenant.control("PUT", "/lifetimes", {"accessToken": SHORT_LIFETIME})
+    tenant.control("PUT", "/lifetimes", {"accessToken": STALE_ON_ARRIVAL})
     assert web.sign_in(*member(tenant)).status_code == 303
-    time.sleep(1.5)  # the 1 s of freshness MSAL grants a 301 s token: nothing to poll
     return {SESSION_COOKIE: str(web.session_id)}
 
 
@@ -89,10 +89,12 @@ def test_refresh_outage_is_a_503_for_everyone_then_recovers(
 ) -> None:
     cookie = stale_session(web, tenant)
     fault = entra_fault(tenant, **rule)
-    started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: me(web, cookie), range(4)))
-    assert time.monotonic() - started < 4 * (ATTEMPT_TIMEOUT + 3)
+    # Each caller costs Entra one attempt at most (an attempt, abandoned at the timeout, is never retried in
+    # series), and at least one reached it: counted in the tenant, not timed.
+    fired = {rule["id"]: rule["fired"] for rule in tenant.control("GET", "/faults")["value"]}[fault["id"]]
+    assert 1 <= fired <= 4
     for answer in answers:
         assert_error(answer, 503, "credential_unavailable")
         assert retry_after[0] <= int(answer.headers["Retry-After"]) <= retry_after[1], answer.headers
@@ -112,13 +114,17 @@ def test_code_redemption_outage_is_a_page_and_a_new_sign_in_works(
     assert answer.headers["Retry-After"] == "3"
     assert web.session_id is None
     tenant.control("DELETE", f"/faults/{fault['id']}")
-    # MSAL honours Entra's Retry-After itself (it answers the client's token requests from its throttle
-    # cache meanwhile), so the first sign-in after the outage may still be held for up to 3 s.
-    wait_until(
-        lambda: web.sign_in(*member(tenant), next_path="/me").status_code == 303,
-        timeout=30,
-        what="a sign-in after the redemption outage",
-    )
+    # MSAL honours Entra's Retry-After itself (it answers the app's token requests from its throttle cache
+    # meanwhile), so a sign-in right after the outage may still be held, and the app says for how long.
+    # Polling sign-ins until a deadline raced that hold (the test failed once under load); a person who
+    # waits what the page says gets in at the next try, which is what is checked.
+    again = web.sign_in(*member(tenant), next_path="/me")
+    if again.status_code == 503:
+        held = int(again.headers["Retry-After"])
+        assert 1 <= held <= 3 and "<code>credential_unavailable</code>" in again.text
+        time.sleep(held)  # the app's own hold, on the app's clock: nothing in the tenant to advance
+        again = web.sign_in(*member(tenant), next_path="/me")
+    assert again.status_code == 303, (again.status_code, again.headers.get("Retry-After"))
 
 
 def test_sharepoint_failing_is_a_502(web: WebBrowser, tenant: LocalTenant) -> None:

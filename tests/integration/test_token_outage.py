@@ -133,9 +133,9 @@ def test_twenty_cold_callers_behind_a_slow_entra_cause_one_token_request(
     for _, _, response in outcomes:
         assert_error(response, 503, "credential_unavailable")
         assert int(response.headers["Retry-After"]) >= 1
+    # One attempt for twenty callers, counted in the tenant (the answers' times are printed above, for a
+    # reader; how fast is bench/'s to measure, not a test's).
     assert fired == 1
-    # One attempt's timeout (2 s) plus the cold start's own work (vault read, discovery, signing keys).
-    assert max(times) < ATTEMPT_TIMEOUT + 5
 
 
 @pytest.mark.timeout(300)

@@ -25,6 +25,8 @@ from tests.support.ports import free_port_range
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("login", "graph", "vault", "sharepoint", "identity")
+#: CA bundles of the tenants this process trusts now (``LocalTenant.trust``), oldest first.
+_TRUSTED: list[str] = []
 
 
 @dataclass
@@ -63,7 +65,18 @@ class LocalTenant:
         return resp.json() if resp.content else None
 
     def reset(self) -> None:
+        """Back to the seeded tenant, at real time (the clock rewinds)."""
         self.control("POST", "/reset")
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the tenant's clock forward by ``seconds`` (tokens, codes, sessions, vault dates age at once;
+        see emulator/clock.py); returns the tenant's offset from real time. :meth:`reset` rewinds it."""
+        return float(self.control("POST", "/clock", {"advanceSeconds": seconds})["offsetSeconds"])
+
+    def freeze_clock(self) -> None:
+        """Stop the tenant's clock (only :meth:`advance_clock` moves it), so budgets, Retry-After and
+        lifetimes do not run out while a slow machine works; :meth:`reset` lets it run again."""
+        self.control("POST", "/clock", {"frozen": True})
 
     def requests_since(self, seq: int, service: str | None = None) -> list[dict[str, Any]]:
         q = f"?since={seq}" + (f"&service={service}" if service else "")
@@ -74,11 +87,26 @@ class LocalTenant:
         return int(entries[-1]["seq"]) if entries else 0
 
     def trust(self) -> dict[str, str | None]:
-        """Point the process's TLS trust at the combined bundle; returns the previous values."""
+        """Point the process's TLS trust at a bundle of this tenant's CA and every other tenant this process
+        trusts (the system roots included); returns the previous values. One process can hold several
+        session tenants at once (an xdist worker runs the emulator, browser and integration suites' files in
+        any order), and each must stay trusted while the others are."""
         previous = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")}
+        _TRUSTED.append(self.ca_bundle)
+        union = self.state_dir.parent / "trusted-bundle.pem"
+        union.write_text("".join(Path(bundle).read_text() for bundle in dict.fromkeys(_TRUSTED)))
         for key in previous:
-            os.environ[key] = self.ca_bundle
+            os.environ[key] = str(union)
         return previous
+
+    def untrust(self, previous: dict[str, str | None]) -> None:
+        """Undo :meth:`trust` (``previous``: what it returned)."""
+        _TRUSTED.remove(self.ca_bundle)
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     def stop(self, timeout: float = 10) -> int:
         if self.process.poll() is None:
@@ -140,9 +168,5 @@ def trusted_tenant(tmp: Path, users: int = 60, **kwargs: Any) -> Iterator[LocalT
     try:
         yield tenant
     finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        tenant.untrust(previous)
         tenant.stop()

@@ -292,13 +292,25 @@ def test_concurrent_first_reads_share_one_membership_check() -> None:
     transport = FakeTransport()
     transport.route(f"{GRAPH}/v1.0/users/", slow)
     scope = scope_of(transport, GROUP)
-    threads = [threading.Thread(target=scope.require, args=(ADA,)) for _ in range(8)]
+    outcomes: list[object] = []  # every caller's answer: an exception in a thread would only warn
+
+    def read() -> None:
+        try:
+            scope.require(ADA)
+        except Exception as error:  # recorded and checked below
+            outcomes.append(error)
+        else:
+            outcomes.append("admitted")
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
     for thread in threads:
         thread.start()
     time.sleep(0.1)
     gate.set()
     for thread in threads:
         thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcomes == ["admitted"] * 8  # all eight, the seven waiting ones included
     assert len(transport.requests) == 1
 
 
