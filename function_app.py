@@ -2,8 +2,7 @@
 
 One ``FunctionApp`` registers the blueprints; nothing else happens here. HTTP auth level is ANONYMOUS
 because the app authenticates callers itself (Entra bearer tokens, :mod:`shared.identity.bearer`); function
-keys
-would add a shared secret without identifying anyone.
+keys would add a shared secret without identifying anyone.
 
 Import cost matters: the worker imports this module at indexing, on every cold start. Heavy libraries
 (msal, azure.identity, azure.keyvault, jwt, cryptography, requests) are imported on first use inside

@@ -1,9 +1,8 @@
 """Session read + write overhead per request: what a signed-in person's request pays for server-side sessions.
 
 The app's own stores, built by :class:`shared.app.services.Runtime` from settings, against a real Azurite
-(tables)
-and the local tenant's vault (session key, read once with the managed identity), in process over loopback
-sockets. A realistic MSAL token cache (ID token, account, refresh token, access tokens for Graph and
+(tables) and the local tenant's vault (session key, read once with the managed identity), in process over
+loopback sockets. A realistic MSAL token cache (ID token, account, refresh token, access tokens for Graph and
 SharePoint: about 10 KB of JSON) is sealed (AES-256-GCM) and stored per session. Measured per request:
 
 * ``load``: read the row, open the record, check expiry (every request of a signed-in person);

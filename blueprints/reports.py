@@ -12,9 +12,8 @@
 
 The reads accept services (app-only tokens holding ``Reports.Read``) and people signed in to the pages
 whose ID token carries ``Reports.Read`` (session cookie; a bearer token wins over the cookie, see
-:func:`shared.edge.identify`), so a person's browser follows the ``/reports`` page's CSV links
-with
-its cookie. ``POST`` stays for services holding ``Reports.Run``: people with that role start runs from the
+:func:`shared.edge.identify`), so a person's browser follows the ``/reports`` page's CSV links with its
+cookie. ``POST`` stays for services holding ``Reports.Run``: people with that role start runs from the
 page's CSRF-checked form (:mod:`blueprints.report_pages`), never through a cookie-authenticated JSON POST.
 Required Graph permissions of the app: ``User.Read.All`` (listing, delta),
 ``AuditLog.Read.All`` + an Entra ID P1/P2 licence for sign-in activity (optional), ``Mail.Send`` for the mail.

@@ -6,8 +6,7 @@ that is safe to show to callers, and optional ``Retry-After`` / ``WWW-Authentica
 
 MSAL's error dicts and azure-core's exceptions are converted into these types in
 :mod:`shared.core.error_translation` and nowhere else, so the rest of the code only ever sees them. This
-module
-imports nothing heavy.
+module imports nothing heavy.
 """
 
 from __future__ import annotations

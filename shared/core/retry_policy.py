@@ -17,8 +17,8 @@ _DELTA_SECONDS = r"[0-9]{1,9}"
 
 def worst_case_call_seconds(timeout: float, budget: float) -> float:
     """The longest one Graph call can take (``shared.graph.client`` module docstring): every attempt, the
-    token
-    renewal one included, starts within the budget, and lasts at most a connect timeout plus a read timeout.
+    token renewal one included, starts within the budget, and lasts at most a connect timeout plus a read
+    timeout.
     Token acquisition and the time a request waits for a worker thread come on top."""
     return budget + 2 * timeout
 

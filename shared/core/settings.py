@@ -2,8 +2,7 @@
 
 Every setting is documented in ``docs/settings.md`` and has a sample value in ``local.settings.sample.json``.
 Validation collects *all* problems and raises one :class:`~shared.core.errors.ConfigurationError`, each
-problem
-saying what to set and where, so a broken deployment is fixed in one round trip.
+problem saying what to set and where, so a broken deployment is fixed in one round trip.
 
 The Graph timeout and retry budget are also checked together against the host's limits: the retry policy
 alone must never let one Graph call outlast Azure's 230 s HTTP response limit or host.json's

@@ -11,8 +11,7 @@ No msgraph-sdk (it costs about a second of cold start); just the HTTP semantics 
   timeout exceeds what is left of it (1 s at least), and there are at most ``GRAPH_MAX_RETRIES`` retries.
   So one call lasts at most ``budget + 2 x GRAPH_TIMEOUT_SECONDS`` (requests applies the timeout to the
   connect and to the read separately; ``shared.core.retry_policy.worst_case_call_seconds``). When the next
-  wait
-  would not fit, the call fails with :class:`UpstreamThrottled` carrying the upstream ``Retry-After``.
+  wait would not fit, the call fails with :class:`UpstreamThrottled` carrying the upstream ``Retry-After``.
 * **Token renewal**: a 401 ``InvalidAuthenticationToken`` drops the cached token once and retries (within
   the budget).
 * **Paging** follows ``@odata.nextLink`` as a whole URL, and re-sends ``ConsistencyLevel`` on every page

@@ -11,8 +11,7 @@ leeway) and from this tenant (``tid``). Each endpoint then states the caller kin
 requires, e.g. ``Users.Read.All``. A missing or invalid token is a 401; a wrong kind or a missing role a 403.
 
 The tenant's signing keys are fetched and cached by :class:`shared.identity.signing_keys.SigningKeys`. PyJWT
-is
-imported on first use.
+is imported on first use.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ Every field is metadata: who (caller kind, app id, user object id and UPN), whos
 addresses of correspondents are never recorded, in the table or in the log line.
 
 A record that cannot be written raises :class:`~shared.core.errors.AuditUnavailable` (503): the read it
-describes
-is refused rather than served unaudited (:mod:`shared.mail.reads`).
+describes is refused rather than served unaudited (:mod:`shared.mail.reads`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The OpenAPI description of the mailbox and audit endpoints, merged into :mod:`shared.app.openapi`'s
-document.
+"""The OpenAPI description of the mailbox and audit endpoints, merged into the document of
+:mod:`shared.app.openapi`.
 
 Built from the same constants the validation uses (:mod:`shared.mail.query`, :mod:`shared.mail.audit_query`),
-so
-the limits cannot drift; ``tests/unit/test_openapi.py`` checks the routes and the responses.
+so the limits cannot drift; ``tests/unit/test_openapi.py`` checks the routes and the responses.
 """
 
 from __future__ import annotations

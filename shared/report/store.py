@@ -1,8 +1,7 @@
 """The report container: JSON blobs with conditional writes, the report dates present, and the run lease.
 
 Every azure-storage failure leaves this module as :class:`~shared.core.errors.StorageUnavailable` (503),
-never a
-raw azure exception, except the conflicts the callers branch on (returned as values).
+never a raw azure exception, except the conflicts the callers branch on (returned as values).
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ holds the newest tokens). A scope for another resource (SharePoint) is obtained 
 token is multi-resource, so no second sign-in is needed unless the tenant requires consent.
 
 Scopes: :class:`~shared.graph.client.GraphClient` asks for ``{GRAPH_ENDPOINT}/.default``; for a person that
-means
-the delegated permissions granted at sign-in (``User.Read``, ``User.ReadBasic.All``), which is what is
+means the delegated permissions granted at sign-in (``User.Read``, ``User.ReadBasic.All``), which is what is
 looked up. Other scopes are passed to MSAL as they are.
 
 Claims challenges: the Graph client answers Graph's ``insufficient_claims`` challenge (CAE) itself, once,

@@ -145,9 +145,9 @@ def test_vault_down_at_cold_start_then_recovers_in_the_same_process(
     assert tenant.requests_since(seq, "graph") == []  # nothing reached Graph without a credential
 
     tenant.control("DELETE", "/faults")
-    # The app holds a failed credential read for a few seconds (shared/identity/tokens.py
-    # LOAD_FAILURE_HOLD_SECONDS)
-    # to spare the vault a stampede; poll until it reads the vault again, answering 503 meanwhile.
+    # The app holds a failed credential read for a few seconds (LOAD_FAILURE_HOLD_SECONDS in
+    # shared/identity/tokens.py) to spare the vault a stampede; poll until it reads the vault again,
+    # answering 503 meanwhile.
     wait_for_recovery(host, token, what="the app to read the vault again")
     assert host.process.poll() is None and host.process.pid == pid  # same process, no restart
     assert host.log().count("Started server process") == 1

@@ -7,8 +7,7 @@ client and retries: every request in the stream must still be a 200.
 
 The app skips a re-read only within ``JUST_LOADED_SECONDS`` of a load (the store cannot have changed) or of
 an earlier rejection-caused re-read (shared/identity/tokens.py), so the rotation happens a moment after the
-host
-first read the vault, as an operator's would soon after a deployment.
+host first read the vault, as an operator's would soon after a deployment.
 """
 
 from __future__ import annotations
