@@ -17,7 +17,8 @@ Failures: the vault unreachable with keys cached changes nothing (the cached key
 re-read is tried again after :data:`RETRY_SECONDS`). With no key cached, callers get 503
 ``credential_unavailable`` with ``Retry-After``, and the failure is held for :data:`HOLD_SECONDS` so an
 outage costs the vault one read per period. A missing, disabled or malformed secret is a
-``ConfigurationError``. Required permission: ``secrets/get`` on the vault (role "Key Vault Secrets User").
+``ConfigurationError``. An older version is retired only when the vault says it is gone (404) or disabled;
+a refusal (401/403) or failure reading it is a 503 and retires nothing (a moment's fault signs nobody out). Required permission: ``secrets/get`` on the vault (role "Key Vault Secrets User").
 """
 
 from __future__ import annotations
