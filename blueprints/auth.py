@@ -21,7 +21,7 @@ import azure.functions as func
 from shared.core import AuthFlowUnknown, SignInFailed
 from shared.edge import Call, page
 from shared.identity import PEOPLE, Access, AppRole
-from shared.signin import complete_sign_in, sign_in_redirect, sign_out
+from shared.signin import callback_error, complete_sign_in, sign_in_redirect, sign_out
 from shared.web import (
     CONSENT_CALLBACK_PATH,
     FLOW_COOKIE,
@@ -131,8 +131,8 @@ def admin_consent_callback(call: Call) -> Page | Redirect:
         raise AuthFlowUnknown("This response does not belong to an admin consent started here")
     context = {"title": "Admin consent", "active": "consent", "detail": ""}
     cookies = (clear_cookie(FLOW_COOKIE, origin=origin),)
-    error = request.params.get("error")
-    if error:
+    error = callback_error(request.params)  # a malformed error is refused unrepeated (sign_in_failed)
+    if error is not None:
         declined = error in ("consent_required", "access_denied", "permission_denied")
         detail = "you declined, or your account cannot consent for the organisation" if declined else error
         return Page("consent.html", {**context, "outcome": "denied", "detail": detail}, cookies=cookies)

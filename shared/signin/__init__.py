@@ -1,7 +1,7 @@
 """People's sign-in: the MSAL client, flows in progress, sessions and their cache merge, delegated tokens
 (which answer claims challenges themselves), the person a session names, and the pages' sign-in steps."""
 
-from shared.signin.client import SignInClient
+from shared.signin.client import SignInClient, callback_error
 from shared.signin.delegated import DelegatedTokens
 from shared.signin.flows import FlowStore
 from shared.signin.people import csrf_token, current_session, person_of, verify_csrf
@@ -16,6 +16,7 @@ __all__ = [
     "SessionStore",
     "SignInClient",
     "SignInServices",
+    "callback_error",
     "complete_sign_in",
     "csrf_token",
     "current_session",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -59,6 +60,9 @@ _INTERACTION_ERRORS = frozenset(
 #: MSAL/Entra ``suberror`` values meaning "the person can fix this by signing in" (MFA, consent, CA), as
 #: opposed to a dead refresh token (``bad_token``, none), which is a plain expired session.
 _INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only", "consent_required"})
+#: The ``error`` values of an authorization response accepted (and the only text of one logged or shown).
+ENTRA_ERROR_PATTERN = "[a-z_]{1,64}"
+_AADSTS_PATTERN = "AADSTS([0-9]{1,9})(?![0-9])"
 #: Sign-in errors the person caused (declined consent or sign-in).
 _DENIED_ERRORS = frozenset({"access_denied", "consent_required"})
 
@@ -182,13 +186,18 @@ class SignInClient:
 
         cache = msal.SerializableTokenCache()
         app = self._app(cache)
-        error = auth_response.get("error")
-        if error:
-            description = first_line(auth_response.get("error_description") or error)
-            logger.info("Sign-in callback carried the Entra error %s: %s", error, description)
+        error = callback_error(auth_response)
+        if error is not None:
+            # Anyone can craft a callback URL: only the checked error code and a numeric AADSTS code
+            # reach the log, and the page shows the error code alone (never error_description).
+            logger.info(
+                "Sign-in callback carried the Entra error %s (AADSTS%s)",
+                error,
+                aadsts_code(auth_response.get("error_description")) or "-",
+            )
             if error in _DENIED_ERRORS:
-                raise SignInFailed(_describe_entra_error(error, description), code="sign_in_denied")
-            raise SignInFailed(_describe_entra_error(error, description), code="sign_in_failed")
+                raise SignInFailed(_describe_entra_error(error), code="sign_in_denied")
+            raise SignInFailed(_describe_entra_error(error), code="sign_in_failed")
         try:
             result = self._call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
         except ValueError as exc:  # MSAL: state mismatch, or a response without code
@@ -335,7 +344,32 @@ class SignInClient:
         return int(REQUEST_FAILURE_HOLD_SECONDS)
 
 
-def _describe_entra_error(error: str, description: str) -> str:
+def callback_error(response: Mapping[str, str]) -> str | None:
+    """The ``error`` of an authorization (or admin-consent) response; None when it has none.
+
+    OAuth error codes are short ASCII words (RFC 6749 section 4.1.2.1; Entra's are lower case joined by
+    ``_``), so anything but :data:`ENTRA_ERROR_PATTERN` is not Entra's: refused without being repeated.
+
+    Raises:
+        SignInFailed: ``error`` is present but malformed (``sign_in_failed``; its text is neither logged
+            nor shown).
+    """
+    if "error" not in response:
+        return None
+    error = str(response.get("error") or "")
+    if not re.fullmatch(ENTRA_ERROR_PATTERN, error):
+        logger.warning("A sign-in callback carried a malformed error (%d characters), ignored", len(error))
+        raise SignInFailed("Microsoft Entra ID could not sign you in. Try again.", code="sign_in_failed")
+    return error
+
+
+def aadsts_code(description: str | None) -> str | None:
+    """The number of the ``AADSTS`` code an ``error_description`` starts with (digits only: safe to log)."""
+    found = re.match(_AADSTS_PATTERN, description or "")
+    return found.group(1) if found else None
+
+
+def _describe_entra_error(error: str) -> str:
     if error == "access_denied":
         return "The sign-in was cancelled or declined. You can try again."
     if error == "consent_required":
