@@ -25,9 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -41,7 +40,12 @@ from shared.core.errors import (
 )
 from shared.core.settings_parts import SignInSettings
 from shared.identity.credentials import ClientCredential
-from shared.identity.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
+from shared.identity.msal_app import (
+    MAX_HOLD_SECONDS,
+    REQUEST_FAILURE_HOLD_SECONDS,
+    ObservedHttpClient,
+    SharedHttpCache,
+)
 
 if TYPE_CHECKING:
     import msal
@@ -74,35 +78,6 @@ class SignedIn(NamedTuple):
     token_cache: str
 
 
-class _SharedHttpCache(MutableMapping[str, Any]):
-    """The dict MSAL's ``http_cache`` of every per-request app writes to, with each operation locked (the
-    apps' own locks are per app, and they share this mapping)."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def __getitem__(self, key: str) -> Any:
-        with self._lock:
-            return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        with self._lock:
-            del self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(self._data))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-
 class SignInClient:
     """MSAL's auth-code flow and silent acquisition for people (see module docstring). Thread-safe; one
     per process (``shared.app.services.current().sign_in()``)."""
@@ -121,7 +96,7 @@ class SignInClient:
         # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
         self._observed = ObservedHttpClient(http_client) if http_client is not None else None
         self._http_client: Any = self._observed
-        self._http_cache = _SharedHttpCache()
+        self._http_cache = SharedHttpCache()
         self._held_until = 0.0  # monotonic end of Entra's last Retry-After (MSAL's own throttling)
 
     @property
@@ -238,6 +213,39 @@ class SignInClient:
                 person (``interaction_required``, with the claims Entra sent).
             CredentialUnavailable: Entra unreachable or failing (503).
         """
+        result = self._silent(cache, home_account_id=home_account_id, scopes=scopes, claims=claims)
+        return str(result["access_token"])
+
+    def refreshed_claims(
+        self, cache: msal.SerializableTokenCache, *, home_account_id: str
+    ) -> Mapping[str, Any]:
+        """The claims of a new ID token for the person of ``cache``: one refresh with the refresh token
+        (forced: cached tokens are not looked at), so Entra says who the person is now, with the roles
+        assigned now. ``cache`` then holds the new tokens (``has_state_changed``: persist it).
+
+        Raises:
+            SignInRequired: Entra refused the refresh (disabled account, revoked sessions or refresh
+                token, a policy needing the person) or the cache holds no sign-in.
+            CredentialUnavailable: Entra unreachable or failing, or no ID token came back (503).
+        """
+        result = self._silent(
+            cache, home_account_id=home_account_id, scopes=self.graph_scopes, force_refresh=True
+        )
+        claims = result.get("id_token_claims")
+        if not isinstance(claims, dict):
+            raise CredentialUnavailable("Microsoft Entra ID refreshed a sign-in without an ID token")
+        return claims
+
+    def _silent(
+        self,
+        cache: msal.SerializableTokenCache,
+        *,
+        home_account_id: str,
+        scopes: Sequence[str],
+        claims: str | None = None,
+        force_refresh: bool = False,
+    ) -> Mapping[str, Any]:
+        """MSAL's silent result holding an access token (see :meth:`acquire_silent` for what it raises)."""
         app = self._app(cache)
         account = next(
             (a for a in app.get_accounts() if a.get("home_account_id") == home_account_id),
@@ -246,12 +254,16 @@ class SignInClient:
         if account is None:
             raise SignInRequired("Your session holds no sign-in any more. Sign in again.")
         result = self._call(
-            app.acquire_token_silent_with_error, list(scopes), account, claims_challenge=claims
+            app.acquire_token_silent_with_error,
+            list(scopes),
+            account,
+            claims_challenge=claims,
+            force_refresh=force_refresh,
         )
         if result is None:
             raise SignInRequired("Your sign-in has expired. Sign in again.")
         if "access_token" in result:
-            return str(result["access_token"])
+            return dict(result)
         error = str(result.get("error") or "")
         description = first_line(str(result.get("error_description") or error))
         if error in _INTERACTION_ERRORS:
