@@ -267,8 +267,9 @@ class SessionKeyRing:
         nonce = os.urandom(_NONCE_BYTES)
         return Sealed(version=version, blob=nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
 
-    def open(self, version: str, blob: bytes, *, aad: bytes) -> bytes:
-        """The plaintext :meth:`seal` sealed.
+    def open(self, version: str, blob: bytes, *, aad: bytes, known_only: bool = False) -> bytes:
+        """The plaintext :meth:`seal` sealed. ``known_only``: for a value the caller sent (a cookie), only
+        the latest version or one the process holds opens it, never a vault read (:meth:`verify`).
 
         Raises:
             UnreadableRecordError: tampered, other ``aad``, unknown or disabled version, malformed.
@@ -279,7 +280,13 @@ class SessionKeyRing:
 
         if len(blob) < _NONCE_BYTES + 16:
             raise UnreadableRecordError("sealed value too short")
-        _, key = self.derive_key(_RECORD_PURPOSE, version=version)
+        if known_only:
+            source = self._known(version)
+            if source is None:
+                raise UnreadableRecordError(f"session key version {version!r} is not held")
+            key = self._derive(source, _RECORD_PURPOSE)
+        else:
+            _, key = self.derive_key(_RECORD_PURPOSE, version=version)
         try:
             return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
         except InvalidTag as exc:

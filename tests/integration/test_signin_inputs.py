@@ -8,10 +8,18 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.fixtures import AppHosts
-from tests.integration.test_signin_kit import WebBrowser, forms_of, member, query_of, web_browser
+from tests.integration.test_signin_kit import (
+    WebBrowser,
+    forms_of,
+    host_values,
+    member,
+    query_of,
+    web_browser,
+)
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.integration
@@ -110,3 +118,25 @@ def test_the_admin_consent_callback_shows_no_unchecked_error_text(
     answer = web.get("/auth/admin-consent/callback", params={"error": f"<i>{MARKER}</i>", "state": state})
     assert answer.status_code == 400 and "<code>sign_in_failed</code>" in answer.text
     assert MARKER not in answer.text
+
+
+def flow_rows(host: DevHostProcess) -> int:
+    from azure.data.tables import TableServiceClient
+
+    values = host_values(host)
+    service = TableServiceClient.from_connection_string(values["AzureWebJobsStorage"])
+    table = service.create_table_if_not_exists(values.get("AUTH_FLOW_TABLE") or "authflows")
+    return sum(1 for _ in table.list_entities(select=["RowKey"]))
+
+
+def test_anonymous_requests_that_start_a_sign_in_store_nothing(
+    web: WebBrowser, inputs_host: DevHostProcess
+) -> None:
+    before = flow_rows(inputs_host)
+    flood = requests.Session()
+    for index in range(200):
+        path = "/auth/login?next=/" if index % 2 == 0 else "/me"
+        answer = flood.get(inputs_host.url(path), allow_redirects=False, timeout=30)
+        assert answer.status_code == 302 and "gf_flow=" in answer.headers["Set-Cookie"]
+        flood.cookies.clear()
+    assert flow_rows(inputs_host) == before  # the flow rides in the browser's cookie
