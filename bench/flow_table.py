@@ -69,7 +69,7 @@ def main(count: int = REQUESTS) -> dict[str, Any]:
         "flow_table_rows": rows,
         "goals": {"anonymous_requests_store_nothing": rows == 0},
     }
-    print(write_result("flow_table", result))
+    print(write_result("flow-table", result))
     return result
 
 
