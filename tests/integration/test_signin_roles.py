@@ -110,3 +110,21 @@ def test_a_refused_refresh_deletes_the_session(admin: WebBrowser, tenant: LocalT
         admin.host.url(ROLE_PAGE), cookies={SESSION_COOKIE: session_id}, allow_redirects=False, timeout=30
     )
     assert page.status_code == 302 and page.headers["Location"].startswith(tenant.authority)
+
+
+def test_a_dead_refresh_token_met_by_any_request_deletes_the_session(
+    tenant: LocalTenant, fresh_hosts: FreshHosts
+) -> None:
+    # Access tokens shorter than MSAL's 5-minute margin: every Graph call refreshes, no waiting needed.
+    tenant.control("PUT", "/lifetimes", {"accessToken": 120})
+    with web_browser(tenant, fresh_hosts.start(tenant, "signin-dead-refresh")) as web:
+        assert (
+            web.sign_in(tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]).status_code == 303
+        )
+        assert web.get("/api/me").status_code == 200
+        tenant.control("POST", f"/users/{tenant.env['DEMO_USER_USERNAME']}/refresh-tokens/revoke")
+        session_id = web.session_id
+        assert session_id is not None
+        answer = web.get("/api/me")  # no app role needed: Graph, through the person's tokens
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "session_expired", answer.text
+        assert not session_row_exists(tenant, web.host, session_id)
