@@ -6,9 +6,10 @@
   session and ends the Entra session.
 * ``GET /auth/admin-consent``: for people holding this API's app role ``Reports.Run`` (the operator
   role); its form (``POST``) goes to Entra's v2 ``adminconsent`` endpoint with
-  ``scope={GRAPH_ENDPOINT}/.default``; ``GET /auth/admin-consent/callback`` validates the state (one-time,
-  bound to this browser) and the tenant and shows granted, declined or the error. Entra itself still
-  requires a directory administrator. (Not under ``/admin``: the Functions host reserves ``/admin/*``.)
+  ``scope={GRAPH_ENDPOINT}/.default``; ``GET /auth/admin-consent/callback`` validates the state (bound to
+  this browser by its flow cookie, which the answer clears) and the tenant and shows granted, declined
+  or the error. Entra itself still requires a directory administrator. (Not under ``/admin``: the
+  Functions host reserves ``/admin/*``.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import azure.functions as func
 from shared.core import AuthFlowUnknown, SignInFailed
 from shared.edge import Call, page
 from shared.identity import PEOPLE, Access, AppRole
-from shared.signin import complete_sign_in, sign_in_redirect, sign_out
+from shared.signin import callback_error, complete_sign_in, sign_in_redirect, sign_out
 from shared.web import (
     CONSENT_CALLBACK_PATH,
     FLOW_COOKIE,
@@ -90,8 +91,8 @@ def logout(call: Call) -> Page | Redirect:
 @bp.route(route="auth/admin-consent", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
 @page(CONSENTING)
 def admin_consent(call: Call) -> Page | Redirect:
-    """GET: the admin-consent page. POST: go to Entra's admin-consent endpoint (state stored, bound to
-    this browser)."""
+    """GET: the admin-consent page. POST: go to Entra's admin-consent endpoint (the state sealed into
+    this browser's flow cookie)."""
     request = call.request
     if request.method != "POST":
         return Page(
@@ -102,7 +103,7 @@ def admin_consent(call: Call) -> Page | Redirect:
     require_csrf_token(request, call.verify_csrf)
     settings = call.runtime.settings()
     state = secrets.token_urlsafe(32)
-    binding = call.runtime.auth_flows().put({"state": state}, extra={"kind": "admin-consent"})
+    sealed = call.runtime.auth_flows().put({"state": state}, extra={"kind": "admin-consent"})
     query = urlencode(
         {
             "client_id": settings.client_id,
@@ -111,7 +112,7 @@ def admin_consent(call: Call) -> Page | Redirect:
             "state": state,
         }
     )
-    cookie = set_cookie(FLOW_COOKIE, binding, origin=origin, max_age=FLOW_COOKIE_SECONDS)
+    cookie = set_cookie(FLOW_COOKIE, sealed, origin=origin, max_age=FLOW_COOKIE_SECONDS)
     return Redirect(
         f"{call.services.tenant.authority}/v2.0/adminconsent?{query}", status=303, cookies=(cookie,)
     )
@@ -131,8 +132,8 @@ def admin_consent_callback(call: Call) -> Page | Redirect:
         raise AuthFlowUnknown("This response does not belong to an admin consent started here")
     context = {"title": "Admin consent", "active": "consent", "detail": ""}
     cookies = (clear_cookie(FLOW_COOKIE, origin=origin),)
-    error = request.params.get("error")
-    if error:
+    error = callback_error(request.params)  # a malformed error is refused unrepeated (sign_in_failed)
+    if error is not None:
         declined = error in ("consent_required", "access_denied", "permission_denied")
         detail = "you declined, or your account cannot consent for the organisation" if declined else error
         return Page("consent.html", {**context, "outcome": "denied", "detail": detail}, cookies=cookies)

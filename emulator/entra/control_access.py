@@ -6,6 +6,9 @@
 * ``DELETE /entra/conditional-access`` (all) and ``DELETE /entra/conditional-access/{id}``.
 * ``POST /users/{id}/cae-event`` ``{"revokeSessions"?}``: a CAE critical event for the user; with
   ``revokeSessions`` also what ``revokeSignInSessions`` does (refresh tokens and SSO sessions die).
+* ``GET|PUT /users/{id}/app-roles/{appId}`` ``{"roles": [value, ...]}``: the user's app role assignments
+  on that app (what ``POST``/``DELETE /users/{id}/appRoleAssignments`` do in Graph); tokens issued from
+  then on, refreshes included, carry the new ``roles``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulator.clock import CLOCK
-from emulator.directory.model import User
+from emulator.directory.model import AppRoleAssignment, User
 from emulator.entra.conditional_access import CONTROLS, new_policy
 from emulator.entra.context import find_app
 from emulator.entra.store import get_store
@@ -107,7 +110,40 @@ def access_routes(state: EmulatorState) -> list[Route]:
             {"userId": user.id, "caeEventAt": user.cae_event_at, "refreshEpoch": user.refresh_epoch}
         )
 
+    async def user_app_roles(request: Request) -> Response:
+        from emulator.control import json_body
+
+        try:
+            body: dict[str, Any] = await json_body(request) if request.method == "PUT" else {}
+        except ValueError as exc:
+            return _bad(str(exc))
+        directory = state.directory
+        user = directory.user(request.path_params["user_id"])
+        app = find_app(state, request.path_params["app_id"])
+        if user is None or app is None:
+            return _bad("no such user" if user is None else "no such application", 404)
+        if request.method == "PUT":
+            wanted = body.get("roles")
+            assignable = {r.value for r in app.app_roles if "User" in r.allowed_member_types}
+            if not isinstance(wanted, list) or not all(isinstance(r, str) for r in wanted):
+                return _bad('roles must be a list of role values, e.g. {"roles": ["Reports.Read"]}')
+            unknown = sorted(set(wanted) - assignable)
+            if unknown:
+                return _bad(f"not app roles of {app.display_name} assignable to users: {', '.join(unknown)}")
+            directory.app_role_assignments[:] = [
+                a
+                for a in directory.app_role_assignments
+                if not (a.principal_id == user.id and a.resource_app_id == app.app_id)
+            ]
+            directory.app_role_assignments.extend(
+                AppRoleAssignment(user.id, app.app_id, role) for role in sorted(set(wanted))
+            )
+        return JSONResponse(
+            {"userId": user.id, "appId": app.app_id, "roles": directory.roles_of(user.id, app.app_id)}
+        )
+
     return [
+        Route("/users/{user_id}/app-roles/{app_id}", user_app_roles, methods=["GET", "PUT"]),
         Route("/entra/conditional-access", policies, methods=["GET", "POST", "DELETE"]),
         Route("/entra/conditional-access/{policy_id}", delete_policy, methods=["DELETE"]),
         Route("/users/{user_id}/cae-event", cae_event, methods=["POST"]),

@@ -32,6 +32,7 @@ from shared.identity.tenancy import Tenant, TenantDirectory
 from shared.identity.tokens import TokenProvider
 from shared.signin.client import SignInClient
 from shared.signin.flows import FlowStore
+from shared.signin.roles import RoleConfirmation
 from shared.signin.sessions import SessionStore
 from shared.storage import clients
 from shared.storage.tables import EnsuredTable
@@ -82,6 +83,7 @@ class Runtime:
         self._session_keys = session_keys
         self._sessions: SessionStore | None = None
         self._auth_flows: FlowStore | None = None
+        self._role_confirmation: RoleConfirmation | None = None
         self._blob_service: BlobServiceClient | None = None
 
     def settings(self) -> Settings:
@@ -192,6 +194,12 @@ class Runtime:
             )
 
         return self._once("_sign_in", build)
+
+    def role_confirmation(self) -> RoleConfirmation:
+        """Re-confirms people's app roles with Entra on the endpoints that need one (every 5 minutes)."""
+        return self._once(
+            "_role_confirmation", lambda: RoleConfirmation(sign_in=self.sign_in(), sessions=self.sessions())
+        )
 
     def sign_in_settings(self) -> SignInSettings:
         """The settings the sign-in steps read."""

@@ -6,7 +6,8 @@
   bad token.
 * **People.** The session cookie names a session in Table Storage; no cookie, an unknown, tampered or
   expired one is :class:`~shared.core.errors.SignInRequired` (pages redirect to sign-in, the JSON API
-  answers 401).
+  answers 401). Where the endpoint needs an app role, the session's roles are re-confirmed with Entra
+  when older than :data:`~shared.signin.roles.ROLE_CHECK_SECONDS`.
 * **Permission** is the endpoint's declared :class:`~shared.identity.access.Access`, checked after
   identification; audited endpoints receive the refusal instead.
 """
@@ -40,9 +41,9 @@ def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, ori
     Raises:
         Unauthenticated: a bearer token that fails validation, or none where only bearer callers are
             accepted (401 ``unauthenticated``).
-        SignInRequired: no credential, or a missing, unknown or expired session (401), on an endpoint that
-            accepts people (not raised when ``access.optional``: the caller is then None; a bearer token
-            still decides alone there).
+        SignInRequired: no credential, a missing, unknown or expired session, or one Entra no longer
+            confirms (401; the session is deleted), on an endpoint that accepts people (not raised when
+            ``access.optional``: the caller is then None; a bearer token still decides alone there).
         Forbidden: the caller may not call the endpoint (403), unless ``access.audited``.
         CredentialUnavailable, StorageUnavailable: the tenant's keys, the vault or Table Storage are
             down (503).
@@ -61,6 +62,11 @@ def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, ori
         if access.optional:
             return Identified(None)
         raise
+    if access.person_role is not None:
+        # The roles decide here: Entra re-confirms them at most every 5 minutes (a refused refresh
+        # deletes the session and raises SignInRequired), so a role, account or sign-in taken away in
+        # Entra stops working within one period instead of at the session's expiry.
+        session = runtime.role_confirmation().confirmed(session)
     principal = person_of(session, client_id=runtime.settings().client_id)
     return _decided(Identified(principal, session), access)
 

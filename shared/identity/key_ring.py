@@ -17,7 +17,9 @@ Failures: the vault unreachable with keys cached changes nothing (the cached key
 re-read is tried again after :data:`RETRY_SECONDS`). With no key cached, callers get 503
 ``credential_unavailable`` with ``Retry-After``, and the failure is held for :data:`HOLD_SECONDS` so an
 outage costs the vault one read per period. A missing, disabled or malformed secret is a
-``ConfigurationError``. Required permission: ``secrets/get`` on the vault (role "Key Vault Secrets User").
+``ConfigurationError``. An older version is retired only when the vault says it is gone (404) or disabled;
+a refusal (401/403) or failure reading it is a 503 and retires nothing (a moment's fault signs nobody out).
+Required permission: ``secrets/get`` on the vault (role "Key Vault Secrets User").
 """
 
 from __future__ import annotations
@@ -213,18 +215,22 @@ class SessionKeyRing:
 
     def derive_key(self, purpose: str, *, version: str | None = None) -> tuple[str, bytes]:
         """A 256-bit subkey for ``purpose`` (HKDF-SHA256 of the session key; info names the purpose), and
-        the version it derives from. ``version`` None: the latest.
+        the version it derives from. ``version`` None: the latest; another version not cached is read
+        from the vault once (only for versions stored records name, never a request's input).
 
         Raises:
             UnreadableRecordError: ``version`` is unknown or disabled.
             CredentialUnavailable, ConfigurationError: as :meth:`latest_version`.
         """
-        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
-        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
-
         source = self._current() if version is None else self._version(version)
         if source is None:
             raise UnreadableRecordError(f"unknown session key version {version!r}")
+        return source.version, self._derive(source, purpose)
+
+    def _derive(self, source: KeyVersion, purpose: str) -> bytes:
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+
         cache_key = (source.version, purpose)
         with self._lock:
             derived = self._derived.get(cache_key)
@@ -235,7 +241,16 @@ class SessionKeyRing:
             )
             with self._lock:
                 self._derived[cache_key] = derived
-        return source.version, derived
+        return derived
+
+    def _known(self, version: str) -> KeyVersion | None:
+        """The version if this process holds it now (the latest, or one a record made it read); never
+        a vault read: a version named by a request's input must not make the app read the vault."""
+        latest = self._current()
+        if version == latest.version:
+            return latest
+        with self._lock:
+            return self._keys.get(version)
 
     # -- sealing ----------------------------------------------------------------------------------------
 
@@ -252,8 +267,9 @@ class SessionKeyRing:
         nonce = os.urandom(_NONCE_BYTES)
         return Sealed(version=version, blob=nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
 
-    def open(self, version: str, blob: bytes, *, aad: bytes) -> bytes:
-        """The plaintext :meth:`seal` sealed.
+    def open(self, version: str, blob: bytes, *, aad: bytes, known_only: bool = False) -> bytes:
+        """The plaintext :meth:`seal` sealed. ``known_only``: for a value the caller sent (a cookie), only
+        the latest version or one the process holds opens it, never a vault read (:meth:`verify`).
 
         Raises:
             UnreadableRecordError: tampered, other ``aad``, unknown or disabled version, malformed.
@@ -264,7 +280,13 @@ class SessionKeyRing:
 
         if len(blob) < _NONCE_BYTES + 16:
             raise UnreadableRecordError("sealed value too short")
-        _, key = self.derive_key(_RECORD_PURPOSE, version=version)
+        if known_only:
+            source = self._known(version)
+            if source is None:
+                raise UnreadableRecordError(f"session key version {version!r} is not held")
+            key = self._derive(source, _RECORD_PURPOSE)
+        else:
+            _, key = self.derive_key(_RECORD_PURPOSE, version=version)
         try:
             return AESGCM(key).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
         except InvalidTag as exc:
@@ -283,19 +305,23 @@ class SessionKeyRing:
         return f"{version}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
 
     def verify(self, purpose: str, message: bytes, token: str | None) -> bool:
-        """True when ``token`` is :meth:`sign`'s token for ``purpose`` and ``message``, by any readable key
-        version (so a rotation keeps issued tokens valid). False for anything else.
+        """True when ``token`` is :meth:`sign`'s token for ``purpose`` and ``message``, by the latest key
+        version or another this process holds (one a record it opened was sealed with). False for
+        anything else, without reading the vault: the version is the caller's input, and an unknown one
+        read per request would let anyone make the app read the vault at will. After a rotation an
+        instance keeps older versions until its re-read, so a form rendered just before one may be
+        refused once (the person submits it again).
 
         Raises:
-            CredentialUnavailable: the token's version must be read and the vault is failing.
+            CredentialUnavailable, ConfigurationError: as :meth:`latest_version` (no key cached at all).
         """
         if not token or len(token) > 200 or token.count(".") != 1:
             return False
         version, _, mac_text = token.partition(".")
-        try:
-            _, key = self.derive_key(f"sign/{purpose}", version=version)
-        except UnreadableRecordError:
+        source = self._known(version)
+        if source is None:
             return False
+        key = self._derive(source, f"sign/{purpose}")
         expected = base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
         return hmac.compare_digest(expected, mac_text.encode("ascii", "replace"))
 

@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from shared.core.error_translation import from_azure_error
-from shared.core.errors import ConfigurationError
+from shared.core.errors import ConfigurationError, CredentialUnavailable
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -39,10 +39,12 @@ class KeySource(Protocol):
     """Reads versions of the session key."""
 
     def read(self, version: str | None) -> KeyVersion | None:
-        """The given version (None: the latest). None when that version does not exist or is disabled.
+        """The given version (None: the latest). None when that version does not exist or is disabled
+        (only then: the records it sealed are retired).
 
         Raises:
-            CredentialUnavailable: the store is unreachable or failing now.
+            CredentialUnavailable: the store is unreachable or failing now, or refuses (401/403) to read
+                an older version (a refusal says nothing about the key: nothing may be retired for it).
             ConfigurationError: the secret is missing, forbidden or not a base64 256-bit key.
         """
         ...
@@ -62,11 +64,19 @@ class VaultKeySource:
         try:
             secret = self._client.get_secret(self._name, version)
         except AzureError as exc:
-            error = from_azure_error(exc, what=self._what)
-            if version is not None and isinstance(error, ConfigurationError):
+            if version is not None and retires_version(exc):
                 # An old version that is gone or disabled: the records it sealed are retired.
                 logger.info("Session key version %s is not readable (%s)", version, type(exc).__name__)
                 return None
+            error = from_azure_error(exc, what=self._what)
+            if version is not None and isinstance(error, ConfigurationError):
+                # 401/403 on an older version: the vault refusing the app (a token or role assignment
+                # being replaced, RBAC propagating) says nothing about the key. Retiring the version
+                # here would sign out everyone it sealed over a moment's fault: 503, nothing deleted.
+                logger.warning("Reading session key version %s was refused (%s)", version, type(exc).__name__)
+                raise CredentialUnavailable(
+                    f"The vault refused to read an older version of the {self._what}; retry shortly"
+                ) from exc
             if isinstance(error, ConfigurationError):
                 error = ConfigurationError(
                     f"The {self._what} could not be read ({error.message}) Create it with a random 256-bit "
@@ -81,6 +91,22 @@ class VaultKeySource:
         return KeyVersion(
             version=str(secret.properties.version), key=key, created=secret.properties.created_on
         )
+
+
+def retires_version(exc: BaseException) -> bool:
+    """Whether a failed read of one version of the secret says that version is retired: it is gone
+    (404) or disabled (403 with the inner code ``SecretDisabled``, the vault's answer for a disabled
+    version, emulator/docs/vault-identity-sharepoint.md). Any other refusal or failure does not."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+
+    if isinstance(exc, ResourceNotFoundError):
+        return True
+    if not isinstance(exc, HttpResponseError):
+        return False
+    if exc.status_code == 404:
+        return True
+    inner = getattr(exc.error, "innererror", None) if exc.error is not None else None
+    return exc.status_code == 403 and isinstance(inner, dict) and inner.get("code") == "SecretDisabled"
 
 
 def decode_key(value: str, *, what: str = "session key") -> bytes:

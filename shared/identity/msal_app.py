@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.errors import ConfigurationError, CredentialUnavailable
@@ -180,3 +180,32 @@ def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) 
         return _MsalClient(app, observed)
 
     return build
+
+
+class SharedHttpCache(MutableMapping[str, Any]):
+    """The dict MSAL's ``http_cache`` of every per-request app (people's sign-in) writes to, with each
+    operation locked (the apps' own locks are per app, and they share this mapping)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Any:
+        with self._lock:
+            return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        with self._lock:
+            del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter(list(self._data))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
+import re
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -40,7 +40,12 @@ from shared.core.errors import (
 )
 from shared.core.settings_parts import SignInSettings
 from shared.identity.credentials import ClientCredential
-from shared.identity.msal_app import MAX_HOLD_SECONDS, REQUEST_FAILURE_HOLD_SECONDS, ObservedHttpClient
+from shared.identity.msal_app import (
+    MAX_HOLD_SECONDS,
+    REQUEST_FAILURE_HOLD_SECONDS,
+    ObservedHttpClient,
+    SharedHttpCache,
+)
 
 if TYPE_CHECKING:
     import msal
@@ -59,6 +64,9 @@ _INTERACTION_ERRORS = frozenset(
 #: MSAL/Entra ``suberror`` values meaning "the person can fix this by signing in" (MFA, consent, CA), as
 #: opposed to a dead refresh token (``bad_token``, none), which is a plain expired session.
 _INTERACTION_SUBERRORS = frozenset({"basic_action", "additional_action", "message_only", "consent_required"})
+#: The ``error`` values of an authorization response accepted (and the only text of one logged or shown).
+ENTRA_ERROR_PATTERN = "[a-z_]{1,64}"
+_AADSTS_PATTERN = "AADSTS([0-9]{1,9})(?![0-9])"
 #: Sign-in errors the person caused (declined consent or sign-in).
 _DENIED_ERRORS = frozenset({"access_denied", "consent_required"})
 
@@ -68,35 +76,6 @@ class SignedIn(NamedTuple):
 
     claims: Mapping[str, Any]
     token_cache: str
-
-
-class _SharedHttpCache(MutableMapping[str, Any]):
-    """The dict MSAL's ``http_cache`` of every per-request app writes to, with each operation locked (the
-    apps' own locks are per app, and they share this mapping)."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def __getitem__(self, key: str) -> Any:
-        with self._lock:
-            return self._data[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        with self._lock:
-            del self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            return iter(list(self._data))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
 
 
 class SignInClient:
@@ -117,7 +96,7 @@ class SignInClient:
         # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
         self._observed = ObservedHttpClient(http_client) if http_client is not None else None
         self._http_client: Any = self._observed
-        self._http_cache = _SharedHttpCache()
+        self._http_cache = SharedHttpCache()
         self._held_until = 0.0  # monotonic end of Entra's last Retry-After (MSAL's own throttling)
 
     @property
@@ -182,13 +161,18 @@ class SignInClient:
 
         cache = msal.SerializableTokenCache()
         app = self._app(cache)
-        error = auth_response.get("error")
-        if error:
-            description = first_line(auth_response.get("error_description") or error)
-            logger.info("Sign-in callback carried the Entra error %s: %s", error, description)
+        error = callback_error(auth_response)
+        if error is not None:
+            # Anyone can craft a callback URL: only the checked error code and a numeric AADSTS code
+            # reach the log, and the page shows the error code alone (never error_description).
+            logger.info(
+                "Sign-in callback carried the Entra error %s (AADSTS%s)",
+                error,
+                aadsts_code(auth_response.get("error_description")) or "-",
+            )
             if error in _DENIED_ERRORS:
-                raise SignInFailed(_describe_entra_error(error, description), code="sign_in_denied")
-            raise SignInFailed(_describe_entra_error(error, description), code="sign_in_failed")
+                raise SignInFailed(_describe_entra_error(error), code="sign_in_denied")
+            raise SignInFailed(_describe_entra_error(error), code="sign_in_failed")
         try:
             result = self._call(app.acquire_token_by_auth_code_flow, dict(flow), dict(auth_response))
         except ValueError as exc:  # MSAL: state mismatch, or a response without code
@@ -229,6 +213,39 @@ class SignInClient:
                 person (``interaction_required``, with the claims Entra sent).
             CredentialUnavailable: Entra unreachable or failing (503).
         """
+        result = self._silent(cache, home_account_id=home_account_id, scopes=scopes, claims=claims)
+        return str(result["access_token"])
+
+    def refreshed_claims(
+        self, cache: msal.SerializableTokenCache, *, home_account_id: str
+    ) -> Mapping[str, Any]:
+        """The claims of a new ID token for the person of ``cache``: one refresh with the refresh token
+        (forced: cached tokens are not looked at), so Entra says who the person is now, with the roles
+        assigned now. ``cache`` then holds the new tokens (``has_state_changed``: persist it).
+
+        Raises:
+            SignInRequired: Entra refused the refresh (disabled account, revoked sessions or refresh
+                token, a policy needing the person) or the cache holds no sign-in.
+            CredentialUnavailable: Entra unreachable or failing, or no ID token came back (503).
+        """
+        result = self._silent(
+            cache, home_account_id=home_account_id, scopes=self.graph_scopes, force_refresh=True
+        )
+        claims = result.get("id_token_claims")
+        if not isinstance(claims, dict):
+            raise CredentialUnavailable("Microsoft Entra ID refreshed a sign-in without an ID token")
+        return claims
+
+    def _silent(
+        self,
+        cache: msal.SerializableTokenCache,
+        *,
+        home_account_id: str,
+        scopes: Sequence[str],
+        claims: str | None = None,
+        force_refresh: bool = False,
+    ) -> Mapping[str, Any]:
+        """MSAL's silent result holding an access token (see :meth:`acquire_silent` for what it raises)."""
         app = self._app(cache)
         account = next(
             (a for a in app.get_accounts() if a.get("home_account_id") == home_account_id),
@@ -237,12 +254,16 @@ class SignInClient:
         if account is None:
             raise SignInRequired("Your session holds no sign-in any more. Sign in again.")
         result = self._call(
-            app.acquire_token_silent_with_error, list(scopes), account, claims_challenge=claims
+            app.acquire_token_silent_with_error,
+            list(scopes),
+            account,
+            claims_challenge=claims,
+            force_refresh=force_refresh,
         )
         if result is None:
             raise SignInRequired("Your sign-in has expired. Sign in again.")
         if "access_token" in result:
-            return str(result["access_token"])
+            return dict(result)
         error = str(result.get("error") or "")
         description = first_line(str(result.get("error_description") or error))
         if error in _INTERACTION_ERRORS:
@@ -335,7 +356,32 @@ class SignInClient:
         return int(REQUEST_FAILURE_HOLD_SECONDS)
 
 
-def _describe_entra_error(error: str, description: str) -> str:
+def callback_error(response: Mapping[str, str]) -> str | None:
+    """The ``error`` of an authorization (or admin-consent) response; None when it has none.
+
+    OAuth error codes are short ASCII words (RFC 6749 section 4.1.2.1; Entra's are lower case joined by
+    ``_``), so anything but :data:`ENTRA_ERROR_PATTERN` is not Entra's: refused without being repeated.
+
+    Raises:
+        SignInFailed: ``error`` is present but malformed (``sign_in_failed``; its text is neither logged
+            nor shown).
+    """
+    if "error" not in response:
+        return None
+    error = str(response.get("error") or "")
+    if not re.fullmatch(ENTRA_ERROR_PATTERN, error):
+        logger.warning("A sign-in callback carried a malformed error (%d characters), ignored", len(error))
+        raise SignInFailed("Microsoft Entra ID could not sign you in. Try again.", code="sign_in_failed")
+    return error
+
+
+def aadsts_code(description: str | None) -> str | None:
+    """The number of the ``AADSTS`` code an ``error_description`` starts with (digits only: safe to log)."""
+    found = re.match(_AADSTS_PATTERN, description or "")
+    return found.group(1) if found else None
+
+
+def _describe_entra_error(error: str) -> str:
     if error == "access_denied":
         return "The sign-in was cancelled or declined. You can try again."
     if error == "consent_required":

@@ -54,7 +54,9 @@ class DelegatedTokens:
         """An access token for ``scope`` (see module docstring).
 
         Raises:
-            SignInRequired: the session's sign-in cannot be used silently any more (401 / sign-in again).
+            SignInRequired: the session's sign-in cannot be used silently any more (401 / sign-in again);
+                when its refresh token is dead (``session_expired``, no claims challenge) the session is
+                deleted too.
             CredentialUnavailable: Entra unreachable or failing (503).
             StorageUnavailable: the refreshed cache could not be saved (503).
         """
@@ -62,9 +64,18 @@ class DelegatedTokens:
         with self._lock:
             cache = self._open_cache()
             claims, self._claims = self._claims, None
-            token = self._sign_in.acquire_silent(
-                cache, home_account_id=self._home_account_id(), scopes=scopes, claims=claims
-            )
+            try:
+                token = self._sign_in.acquire_silent(
+                    cache, home_account_id=self._home_account_id(), scopes=scopes, claims=claims
+                )
+            except SignInRequired as refused:
+                if refused.code == "session_expired" and not refused.claims:
+                    # The refresh token is dead (revoked, disabled account, expired): the session can
+                    # never act for the person again, so it must not go on naming them either. With a
+                    # claims challenge (CAE) the session stays: the page's next sign-in must carry them.
+                    self._sessions.delete(self._session.id)
+                    logger.info("A session's sign-in was refused by Entra: session deleted")
+                raise
             if cache.has_state_changed:
                 self._persist(cache)
             return token

@@ -1,7 +1,8 @@
 """A person signed in to the pages: their session, as found from the session cookie, and the
 :class:`~shared.identity.principal.Principal` it names; their forms' CSRF token.
 
-Roles come from the ID token's ``roles`` at sign-in (held in the session's claims).
+Roles come from the ID token's ``roles`` (held in the session's claims): the sign-in's, re-confirmed with
+Entra at most every 5 minutes where an endpoint needs a role (:mod:`shared.signin.roles`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def current_session(
 
 
 def person_of(session: Session, *, client_id: str) -> Principal:
-    """The person ``session`` belongs to, with the roles of their sign-in (``client_id``: this app)."""
+    """The person ``session`` belongs to, with the roles the session holds (``client_id``: this app)."""
     claims = session.claims
     return Principal(
         kind="person",

@@ -63,13 +63,19 @@ _SESSION_ID = r"^[A-Za-z0-9_-]{32,128}$"
 
 
 class SessionClaims(NamedTuple):
-    """Who is signed in: what the pages show and authorisation needs. Never tokens."""
+    """Who is signed in: what the pages show and authorisation needs. Never tokens.
+
+    ``roles_checked`` is when Entra last confirmed ``roles`` (POSIX seconds: the sign-in, then each
+    re-confirmation, :mod:`shared.signin.roles`); 0 for a record that never recorded it (re-confirmed at
+    once).
+    """
 
     oid: str
     tid: str
     name: str | None = None
     preferred_username: str | None = None
     roles: tuple[str, ...] = ()
+    roles_checked: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {**self._asdict(), "roles": list(self.roles)}
@@ -81,13 +87,14 @@ class SessionClaims(NamedTuple):
         roles = data.get("roles") or []
         if not isinstance(oid, str) or not isinstance(tid, str) or not isinstance(roles, list):
             raise ValueError("malformed session claims")
-        name, upn = data.get("name"), data.get("preferred_username")
+        name, upn, checked = data.get("name"), data.get("preferred_username"), data.get("roles_checked")
         return cls(
             oid=oid,
             tid=tid,
             name=name if isinstance(name, str) else None,
             preferred_username=upn if isinstance(upn, str) else None,
             roles=tuple(str(role) for role in roles),
+            roles_checked=float(checked) if isinstance(checked, int | float) else 0.0,
         )
 
 
@@ -143,7 +150,8 @@ class SessionStore:
     # -- public API -------------------------------------------------------------------------------------
 
     def create(self, claims: SessionClaims, token_cache: str) -> Session:
-        """Store a new session for a person who just signed in; its ``id`` goes in the cookie.
+        """Store a new session for a person who just signed in; its ``id`` goes in the cookie. Claims
+        without ``roles_checked`` get the creation time (their roles come from the sign-in's ID token).
 
         Raises:
             StorageUnavailable, CredentialUnavailable, ConfigurationError.
@@ -151,6 +159,8 @@ class SessionStore:
         from azure.core.exceptions import ResourceExistsError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
         now = self._now()
+        if not claims.roles_checked:
+            claims = claims._replace(roles_checked=now.timestamp())
         for _ in range(3):  # a collision of 256-bit random ids does not happen; never loop forever anyway
             session = Session(
                 id=secrets.token_urlsafe(32),

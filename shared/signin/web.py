@@ -54,8 +54,9 @@ def sign_in_redirect(
     next_path: str | None = None,
     prompt: str | None = None,
 ) -> Redirect:
-    """Start a sign-in that returns to ``next_path`` (default: the page asked for): MSAL's flow is stored
-    in the flow table, the browser gets the binding cookie and goes to Entra's authorize endpoint.
+    """Start a sign-in that returns to ``next_path`` (default: the page asked for): MSAL's flow is sealed
+    into the browser's flow cookie (nothing is stored: :mod:`shared.signin.flows`) and the browser goes
+    to Entra's authorize endpoint.
 
     ``error`` (a :class:`SignInRequired` from silent acquisition or a claims challenge) brings its claims
     and the scopes that needed the person.
@@ -73,21 +74,23 @@ def sign_in_redirect(
         claims=error.claims if error is not None else None,
         prompt=prompt,
     )
-    binding = services.auth_flows().put(flow, extra={"kind": "sign-in", "next": target})
-    cookie = set_cookie(FLOW_COOKIE, binding, origin=origin, max_age=FLOW_COOKIE_SECONDS)
+    sealed = services.auth_flows().put(flow, extra={"kind": "sign-in", "next": target})
+    cookie = set_cookie(FLOW_COOKIE, sealed, origin=origin, max_age=FLOW_COOKIE_SECONDS)
     return Redirect(str(flow["auth_uri"]), status=302, cookies=(cookie,))
 
 
 def complete_sign_in(
     request: PageRequest, *, services: SignInServices, settings: SignInSettings, origin: str
 ) -> Redirect:
-    """The callback: take the flow (one-time, bound to this browser), redeem the code, replace any previous
-    session of this browser with a new one (a new id at every sign-in), and go to the flow's ``next``.
+    """The callback: open the flow from this browser's flow cookie, redeem the code (once: Entra redeems
+    a code once), replace any previous session of this browser with a new one (a new id at every
+    sign-in), clear the flow cookie and go to the flow's ``next``.
 
     Raises:
-        AuthFlowUnknown, AuthFlowReplayed, AuthFlowMismatch: the state is unknown or expired, was already
-            used, or belongs to another browser (400, HTML error page).
-        SignInFailed: Entra's error, or the code redemption failed (400).
+        AuthFlowUnknown, AuthFlowMismatch: the state is malformed or expired, or this browser holds no
+            flow for it (another browser's state, or a replay after the cookie was cleared) (400, HTML
+            error page).
+        SignInFailed: Entra's error, or the code redemption failed (a replayed code) (400).
     """
     response = _callback_parameters(request)
     taken = services.auth_flows().take(response.get("state"), cookie_value(request.http, FLOW_COOKIE, origin))

@@ -26,7 +26,7 @@ CALLBACK_PATH = "/auth/callback"
 CONSENT_CALLBACK_PATH = "/auth/admin-consent/callback"
 SESSION_COOKIE = "gf_session"
 FLOW_COOKIE = "gf_flow"
-#: How long the flow cookie lives (the flow store keeps a flow 10 minutes).
+#: How long the flow cookie lives (the sealed flow inside expires after as long: shared.signin.flows).
 FLOW_COOKIE_SECONDS = 600
 _MAX_NEXT = 2048
 _UNSAFE = r"[\x00-\x20\x7f\\]"

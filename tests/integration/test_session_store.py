@@ -23,8 +23,6 @@ from devhost.azurite import Azurite
 from shared.app.services import Runtime
 from shared.core.errors import (
     AuthFlowMismatch,
-    AuthFlowReplayed,
-    AuthFlowUnknown,
     CredentialUnavailable,
     StorageUnavailable,
 )
@@ -110,7 +108,8 @@ def test_session_lifecycle_on_azurite_keeps_secrets_out_of_the_table(
     versions = local_tenant.control("GET", f"/vault/secrets/{local_tenant.env['SESSION_KEY_NAME']}/versions")
     assert entity["KeyVersion"] == versions["versions"][-1]["version"] == session.key_version
     loaded = sessions.load(session.id)
-    assert loaded is not None and (loaded.claims, loaded.token_cache) == (CLAIMS, cache)
+    assert loaded is not None and (loaded.claims, loaded.token_cache) == (session.claims, cache)
+    assert loaded.claims._replace(roles_checked=0.0) == CLAIMS  # stamped: the sign-in confirmed the roles
     assert sessions.save(loaded) is loaded  # nothing changed, just seen: no write
     newer = cache_with({"at": {"secret": "AT-2", "cached_at": "2"}}, "RT-2", 2)
     saved = sessions.save(loaded, token_cache=newer)
@@ -311,12 +310,12 @@ def test_storage_outage_is_503_and_loses_no_session(
     sessions, flows = runtime.sessions(), runtime.auth_flows()
     session = sessions.create(CLAIMS, cache_with({}, "rt", 1))
     flow = {"state": secrets.token_urlsafe(16), "code_verifier": "v"}
-    binding = flows.put(flow)
+    sealed = flows.put(flow)
     own_azurite.stop()
     actions: list[Callable[[], object]] = [
         lambda: sessions.load(session.id),
         lambda: sessions.save(session, token_cache="{}"),
-        lambda: flows.take(str(flow["state"]), binding),
+        lambda: flows.purge_expired(),
         lambda: sessions.purge_expired(),
     ]
     for action in actions:
@@ -324,10 +323,10 @@ def test_storage_outage_is_503_and_loses_no_session(
             action()
         assert caught.value.status == 503 and caught.value.retry_after
         assert caught.value.code == "storage_unavailable"
+    assert flows.take(str(flow["state"]), sealed).flow == flow  # a sign-in in progress needs no storage
     own_azurite.start()
     loaded = sessions.load(session.id)
     assert loaded is not None and loaded.token_cache == session.token_cache
-    assert flows.take(str(flow["state"]), binding).flow == flow
 
 
 def test_a_dead_storage_endpoint_is_503_then_the_table_is_created_once_it_answers(
@@ -346,39 +345,26 @@ def test_a_dead_storage_endpoint_is_503_then_the_table_is_created_once_it_answer
         later.stop()
 
 
-def test_flows_on_azurite_one_time_bound_and_concurrent_callbacks(app: Runtime) -> None:
+def test_flows_live_in_the_cookie_bound_to_their_state_and_old_rows_are_purged(app: Runtime) -> None:
     flows = app.auth_flows()
     flow = {"state": secrets.token_urlsafe(16), "nonce": "n", "code_verifier": "VERIFIER-X"}
-    binding = flows.put(flow, extra={"next": "/me"})
-    row = table_entity(app, app.settings().auth_flow_table, str(flow["state"]))
-    assert "VERIFIER-X" not in repr(dict(row)) and binding not in repr(dict(row))
+    sealed = flows.put(flow, extra={"next": "/me"})
+    assert "VERIFIER-X" not in sealed and str(flow["state"]) not in sealed
+    flow_table = app.table_service().create_table_if_not_exists(app.settings().auth_flow_table)
+    assert list(flow_table.list_entities()) == []  # a started sign-in stores nothing
     with pytest.raises(AuthFlowMismatch):
         flows.take(str(flow["state"]), flows.put({"state": secrets.token_urlsafe(16)}))
-    with pytest.raises(AuthFlowUnknown):
-        flows.take(secrets.token_urlsafe(16), binding)
-    outcomes: list[str] = []
-    barrier = threading.Barrier(2)
-
-    def callback() -> None:
-        barrier.wait()
-        try:
-            taken = flows.take(str(flow["state"]), binding)
-            outcomes.append(f"taken:{taken.extra['next']}")
-        except AuthFlowReplayed:
-            outcomes.append("replayed")
-
-    threads = [threading.Thread(target=callback) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(outcomes) == ["replayed", "taken:/me"]
-    with pytest.raises(AuthFlowReplayed):
-        flows.take(str(flow["state"]), binding)
-    future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=FLOW_LIFETIME_SECONDS + 1)
-    assert flows.purge_expired(future) >= 2  # the tombstone and the other flow
-    with pytest.raises(AuthFlowUnknown):
-        flows.take(str(flow["state"]), binding)
+    with pytest.raises(AuthFlowMismatch):
+        flows.take(secrets.token_urlsafe(16), sealed)
+    assert flows.take(str(flow["state"]), sealed).extra == {"next": "/me"}
+    # Rows an earlier version stored are purged by the cleanup timer once expired.
+    now = datetime.datetime.now(datetime.UTC)
+    legacy = secrets.token_hex(32)
+    flow_table.upsert_entity(
+        {"PartitionKey": legacy[:2], "RowKey": legacy, "Kind": "authflow", "ExpiresAt": now}
+    )
+    future = now + datetime.timedelta(seconds=FLOW_LIFETIME_SECONDS + 1)
+    assert flows.purge_expired(future) == 1 and list(flow_table.list_entities()) == []
 
 
 def test_cleanup_timer_in_the_host_deletes_expired_rows_only(app_host: Any, azurite: Azurite) -> None:

@@ -99,7 +99,7 @@ def operations(runtime: Runtime) -> list[Callable[[], object]]:
     sessions, flows = runtime.sessions(), runtime.auth_flows()
     return [
         lambda: sessions.load("A" * 43),
-        lambda: flows.take("s" * 22, "b" * 43),
+        lambda: flows.purge_expired(),
     ]
 
 

@@ -210,7 +210,7 @@ def test_admin_consent_callback_with_a_forged_tenant_or_state_is_refused(
     )
     assert other_tenant.status_code == 400 and "<code>sign_in_failed</code>" in other_tenant.text
     forged = web.get("/auth/admin-consent/callback", params={"admin_consent": "True", "state": "forged" * 8})
-    assert forged.status_code == 400 and "<code>auth_flow_unknown</code>" in forged.text
+    assert forged.status_code == 400 and "<code>auth_flow_mismatch</code>" in forged.text
 
 
 def test_sharepoint_incremental_consent_when_the_tenant_has_not_consented(

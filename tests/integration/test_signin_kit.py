@@ -151,7 +151,11 @@ def backdated_session(
     with environment(host_environment(tenant.env)):
         runtime = Runtime(env={**values, **host_environment(tenant.env)})
         settings = runtime.settings()
-        then = datetime.datetime.now(datetime.UTC) - age
+        now = datetime.datetime.now(datetime.UTC)
+        then = now - age
+        # The record is backdated, not its roles' confirmation: a made-up session has no refresh token
+        # to re-confirm them with (shared.signin.roles), so they hold for one period from now.
+        claims = claims._replace(roles_checked=now.timestamp())
         store = SessionStore(
             EnsuredTable(runtime.table_service(), settings.session_table),
             runtime.session_keys(),

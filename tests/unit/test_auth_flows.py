@@ -1,4 +1,5 @@
-"""FlowStore logic on an in-memory table: binding, one-time take, replay vs unknown, expiry, tamper."""
+"""FlowStore logic: flows sealed into the browser's cookie (nothing stored), bound to their state,
+expiring, tamper-evident, never a vault read for the version a cookie names."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import secrets
 
 import pytest
 
-from shared.core.errors import AuthFlowMismatch, AuthFlowReplayed, AuthFlowUnknown, StorageUnavailable
-from shared.signin.flows import FLOW_LIFETIME_SECONDS, FlowStore
-from shared.storage.tables import EnsuredTable, hashed_key
+from shared.core.errors import AuthFlowMismatch, AuthFlowUnknown
+from shared.signin.flows import FLOW_LIFETIME_SECONDS, MAX_COOKIE_CHARS, FlowStore
+from shared.storage.tables import EnsuredTable
 from tests.unit.test_session_keys import Clock, FakeKeys, ring
 from tests.unit.test_sessions import FakeService, FakeTable, Wall
 
 
-def flows(table: FakeTable, wall: Wall) -> FlowStore:
+def flows(table: FakeTable, wall: Wall, keys: FakeKeys | None = None) -> FlowStore:
     ensured = EnsuredTable(FakeService(table), "authflows")  # type: ignore[arg-type]
-    return FlowStore(ensured, ring(FakeKeys(), Clock()), now=wall)
+    return FlowStore(ensured, ring(keys or FakeKeys(), Clock()), now=wall)
 
 
 def msal_flow() -> dict[str, object]:
@@ -24,97 +25,70 @@ def msal_flow() -> dict[str, object]:
         "state": secrets.token_urlsafe(16),
         "nonce": "n-" + secrets.token_hex(8),
         "code_verifier": "VERIFIER-" + secrets.token_urlsafe(32),
-        "auth_uri": "https://login.example/authorize?...",
+        "auth_uri": "https://login.example/authorize?" + "x" * 600,
     }
 
 
-def test_put_take_once_and_nothing_secret_stored_in_clear() -> None:
+def test_put_stores_nothing_and_the_cookie_holds_no_secret_in_clear() -> None:
     table, wall = FakeTable(), Wall()
     store = flows(table, wall)
     flow = msal_flow()
-    binding = store.put(flow, extra={"next": "/users?page=2"})
-    assert 40 <= len(binding) <= 60
-    (entity, _) = next(iter(table.rows.values()))
-    text = repr(entity)
-    for secret in (str(flow["state"]), str(flow["code_verifier"]), str(flow["nonce"]), binding, "/users"):
-        assert secret not in text
-    assert entity["RowKey"] == hashed_key(str(flow["state"]))
-    taken = store.take(str(flow["state"]), binding)
-    assert taken.flow == flow and taken.extra == {"next": "/users?page=2"}
-    assert "VERIFIER" not in repr(taken)
-    with pytest.raises(AuthFlowReplayed):
-        store.take(str(flow["state"]), binding)
+    cookie = store.put(flow, extra={"next": "/users?page=2"})
+    assert table.rows == {} and table.writes == 0  # anonymous traffic costs storage nothing
+    assert len(cookie) < 600  # the authorize URL is not kept
+    for secret in (str(flow["state"]), str(flow["code_verifier"]), str(flow["nonce"]), "/users"):
+        assert secret not in cookie
+    taken = store.take(str(flow["state"]), cookie)
+    assert taken.flow == {k: v for k, v in flow.items() if k != "auth_uri"}
+    assert taken.extra == {"next": "/users?page=2"} and "VERIFIER" not in repr(taken)
 
 
-def test_another_browser_or_no_cookie_is_a_mismatch_and_leaves_the_flow_usable() -> None:
+def test_another_browsers_state_or_a_modified_or_missing_cookie_is_a_mismatch() -> None:
     table, wall = FakeTable(), Wall()
     store = flows(table, wall)
     flow = msal_flow()
-    binding = store.put(flow)
-    other_binding = store.put(msal_flow())
-    for wrong in (None, "", other_binding, binding[:-1] + ("A" if binding[-1] != "A" else "B"), "x" * 500):
+    cookie = store.put(flow)
+    other = store.put(msal_flow())
+    version, _, body = cookie.partition(".")
+    flipped = body[:-2] + ("A" if body[-2] != "A" else "B") + body[-1]
+    for wrong in (None, "", other, f"{version}.{flipped}", "x" * 500, f"{version}.{'A' * 5000}"):
         with pytest.raises(AuthFlowMismatch):
             store.take(str(flow["state"]), wrong)
-    assert store.take(str(flow["state"]), binding).flow == flow
+    assert store.take(str(flow["state"]), cookie).flow["state"] == flow["state"]
 
 
-def test_unknown_malformed_and_expired_states() -> None:
+def test_malformed_and_expired_states() -> None:
     table, wall = FakeTable(), Wall()
     store = flows(table, wall)
-    for state in (None, "", "short", "has space in it", "x" * 300, secrets.token_urlsafe(16)):
-        with pytest.raises(AuthFlowUnknown):
-            store.take(state, "b" * 43)
     flow = msal_flow()
-    binding = store.put(flow)
+    cookie = store.put(flow)
+    for state in (None, "", "short", "has space in it", "x" * 300):
+        with pytest.raises(AuthFlowUnknown):
+            store.take(state, cookie)
     wall.now += datetime.timedelta(seconds=FLOW_LIFETIME_SECONDS)
     with pytest.raises(AuthFlowUnknown):
-        store.take(str(flow["state"]), binding)
+        store.take(str(flow["state"]), cookie)
     with pytest.raises(ValueError, match="state"):
         store.put({"nonce": "no state"})
 
 
-def test_tampered_flow_is_unknown() -> None:
+def test_an_invented_key_version_costs_the_vault_nothing() -> None:
+    table, wall, keys = FakeTable(), Wall(), FakeKeys()
+    store = flows(table, wall, keys)
+    flow = msal_flow()
+    cookie = store.put(flow)
+    reads = len(keys.reads)
+    body = cookie.partition(".")[2]
+    for _ in range(20):
+        with pytest.raises(AuthFlowMismatch):
+            store.take(str(flow["state"]), f"{secrets.token_hex(16)}.{body}")
+    assert len(keys.reads) == reads
+
+
+def test_a_next_too_long_for_a_cookie_returns_home() -> None:
     table, wall = FakeTable(), Wall()
     store = flows(table, wall)
     flow = msal_flow()
-    binding = store.put(flow)
-    key, (entity, etag) = next(iter(table.rows.items()))
-    flipped = bytearray(entity["Data0"])
-    flipped[-1] ^= 1
-    table.rows[key] = ({**entity, "Data0": bytes(flipped)}, etag)
-    with pytest.raises(AuthFlowUnknown):
-        store.take(str(flow["state"]), binding)
-
-
-def test_two_concurrent_callbacks_exactly_one_wins() -> None:
-    table, wall = FakeTable(), Wall()
-    store = flows(table, wall)
-    flow = msal_flow()
-    binding = store.put(flow)
-    # The second callback reads the row before the first one's tombstone lands.
-    table.before_write = lambda: results.append(_take(store, str(flow["state"]), binding))
-    results: list[str] = []
-    results.append(_take(store, str(flow["state"]), binding))
-    assert sorted(results) == ["replayed", "taken"]
-
-
-def _take(store: FlowStore, state: str, binding: str) -> str:
-    try:
-        store.take(state, binding)
-    except AuthFlowReplayed:
-        return "replayed"
-    return "taken"
-
-
-def test_storage_down_is_503() -> None:
-    table, wall = FakeTable(), Wall()
-    store = flows(table, wall)
-    flow = msal_flow()
-    binding = store.put(flow)
-    table.down = True
-    with pytest.raises(StorageUnavailable):
-        store.take(str(flow["state"]), binding)
-    with pytest.raises(StorageUnavailable):
-        store.put(msal_flow())
-    table.down = False
-    assert store.take(str(flow["state"]), binding).flow == flow
+    cookie = store.put(flow, extra={"next": "/users?search=" + secrets.token_urlsafe(3000)})
+    assert len(cookie) <= MAX_COOKIE_CHARS
+    assert store.take(str(flow["state"]), cookie).extra["next"] == "/"

@@ -8,7 +8,8 @@ import pytest
 from shared.core.errors import BadRequest, Forbidden, UpstreamThrottled
 from shared.edge import Call, page
 from shared.edge.endpoints import PageHandler
-from shared.web.pages import Page, PageRequest, Redirect, require_same_origin
+from shared.identity.principal import Principal
+from shared.web.pages import Chrome, Page, PageRequest, Redirect, render, require_same_origin
 
 
 def request(
@@ -129,3 +130,29 @@ def test_oversized_or_malformed_forms_are_400() -> None:
         _ = bad.form
     ok = PageRequest(http=request("/auth/logout", "POST", body=b"csrf=abc&csrf=def"), request_id="r")
     assert ok.form == {"csrf": "abc"}
+
+
+@pytest.mark.parametrize(
+    ("roles", "shown"),
+    [
+        (frozenset(), set()),
+        (frozenset({"Mail.Read.All"}), {"/mail"}),
+        (frozenset({"Reports.Read"}), {"/reports"}),
+        (frozenset({"Reports.Run"}), {"/auth/admin-consent"}),
+        (
+            frozenset({"Mail.Read.All", "Audit.Read", "Reports.Read", "Reports.Run"}),
+            {"/mail", "/audit", "/reports", "/auth/admin-consent"},
+        ),
+    ],
+)
+def test_the_navigation_shows_a_role_gated_link_only_to_its_role(
+    roles: frozenset[str], shown: set[str]
+) -> None:
+    person = Principal(kind="person", app_id="app", object_id="oid", tenant_id="tid", roles=roles)
+    response = render(
+        "home.html", {}, request=PageRequest(http=request("/"), request_id="r"), chrome=Chrome(person=person)
+    )
+    nav = response.get_body().decode().split('<nav aria-label="Main">', 1)[1].split("</nav>", 1)[0]
+    gated = {"/mail", "/audit", "/reports", "/auth/admin-consent"}
+    assert {href for href in gated if f'href="{href}"' in nav} == shown
+    assert 'href="/me"' in nav  # every person's links stay

@@ -207,12 +207,31 @@ def test_derived_keys_differ_per_purpose_and_signatures_survive_rotation() -> No
     assert r.verify("csrf", b"session-hash", token)
     assert not r.verify("csrf", b"other-session", token)
     assert not r.verify("cursor", b"session-hash", token)
+    record = r.seal(b"session", aad=b"row")
     keys.add()
     clock.now += REFRESH_SECONDS
     assert r.sign("csrf", b"session-hash") != token  # new version signs
-    assert r.verify("csrf", b"session-hash", token)  # the old token still verifies
+    r.open(record.version, record.blob, aad=b"row")  # the person's session, sealed by the old version
+    assert r.verify("csrf", b"session-hash", token)  # so the old token still verifies
     for bad in (None, "", "nodot", "a.b.c", f"{'0' * 32}.{token.split('.')[1]}", "x" * 300):
         assert not r.verify("csrf", b"session-hash", bad)
+
+
+def test_verifying_a_token_never_reads_the_vault_for_the_version_it_names() -> None:
+    keys, clock = FakeKeys(), Clock()
+    r = ring(keys, clock)
+    token = r.sign("csrf", b"s")
+    mac = token.partition(".")[2]
+    reads = len(keys.reads)
+    for _ in range(50):  # invented versions: refused from memory, whatever the negative cache holds
+        assert not r.verify("csrf", b"s", f"{secrets.token_hex(16)}.{mac}")
+    older = keys.order[0]
+    keys.add()
+    clock.now += REFRESH_SECONDS  # the re-read forgets the older version ...
+    assert r.verify("csrf", b"s", r.sign("csrf", b"s"))
+    # ... so a token it signed is refused rather than read for (a person re-submits the form once).
+    assert not r.verify("csrf", b"s", token) and token.startswith(older)
+    assert keys.reads[reads:] == [None]  # the one scheduled re-read of the latest, nothing else
 
 
 def test_decode_key_accepts_base64_forms_and_refuses_other_sizes() -> None:
@@ -266,6 +285,9 @@ def test_vault_source_maps_vault_answers() -> None:
         FakeSecretClient(vault_error(403, "Forbidden", inner="SecretDisabled")), "sk", "https://kv/"
     )
     assert disabled.read("0" * 32) is None
+    for refusal in (vault_error(401, "Unauthorized"), vault_error(403, "Forbidden", inner="AccessDenied")):
+        with pytest.raises(CredentialUnavailable):  # a refusal says nothing about the key: not retired
+            vault_source(FakeSecretClient(refusal), "sk", "https://kv/").read("0" * 32)
     throttled = vault_source(
         FakeSecretClient(vault_error(429, "Throttled", headers={"Retry-After": "7"})), "sk", "https://kv/"
     )

@@ -136,7 +136,8 @@ def test_create_load_roundtrip_keeps_no_secret_in_keys_or_plain_properties() -> 
         assert secret not in stored
     loaded = sessions.load(created.id)
     assert loaded is not None
-    assert (loaded.claims, loaded.token_cache, loaded.created) == (CLAIMS, token_cache, T0)
+    signed_in = CLAIMS._replace(roles_checked=T0.timestamp())  # the sign-in's roles, confirmed then
+    assert (loaded.claims, loaded.token_cache, loaded.created) == (signed_in, token_cache, T0)
     assert created.id not in repr(loaded) and "rt-SECRET" not in repr(loaded)
 
 

@@ -31,7 +31,7 @@ class FakeApp:
         return [ACCOUNT]
 
     def acquire_token_silent_with_error(
-        self, scopes: list[str], account: Any, claims_challenge: Any = None
+        self, scopes: list[str], account: Any, claims_challenge: Any = None, force_refresh: bool = False
     ) -> Any:
         self.calls.append((scopes, account, claims_challenge))
         return self._answer()
