@@ -1,7 +1,8 @@
 """``GET /api/audit/mail``: the audit records of mailbox reads, newest first, filtered and paged.
 
 Query: ``from`` and ``to`` (ISO 8601 dates or date-times; a time without an offset is UTC; defaults: the
-last 7 days up to now; at most 31 days apart), ``mailbox`` (an object id or UPN), ``actor`` (an app id, a
+last 7 days up to now; at most 31 days apart), ``mailbox`` (an object id or UPN: records of that
+person's mailbox, by object id, see :func:`list_audit`), ``actor`` (an app id, a
 user object id or a UPN), ``top`` (1-100, default 50), ``cursor``. A cursor encodes the query and where the
 previous page stopped; it may come alone or with the same parameters (a differing one is 400
 ``invalid_parameter``), like the users API's cursors. Days are scanned newest first, one partition each.
@@ -14,7 +15,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
@@ -184,15 +185,29 @@ def _days(query: AuditQuery) -> list[str]:
     return days
 
 
-def list_audit(store: AuditStore, query: AuditQuery) -> AuditPage:
+def list_audit(
+    store: AuditStore, query: AuditQuery, owner_of: Callable[[str], str | None] = lambda upn: None
+) -> AuditPage:
     """One page of records for ``query``, newest first.
+
+    ``mailbox`` selects by the owner's object id: an object id as given, a UPN resolved by ``owner_of``
+    (the directory's object id of that UPN now, None when no user has it), so every read of a person's
+    mail is found whichever form or former UPN the caller typed. A UPN no user has (any more) selects the
+    records whose owner had it at read time, or that typed it.
 
     Raises:
         StorageUnavailable: the table cannot be read now (503).
+        Whatever ``owner_of`` raises (Graph unavailable: a 503, rather than a silently partial answer).
     """
     filters: dict[str, str] = {}
     if query.mailbox is not None:
-        filters["Mailbox"] = query.mailbox
+        if re.fullmatch(GUID_PATTERN, query.mailbox):
+            filters["MailboxObjectId"] = query.mailbox
+        else:
+            filters["Mailbox"] = query.mailbox
+            owner = owner_of(query.mailbox)
+            if owner is not None:
+                filters["MailboxObjectId"] = owner.lower()
     if query.actor is not None:
         filters["Actor"] = query.actor
     found: list[AuditRow] = []

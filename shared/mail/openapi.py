@@ -135,7 +135,12 @@ MAIL_PARAMETERS: dict[str, Any] = {
         "End of the range (a date means its end); default: now. At most 31 days after from.",
         {"type": "string", "maxLength": 40},
     ),
-    "auditMailbox": _query("mailbox", "Only reads of this mailbox (object id or UPN).", _IDENTITY),
+    "auditMailbox": _query(
+        "mailbox",
+        "Only reads of this person's mailbox, by the owner's object id: an object id, or a UPN (resolved to "
+        "its owner's object id now; a UPN no user has selects the records that named it).",
+        _IDENTITY,
+    ),
     "auditActor": _query("actor", "Only reads by this app id, user object id or UPN.", _IDENTITY),
     "auditTop": _query(
         "top",
@@ -208,7 +213,16 @@ MAIL_SCHEMAS: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {"kind": _TEXT, "appId": _TEXT, "objectId": _TEXT, "userPrincipalName": _TEXT},
             },
-            "mailbox": _TEXT,
+            "mailbox": {**_TEXT, "description": "The mailbox as the caller typed it (an object id or UPN)."},
+            "mailboxObjectId": {
+                **_TEXT,
+                "description": "The owner's object id at read time; null when the attempt ended before the "
+                "owner was resolved (a refused caller, an invalid id, no such user, no scope configured).",
+            },
+            "mailboxUserPrincipalName": {
+                **_TEXT,
+                "description": "The owner's userPrincipalName at read time (null as mailboxObjectId).",
+            },
             "endpoint": _TEXT,
             "folder": _TEXT,
             "messageId": _TEXT,

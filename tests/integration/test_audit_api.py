@@ -15,8 +15,15 @@ from azure.data.tables import TableServiceClient
 from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, FreshHosts
-from tests.integration.test_mail_kit import Directory, audit_records, directory, forged_delegated_token
+from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
+from tests.integration.test_mail_kit import (
+    Directory,
+    app_graph_token,
+    audit_records,
+    directory,
+    forged_delegated_token,
+    graph_get,
+)
 from tests.support.apphost import Caller
 from tests.support.ports import free_port_range
 from tests.support.tenant import LocalTenant
@@ -194,3 +201,29 @@ def test_a_read_whose_record_cannot_be_written_is_refused(
         assert audit_records(host, caller, refused) == []
     finally:
         storage.stop()
+
+
+def test_a_read_is_found_by_its_owner_whichever_form_the_caller_typed(
+    host: DevHostProcess, local_tenant: LocalTenant, caller: Caller, directory: Directory, evidence: Evidence
+) -> None:
+    """Issue 17, finding 2: a read by object id is found by an auditor searching by UPN, and the reverse;
+    each record names the owner's object id and UPN at read time beside the mailbox as typed."""
+    upn = directory.direct_member
+    object_id = graph_get(
+        local_tenant, app_graph_token(local_tenant, evidence), f"users/{upn}", **{"$select": "id"}
+    )["id"].lower()
+    token = caller.token()
+    sent = []
+    for typed in (object_id.upper(), upn.upper()):
+        response = call(host, f"/api/users/{typed}/messages", token, {"top": "1"})
+        assert response.status_code == 200, response.text
+        sent.append(response.headers["x-request-id"])
+    for search in (upn, object_id, upn.upper()):
+        found = {r["requestId"]: r for r in audit(host, token, mailbox=search).json()["value"]}
+        assert set(sent) <= set(found), search
+        assert [found[r]["mailbox"] for r in sent] == [object_id, upn]  # as typed (lower-cased)
+        assert {(found[r]["mailboxObjectId"], found[r]["mailboxUserPrincipalName"]) for r in sent} == {
+            (object_id, upn)
+        }
+    other = audit(host, token, mailbox=directory.member_upn).json()["value"]
+    assert not set(sent) & {r["requestId"] for r in other}
