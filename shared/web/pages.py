@@ -229,9 +229,10 @@ def error_page(
     request: PageRequest,
     chrome: Chrome,
     retry_href: str | None = None,
+    retry_label: str = "Try again",
 ) -> func.HttpResponse:
     """The friendly HTML error page for ``error``: its status, heading, public message, stable code and a
-    "try again" link (the page itself for GET, else home), never a trace."""
+    "try again" link (``retry_href``; default the page itself for GET, else home), never a trace."""
     href = (
         retry_href
         or _RETRY_FROM.get(request.path)
@@ -243,7 +244,7 @@ def error_page(
         "message": error.public_message,
         "code": error.code,
         "retry_href": href,
-        "retry_label": "Try again",
+        "retry_label": retry_label,
     }
     response = render("error.html", context, request=request, chrome=chrome, status=error.status)
     for name, value in error.response_headers().items():
