@@ -40,6 +40,7 @@ ERROR_CODES: tuple[str, ...] = (
     "credential_unavailable",
     "configuration_error",
     "report_not_found",
+    "report_completed",
     "storage_unavailable",
     "internal_error",
     *MAIL_ERROR_CODES,

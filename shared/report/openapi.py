@@ -42,7 +42,9 @@ PATHS: dict[str, Any] = {
             "summary": "Start a report run (it continues outside the request, through a Storage queue).",
             "description": (
                 "202 with the queued run and Location of its status resource; 200 with the status when the "
-                "date's report is already complete and force is not true. A forced re-run is audited."
+                "date's report is already complete and force is not true. A forced re-run is audited and "
+                "replaces today's report only: for a past date whose report completed it is a 409 "
+                "report_completed (a past date whose report never completed runs as usual)."
             ),
             "security": [{"bearerAuth": []}],
             "x-required-app-role": AppRole.REPORTS_RUN,
@@ -52,6 +54,7 @@ PATHS: dict[str, Any] = {
                     "The report of that date is already complete.", "ReportRunStatus", location=True
                 ),
                 "202": _json("The run is queued.", "ReportRunStatus", location=True),
+                "409": ref("responses", "ReportCompleted"),
                 **_errors("400", "401", "403", "500", "502", "503"),
             },
         }
@@ -134,6 +137,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "reportDate": {"type": "string", "format": "date"},
             "runId": {"type": "string"},
+            "blobPrefix": {
+                "type": "string",
+                "description": "Where this report's files are stored (the run that produced it).",
+            },
             "trigger": {"type": "string", "enum": ["timer", "on-demand"]},
             "forced": {"type": "boolean"},
             "startedAt": {"type": "string", "format": "date-time"},
@@ -211,9 +218,14 @@ SCHEMAS: dict[str, Any] = {
 }
 
 RESPONSES: dict[str, Any] = {
+    "ReportCompleted": {
+        "description": "force=true for a past date whose report completed (code report_completed).",
+        "headers": {"x-request-id": ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": ref("schemas", "Error")}},
+    },
     "ReportNotFound": {
         "description": "No completed report (or run) for that date (code report_not_found).",
         "headers": {"x-request-id": ref("headers", "RequestId")},
         "content": {"application/json": {"schema": ref("schemas", "Error")}},
-    }
+    },
 }

@@ -210,6 +210,7 @@ _HEADINGS: Mapping[int, str] = {
     401: "Please sign in again",
     403: "You do not have access to this page",
     404: "Not found",
+    409: "That would replace something that must stay",
     502: "A Microsoft service answered unexpectedly",
     503: "A service is temporarily unavailable",
 }
