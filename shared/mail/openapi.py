@@ -248,6 +248,7 @@ MAIL_SCHEMAS: dict[str, Any] = {
 #: The error codes of these endpoints (docs/errors.md).
 MAIL_ERROR_CODES: tuple[str, ...] = (
     "mailbox_out_of_scope",
+    "cross_site_navigation",
     "permission_not_granted",
     "user_not_found",
     "mailbox_not_found",
