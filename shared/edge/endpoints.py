@@ -29,6 +29,7 @@ import azure.functions as func
 from shared.app import services as process
 from shared.app.services import Runtime
 from shared.core.errors import Forbidden, GraphFunctionsError, SignInRequired
+from shared.core.params import reject_empty
 from shared.edge.call import Call, sign_in_origin
 from shared.edge.identify import identify
 from shared.identity.access import Access
@@ -99,6 +100,9 @@ def api(access: Access | None, *, refuse_cross_site: bool = False) -> Callable[[
     """A JSON endpoint open to ``access`` (None: public). The function has the exact signature the worker
     binds, ``(req: HttpRequest)``; errors become the JSON envelope (:func:`shared.web.api.json_endpoint`).
 
+    A query parameter with an empty value is a 400 once the caller is identified (the host drops empty
+    values: :func:`shared.core.params.reject_empty`).
+
     ``refuse_cross_site``: a request another site started (``Sec-Fetch-Site`` neither ``same-origin`` nor
     ``none``) authenticated by a person's session cookie is a 403 ``cross_site_navigation`` before the
     handler runs (the mailbox reads: a link must not make a reader read, audited under their name).
@@ -107,6 +111,7 @@ def api(access: Access | None, *, refuse_cross_site: bool = False) -> Callable[[
     def decorate(handler: ApiHandler) -> HttpFunction:
         def run(request: ApiRequest) -> JsonBody | JsonResponse:
             call = _call(request.http, request.request_id, access, process.current())
+            reject_empty(request.http.url)
             refused = _cross_site(call, request.http) if refuse_cross_site else None
             if refused is not None:
                 raise refused

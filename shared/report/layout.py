@@ -28,7 +28,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.core.errors import BadRequest
 
 PREFIX = "users/"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
+#: A report date as the OpenAPI document declares it (``format: date`` too: a calendar date).
+REPORT_DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DATE = REPORT_DATE_PATTERN
 _RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _RUN_DIR = _RUN_ID + "/"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.identity.roles import AppRole
+from shared.report.layout import REPORT_DATE_PATTERN
 from shared.web.openapi_parts import error_refs, ok_response, ref
 
 
@@ -103,15 +104,15 @@ PARAMETERS: dict[str, Any] = {
         "name": "date",
         "in": "path",
         "required": True,
-        "description": "Report date, YYYY-MM-DD.",
-        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+        "description": "Report date, YYYY-MM-DD (a calendar date).",
+        "schema": {"type": "string", "format": "date", "pattern": f"^{REPORT_DATE_PATTERN}$"},
     },
     "reportDateQuery": {
         "name": "date",
         "in": "query",
         "required": False,
         "description": "Report date, YYYY-MM-DD (default: today in the schedule's zone; not in the future).",
-        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+        "schema": {"type": "string", "format": "date", "pattern": f"^{REPORT_DATE_PATTERN}$"},
     },
     "force": {
         "name": "force",

@@ -112,8 +112,8 @@ def test_the_audit_read_role_is_required(
     [
         {"from": "2026-13-01"},
         {"from": "yesterday"},
-        {"from": "2026-11-02", "to": "2026-11-01"},
-        {"from": "2026-01-01", "to": "2026-03-01"},
+        {"from": "2026-12-01T08:00:00"},  # a date-time has its offset (RFC 3339, as declared)
+        {"mailbox": ""},  # an empty value (the host would drop it and list every mailbox's reads)
         {"top": "0"},
         {"top": "101"},
         {"mailbox": "not an address"},
@@ -123,6 +123,20 @@ def test_the_audit_read_role_is_required(
 )
 def test_invalid_queries(host: DevHostProcess, caller: Caller, params: dict[str, str]) -> None:
     assert_error(audit(host, caller.token(), **params), 400, "invalid_parameter")
+
+
+def test_any_declared_range_is_accepted_and_scanned_a_month_per_page(
+    host: DevHostProcess, caller: Caller
+) -> None:
+    """The document cannot relate from and to: an inverted range selects nothing, a wide one is continued
+    through nextCursor (a month of day partitions per page at most), the calendar's edges are clamped."""
+    token = caller.token()
+    inverted = audit(host, token, **{"from": "2026-11-02", "to": "2026-11-01"})
+    assert inverted.status_code == 200 and inverted.json() == {"value": [], "nextCursor": None}
+    wide = audit(host, token, **{"from": "2001-01-01", "to": "2001-12-31"})
+    assert wide.status_code == 200 and wide.json()["value"] == [] and wide.json()["nextCursor"]
+    edges = audit(host, token, **{"from": "0001-01-01", "to": "9999-12-31T23:59:59-23:59", "top": "1"})
+    assert edges.status_code == 200, edges.text
 
 
 @pytest.mark.parametrize("cursor", ["x", "eyJ2IjoxfQ", "e30", "!!"])
