@@ -27,7 +27,7 @@ def list_mail_audit(call: Call) -> JsonBody:
     Query parameters: from, to, mailbox, actor, top, cursor.
     """
     query = parse_audit_query(call.request.params, now=dt.datetime.now(dt.UTC))
-    return list_audit(call.services.audit(), query).to_json()
+    return list_audit(call.services.audit(), query, call.services.mail_reads().mailbox_owner_id).to_json()
 
 
 @bp.function_name("page_audit")
@@ -35,4 +35,6 @@ def list_mail_audit(call: Call) -> JsonBody:
 @page(Access(kinds=PEOPLE, person_role=AppRole.AUDIT_READ))
 def audit(call: Call) -> Page | Redirect:
     """The audit trail, for signed-in people holding ``Audit.Read``."""
-    return audit_page(call.request, audit=call.services.audit())
+    return audit_page(
+        call.request, audit=call.services.audit(), owner_of=call.services.mail_reads().mailbox_owner_id
+    )

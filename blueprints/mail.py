@@ -4,7 +4,9 @@ For services holding this API's app role ``Mail.Read.All`` (app-only tokens) and
 pages who hold it (the ID token's ``roles``); a delegated bearer token is refused. The app itself reads
 with the Graph application permission ``Mail.Read``, only mailboxes inside ``MAILBOX_SCOPE``, and records
 every attempt in the audit trail before answering (:mod:`shared.mail.reads`): refusals of an identified
-caller reach the handler (``audited``) so that they are recorded too.
+caller reach the handler (``audited``) so that they are recorded too. A read that another site's link or
+redirect started on a person's session cookie is not made (``refuse_cross_site``, ``confirm_cross_site``):
+the pages offer to continue, the API answers 403 ``cross_site_navigation``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ PAGE_READERS = Access(kinds=PEOPLE, person_role=AppRole.MAIL_READ, audited=True)
 
 @bp.function_name("mail_list")
 @bp.route(route="api/users/{id}/messages", methods=[func.HttpMethod.GET])
-@api(READERS)
+@api(READERS, refuse_cross_site=True)
 def list_messages(call: Call) -> JsonBody:
     """A page of a mailbox's messages, newest first: ``{"value": [...], "nextCursor": str | null}``.
 
@@ -46,7 +48,7 @@ def list_messages(call: Call) -> JsonBody:
 
 @bp.function_name("mail_get")
 @bp.route(route="api/users/{id}/messages/{message_id}", methods=[func.HttpMethod.GET])
-@api(READERS)
+@api(READERS, refuse_cross_site=True)
 def get_message(call: Call) -> JsonBody:
     """One message with its body as text (never HTML)."""
     return call.services.mail_reads().get_message(
@@ -61,7 +63,7 @@ def get_message(call: Call) -> JsonBody:
 
 @bp.function_name("page_mail")
 @bp.route(route="mail", methods=[func.HttpMethod.GET])
-@page(PAGE_READERS)
+@page(PAGE_READERS, confirm_cross_site=True)
 def mail(call: Call) -> Page | Redirect:
     """The newest messages of a mailbox, for signed-in people holding ``Mail.Read.All``."""
     return mail_page(call.request, reader=call.caller, refusal=call.refusal, reads=call.services.mail_reads())
@@ -69,7 +71,7 @@ def mail(call: Call) -> Page | Redirect:
 
 @bp.function_name("page_mail_message")
 @bp.route(route="mail/message", methods=[func.HttpMethod.GET])
-@page(PAGE_READERS)
+@page(PAGE_READERS, confirm_cross_site=True)
 def message(call: Call) -> Page | Redirect:
     """One message as text."""
     return message_page(

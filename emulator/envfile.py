@@ -39,6 +39,8 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "DEMO_ADMIN_PASSWORD": ids.admin.password,
         "DEMO_USER_USERNAME": ids.member.user_principal_name,
         "DEMO_USER_PASSWORD": ids.member.password,
+        # Not an app setting (tests choose their own scope): make run sets MAILBOX_SCOPE to it.
+        "MAIL_READERS_GROUP_ID": ids.mail_readers,
     }
 
 

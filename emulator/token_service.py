@@ -172,6 +172,9 @@ class TokenService:
             )
         if user is None:
             claims.update({"oid": client.sp_id, "sub": client.sp_id})
+            if v2 and "idtyp" in resource.optional_claims.get("accessToken", ()):
+                # The optional claim is "only in app-only access tokens" (optional claims reference).
+                claims["idtyp"] = "app"
         else:
             claims.update(self._user_access_claims(user, client, v2))
         if scope_list:

@@ -72,6 +72,9 @@ def write_local_settings(path: Path, env: dict[str, str], storage: str) -> None:
     values.update({k: env[k] for k in APP_KEYS if k in env})
     values["AzureWebJobsStorage"] = storage
     values["ENTRA_CREDENTIAL"] = "keyvault"
+    # Production's default reads no mailbox; the local tenant's "Mail Readers" group makes mail readable
+    # out of the box (the demo member's, not the demo admin's own), still through a real scope check.
+    values["MAILBOX_SCOPE"] = env.get("MAIL_READERS_GROUP_ID", "")
     sample["Values"] = values
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(sample, indent=2) + "\n")
@@ -126,6 +129,8 @@ The OpenAPI document: {base}/api/openapi.json
 Sign in at {base}/ (pages /me, /users, /sharepoint, /auth/admin-consent); the tenant registers the
   redirect URIs of port 7071 (localhost and 127.0.0.1) only.
 Demo sign-in accounts: {env["DEMO_ADMIN_USERNAME"]} / {env["DEMO_USER_USERNAME"]} (passwords in the env file).
+Mail: the demo admin reads the mailboxes of the local tenant's "Mail Readers" group (MAILBOX_SCOPE), e.g.
+  {base}/mail?mailbox={env["DEMO_USER_USERNAME"]}
 Press Ctrl+C to stop everything.
 """
 

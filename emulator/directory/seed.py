@@ -156,6 +156,7 @@ class SeededIdentities:
     app_secret: str
     caller_secret: str
     caller_norole_secret: str
+    mail_readers: str = ""  # the "Mail Readers" group's id: make run's MAILBOX_SCOPE
 
 
 def _password(rng: random.Random) -> str:
@@ -249,6 +250,39 @@ def _seed_nested_groups(directory: Directory, rng: random.Random, member: User, 
     directory.groups += [managers, data_access]
 
 
+def _seed_mail_readers(directory: Directory, seed: int, member: User, now: dt.datetime) -> Group:
+    """ "Mail Readers", the mailbox scope ``make run`` configures: the demo member and four people with
+    mailboxes directly, three more through the nested "Mail Readers - Service Desk"; everyone else (the
+    demo admin included) is outside. Its own random stream, so no other seeded id moves."""
+    rng = random.Random(f"{seed}:mail-readers")
+    with_mail = [
+        u
+        for u in directory.users
+        if u.user_type == "Member" and u.has_mailbox and u.mail and u.account_enabled and not u.is_admin
+    ]
+    others = [u for u in with_mail if u.id != member.id]
+    picked = rng.sample(others, min(7, len(others)))
+
+    def group(name: str, nick: str, members: list[str], nested: list[str]) -> Group:
+        return Group(
+            id=_uuid(rng),
+            display_name=name,
+            mail_nickname=nick,
+            description=f"{name} (seeded; MAILBOX_SCOPE of make run)",
+            security_enabled=True,
+            mail_enabled=False,
+            group_types=(),
+            created=now - dt.timedelta(days=200),
+            members=sorted(members),
+            member_groups=nested,
+        )
+
+    desk = group("Mail Readers - Service Desk", "mail-readers-desk", [u.id for u in picked[4:]], [])
+    readers = group("Mail Readers", "mail-readers", [member.id, *(u.id for u in picked[:4])], [desk.id])
+    directory.groups += [readers, desk]
+    return readers
+
+
 def build_directory(
     config: EmulatorConfig, now: dt.datetime | None = None
 ) -> tuple[Directory, SeededIdentities]:
@@ -333,6 +367,7 @@ def build_directory(
             group.members = sorted({rng.choice(people).id for _ in range(min(len(people), 12))} | {member.id})
         directory.groups.append(group)
     _seed_nested_groups(directory, rng, member, now)
+    mail_readers = _seed_mail_readers(directory, config.seed, member, now)
 
     ids = SeededIdentities(
         app=app,
@@ -345,5 +380,6 @@ def build_directory(
         app_secret=seeded.app_secret,
         caller_secret=seeded.caller_secret,
         caller_norole_secret=seeded.caller_norole_secret,
+        mail_readers=mail_readers.id,
     )
     return directory, ids

@@ -40,6 +40,7 @@ ERROR_CODES: tuple[str, ...] = (
     "credential_unavailable",
     "configuration_error",
     "report_not_found",
+    "report_completed",
     "storage_unavailable",
     "internal_error",
     *MAIL_ERROR_CODES,
@@ -252,7 +253,7 @@ _DOCUMENT: dict[str, Any] = {
                     "400 invalid_parameter; a cursor that is not an unchanged nextCursor, or names a page "
                     "Microsoft Graph no longer has, is a 400 invalid_cursor."
                 ),
-                "schema": {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
             },
             "userId": {
                 "name": "id",

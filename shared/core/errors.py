@@ -133,6 +133,13 @@ class NotFound(GraphFunctionsError):
     default_code = "not_found"
 
 
+class ReportCompleted(GraphFunctionsError):
+    """A forced run of a past date whose report completed: past reports are never replaced (409)."""
+
+    status = 409
+    default_code = "report_completed"
+
+
 class MailboxOutOfScope(GraphFunctionsError):
     """A mailbox outside what this app may read: outside ``MAILBOX_SCOPE`` (or no scope configured), or
     refused by Exchange Online's own access policy for the app (docs/mail-access.md). 403, no challenge:

@@ -28,14 +28,15 @@ import azure.functions as func
 
 from shared.app import services as process
 from shared.app.services import Runtime
-from shared.core.errors import GraphFunctionsError, SignInRequired
+from shared.core.errors import Forbidden, GraphFunctionsError, SignInRequired
+from shared.core.params import reject_empty
 from shared.edge.call import Call, sign_in_origin
 from shared.edge.identify import identify
 from shared.identity.access import Access
 from shared.identity.principal import PEOPLE
 from shared.signin.web import sign_in_redirect
 from shared.web.api import ApiRequest, HttpFunction, JsonBody, JsonResponse, http_function, json_endpoint
-from shared.web.cookies import app_origin
+from shared.web.cookies import app_origin, from_another_site
 from shared.web.pages import (
     Chrome,
     Page,
@@ -83,13 +84,38 @@ def _named_like(run: Callable[..., _T], handler: Callable[..., object]) -> Calla
     return run
 
 
-def api(access: Access | None) -> Callable[[ApiHandler], HttpFunction]:
+def _cross_site(call: Call, http: func.HttpRequest) -> Forbidden | None:
+    """The refusal of a request another site started on the cookie of a signed-in person (None: it is
+    not one). A bearer caller chose to send its token; a cookie rides along with any top-level GET."""
+    if call.session is None or not from_another_site(http.headers):
+        return None
+    return Forbidden(
+        "You followed a link from another site to a page that reads a mailbox. Nothing was read. If you "
+        "meant to read it, continue: the read is recorded in the audit trail under your name.",
+        code="cross_site_navigation",
+    )
+
+
+def api(access: Access | None, *, refuse_cross_site: bool = False) -> Callable[[ApiHandler], HttpFunction]:
     """A JSON endpoint open to ``access`` (None: public). The function has the exact signature the worker
-    binds, ``(req: HttpRequest)``; errors become the JSON envelope (:func:`shared.web.api.json_endpoint`)."""
+    binds, ``(req: HttpRequest)``; errors become the JSON envelope (:func:`shared.web.api.json_endpoint`).
+
+    A query parameter with an empty value is a 400 once the caller is identified (the host drops empty
+    values: :func:`shared.core.params.reject_empty`).
+
+    ``refuse_cross_site``: a request another site started (``Sec-Fetch-Site`` neither ``same-origin`` nor
+    ``none``) authenticated by a person's session cookie is a 403 ``cross_site_navigation`` before the
+    handler runs (the mailbox reads: a link must not make a reader read, audited under their name).
+    """
 
     def decorate(handler: ApiHandler) -> HttpFunction:
         def run(request: ApiRequest) -> JsonBody | JsonResponse:
-            return handler(_call(request.http, request.request_id, access, process.current()))
+            call = _call(request.http, request.request_id, access, process.current())
+            reject_empty(request.http.url)
+            refused = _cross_site(call, request.http) if refuse_cross_site else None
+            if refused is not None:
+                raise refused
+            return handler(call)
 
         return json_endpoint(_named_like(run, handler))
 
@@ -97,13 +123,20 @@ def api(access: Access | None) -> Callable[[ApiHandler], HttpFunction]:
 
 
 def page(
-    access: Access | None, *, same_origin_first: bool = False, sign_in_next: str | None = None
+    access: Access | None,
+    *,
+    same_origin_first: bool = False,
+    sign_in_next: str | None = None,
+    confirm_cross_site: bool = False,
 ) -> Callable[[PageHandler], HttpFunction]:
     """An HTML page open to ``access`` (None: public).
 
     ``same_origin_first``: a POST must come from this app's own pages, checked before the caller is
     identified (a cross-site form is refused even for nobody). ``sign_in_next``: where a sign-in started
     by this page returns (default: the page itself; a form's target cannot be replayed after sign-in).
+    ``confirm_cross_site``: a GET with a query (what names a mailbox) that another site started, on a
+    signed-in person's cookie, is not handled: a 403 ``cross_site_navigation`` page offers a same-origin
+    "Continue" link to the same address instead (the mail pages: following it is the person's choice).
     A sign-in needed (:class:`SignInRequired`) redirects to Entra and back; any other error is the
     friendly error page (a refusal still shows who is signed in); anything else a 500 page, no trace.
     """
@@ -118,6 +151,19 @@ def page(
                 if same_origin_first and request.method == "POST":
                     require_same_origin(request, app_origin(req, runtime.settings().public_base_url))
                 call = _call(req, request_id, access, runtime)
+                if confirm_cross_site and request.method == "GET" and req.params:
+                    refused = _cross_site(call, req)
+                    if refused is not None:
+                        logger.info(
+                            "%s: cross-site navigation held for confirmation (request %s)", name, request_id
+                        )
+                        return error_page(
+                            refused,
+                            request=request,
+                            chrome=call.chrome(),
+                            retry_href=request.path_and_query,
+                            retry_label="Continue",
+                        )
                 result = handler(call)
                 if isinstance(result, Redirect):
                     return redirect_response(result, request_id=request_id)

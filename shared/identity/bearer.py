@@ -7,7 +7,8 @@ issuer of the authority's cloud: ``https://sts.windows.net/{tenant}/`` for the p
 clouds, ``https://sts.chinacloudapi.cn/{tenant}/`` for China; other hosts count as the global service),
 meant for this API (audience = client id or ``api://`` URI), current (``exp``/``nbf``/``iat`` with 60 s
 leeway) and from this tenant (``tid``). Each endpoint then states the caller kinds it accepts
-(``application`` for app-only tokens, ``user`` for delegated ones, which carry ``scp``) and the app role it
+(``application`` for app-only tokens, recognised positively by ``idtyp`` or ``oid == sub``; ``user`` for
+delegated ones, which carry ``scp``; any other token is a 401) and the app role it
 requires, e.g. ``Users.Read.All``. A missing or invalid token is a 401; a wrong kind or a missing role a 403.
 
 The tenant's signing keys are fetched and cached by :class:`shared.identity.signing_keys.SigningKeys`. PyJWT
@@ -131,9 +132,10 @@ class CallerAuthenticator:
         if not isinstance(roles, list) or not isinstance(scopes, str):
             raise Unauthenticated("The bearer token has malformed roles or scopes")
         oid = claims.get("oid")
-        upn = (claims.get("preferred_username") or claims.get("upn")) if scopes else None
+        kind = _kind(claims, scopes)
+        upn = (claims.get("preferred_username") or claims.get("upn")) if kind == "user" else None
         return Principal(
-            kind="user" if scopes else "application",
+            kind=kind,
             app_id=app_id,
             object_id=oid if isinstance(oid, str) else None,
             tenant_id=self._tenant,
@@ -141,6 +143,33 @@ class CallerAuthenticator:
             scopes=frozenset(scopes.split()),
             user_principal_name=upn if isinstance(upn, str) else None,
         )
+
+
+def _kind(claims: Mapping[str, Any], scopes: str) -> CallerKind:
+    """``application`` or ``user``, each recognised positively; anything else is a 401.
+
+    A delegated token carries ``scp``. An app-only token is recognised by ``idtyp == "app"`` where the
+    token has the claim (the optional claim Entra adds when the API's registration asks for it: "the most
+    accurate way for an API to determine if a token is an app token or an app+user token", optional claims
+    reference), else by ``oid == sub`` with no ``scp`` (in an app-only token both name the client's service
+    principal; in a user's token ``sub`` is pairwise, never the user's ``oid``). A user's token without
+    ``scp`` (it may still carry the user's app ``roles``) is therefore neither: it must not pass as the
+    application holding those roles.
+    """
+    idtyp = claims.get("idtyp")
+    if idtyp is not None and idtyp not in ("app", "user"):
+        raise Unauthenticated("The bearer token has an unknown token type (idtyp)")
+    if scopes:
+        if idtyp == "app":
+            raise Unauthenticated("The bearer token is an app-only token (idtyp) but carries scopes (scp)")
+        return "user"
+    oid, sub = claims.get("oid"), claims.get("sub")
+    if idtyp == "app" or (idtyp is None and isinstance(oid, str) and oid and oid == sub):
+        return "application"
+    raise Unauthenticated(
+        "The bearer token is neither an app-only token (idtyp 'app', or oid equal to sub) nor a delegated "
+        "token with scopes (scp)"
+    )
 
 
 def has_authorization(headers: Mapping[str, str]) -> bool:

@@ -5,7 +5,8 @@ update, no delete route). They are partitioned by UTC day (``PartitionKey`` = ``
 list from one partition, and their ``RowKey`` is the inverted time in microseconds plus a random suffix, so
 a partition lists newest first in key order with no sort.
 
-Every field is metadata: who (caller kind, app id, user object id and UPN), whose mailbox, which endpoint
+Every field is metadata: who (caller kind, app id, user object id and UPN), whose mailbox (as typed, and
+its owner's object id and UPN at read time), which endpoint
 (and message id), how many messages, outcome and error code, request id, time. Subjects, bodies and the
 addresses of correspondents are never recorded, in the table or in the log line.
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.core.errors import AuditUnavailable, StorageUnavailable
 from shared.identity.principal import Principal
+from shared.mail.scope import MailboxOwner
 from shared.storage.tables import EnsuredTable, storage_call
 
 if TYPE_CHECKING:
@@ -40,10 +42,12 @@ OUTCOMES = ("allowed", "denied", "failed")
 
 class AuditEntry(NamedTuple):
     """One read attempt. ``outcome`` is ``allowed`` (data returned), ``denied`` (a 401/403 refusal) or
-    ``failed`` (any other error); ``error_code`` is the API's code for the last two."""
+    ``failed`` (any other error); ``error_code`` is the API's code for the last two. ``mailbox`` is as the
+    caller typed it; ``owner`` whose mailbox it is (None when the attempt ended before it was resolved)."""
 
     actor: Principal
     mailbox: str
+    owner: MailboxOwner | None
     endpoint: str
     outcome: str
     status: int
@@ -92,6 +96,8 @@ def _document(entity: dict[str, Any]) -> dict[str, Any]:
             "userPrincipalName": _text(entity.get("ActorUpn")),
         },
         "mailbox": _text(entity.get("Mailbox")),
+        "mailboxObjectId": _text(entity.get("MailboxObjectId")),
+        "mailboxUserPrincipalName": _text(entity.get("MailboxUpn")),
         "endpoint": _text(entity.get("Endpoint")),
         "folder": _text(entity.get("Folder")),
         "messageId": _text(entity.get("MessageId")),
@@ -143,6 +149,8 @@ class AuditStore:
             ).lower(),
             "ActorUpn": (entry.actor.user_principal_name or "").lower(),
             "Mailbox": entry.mailbox,
+            "MailboxObjectId": entry.owner.object_id if entry.owner is not None else "",
+            "MailboxUpn": entry.owner.user_principal_name if entry.owner is not None else "",
             "Endpoint": entry.endpoint,
             "Folder": entry.folder or "",
             "MessageId": entry.message_id or "",
@@ -189,7 +197,8 @@ class AuditStore:
         filters: dict[str, str],
     ) -> Any:
         """Rows of one day partition between ``start`` and ``end`` (newest first), after row key ``after``,
-        matching ``filters`` (property -> value, or ``"Actor"`` for any actor field). Returns an iterator."""
+        matching ``filters`` (property -> value, or ``"Actor"`` for any actor field; ``MailboxObjectId``
+        and/or ``Mailbox``, see :func:`shared.mail.audit_query.list_audit`). Returns an iterator."""
         lo = row_key_bound(end)
         hi = row_key_bound(start) + "~"  # rows written at `start` sort before "~"
         clauses = ["PartitionKey eq @pk", "RowKey ge @lo", "RowKey le @hi"]
@@ -197,9 +206,15 @@ class AuditStore:
         if after is not None:
             clauses.append("RowKey gt @after")
             parameters["after"] = after
-        if "Mailbox" in filters:
-            clauses.append("Mailbox eq @mailbox")
-            parameters["mailbox"] = filters["Mailbox"]
+        if "MailboxObjectId" in filters:
+            # Records name the owner's object id; records of attempts refused before the owner was
+            # resolved (and records written before owners were recorded) only the mailbox as typed.
+            clauses.append("( MailboxObjectId eq @owner or Mailbox eq @owner or Mailbox eq @typed )")
+            parameters["owner"] = filters["MailboxObjectId"]
+            parameters["typed"] = filters.get("Mailbox", filters["MailboxObjectId"])
+        elif "Mailbox" in filters:
+            clauses.append("( MailboxUpn eq @typed or Mailbox eq @typed )")
+            parameters["typed"] = filters["Mailbox"]
         if "Actor" in filters:
             # The SDK substitutes @names split on spaces: keep the parentheses apart.
             clauses.append("( ActorAppId eq @actor or ActorObjectId eq @actor or ActorUpn eq @actor )")
@@ -234,6 +249,8 @@ def _log_fields(entity: dict[str, Any]) -> dict[str, Any]:
         "actorObjectId": entity["ActorObjectId"] or None,
         "actorUpn": entity["ActorUpn"] or None,
         "mailbox": entity["Mailbox"],
+        "mailboxObjectId": entity["MailboxObjectId"] or None,
+        "mailboxUpn": entity["MailboxUpn"] or None,
         "endpoint": entity["Endpoint"],
         "folder": entity["Folder"] or None,
         "messageId": entity["MessageId"] or None,

@@ -1,10 +1,16 @@
 """``GET /api/audit/mail``: the audit records of mailbox reads, newest first, filtered and paged.
 
-Query: ``from`` and ``to`` (ISO 8601 dates or date-times; a time without an offset is UTC; defaults: the
-last 7 days up to now; at most 31 days apart), ``mailbox`` (an object id or UPN), ``actor`` (an app id, a
-user object id or a UPN), ``top`` (1-100, default 50), ``cursor``. A cursor encodes the query and where the
-previous page stopped; it may come alone or with the same parameters (a differing one is 400
-``invalid_parameter``), like the users API's cursors. Days are scanned newest first, one partition each.
+Query: ``from`` and ``to`` (an RFC 3339 full-date, ``2026-12-01``, or date-time with its offset,
+``2026-12-01T08:00:00Z``: the OpenAPI ``date`` and ``date-time`` formats; a date as ``to`` means the end of
+that day; defaults: the last 7 days up to now), ``mailbox`` (an object id or UPN: records of that person's
+mailbox, by object id, see :func:`list_audit`), ``actor`` (an app id, a user object id or a UPN), ``top``
+(1-100, default 50), ``cursor``. A cursor encodes the query and where the previous page stopped; it may come
+alone or with the same parameters (a differing one is 400 ``invalid_parameter``), like the users API's
+cursors. Days are scanned newest first, one partition each, and at most :data:`MAX_DAYS` of them per page: a
+wider range is continued through ``nextCursor`` (even by an empty page), so no request scans more than a month
+of partitions. Any range is accepted (the OpenAPI document cannot relate two parameters, and nothing is wrong
+with asking): ``from`` after ``to`` selects nothing; instants are clamped to the years the table can hold
+(:data:`FLOOR`, :data:`CEILING`), and days after today are not scanned.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import binascii
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
@@ -29,8 +35,16 @@ MAX_DAYS = 31
 PARAMETERS = frozenset({"from", "to", "mailbox", "actor", "top", "cursor"})
 
 _TOP = r"[0-9]{1,3}"
-_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{5,15}(Z|[+-][0-9]{2}:[0-9]{2})?"
+#: Partitions scanned per page at most (a wider range continues through nextCursor).
+MAX_DAYS = 31
+#: No record is older or newer than these: instants outside are clamped (and row keys stay 17 digits wide).
+FLOOR = dt.datetime(2000, 1, 1, tzinfo=UTC)
+CEILING = dt.datetime(3000, 1, 1, tzinfo=UTC)
+#: RFC 3339 full-date and date-time (with its offset), as OpenAPI's ``date`` and ``date-time`` formats.
+DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+DATETIME_PATTERN = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _BASE64URL = r"[A-Za-z0-9_-]+"
 _ROW = r"[0-9]{17}-[0-9a-f]{12}"
 _PARTITION = r"[0-9]{8}"
@@ -45,22 +59,34 @@ class AuditQuery(NamedTuple):
     position: tuple[str, str] | None = None  # (partition, last row key) of the previous page
 
 
-def _instant(name: str, value: str, *, end_of_day: bool) -> dt.datetime:
-    text = value.strip()
+def _clamped(when: dt.datetime) -> dt.datetime:
+    """``when`` in UTC within [FLOOR, CEILING] (an instant at the edge of the calendar cannot overflow)."""
+    offset = when.utcoffset() or dt.timedelta()
     try:
-        if re.fullmatch(_DATE, text):
-            day = dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-            return day + dt.timedelta(days=1, microseconds=-1) if end_of_day else day
-        if re.fullmatch(_DATETIME, text):
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        utc = (when.replace(tzinfo=None) - offset).replace(tzinfo=UTC)
+    except OverflowError:  # before year 1 or after year 9999 in UTC
+        return FLOOR if offset > dt.timedelta() else CEILING
+    return min(max(utc, FLOOR), CEILING)
+
+
+def _instant(name: str, value: str, *, end_of_day: bool) -> dt.datetime:
+    try:
+        if re.fullmatch(DATE_PATTERN, value):
+            day = dt.date.fromisoformat(value)
+            if end_of_day:
+                return _clamped(dt.datetime.combine(day, dt.time.max, tzinfo=UTC))
+            return _clamped(dt.datetime.combine(day, dt.time.min, tzinfo=UTC))
+        if re.fullmatch(DATETIME_PATTERN, value):
+            return _clamped(dt.datetime.fromisoformat(value.upper().replace("Z", "+00:00")))
     except ValueError:
         pass
-    raise BadRequest(f"{name} must be an ISO 8601 date (2026-12-01) or date-time (2026-12-01T08:00:00Z)")
+    raise BadRequest(
+        f"{name} must be an RFC 3339 date (2026-12-01) or date-time with its offset (2026-12-01T08:00:00Z)"
+    )
 
 
 def _identity(name: str, value: str) -> str:
-    text = value.strip()
+    text = value  # as sent: the document's pattern allows no surrounding spaces
     if len(text) > 113 or not (re.fullmatch(GUID_PATTERN, text) or re.fullmatch(UPN_PATTERN, text)):
         raise BadRequest(f"{name} must be an object id or app id (GUID) or a userPrincipalName")
     return text.lower()
@@ -80,20 +106,16 @@ def parse_audit_query(params: Mapping[str, str], *, now: dt.datetime) -> AuditQu
         )
     top = DEFAULT_TOP
     if "top" in params:
-        raw = params["top"].strip()
+        raw = params["top"]
         if not re.fullmatch(_TOP, raw) or not 1 <= int(raw) <= MAX_TOP:
             raise BadRequest(f"top must be an integer from 1 to {MAX_TOP}")
         top = int(raw)
-    end = _instant("to", params["to"], end_of_day=True) if "to" in params else now
+    end = _instant("to", params["to"], end_of_day=True) if "to" in params else _clamped(now)
     start = (
         _instant("from", params["from"], end_of_day=False)
         if "from" in params
-        else end - dt.timedelta(days=DEFAULT_DAYS)
+        else max(FLOOR, end - dt.timedelta(days=DEFAULT_DAYS))
     )
-    if start > end:
-        raise BadRequest("from must not be later than to")
-    if end - start > dt.timedelta(days=MAX_DAYS):
-        raise BadRequest(f"from and to may be at most {MAX_DAYS} days apart")
     mailbox = _identity("mailbox", params["mailbox"]) if "mailbox" in params else None
     actor = _identity("actor", params["actor"]) if "actor" in params else None
     query = AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top)
@@ -142,7 +164,7 @@ def decode_audit_cursor(text: str) -> AuditQuery:
         start = dt.datetime.fromisoformat(str(document["f"]))
         end = dt.datetime.fromisoformat(str(document["t"]))
         mailbox, actor, top, position = document["m"], document["a"], document["n"], document["p"]
-        if start.tzinfo is None or end.tzinfo is None or start > end or end - start > dt.timedelta(MAX_DAYS):
+        if start.tzinfo is None or end.tzinfo is None or not FLOOR <= start <= end <= CEILING:
             raise ValueError("range")
         if not (isinstance(top, int) and 1 <= top <= MAX_TOP):
             raise ValueError("top")
@@ -154,8 +176,8 @@ def decode_audit_cursor(text: str) -> AuditQuery:
         ):
             raise ValueError("position")
         partition, row = position
-        if not re.fullmatch(_PARTITION, partition) or not re.fullmatch(_ROW, row):
-            raise ValueError("position")
+        if not re.fullmatch(_PARTITION, partition) or not (row == "" or re.fullmatch(_ROW, row)):
+            raise ValueError("position")  # "": the whole partition is still to scan
         if not day_key(start) <= partition <= day_key(end):
             raise ValueError("position")
     except (binascii.Error, ValueError, KeyError, TypeError, BadRequest) as exc:
@@ -171,37 +193,67 @@ class AuditPage(NamedTuple):
         return {"value": self.items, "nextCursor": self.next_cursor}
 
 
-def _days(query: AuditQuery) -> list[str]:
-    """The day partitions of the range, newest first (from the cursor's day on, with one)."""
-    days: list[str] = []
-    day = query.end.astimezone(UTC).date()
+def _days(query: AuditQuery, today: dt.date) -> list[str]:
+    """The day partitions of the range to scan for one page, newest first: from the cursor's day (or the
+    range's last day, or today when that is later), at most :data:`MAX_DAYS` of them."""
+    day = min(query.end.astimezone(UTC).date(), today)
+    if query.position is not None:
+        day = min(day, dt.datetime.strptime(query.position[0], "%Y%m%d").date())
     first = query.start.astimezone(UTC).date()
-    while day >= first:
+    days: list[str] = []
+    while day >= first and len(days) < MAX_DAYS:
         days.append(day.strftime("%Y%m%d"))
         day -= dt.timedelta(days=1)
-    if query.position is not None:
-        days = [d for d in days if d <= query.position[0]]
     return days
 
 
-def list_audit(store: AuditStore, query: AuditQuery) -> AuditPage:
+def list_audit(
+    store: AuditStore,
+    query: AuditQuery,
+    owner_of: Callable[[str], str | None] = lambda upn: None,
+    *,
+    today: Callable[[], dt.date] = lambda: dt.datetime.now(UTC).date(),
+) -> AuditPage:
     """One page of records for ``query``, newest first.
+
+    ``mailbox`` selects by the owner's object id: an object id as given, a UPN resolved by ``owner_of``
+    (the directory's object id of that UPN now, None when no user has it), so every read of a person's
+    mail is found whichever form or former UPN the caller typed. A UPN no user has (any more) selects the
+    records whose owner had it at read time, or that typed it.
 
     Raises:
         StorageUnavailable: the table cannot be read now (503).
+        Whatever ``owner_of`` raises (Graph unavailable: a 503, rather than a silently partial answer).
     """
     filters: dict[str, str] = {}
     if query.mailbox is not None:
-        filters["Mailbox"] = query.mailbox
+        if re.fullmatch(GUID_PATTERN, query.mailbox):
+            filters["MailboxObjectId"] = query.mailbox
+        else:
+            filters["Mailbox"] = query.mailbox
+            owner = owner_of(query.mailbox)
+            if owner is not None:
+                filters["MailboxObjectId"] = owner.lower()
     if query.actor is not None:
         filters["Actor"] = query.actor
     found: list[AuditRow] = []
-    for day in _days(query):
+    days = _days(query, today())
+    for day in days:
         after = query.position[1] if query.position is not None and day == query.position[0] else None
-        iterator = store.query(start=query.start, end=query.end, partition=day, after=after, filters=filters)
+        iterator = store.query(
+            start=query.start, end=query.end, partition=day, after=after or None, filters=filters
+        )
         found.extend(store.rows(iterator, query.top + 1 - len(found)))
         if len(found) > query.top:
             break
     page, more = found[: query.top], len(found) > query.top
-    cursor = encode_audit_cursor(query, (page[-1].partition, page[-1].row)) if more and page else None
+    if more and page:
+        cursor: str | None = encode_audit_cursor(query, (page[-1].partition, page[-1].row))
+    else:
+        # This page's scan budget ran out before the range did: continue from the next day, whole.
+        next_day = dt.datetime.strptime(days[-1], "%Y%m%d").date() - dt.timedelta(days=1) if days else None
+        rest = (
+            len(days) == MAX_DAYS and next_day is not None and next_day >= query.start.astimezone(UTC).date()
+        )
+        cursor = encode_audit_cursor(query, (next_day.strftime("%Y%m%d"), "")) if rest and next_day else None
     return AuditPage(items=[row.document for row in page], next_cursor=cursor)

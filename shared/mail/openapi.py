@@ -12,6 +12,7 @@ from typing import Any
 from shared.core.cursor import MAX_CURSOR_LENGTH
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.identity.roles import AppRole
+from shared.mail.audit_query import DATE_PATTERN, DATETIME_PATTERN
 from shared.mail.audit_query import DEFAULT_TOP as AUDIT_DEFAULT_TOP
 from shared.mail.audit_query import MAX_TOP as AUDIT_MAX_TOP
 from shared.mail.query import (
@@ -96,7 +97,16 @@ _CURSOR_RULE = (
     "nextCursor of the previous page, unchanged; send it alone or with the same values as the first page "
     "(a differing one is a 400 invalid_parameter; anything but an unchanged nextCursor a 400 invalid_cursor)."
 )
-_IDENTITY = {"type": "string", "maxLength": 113}
+_IDENTITY = {"type": "string", "maxLength": 113, "pattern": f"^({GUID_PATTERN}|{UPN_PATTERN})$"}
+#: What from/to accept: OpenAPI's date or date-time (RFC 3339; a date-time has its offset).
+_INSTANT = {
+    "type": "string",
+    "anyOf": [
+        {"format": "date", "pattern": f"^{DATE_PATTERN}$"},
+        {"format": "date-time", "pattern": f"^{DATETIME_PATTERN}$"},
+    ],
+}
+_OPAQUE = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH}
 
 MAIL_PARAMETERS: dict[str, Any] = {
     "mailboxId": {
@@ -123,25 +133,33 @@ MAIL_PARAMETERS: dict[str, Any] = {
     "folder": _query(
         "folder", "A well-known folder; absent: all mail.", {"type": "string", "enum": list(FOLDERS)}
     ),
-    "mailCursor": _query("cursor", _CURSOR_RULE, {"type": "string", "maxLength": MAX_CURSOR_LENGTH}),
+    "mailCursor": _query("cursor", _CURSOR_RULE, _OPAQUE),
     "auditFrom": _query(
         "from",
-        "Start of the range (ISO 8601 date or date-time, UTC if no offset); default: 7 days before to.",
-        {"type": "string", "maxLength": 40},
+        "Start of the range: a date (2026-12-01) or a date-time with its offset (2026-12-01T08:00:00Z); "
+        "default: 7 days before to.",
+        _INSTANT,
     ),
     "auditTo": _query(
         "to",
-        "End of the range (a date means its end); default: now. At most 31 days after from.",
-        {"type": "string", "maxLength": 40},
+        "End of the range (a date means its end); default: now. Any range is accepted: from after to "
+        "selects nothing, and a page scans at most 31 days (nextCursor continues a wider range, even after "
+        "an empty page).",
+        _INSTANT,
     ),
-    "auditMailbox": _query("mailbox", "Only reads of this mailbox (object id or UPN).", _IDENTITY),
+    "auditMailbox": _query(
+        "mailbox",
+        "Only reads of this person's mailbox, by the owner's object id: an object id, or a UPN (resolved to "
+        "its owner's object id now; a UPN no user has selects the records that named it).",
+        _IDENTITY,
+    ),
     "auditActor": _query("actor", "Only reads by this app id, user object id or UPN.", _IDENTITY),
     "auditTop": _query(
         "top",
         "Page size.",
         {"type": "integer", "minimum": 1, "maximum": AUDIT_MAX_TOP, "default": AUDIT_DEFAULT_TOP},
     ),
-    "auditCursor": _query("cursor", _CURSOR_RULE, {"type": "string", "maxLength": MAX_CURSOR_LENGTH}),
+    "auditCursor": _query("cursor", _CURSOR_RULE, _OPAQUE),
 }
 
 _TEXT = {"type": "string", "nullable": True}
@@ -207,7 +225,16 @@ MAIL_SCHEMAS: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {"kind": _TEXT, "appId": _TEXT, "objectId": _TEXT, "userPrincipalName": _TEXT},
             },
-            "mailbox": _TEXT,
+            "mailbox": {**_TEXT, "description": "The mailbox as the caller typed it (an object id or UPN)."},
+            "mailboxObjectId": {
+                **_TEXT,
+                "description": "The owner's object id at read time; null when the attempt ended before the "
+                "owner was resolved (a refused caller, an invalid id, no such user, no scope configured).",
+            },
+            "mailboxUserPrincipalName": {
+                **_TEXT,
+                "description": "The owner's userPrincipalName at read time (null as mailboxObjectId).",
+            },
             "endpoint": _TEXT,
             "folder": _TEXT,
             "messageId": _TEXT,
@@ -233,6 +260,7 @@ MAIL_SCHEMAS: dict[str, Any] = {
 #: The error codes of these endpoints (docs/errors.md).
 MAIL_ERROR_CODES: tuple[str, ...] = (
     "mailbox_out_of_scope",
+    "cross_site_navigation",
     "permission_not_granted",
     "user_not_found",
     "mailbox_not_found",

@@ -11,6 +11,7 @@ itself next to the form, with their stable code; anything else goes to the frame
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -125,8 +126,14 @@ def message_page(
 _AUDIT_FILTERS = ("mailbox", "actor", "from", "to")
 
 
-def audit_page(request: PageRequest, *, audit: AuditStore) -> Page:
-    """``/audit?mailbox=&actor=&from=&to=&cursor=``: the audit records, newest first (``Audit.Read``)."""
+def audit_page(
+    request: PageRequest,
+    *,
+    audit: AuditStore,
+    owner_of: Callable[[str], str | None] = lambda upn: None,
+) -> Page:
+    """``/audit?mailbox=&actor=&from=&to=&cursor=``: the audit records, newest first (``Audit.Read``);
+    ``owner_of`` resolves a UPN in ``mailbox`` (see :func:`shared.mail.audit_query.list_audit`)."""
     filters = {
         name: request.params[name].strip() for name in _AUDIT_FILTERS if request.params.get(name, "").strip()
     }
@@ -146,7 +153,7 @@ def audit_page(request: PageRequest, *, audit: AuditStore) -> Page:
         query = parse_audit_query(params, now=dt.datetime.now(dt.UTC))
     except BadRequest as error:
         return Page("audit.html", {**context, "problem": _problem(error)}, status=400)
-    page = list_audit(audit, query)
+    page = list_audit(audit, query, owner_of)
     context["records"] = [{**record, "when": _when(record.get("time"))} for record in page.items]
     if page.next_cursor:
         context["next_href"] = "/audit?" + urlencode({**filters, "cursor": page.next_cursor})

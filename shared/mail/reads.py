@@ -1,13 +1,15 @@
 """Mailbox reads end to end, for the API and the pages alike: who may read, which mailbox, the Graph read, and
 one audit record for every attempt, allowed or denied.
 
-Order of a read: the edge identifies the caller (an unidentified caller gets its 401 and no record: there
-is no "who" to record, and anonymous requests must not be able to fill the table) and checks its role and
-kind (``Mail.Read.All``), handing a refusal here rather than raising it, so that it is recorded with the
-caller's validated identity; the path and query are validated; the mailbox must be in the app's scope
-(:mod:`shared.mail.scope`); Graph is read (:mod:`shared.mail.messages`). Whatever happened is then
+Order of a read: the edge identifies the caller (an unidentified caller gets its 401 and no record: there is
+no "who" to record, and anonymous requests must not be able to fill the table) and checks its role and kind
+(``Mail.Read.All``), handing a refusal here rather than raising it, so that it is recorded with the caller's
+validated identity; the path and query are validated; the mailbox's owner is resolved and must be in the app's
+scope (:mod:`shared.mail.scope`); Graph is read (:mod:`shared.mail.messages`). Whatever happened is then
 recorded (:mod:`shared.mail.audit`) **before** the answer leaves: a record that cannot be written turns the
-answer into a 503 ``audit_unavailable``, so no mail is ever served unaudited.
+answer into a 503 ``audit_unavailable``, so no mail is ever served unaudited. The record names the mailbox as
+typed and, once the scope check resolved it, its owner's object id and UPN at read time, so an auditor finds
+every read of a person's mail whichever form (or former UPN) the caller used.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from shared.core.errors import GraphFunctionsError
+from shared.core.errors import GraphFunctionsError, NotFound
 from shared.identity.principal import Principal
 from shared.mail.audit import AuditEntry, AuditStore
 from shared.mail.messages import MailService, MessagesPage
@@ -28,7 +30,7 @@ from shared.mail.query import (
     validate_mailbox,
     validate_message_id,
 )
-from shared.mail.scope import MailboxScope
+from shared.mail.scope import MailboxOwner, MailboxScope
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,14 @@ class MailReads:
         self._mail = mail
         self._audit = audit
 
+    def mailbox_owner_id(self, mailbox: str) -> str | None:
+        """The object id of ``mailbox``'s owner (an object id or UPN), None when no user has it; for the
+        audit listing's ``mailbox`` filter. Raises what the lookup raises (Graph unavailable: 503)."""
+        try:
+            return self._scope.owner(mailbox).object_id
+        except NotFound:
+            return None
+
     def list_messages(
         self,
         actor: Principal,
@@ -70,13 +80,16 @@ class MailReads:
         raw_folder = params.get("folder", "").strip().lower()
         folder = raw_folder if raw_folder in FOLDERS else None
 
+        owners: list[MailboxOwner] = []
+
         def read() -> MessagesPage:
             query = parse_list_query(mailbox, params)
-            self._scope.require(query.mailbox)
+            self._scope.require(query.mailbox, owners.append)
             return self._mail.list_messages(query)
 
         return self._audited(
             read,
+            owners,
             lambda page: len(page.items),
             actor=actor,
             mailbox=mailbox,
@@ -101,15 +114,18 @@ class MailReads:
     ) -> dict[str, Any]:
         """One message of ``mailbox`` for ``actor``, its body as text, audited (see :meth:`list_messages`)."""
 
+        owners: list[MailboxOwner] = []
+
         def read() -> dict[str, Any]:
             parse_get_query(params)
             owner = validate_mailbox(mailbox)
             checked_id = validate_message_id(message_id)
-            self._scope.require(owner)
+            self._scope.require(owner, owners.append)
             return self._mail.get_message(owner, checked_id)
 
         return self._audited(
             read,
+            owners,
             lambda _: 1,
             actor=actor,
             mailbox=mailbox,
@@ -124,6 +140,7 @@ class MailReads:
     def _audited(
         self,
         read: Callable[[], _T],
+        owners: list[MailboxOwner],
         count: Callable[[_T], int],
         *,
         actor: Principal,
@@ -136,9 +153,11 @@ class MailReads:
         channel: str,
     ) -> _T:
         def entry(outcome: str, status: int, messages: int = 0, code: str | None = None) -> AuditEntry:
+            owner = owners[0] if owners else None  # known once the scope check resolved it
             return AuditEntry(
                 actor=actor,
                 mailbox=recorded_mailbox(mailbox),
+                owner=owner,
                 endpoint=endpoint,
                 outcome=outcome,
                 status=status,

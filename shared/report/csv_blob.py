@@ -3,7 +3,8 @@
 Rows are formatted into a small text buffer, moved as UTF-8 into a byte buffer every 64 KiB (a large
 ``StringIO`` would cost up to 4 bytes per character once a name is not Latin-1), and each time the bytes
 reach ``block_bytes`` (4 MiB by default) they are staged as one block and dropped, so memory holds at most
-one block whatever the number of rows. Nothing is
+one block whatever the number of rows. A block that cannot be staged or committed is
+:class:`~shared.core.errors.StorageUnavailable` (the run then fails visibly). Nothing is
 visible until :meth:`BlockCsvWriter.commit`: a run that dies midway leaves only uncommitted blocks, which the
 next commit of the blob discards (and the service garbage-collects after a week), never a partial CSV.
 
@@ -17,6 +18,8 @@ import csv
 import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from shared.report.store import _storage
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -121,7 +124,10 @@ class BlockCsvWriter:
         data = bytes(self._bytes)
         self._bytes = bytearray()
         block_id = base64.b64encode(f"{self._run}-{len(self._blocks):08d}".encode("ascii")).decode("ascii")
-        self._blob.stage_block(block_id, data, length=len(data))
+        _storage(
+            "staging a block of a report CSV",
+            lambda: self._blob.stage_block(block_id, data, length=len(data)),
+        )
         self._blocks.append(block_id)
         self.bytes += len(data)
 
@@ -131,8 +137,11 @@ class BlockCsvWriter:
 
         self._move_text()
         self._stage()
-        self._blob.commit_block_list(
-            [BlobBlock(block_id=block_id) for block_id in self._blocks],
-            content_settings=ContentSettings(content_type="text/csv; charset=utf-8"),
+        _storage(
+            "committing a report CSV",
+            lambda: self._blob.commit_block_list(
+                [BlobBlock(block_id=block_id) for block_id in self._blocks],
+                content_settings=ContentSettings(content_type="text/csv; charset=utf-8"),
+            ),
         )
         return self.bytes

@@ -59,9 +59,10 @@ class CsvLinks:
         """
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
-        if not self._store.exists(layout.blob(date, "summary.json")):
+        summary = self._store.read_json(layout.blob(date, "summary.json"))
+        if summary is None:
             raise NotFound(f"There is no completed report for {date.isoformat()}", code="report_not_found")
-        blob_name = layout.blob(date, name)
+        blob_name = layout.report_blob(date, summary[0], name)
         now = self._now()
         options: dict[str, Any] = {
             "permission": BlobSasPermissions(read=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.identity.roles import AppRole
+from shared.report.layout import REPORT_DATE_PATTERN
 from shared.web.openapi_parts import error_refs, ok_response, ref
 
 
@@ -42,7 +43,9 @@ PATHS: dict[str, Any] = {
             "summary": "Start a report run (it continues outside the request, through a Storage queue).",
             "description": (
                 "202 with the queued run and Location of its status resource; 200 with the status when the "
-                "date's report is already complete and force is not true. A forced re-run is audited."
+                "date's report is already complete and force is not true. A forced re-run is audited and "
+                "replaces today's report only: for a past date whose report completed it is a 409 "
+                "report_completed (a past date whose report never completed runs as usual)."
             ),
             "security": [{"bearerAuth": []}],
             "x-required-app-role": AppRole.REPORTS_RUN,
@@ -52,6 +55,7 @@ PATHS: dict[str, Any] = {
                     "The report of that date is already complete.", "ReportRunStatus", location=True
                 ),
                 "202": _json("The run is queued.", "ReportRunStatus", location=True),
+                "409": ref("responses", "ReportCompleted"),
                 **_errors("400", "401", "403", "500", "502", "503"),
             },
         }
@@ -100,15 +104,15 @@ PARAMETERS: dict[str, Any] = {
         "name": "date",
         "in": "path",
         "required": True,
-        "description": "Report date, YYYY-MM-DD.",
-        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+        "description": "Report date, YYYY-MM-DD (a calendar date).",
+        "schema": {"type": "string", "format": "date", "pattern": f"^{REPORT_DATE_PATTERN}$"},
     },
     "reportDateQuery": {
         "name": "date",
         "in": "query",
         "required": False,
         "description": "Report date, YYYY-MM-DD (default: today in the schedule's zone; not in the future).",
-        "schema": {"type": "string", "pattern": "^\\d{4}-\\d{2}-\\d{2}$"},
+        "schema": {"type": "string", "format": "date", "pattern": f"^{REPORT_DATE_PATTERN}$"},
     },
     "force": {
         "name": "force",
@@ -134,6 +138,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "reportDate": {"type": "string", "format": "date"},
             "runId": {"type": "string"},
+            "blobPrefix": {
+                "type": "string",
+                "description": "Where this report's files are stored (the run that produced it).",
+            },
             "trigger": {"type": "string", "enum": ["timer", "on-demand"]},
             "forced": {"type": "boolean"},
             "startedAt": {"type": "string", "format": "date-time"},
@@ -211,9 +219,14 @@ SCHEMAS: dict[str, Any] = {
 }
 
 RESPONSES: dict[str, Any] = {
+    "ReportCompleted": {
+        "description": "force=true for a past date whose report completed (code report_completed).",
+        "headers": {"x-request-id": ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": ref("schemas", "Error")}},
+    },
     "ReportNotFound": {
         "description": "No completed report (or run) for that date (code report_not_found).",
         "headers": {"x-request-id": ref("headers", "RequestId")},
         "content": {"application/json": {"schema": ref("schemas", "Error")}},
-    }
+    },
 }

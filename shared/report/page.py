@@ -53,13 +53,14 @@ def build_model(service: ReportService, date: dt.date | None = None) -> PageMode
         except NotFound:
             return PageModel(None, [], [], False)
     date = parse_report_date(str(summary["reportDate"]))
-    rows, more = _storage("reading the changes", lambda: _first_changes(service, date))
+    name = layout.report_blob(date, summary, "changes.csv")
+    rows, more = _storage("reading the changes", lambda: _first_changes(service, name))
     return PageModel(summary, service.history(HISTORY_DAYS), rows, more)
 
 
-def _first_changes(service: ReportService, date: dt.date) -> tuple[list[dict[str, str]], bool]:
+def _first_changes(service: ReportService, name: str) -> tuple[list[dict[str, str]], bool]:
     rows: list[dict[str, str]] = []
-    for row in _changes(service, layout.blob(date, "changes.csv")):
+    for row in _changes(service, name):
         if len(rows) == MAX_CHANGES_SHOWN:
             return rows, True
         rows.append(row)

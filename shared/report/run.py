@@ -3,7 +3,9 @@
 * **One completed report per date.** ``summary.json`` is the commit point: written last, with
   ``If-None-Match: *`` (or, for a forced re-run, ``If-Match`` the ETag it replaces). A date whose summary
   exists is done: another trigger, instance or on-demand run returns at once (and only makes sure the mail
-  went out).
+  went out). Each run writes its CSVs and delta state under its own prefix (``users/D/runs/R/``, see
+  :mod:`shared.report.layout`) and the summary names that prefix, so the report switches from one run's
+  files to another's only at the summary: a run that fails anywhere before leaves the report as it was.
 * **One run at a time per date.** The run holds a 15 s lease on ``users/D/lock``, renewed in the background
   while it works. A second run finds the lease taken and returns ``in-progress`` without touching anything.
 * **Crash and resume.** A run that dies leaves uncommitted blocks and no summary; its lease lapses within
@@ -11,9 +13,12 @@
   expire, so resuming a half-read listing could lose or repeat rows).
 * **Failure is visible.** When Graph keeps throttling past the run's budget (10 x
   ``GRAPH_RETRY_BUDGET_SECONDS`` of waiting, and never past the host's ``functionTimeout``) or storage
-  fails, ``status.json`` says ``failed`` with the reason and no summary is written; the next trigger
-  retries.
-* **Forced re-runs** (``force``) are explicit and leave an audit line (log + ``users/D/audit/...``).
+  fails (a page, a block staged or committed, the summary itself), ``status.json`` says ``failed`` with the
+  reason and no summary is written; the next trigger retries.
+* **Forced re-runs** (``force``) are explicit and leave an audit line (log + ``users/D/audit/...``). They
+  replace today's report only: the directory can only be read as it is now, so a completed report of a past
+  date is never replaced (the service refuses with 409; a queued one is dropped here). A past date whose
+  report never completed is produced as any run.
 """
 
 from __future__ import annotations
@@ -128,7 +133,7 @@ class ReportRunner:
         date = request.date
         summary_name = layout.blob(date, "summary.json")
         existing = self._store.read_json(summary_name)
-        if existing is not None and not request.force:
+        if existing is not None and not self._replaces(request):
             self._after_commit(date, existing[0])
             return RunResult("already-completed", self._status(date), summary=existing[0])
         with self._store.lease(layout.blob(date, "lock")) as lease:
@@ -136,22 +141,18 @@ class ReportRunner:
                 logger.info("Report %s is being produced by another run; nothing to do", date)
                 return RunResult("in-progress", self._status(date))
             existing = self._store.read_json(summary_name)  # re-check under the lease
-            if existing is not None and not request.force:
+            if existing is not None and not self._replaces(request):
                 return RunResult("already-completed", self._status(date), summary=existing[0])
             if request.force:
                 self._audit(request, replaced=existing is not None)
             status = self._start_status(request)
             try:
                 summary = self._produce(request, status)
+                committed = self._store.replace_json(
+                    summary_name, summary, etag=existing[1] if existing is not None else None
+                )
             except GraphFunctionsError as error:
-                status.update(state="failed", reason=error.public_message, errorCode=error.code)
-                status["finishedAt"] = _iso(self._now())
-                self._store.put_json(layout.blob(date, "status.json"), status)
-                logger.error("Report %s failed (%s): %s", date, error.code, error.message)
-                return RunResult("failed", status, error=error)
-            committed = self._store.replace_json(
-                summary_name, summary, etag=existing[1] if existing is not None else None
-            )
+                return self._failed(date, status, error)
             if not committed:  # only if a lease lapsed under a paused process: the other run won
                 logger.warning(
                     "Report %s was committed by another run first; this run's summary is dropped", date
@@ -160,10 +161,41 @@ class ReportRunner:
             else:
                 status.update(state="completed")
             status["finishedAt"] = _iso(self._now())
-            self._store.put_json(layout.blob(date, "status.json"), status)
+            try:
+                self._store.put_json(layout.blob(date, "status.json"), status)
+            except GraphFunctionsError as error:  # the report stands: the status resource reads the summary
+                logger.error("Report %s completed but its status was not written (%s)", date, error.code)
         logger.info("Report %s completed: %d users, %d pages", date, status["users"], status["pages"])
         self._after_commit(date, summary)
         return RunResult("completed", status, summary=summary)
+
+    def today(self) -> dt.date:
+        """Today in the schedule's zone (``WEBSITE_TIME_ZONE``): the one date a forced run may replace."""
+        return self._now().astimezone(layout.schedule_zone(self._settings.report_time_zone)).date()
+
+    def _replaces(self, request: RunRequest) -> bool:
+        """Whether ``request`` may replace the completed report of its date: forced, and of today."""
+        if not request.force:
+            return False
+        if request.date < self.today():
+            logger.warning(
+                "Report %s: a forced re-run of a completed past report is dropped (run %s, by %s)",
+                request.date,
+                request.run_id,
+                request.requested_by or request.trigger,
+            )
+            return False
+        return True
+
+    def _failed(self, date: dt.date, status: dict[str, Any], error: GraphFunctionsError) -> RunResult:
+        status.update(state="failed", reason=error.public_message, errorCode=error.code)
+        status["finishedAt"] = _iso(self._now())
+        logger.error("Report %s failed (%s): %s", date, error.code, error.message)
+        try:
+            self._store.put_json(layout.blob(date, "status.json"), status)
+        except GraphFunctionsError as again:  # storage is down: the status resource says "interrupted"
+            logger.error("Report %s: the failed status was not written either (%s)", date, again.code)
+        return RunResult("failed", status, error=error)
 
     # -- the work -------------------------------------------------------------------------------------------
 
@@ -185,15 +217,16 @@ class ReportRunner:
         )
         previous_date, previous_link = self._previous(date)
         run_key = request.run_id
+        prefix = layout.run_prefix(date, run_key)
         writers = 0
 
         def changes_writer() -> BlockCsvWriter:
             nonlocal writers
             writers += 1
-            return self._writer(layout.blob(date, "changes.csv"), CHANGE_COLUMNS, f"{run_key}c{writers}")
+            return self._writer(prefix + "changes.csv", CHANGE_COLUMNS, f"{run_key}c{writers}")
 
         delta, changes = record_changes(fetcher, previous_link, changes_writer)
-        users = self._writer(layout.blob(date, "users.csv"), CSV_COLUMNS, f"{run_key}u")
+        users = self._writer(prefix + "users.csv", CSV_COLUMNS, f"{run_key}u")
         totals = Totals(now=started_at)
         availability = SignInAvailability(included=False)
         reported = self._clock()
@@ -208,12 +241,13 @@ class ReportRunner:
         users_bytes = users.commit()
         changes_bytes = changes.commit()
         self._store.put_json(
-            layout.blob(date, "delta.json"), {"reportDate": date.isoformat(), "deltaLink": delta.delta_link}
+            prefix + "delta.json", {"reportDate": date.isoformat(), "deltaLink": delta.delta_link}
         )
         finished_at = self._now()
         return {
             "reportDate": date.isoformat(),
             "runId": request.run_id,
+            "blobPrefix": prefix,
             "trigger": request.trigger,
             "forced": request.force,
             "startedAt": _iso(started_at),
@@ -244,9 +278,10 @@ class ReportRunner:
     def _previous(self, date: dt.date) -> tuple[dt.date | None, str | None]:
         """The latest completed report before ``date`` and the deltaLink it ended at."""
         for earlier in self._store.report_dates():
-            if earlier >= date or not self._store.exists(layout.blob(earlier, "summary.json")):
+            found = self._store.read_json(layout.blob(earlier, "summary.json")) if earlier < date else None
+            if found is None:
                 continue
-            state = self._store.read_json(layout.blob(earlier, "delta.json"))
+            state = self._store.read_json(layout.report_blob(earlier, found[0], "delta.json"))
             link = state[0].get("deltaLink") if state is not None else None
             return earlier, link if isinstance(link, str) and link else None
         return None, None

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared.core.errors import BadRequest, GraphFunctionsError, NotFound
+from shared.core.errors import BadRequest, GraphFunctionsError, NotFound, ReportCompleted
 from shared.report import layout
 from shared.report.links import CsvLinks
 from shared.report.run import ReportRunner, RunRequest, RunResult
@@ -86,10 +86,20 @@ class ReportService:
         """Queue an on-demand run of ``date`` (200 and the status when already complete and not forced).
 
         Raises:
+            ReportCompleted: ``report_completed`` (409), a forced run of a past date whose report
+                completed: the directory can only be read as it is today, so it would replace that day's
+                report with today's (a past date whose report never completed is produced as usual).
             StorageUnavailable: the queue or the container is unreachable.
         """
-        if not force and self.store.exists(layout.blob(date, "summary.json")):
+        completed = self.store.exists(layout.blob(date, "summary.json"))
+        if completed and not force:
             return Accepted(200, self.status(date))
+        if completed and date < self.runner.today():
+            raise ReportCompleted(
+                f"The report of {date.isoformat()} is complete and that day is over: a re-run would replace "
+                "it with today's directory, so past reports are kept as they were. Only today's report can "
+                "be re-run (or a past date whose report never completed)."
+            )
         run_id = str(uuid.uuid4())
         current = self.store.read_json(layout.blob(date, "status.json"))
         if current is not None and not force:
@@ -152,7 +162,7 @@ class ReportService:
             message = json.loads(body)
             date = layout.parse_report_date(str(message["date"]))
             force = message.get("force") is True
-            run_id = str(message.get("runId") or uuid.uuid4())
+            run_id = str(uuid.UUID(str(message.get("runId") or uuid.uuid4())))  # names a blob prefix
             requested_by = message.get("requestedBy")
         except (ValueError, KeyError, TypeError) as exc:
             raise BadRequest("The report queue message is malformed") from exc
@@ -205,6 +215,10 @@ class ReportService:
             raise NotFound(f"No report run exists for {date.isoformat()}", code="report_not_found")
         status = found[0]
         if status.get("state") == "running" and not self.store.leased(layout.blob(date, "lock")):
+            summary = self.store.read_json(layout.blob(date, "summary.json"))
+            if summary is not None and summary[0].get("runId") == status.get("runId"):
+                # The run committed its report; only its last status write was lost.
+                return status | {"state": "completed"}
             # Nobody renews the lease: the run's host stopped or crashed mid-run.
             status = status | {
                 "state": "interrupted",

@@ -9,6 +9,10 @@
   http, i.e. localhost, browsers refuse both). The flow cookie binds a started sign-in to this browser (10
   minutes, same attributes). ``SameSite=Lax`` lets them ride the top-level GET redirect back from Entra
   (``response_mode=query``) and keeps them off cross-site POSTs.
+* **Cross-site navigations.** ``SameSite=Lax`` also sends the session cookie with a top-level GET that another
+  site starts (a link, a redirect): :func:`from_another_site` tells such a request apart by the browser's
+  ``Sec-Fetch-Site`` (Fetch Metadata: ``same-origin``, or ``none`` for a typed URL or a bookmark, are the
+  app's own; ``same-site`` and ``cross-site`` are not), so the endpoints that read mail can refuse it.
 * **next** accepts only same-origin relative paths (:func:`safe_next`): no scheme, no ``//host``, no
   backslash, no control characters, also after percent-decoding; anything else becomes ``/``.
 """
@@ -91,6 +95,14 @@ def cookie_value(request: func.HttpRequest, base: str, origin: str) -> str | Non
 def session_id_of(request: func.HttpRequest, origin: str) -> str | None:
     """The session id in the request's session cookie, if any."""
     return cookie_value(request, SESSION_COOKIE, origin)
+
+
+def from_another_site(headers: Mapping[str, str]) -> bool:
+    """Whether the browser says another site (or a sibling subdomain) started this request: a
+    ``Sec-Fetch-Site`` other than ``same-origin`` or ``none``. Without the header (an old browser, a
+    script) it cannot tell, and says no."""
+    site = headers.get("sec-fetch-site")
+    return site is not None and site.strip().lower() not in ("same-origin", "none")
 
 
 def safe_next(value: str | None) -> str:

@@ -210,6 +210,7 @@ _HEADINGS: Mapping[int, str] = {
     401: "Please sign in again",
     403: "You do not have access to this page",
     404: "Not found",
+    409: "That would replace something that must stay",
     502: "A Microsoft service answered unexpectedly",
     503: "A service is temporarily unavailable",
 }
@@ -229,9 +230,10 @@ def error_page(
     request: PageRequest,
     chrome: Chrome,
     retry_href: str | None = None,
+    retry_label: str = "Try again",
 ) -> func.HttpResponse:
     """The friendly HTML error page for ``error``: its status, heading, public message, stable code and a
-    "try again" link (the page itself for GET, else home), never a trace."""
+    "try again" link (``retry_href``; default the page itself for GET, else home), never a trace."""
     href = (
         retry_href
         or _RETRY_FROM.get(request.path)
@@ -243,7 +245,7 @@ def error_page(
         "message": error.public_message,
         "code": error.code,
         "retry_href": href,
-        "retry_label": "Try again",
+        "retry_label": retry_label,
     }
     response = render("error.html", context, request=request, chrome=chrome, status=error.status)
     for name, value in error.response_headers().items():

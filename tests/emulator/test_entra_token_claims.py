@@ -17,6 +17,7 @@ from tests.emulator.entra_flow import (
     token_post,
     verify_with_jwks,
 )
+from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
 
 GUEST_UPN = "guest.partner_fabrikam.com#EXT#@contoso.onmicrosoft.com"
@@ -146,3 +147,14 @@ def test_graph_tokens_have_a_header_nonce_and_do_not_verify_against_the_jwks(
     own = token_post(tenant, api).json()["access_token"]
     assert "nonce" not in jwt.get_unverified_header(own)
     verify_with_jwks(tenant, own, tenant.env["ENTRA_CLIENT_ID"])
+
+
+def test_idtyp_optional_claim_marks_the_apis_app_only_tokens(fresh: LocalTenant) -> None:
+    """``idtyp`` is an optional access-token claim "only in app-only access tokens" (optional claims
+    reference); an app-only token's ``oid`` and ``sub`` both name the client's service principal."""
+    api = fresh.env["ENTRA_CLIENT_ID"]
+    plain = verify_with_jwks(fresh, Caller(fresh).token(), api)
+    assert "idtyp" not in plain and plain["oid"] == plain["sub"] and "scp" not in plain
+    fresh.control("PATCH", f"/apps/{api}", {"optionalClaims": {"accessToken": ["idtyp"]}})
+    marked = verify_with_jwks(fresh, Caller(fresh).token(), api)
+    assert marked["idtyp"] == "app" and marked["oid"] == marked["sub"] == plain["oid"]

@@ -15,8 +15,15 @@ from azure.data.tables import TableServiceClient
 from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, FreshHosts
-from tests.integration.test_mail_kit import Directory, audit_records, directory, forged_delegated_token
+from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
+from tests.integration.test_mail_kit import (
+    Directory,
+    app_graph_token,
+    audit_records,
+    directory,
+    forged_delegated_token,
+    graph_get,
+)
 from tests.support.apphost import Caller
 from tests.support.ports import free_port_range
 from tests.support.tenant import LocalTenant
@@ -105,8 +112,8 @@ def test_the_audit_read_role_is_required(
     [
         {"from": "2026-13-01"},
         {"from": "yesterday"},
-        {"from": "2026-11-02", "to": "2026-11-01"},
-        {"from": "2026-01-01", "to": "2026-03-01"},
+        {"from": "2026-12-01T08:00:00"},  # a date-time has its offset (RFC 3339, as declared)
+        {"mailbox": ""},  # an empty value (the host would drop it and list every mailbox's reads)
         {"top": "0"},
         {"top": "101"},
         {"mailbox": "not an address"},
@@ -116,6 +123,20 @@ def test_the_audit_read_role_is_required(
 )
 def test_invalid_queries(host: DevHostProcess, caller: Caller, params: dict[str, str]) -> None:
     assert_error(audit(host, caller.token(), **params), 400, "invalid_parameter")
+
+
+def test_any_declared_range_is_accepted_and_scanned_a_month_per_page(
+    host: DevHostProcess, caller: Caller
+) -> None:
+    """The document cannot relate from and to: an inverted range selects nothing, a wide one is continued
+    through nextCursor (a month of day partitions per page at most), the calendar's edges are clamped."""
+    token = caller.token()
+    inverted = audit(host, token, **{"from": "2026-11-02", "to": "2026-11-01"})
+    assert inverted.status_code == 200 and inverted.json() == {"value": [], "nextCursor": None}
+    wide = audit(host, token, **{"from": "2001-01-01", "to": "2001-12-31"})
+    assert wide.status_code == 200 and wide.json()["value"] == [] and wide.json()["nextCursor"]
+    edges = audit(host, token, **{"from": "0001-01-01", "to": "9999-12-31T23:59:59-23:59", "top": "1"})
+    assert edges.status_code == 200, edges.text
 
 
 @pytest.mark.parametrize("cursor", ["x", "eyJ2IjoxfQ", "e30", "!!"])
@@ -194,3 +215,29 @@ def test_a_read_whose_record_cannot_be_written_is_refused(
         assert audit_records(host, caller, refused) == []
     finally:
         storage.stop()
+
+
+def test_a_read_is_found_by_its_owner_whichever_form_the_caller_typed(
+    host: DevHostProcess, local_tenant: LocalTenant, caller: Caller, directory: Directory, evidence: Evidence
+) -> None:
+    """Issue 17, finding 2: a read by object id is found by an auditor searching by UPN, and the reverse;
+    each record names the owner's object id and UPN at read time beside the mailbox as typed."""
+    upn = directory.direct_member
+    object_id = graph_get(
+        local_tenant, app_graph_token(local_tenant, evidence), f"users/{upn}", **{"$select": "id"}
+    )["id"].lower()
+    token = caller.token()
+    sent = []
+    for typed in (object_id.upper(), upn.upper()):
+        response = call(host, f"/api/users/{typed}/messages", token, {"top": "1"})
+        assert response.status_code == 200, response.text
+        sent.append(response.headers["x-request-id"])
+    for search in (upn, object_id, upn.upper()):
+        found = {r["requestId"]: r for r in audit(host, token, mailbox=search).json()["value"]}
+        assert set(sent) <= set(found), search
+        assert [found[r]["mailbox"] for r in sent] == [object_id, upn]  # as typed (lower-cased)
+        assert {(found[r]["mailboxObjectId"], found[r]["mailboxUserPrincipalName"]) for r in sent} == {
+            (object_id, upn)
+        }
+    other = audit(host, token, mailbox=directory.member_upn).json()["value"]
+    assert not set(sent) & {r["requestId"] for r in other}

@@ -126,6 +126,10 @@ FORGED: dict[str, Forger] = {
         ),
     ),
     "oversized": lambda t, c, a: forge_token(t, padding="x" * 20_000),
+    # A person's token for this API without scp, holding the app role through the person (issue 17, 9):
+    # its sub is pairwise, not its oid, so it is no app-only token.
+    "user-token-without-scp": lambda t, c, a: forge_token(t, sub=str(uuid.uuid4())),
+    "user-token-without-scp-idtyp-user": lambda t, c, a: forge_token(t, idtyp="user"),
 }
 
 

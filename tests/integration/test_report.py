@@ -228,10 +228,10 @@ def test_on_demand_runs_list_changes_then_resync_after_an_expired_delta_link(
     assert page.count("<circle") == 0  # the history is the last 30 days: these reports are from January
     assert "After Resync" in page and "<svg" in page
 
-    # A forced re-run is explicit, replaces the report and is audited in the log.
-    forced = run_on_demand(host, token, "2026-01-01", force="true")
-    assert forced["forced"] is True and forced["runId"] != baseline["runId"]
-    assert "AUDIT forced re-run of report 2026-01-01" in host.log()
+    # A forced re-run of a past report would replace it with today's directory: refused, the report kept
+    # (today's report can be re-run: test_report_reruns.py).
+    assert_error(post_run(host, token, date="2026-01-01", force="true"), 409, "report_completed")
+    assert call(host, "/api/reports/users/2026-01-01", token).json()["runId"] == baseline["runId"]
 
 
 def test_api_input_errors(
@@ -287,8 +287,9 @@ def test_summary_mail_reaches_the_recipient_once(
     )
     tenant.control("POST", "/users", {"displayName": "Probe", "department": "<b>R&D</b> {{7*7}}"}, expect=201)
     token = caller.token()
-    summary = run_on_demand(host, token, "2026-02-01")
-    subject = f"Daily user report 2026-02-01: {summary['totals']['users']} users"
+    day = today_utc()  # a forced re-run replaces today's report only
+    summary = run_on_demand(host, token, day)
+    subject = f"Daily user report {day}: {summary['totals']['users']} users"
     found: list[dict[str, Any]] = []
 
     def delivered() -> bool:
@@ -300,8 +301,8 @@ def test_summary_mail_reaches_the_recipient_once(
     assert found[0]["body"]["contentType"].lower() == "html"
     assert "&lt;b&gt;R&amp;D&lt;/b&gt; {{7*7}}" in body and "<b>R&D</b>" not in body
     assert "<img" not in body.lower() and "<script" not in body.lower() and "<style" not in body.lower()
-    assert 'href="https://reports.contoso.example/reports?date=2026-02-01"' in body
+    assert f'href="https://reports.contoso.example/reports?date={day}"' in body
     # A retried (forced) run does not mail again.
-    run_on_demand(host, token, "2026-02-01", force="true")
+    run_on_demand(host, token, day, force="true")
     time.sleep(1.0)  # longer than the tenant's sendMail delay (300 ms): a second mail would be there
     assert len(_mailbox_messages(tenant, recipient, subject)) == 1

@@ -236,17 +236,22 @@ def test_run_now_queues_the_run_shows_its_status_and_audits_a_forced_one(site: S
     assert again.status_code == 303 and again.headers["Location"] == f"/reports?run={site.yesterday}"
     shown = page_html(site.admin.get(again.headers["Location"]))
     assert '<strong id="run-state">completed</strong>' in shown
-    forced = {"csrf": token, "date": site.yesterday, "force": "true"}
+    # A past report is never replaced (it would get today's directory): the 409 page, nothing queued.
+    past = {"csrf": token, "date": site.yesterday, "force": "true"}
+    assert_error_page(site.admin.post("/reports/run", past, headers=origin), 409, "report_completed")
+    assert site.admin.get(f"/api/reports/users/{site.yesterday}").json()["runId"] == before
+    today = site.admin.get(f"/api/reports/users/{site.today}").json()["runId"]
+    forced = {"csrf": token, "date": site.today, "force": "true"}
     answer = site.admin.post("/reports/run", forced, headers=origin)
     assert answer.status_code == 303
     status_page = page_html(site.admin.get(answer.headers["Location"]))
     assert "(forced re-run)" in status_page
     assert any(f'id="run-state">{s}<' in status_page for s in ("queued", "running", "completed"))
-    done = wait_state(site.host, caller.token(), site.yesterday, {"completed", "failed"})
-    assert done["state"] == "completed" and done["forced"] is True and done["runId"] != before
+    done = wait_state(site.host, caller.token(), site.today, {"completed", "failed"})
+    assert done["state"] == "completed" and done["forced"] is True and done["runId"] != today
     oid = site.admin.get("/api/me").json()["id"]
     wait_until(
-        lambda: f"AUDIT forced re-run of report {site.yesterday} by person {oid}" in site.host.log(),
+        lambda: f"AUDIT forced re-run of report {site.today} by person {oid}" in site.host.log(),
         what="the audit line",
     )
     assert f"requested from the page by person {oid} (forced True)" in site.host.log()

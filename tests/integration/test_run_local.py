@@ -111,6 +111,17 @@ def test_run_local_serves_the_app_and_stops_cleanly_on_sigint(
         f"{tenant_env['EMULATOR_URL']}/_emulator/info", verify=tenant_env["EMULATOR_CA_BUNDLE"], timeout=30
     ).json()["users"]
     assert len(listed.json()["value"]) == expected == 25
+    # Mail is readable out of the box, through the local tenant's "Mail Readers" scope (issue 17).
+    assert settings["Values"]["MAILBOX_SCOPE"] == tenant_env["MAIL_READERS_GROUP_ID"] != ""
+    bearer = {"Authorization": f"Bearer {token}"}
+    member_mail = requests.get(
+        f"{base}/api/users/{tenant_env['DEMO_USER_USERNAME']}/messages", headers=bearer, timeout=60
+    )
+    assert member_mail.status_code == 200 and member_mail.json()["value"], member_mail.text
+    outside = requests.get(
+        f"{base}/api/users/{tenant_env['DEMO_ADMIN_USERNAME']}/messages", headers=bearer, timeout=60
+    )
+    assert (outside.status_code, outside.json()["error"]["code"]) == (403, "mailbox_out_of_scope")
 
     process.send_signal(signal.SIGINT)
     assert process.wait(60) == 0

@@ -143,6 +143,7 @@ def token_claims(tenant: LocalTenant, **overrides: Any) -> dict[str, Any]:
     """Claims of a valid v2 app-only token for Graph Functions' API, from the tenant's caller."""
     env = tenant.env
     now = int(time.time())
+    caller_object_id = str(uuid.uuid4())
     claims: dict[str, Any] = {
         "aud": env["ENTRA_CLIENT_ID"],
         "iss": f"{env['ENTRA_AUTHORITY_HOST']}/{env['ENTRA_TENANT_ID']}/v2.0",
@@ -152,8 +153,8 @@ def token_claims(tenant: LocalTenant, **overrides: Any) -> dict[str, Any]:
         "tid": env["ENTRA_TENANT_ID"],
         "azp": env["CALLER_CLIENT_ID"],
         "azpacr": "1",
-        "oid": str(uuid.uuid4()),
-        "sub": str(uuid.uuid4()),
+        "oid": caller_object_id,
+        "sub": caller_object_id,  # an app-only token: both name the caller's service principal
         "roles": [USERS_ROLE],
         "ver": "2.0",
     }

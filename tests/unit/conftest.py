@@ -125,6 +125,7 @@ def make_token(rsa_key: rsa.RSAPrivateKey) -> TokenFactory:
             "ver": "2.0",
         }
         payload.update(claims)
+        payload.setdefault("sub", payload["oid"])  # an app-only token: both name the service principal
         for name in drop:
             payload.pop(name, None)
         signing_key = key if key is not None else pem_of(rsa_key)

@@ -441,3 +441,44 @@ def test_sovereign_cloud_issuers_come_from_the_authority_host(
         authenticate(make_token(iss=f"https://{foreign_v1_host}/{TENANT}/", **v1))
     with pytest.raises(Unauthenticated, match="not issued by this tenant"):
         authenticate(make_token(iss=f"{AUTHORITY_HOST}/{TENANT}/v2.0"))  # another cloud's v2 issuer
+
+
+def test_user_token_without_scp_is_not_an_application(tenant: Tenant, make_token: TokenFactory) -> None:
+    """A person's token for this API with no delegated scope may still carry the person's app roles: it
+    must not pass as the application holding them (issue 17, finding 9)."""
+    token = make_token(oid="user-object-id", sub="pairwise-subject", roles=[ROLE])
+    with pytest.raises(Unauthenticated) as caught:
+        tenant.authenticate(token, kinds=APPLICATIONS)
+    assert caught.value.status == 401 and "neither an app-only token" in caught.value.message
+    with pytest.raises(Unauthenticated):
+        tenant.authenticate(make_token(oid="user-object-id", drop=("sub",)), kinds=APPLICATIONS)
+
+
+@pytest.mark.parametrize(
+    ("claims", "kind"),
+    [
+        ({"idtyp": "app", "oid": "sp", "sub": "sp"}, "application"),
+        ({"idtyp": "app", "oid": "sp", "sub": "other"}, "application"),  # idtyp decides where present
+        ({"idtyp": "user", "oid": "u", "sub": "pairwise", "scp": "access_as_user"}, "user"),
+        ({"oid": "u", "sub": "pairwise", "scp": "access_as_user"}, "user"),
+    ],
+)
+def test_token_kind_is_recognised_positively(
+    tenant: Tenant, make_token: TokenFactory, claims: dict[str, str], kind: str
+) -> None:
+    assert tenant.authenticate(make_token(**claims), kinds=APPLICATIONS | USERS).kind == kind
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"idtyp": "user", "oid": "u", "sub": "u"},  # a user token without scopes, whatever oid and sub say
+        {"idtyp": "app", "scp": "access_as_user"},  # contradictory
+        {"idtyp": "device"},
+    ],
+)
+def test_token_of_no_recognised_kind_is_401(
+    tenant: Tenant, make_token: TokenFactory, claims: dict[str, str]
+) -> None:
+    with pytest.raises(Unauthenticated):
+        tenant.authenticate(make_token(**claims), kinds=APPLICATIONS | USERS)

@@ -19,7 +19,8 @@ import function_app
 from shared.app import services as runtime
 from shared.app.tenants import graph_config
 from shared.core.cursor import encode_cursor
-from shared.core.errors import ConfigurationError
+from shared.core.errors import BadRequest, ConfigurationError
+from shared.core.params import reject_empty
 from shared.graph.client import GraphClient
 from shared.identity.bearer import CallerAuthenticator
 from shared.identity.signing_keys import SigningKeys
@@ -361,3 +362,12 @@ def test_runtime_builds_each_service_once() -> None:
     with pytest.raises(ConfigurationError) as second:
         broken.tenant().users()
     assert first.value is second.value
+
+
+@pytest.mark.parametrize("query", ["select=", "top", "top=5&select=", "a=1&b"])
+def test_an_empty_query_value_is_refused(query: str) -> None:
+    """The host drops empty values (``?select=`` reads as no select): the raw URL still has them."""
+    with pytest.raises(BadRequest, match="empty value"):
+        reject_empty(f"http://localhost/api/users?{query}")
+    reject_empty("http://localhost/api/users?top=5&select=id")
+    reject_empty("http://localhost/api/users")

@@ -38,13 +38,15 @@ from shared.mail.query import (
     validate_message_id,
 )
 from shared.mail.reads import MailReads
-from shared.mail.scope import MailboxScope
+from shared.mail.scope import MailboxOwner, MailboxScope
 
 from .conftest import GRAPH, make_settings
 from .fakes import FakeClock, FakeTokens, FakeTransport, graph_error, respond
 
 ADA = "ada@contoso.com"
 GROUP = "8a0c4e7e-1b2d-4c5f-9a6b-7c8d9e0f1a2b"
+ADA_ID = "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d"
+EVE_ID = "1c8d2e3f-4051-4b6c-9d7e-8f9a0b1c2d3e"
 SELECT = ",".join(LIST_FIELDS)
 
 
@@ -259,35 +261,49 @@ def scope_of(transport: FakeTransport, scope: str | None, ttl: int = 300, clock:
     return MailboxScope(graph(transport), scope=scope, cache_seconds=ttl, clock=clock or time.monotonic)
 
 
+def owner(object_id: str, upn: str) -> Any:
+    return respond(200, {"id": object_id.upper(), "userPrincipalName": upn.title()})
+
+
 def test_default_scope_denies_with_the_setting_named() -> None:
     with pytest.raises(MailboxOutOfScope, match="MAILBOX_SCOPE"):
-        scope_of(FakeTransport(), None).require(ADA)
-    scope_of(FakeTransport(), "*").require(ADA)  # no Graph call (FakeTransport would fail)
+        scope_of(FakeTransport(), None).require(ADA)  # nothing resolved (FakeTransport would fail)
+    transport = FakeTransport([owner(ADA_ID, ADA)])
+    assert scope_of(transport, "*").require(ADA) == MailboxOwner(ADA_ID, ADA)  # the owner, no check
+    assert transport.requests[0].params == {"$select": "id,userPrincipalName"}
 
 
-def test_membership_answers_are_cached_per_mailbox_for_the_period() -> None:
+def test_owner_and_membership_answers_are_cached_for_the_period() -> None:
     clock = FakeClock()
     transport = FakeTransport()
-    transport.route(f"{GRAPH}/v1.0/users/ada@", respond(200, {"value": [GROUP]}))
-    transport.route(f"{GRAPH}/v1.0/users/eve@", respond(200, {"value": []}))
+    transport.route(f"{GRAPH}/v1.0/users/ada@", owner(ADA_ID, ADA))
+    transport.route(f"{GRAPH}/v1.0/users/eve@", owner(EVE_ID, "eve@contoso.com"))
+    transport.route(f"{GRAPH}/v1.0/users/{ADA_ID}/checkMemberGroups", respond(200, {"value": [GROUP]}))
+    transport.route(f"{GRAPH}/v1.0/users/{EVE_ID}/checkMemberGroups", respond(200, {"value": []}))
+    transport.route(f"{GRAPH}/v1.0/users/{ADA_ID}", owner(ADA_ID, ADA))
     scope = scope_of(transport, GROUP, ttl=300, clock=clock)
+    seen: list[MailboxOwner] = []
     for _ in range(3):
-        scope.require(ADA)
+        assert scope.require(ADA) == MailboxOwner(ADA_ID, ADA)
         with pytest.raises(MailboxOutOfScope):
-            scope.require("eve@contoso.com")
-    assert len(transport.requests) == 2
-    assert transport.requests[0].data == b'{"groupIds":["' + GROUP.encode() + b'"]}'
+            scope.require("eve@contoso.com", seen.append)
+    assert seen == [MailboxOwner(EVE_ID, "eve@contoso.com")] * 3  # refusals know whose mailbox it was
+    assert len(transport.requests) == 4  # one lookup and one check per mailbox
+    assert transport.requests[1].url.endswith(f"/users/{ADA_ID}/checkMemberGroups")
+    assert transport.requests[1].data == b'{"groupIds":["' + GROUP.encode() + b'"]}'
+    assert scope.require(ADA_ID) == MailboxOwner(ADA_ID, ADA)  # the other form: one lookup, same check
+    assert len(transport.requests) == 5
     clock.now += 301
     scope.require(ADA)
-    assert len(transport.requests) == 3
+    assert len(transport.requests) == 7
 
 
 def test_concurrent_first_reads_share_one_membership_check() -> None:
     gate = threading.Event()
 
-    def slow(_: Any) -> Any:
+    def slow(request: Any) -> Any:
         gate.wait(5)
-        return respond(200, {"value": [GROUP]})
+        return respond(200, {"value": [GROUP]}) if request.method == "POST" else owner(ADA_ID, ADA)
 
     transport = FakeTransport()
     transport.route(f"{GRAPH}/v1.0/users/", slow)
@@ -311,17 +327,24 @@ def test_concurrent_first_reads_share_one_membership_check() -> None:
         thread.join(5)
     assert not any(thread.is_alive() for thread in threads)
     assert outcomes == ["admitted"] * 8  # all eight, the seven waiting ones included
-    assert len(transport.requests) == 1
+    assert len(transport.requests) == 2  # one lookup, one check
 
 
 def test_scope_check_errors() -> None:
     transport = FakeTransport(
-        [graph_error(404, "Request_ResourceNotFound"), graph_error(403, "Authorization_RequestDenied")]
+        [
+            graph_error(404, "Request_ResourceNotFound"),
+            graph_error(403, "Authorization_RequestDenied"),
+            owner(ADA_ID, ADA),
+            graph_error(403, "Authorization_RequestDenied"),
+        ]
     )
     scope = scope_of(transport, GROUP, ttl=0)
     with pytest.raises(NotFound) as raised:
         scope.require(ADA)
     assert raised.value.code == "user_not_found"
+    with pytest.raises(PermissionNotGranted, match=r"User\.Read\.All"):
+        scope.require(ADA)
     with pytest.raises(PermissionNotGranted, match=r"GroupMember\.Read\.All"):
         scope.require(ADA)
 
@@ -351,7 +374,11 @@ SERVICE = Principal(kind="application", app_id="caller", object_id=None, tenant_
 def test_every_attempt_is_recorded_with_its_outcome() -> None:
     recorder = Recorder()
     transport = FakeTransport(
-        [respond(200, {"value": [message(1), message(2)]}), graph_error(404, "ErrorInvalidUser")]
+        [
+            owner(ADA_ID, ADA),
+            respond(200, {"value": [message(1), message(2)]}),
+            graph_error(404, "ErrorInvalidUser"),  # the owner is cached; the mailbox read fails
+        ]
     )
     service = reads(transport, recorder)
     assert len(service.list_messages(SERVICE, "Ada@contoso.com", {}, request_id="r1").items) == 2
@@ -362,19 +389,31 @@ def test_every_attempt_is_recorded_with_its_outcome() -> None:
     with pytest.raises(Forbidden):
         service.list_messages(SERVICE, ADA, {}, request_id="r4", refusal=Forbidden("no role"))
     summary = [
-        (e.request_id, e.outcome, e.status, e.error_code, e.message_count, e.mailbox)
+        (e.request_id, e.outcome, e.status, e.error_code, e.message_count, e.mailbox, e.owner)
         for e in recorder.entries
     ]
+    ada = MailboxOwner(ADA_ID, ADA)
     assert summary == [
-        ("r1", "allowed", 200, None, 2, ADA),
-        ("r2", "failed", 404, "user_not_found", 0, ADA),
-        ("r3", "failed", 400, "invalid_parameter", 0, "a/b?"),
-        ("r4", "denied", 403, "forbidden", 0, ADA),
+        ("r1", "allowed", 200, None, 2, ADA, ada),
+        ("r2", "failed", 404, "user_not_found", 0, ADA, ada),
+        ("r3", "failed", 400, "invalid_parameter", 0, "a/b?", None),
+        ("r4", "denied", 403, "forbidden", 0, ADA, None),  # a refused caller triggers no lookup
     ]
+
+
+def test_a_read_by_object_id_is_recorded_with_the_owners_upn_and_out_of_scope_with_the_owner() -> None:
+    recorder = Recorder()
+    transport = FakeTransport()
+    transport.route(f"{GRAPH}/v1.0/users/{ADA_ID}/checkMemberGroups", respond(200, {"value": []}))
+    transport.route(f"{GRAPH}/v1.0/users/{ADA_ID}", owner(ADA_ID, ADA))
+    with pytest.raises(MailboxOutOfScope):
+        reads(transport, recorder, scope=GROUP).list_messages(SERVICE, ADA_ID.upper(), {}, request_id="r1")
+    (entry,) = recorder.entries
+    assert (entry.mailbox, entry.owner, entry.outcome) == (ADA_ID, MailboxOwner(ADA_ID, ADA), "denied")
 
 
 def test_an_unrecorded_read_is_refused() -> None:
-    transport = FakeTransport([respond(200, {"value": [message(1)]})])
+    transport = FakeTransport([owner(ADA_ID, ADA), respond(200, {"value": [message(1)]})])
     with pytest.raises(AuditUnavailable):
         reads(transport, Recorder(fail=True)).list_messages(SERVICE, ADA, {}, request_id="r1")
     with pytest.raises(AuditUnavailable):  # a refusal that cannot be recorded is a 503 too
