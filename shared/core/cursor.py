@@ -15,16 +15,16 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from typing import NamedTuple
 
 from shared.core.errors import InvalidCursor
+from shared.core.records import Record
 
 MAX_CURSOR_LENGTH = 4096
 _VERSION = 1
 _BASE64URL = r"^[A-Za-z0-9_-]+$"
 
 
-class Cursor(NamedTuple):
+class Cursor(Record):
     """A decoded cursor: the Graph next link to GET, whether to send ``ConsistencyLevel: eventual``, and the
     fields the first page selected (so every page has the same shape)."""
 

@@ -19,11 +19,11 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from shared.core.errors import ConfigurationError
 from shared.core.patterns import is_guid
+from shared.core.records import Record
 from shared.core.retry_policy import worst_case_call_seconds
 from shared.core.settings_parts import (
     CredentialMode,
@@ -123,7 +123,7 @@ SETTING_NAMES: tuple[str, ...] = (
 )
 
 
-class Settings(NamedTuple):
+class Settings(Record, hidden=("storage_connection",)):
     """Validated, immutable application settings. Build with :meth:`from_env`.
 
     Attributes mirror the environment variables documented in ``docs/settings.md``. URLs are normalised
@@ -167,14 +167,6 @@ class Settings(NamedTuple):
     report_top_departments: int = 10
     #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
     report_time_zone: str | None = None
-
-    def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}={value!r}"
-            for name, value in zip(self._fields, self, strict=True)
-            if name != "storage_connection"
-        )
-        return f"Settings({shown})"
 
     @classmethod
     def from_env(

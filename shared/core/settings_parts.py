@@ -7,13 +7,15 @@ Field names are the ``Settings`` attribute names they copy, so a setting reads t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
+
+from shared.core.records import Record
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 _P = TypeVar("_P")
 
 
-class VaultSettings(NamedTuple):
+class VaultSettings(Record):
     """The app's credential and the vault holding it and the session key (``ENTRA_CREDENTIAL``,
     ``KEY_VAULT_URL``, ``ENTRA_CREDENTIAL_NAME``, ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``,
     ``SESSION_KEY_NAME``)."""
@@ -29,7 +31,7 @@ class VaultSettings(NamedTuple):
     authority_is_microsoft_cloud: bool
 
 
-class StorageSettings(NamedTuple):
+class StorageSettings(Record):
     """The storage account ``AzureWebJobsStorage`` names (connection string or identity). ``repr`` leaves
     the connection string (it may hold an account key) out."""
 
@@ -48,7 +50,7 @@ class StorageSettings(NamedTuple):
         return f"StorageSettings(account={self.storage_account_name!r}, uris={uris!r})"
 
 
-class EntraApp(NamedTuple):
+class EntraApp(Record):
     """This app's registration as one tenant's authority sees it (MSAL confidential clients)."""
 
     client_id: str
@@ -56,7 +58,7 @@ class EntraApp(NamedTuple):
     authority_is_microsoft_cloud: bool
 
 
-class SignInSettings(NamedTuple):
+class SignInSettings(Record):
     """People's sign-in: the registration, the tenant, the resources asked for, the session lifetime."""
 
     client_id: str
@@ -68,7 +70,7 @@ class SignInSettings(NamedTuple):
     session_max_age_hours: int
 
 
-class ReportSettings(NamedTuple):
+class ReportSettings(Record):
     """The daily report: where it is stored and queued, who gets the mail, the run's Graph budget."""
 
     report_container: str

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from shared.core.patterns import is_guid
+from shared.core.records import Record
 
 WHERE = "in local.settings.json (locally) or the Function App's configuration (in Azure)"
 # Azure Table names: 3-63 alphanumerics, starting with a letter. Container and queue names: 3-63 lower-case
@@ -173,7 +174,7 @@ class Reader:
         return value
 
 
-class _Split(NamedTuple):
+class _Split(Record):
     hostname: str
     port: int | None
     path: str

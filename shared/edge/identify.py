@@ -14,12 +14,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import azure.functions as func
 
 from shared.app.services import Runtime
 from shared.core.errors import Forbidden, SignInRequired
+from shared.core.records import Record
 from shared.identity.access import Access, refusal
 from shared.identity.bearer import bearer_token, has_authorization
 from shared.identity.principal import Principal
@@ -27,7 +26,7 @@ from shared.signin.people import current_session, person_of
 from shared.signin.sessions import Session
 
 
-class Identified(NamedTuple):
+class Identified(Record):
     """The outcome of :func:`identify`."""
 
     principal: Principal | None

@@ -31,7 +31,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.core.context import correlation_guid
@@ -43,6 +43,7 @@ from shared.core.errors import (
     UpstreamThrottled,
 )
 from shared.core.http import InvalidRequestError, Response, Transport, TransportError
+from shared.core.records import Record
 from shared.core.retry_policy import (
     IDEMPOTENT_METHODS,
     RETRYABLE_STATUSES,
@@ -62,12 +63,12 @@ _USER_AGENT = f"graph-functions/{__version__}"
 _URL_CHARACTERS = r"[\x21-\x7e]+"
 
 
-class GraphPage(NamedTuple):
+class GraphPage(Record):
     """One page of a Graph collection: its items, the next link (None on the last page), ``@odata.count``."""
 
     items: list[dict[str, Any]]
     next_link: str | None
-    count: int | None = None  # type: ignore[assignment] # shadows tuple.count: @odata.count, by name
+    count: int | None = None
 
 
 class GraphClient:

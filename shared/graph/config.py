@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from shared.core.records import Record
 
 
-class GraphConfig(NamedTuple):
+class GraphConfig(Record):
     """The Graph settings the client reads (``GRAPH_ENDPOINT``, ``GRAPH_TIMEOUT_SECONDS``,
     ``GRAPH_RETRY_BUDGET_SECONDS``, ``GRAPH_MAX_RETRIES``)."""
 

@@ -8,21 +8,12 @@ refused callers (the audited mailbox reads) receives the refusal instead of havi
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from shared.core.errors import Forbidden
+from shared.core.records import Record
 from shared.identity.principal import BEARER_KINDS, KIND_NAMES, CallerKind, Principal, describe_kinds
 
 
-class _AccessFields(NamedTuple):
-    kinds: frozenset[CallerKind]
-    app_role: str | None
-    person_role: str | None
-    optional: bool
-    audited: bool
-
-
-class Access(_AccessFields):
+class Access(Record):
     """Who may call an endpoint.
 
     Attributes:
@@ -39,21 +30,18 @@ class Access(_AccessFields):
             the blueprint is imported).
     """
 
-    __slots__ = ()
+    kinds: frozenset[CallerKind]
+    app_role: str | None = None
+    person_role: str | None = None
+    optional: bool = False
+    audited: bool = False
 
-    def __new__(
-        cls,
-        kinds: frozenset[CallerKind],
-        app_role: str | None = None,
-        person_role: str | None = None,
-        optional: bool = False,
-        audited: bool = False,
-    ) -> Access:
-        if not kinds:
+    def __post_init__(self) -> None:
+        if not self.kinds:
             raise ValueError("An endpoint must accept at least one caller kind")
-        if kinds & BEARER_KINDS and app_role is None:
+        if self.kinds & BEARER_KINDS and self.app_role is None:
             raise ValueError("An endpoint open to bearer callers must name the app role they need")
-        return super().__new__(cls, frozenset(kinds), app_role, person_role, optional, audited)
+        object.__setattr__(self, "kinds", frozenset(self.kinds))
 
     @property
     def accepts_people(self) -> bool:

@@ -23,11 +23,12 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from shared.core.error_translation import from_azure_error
 from shared.core.errors import ConfigurationError
+from shared.core.records import Record
 from shared.core.settings_parts import VaultSettings
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ _SECRET_CONTENT_TYPES = frozenset({"", "text/plain"})
 _EXPIRY_WARNING = datetime.timedelta(days=14)
 
 
-class ClientCredential(NamedTuple):
+class ClientCredential(Record):
     """The app's credential in the form MSAL's ``client_credential`` takes.
 
     Attributes:

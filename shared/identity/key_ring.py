@@ -34,10 +34,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from shared.core.cooldown import Clock, HeldFailure
 from shared.core.errors import ConfigurationError, CredentialUnavailable, GraphFunctionsError
+from shared.core.records import Record
 from shared.core.settings_parts import VaultSettings
 from shared.identity.key_source import KeySource, KeyVersion, VaultKeySource
 
@@ -66,7 +67,7 @@ class UnreadableRecordError(Exception):
     disabled key version. Not an HTTP error: stores treat such a record as absent."""
 
 
-class Sealed(NamedTuple):
+class Sealed(Record):
     """A sealed (encrypted and authenticated) value: the key version that sealed it, and
     ``nonce || ciphertext || tag``."""
 

@@ -8,10 +8,11 @@ import base64
 import binascii
 import datetime
 import logging
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.core.error_translation import from_azure_error
 from shared.core.errors import ConfigurationError, CredentialUnavailable
+from shared.core.records import Record
 
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
@@ -24,7 +25,7 @@ _NEW_KEY_HINT = (
 )
 
 
-class KeyVersion(NamedTuple):
+class KeyVersion(Record):
     """One version of the session key as read from the vault (``key`` hidden from repr)."""
 
     version: str

@@ -10,7 +10,9 @@ value: it holds no session, token or service.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Literal, NamedTuple
+from typing import Literal
+
+from shared.core.records import Record
 
 CallerKind = Literal["application", "user", "person"]
 #: An endpoint for services only (client-credentials tokens).
@@ -28,7 +30,7 @@ KIND_NAMES: Mapping[CallerKind, str] = {
 }
 
 
-class Principal(NamedTuple):
+class Principal(Record):
     """An authenticated caller of any kind.
 
     Attributes:

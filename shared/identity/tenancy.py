@@ -8,12 +8,12 @@ several organisations means adding entries, not threading a tenant id through th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from shared.core.errors import Unauthenticated
+from shared.core.records import Record
 
 
-class Tenant(NamedTuple):
+class Tenant(Record):
     """One organisation.
 
     Attributes:

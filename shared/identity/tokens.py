@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.core.cooldown import Cooldown, HeldFailure
 from shared.core.error_translation import from_msal_result, is_credential_rejected, msal_error_codes
@@ -36,6 +36,7 @@ from shared.core.errors import (
     CredentialUnavailable,
     GraphFunctionsError,
 )
+from shared.core.records import Record
 from shared.core.threads import start_daemon
 from shared.identity.credentials import ClientCredential, CredentialSource
 from shared.identity.msal_app import (
@@ -70,7 +71,7 @@ FLIGHT_WAIT_SECONDS = 120.0
 Spawn = Callable[[Callable[[], None]], None]
 
 
-class _Memo(NamedTuple):
+class _Memo(Record):
     token: str
     renew_at: float
     usable_until: float

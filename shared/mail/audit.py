@@ -22,9 +22,10 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import AuditUnavailable, StorageUnavailable
+from shared.core.records import Record
 from shared.identity.principal import Principal
 from shared.mail.scope import MailboxOwner
 from shared.storage.tables import EnsuredTable, storage_call
@@ -40,7 +41,7 @@ _INVERT_FROM = 99_999_999_999_999_999
 OUTCOMES = ("allowed", "denied", "failed")
 
 
-class AuditEntry(NamedTuple):
+class AuditEntry(Record):
     """One read attempt. ``outcome`` is ``allowed`` (data returned), ``denied`` (a 401/403 refusal) or
     ``failed`` (any other error); ``error_code`` is the API's code for the last two. ``mailbox`` is as the
     caller typed it; ``owner`` whose mailbox it is (None when the attempt ended before it was resolved)."""
@@ -59,7 +60,7 @@ class AuditEntry(NamedTuple):
     channel: str = "api"
 
 
-class AuditRow(NamedTuple):
+class AuditRow(Record):
     """A stored record as read back: its keys (for paging) and its API shape."""
 
     partition: str

@@ -21,11 +21,12 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.core.cursor import MAX_CURSOR_LENGTH, invalid_cursor
 from shared.core.errors import BadRequest
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
+from shared.core.records import Record
 from shared.mail.audit import UTC, AuditRow, AuditStore, day_key
 
 DEFAULT_TOP = 50
@@ -50,7 +51,7 @@ _ROW = r"[0-9]{17}-[0-9a-f]{12}"
 _PARTITION = r"[0-9]{8}"
 
 
-class AuditQuery(NamedTuple):
+class AuditQuery(Record):
     start: dt.datetime
     end: dt.datetime
     mailbox: str | None = None
@@ -185,7 +186,7 @@ def decode_audit_cursor(text: str) -> AuditQuery:
     return AuditQuery(start=start, end=end, mailbox=mailbox, actor=actor, top=top, position=(partition, row))
 
 
-class AuditPage(NamedTuple):
+class AuditPage(Record):
     items: list[dict[str, Any]]
     next_cursor: str | None
 

@@ -19,7 +19,7 @@ answers in HTML is refused (502), never passed on.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.core.errors import (
     GraphFunctionsError,
@@ -29,6 +29,7 @@ from shared.core.errors import (
     PermissionNotGranted,
     UpstreamError,
 )
+from shared.core.records import Record
 from shared.graph.client import GraphClient
 from shared.mail.query import (
     MESSAGE_FIELDS,
@@ -59,7 +60,7 @@ CONSENT_HINT = (
 )
 
 
-class MessagesPage(NamedTuple):
+class MessagesPage(Record):
     """One page of messages (API shape) and the cursor of the next page, if any."""
 
     items: list[dict[str, Any]]

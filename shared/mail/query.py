@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from shared.core.cursor import decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest
 from shared.core.params import reject_unknown
+from shared.core.records import Record
 from shared.graph.links import link_options, pages_once
 from shared.graph.users import user_path, validate_user_id
 
@@ -66,7 +66,7 @@ _TOP = r"[0-9]{1,3}"
 _LINK_OPTIONS = frozenset({"$top", "$select", "$orderby", "$skip", "$skiptoken"})
 
 
-class ListMessagesQuery(NamedTuple):
+class ListMessagesQuery(Record):
     """A validated ``GET /api/users/{id}/messages`` query. With a cursor, ``repeated`` names the other
     parameters sent with it; each must equal what the cursor's link encodes."""
 
@@ -150,7 +150,7 @@ def first_page_params(top: int) -> dict[str, str]:
     return {"$top": str(top), "$select": ",".join(LIST_FIELDS), "$orderby": ORDER_BY}
 
 
-class MessagesLink(NamedTuple):
+class MessagesLink(Record):
     """What a messages next link continues: its page size and folder (None: all mail)."""
 
     top: int

@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
 
 from shared.core.errors import (
     MailboxOutOfScope,
@@ -34,6 +34,7 @@ from shared.core.errors import (
     PermissionNotGranted,
     UpstreamError,
 )
+from shared.core.records import Record
 from shared.graph.client import GraphClient
 from shared.mail.query import mailbox_path
 
@@ -60,7 +61,7 @@ OUTSIDE_MESSAGE = (
 )
 
 
-class MailboxOwner(NamedTuple):
+class MailboxOwner(Record):
     """Whose mailbox it is, as the directory names them at read time (both lower-cased)."""
 
     object_id: str

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from typing import Any, NamedTuple
+from typing import Any
+
+from shared.core.records import Record
 
 WIDTH = 720
 PANEL = 150
@@ -19,7 +21,7 @@ LEFT, RIGHT, TOP = 64, 16, 28
 MEMBERS, GUESTS, LINE, BARS, GRID, TEXT = "#0f6cbd", "#c239b3", "#0f6cbd", "#107c10", "#e1e1e1", "#424242"
 
 
-class DayPoint(NamedTuple):
+class DayPoint(Record):
     date: str
     users: int
     created: int

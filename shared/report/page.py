@@ -13,11 +13,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from markupsafe import Markup
 
 from shared.core.errors import NotFound
+from shared.core.records import Record
 from shared.report import layout
 from shared.report.chart import points_from_summaries, render_svg
 from shared.report.layout import parse_report_date
@@ -29,7 +30,7 @@ from shared.report.templating import render
 MAX_CHANGES_SHOWN = 200
 
 
-class PageModel(NamedTuple):
+class PageModel(Record):
     summary: dict[str, Any] | None
     history: list[dict[str, Any]]
     changes: list[dict[str, str]]

@@ -28,10 +28,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from shared.core.errors import GraphFunctionsError
 from shared.core.http import Transport
+from shared.core.records import Record
 from shared.core.retry_policy import worst_case_call_seconds
 from shared.core.settings_parts import ReportSettings
 from shared.graph.client import GraphClient
@@ -58,32 +59,22 @@ _PROGRESS_EVERY = 1.0
 _SLICE_USERS = 250
 
 
-class _RunRequestFields(NamedTuple):
-    date: dt.date
-    trigger: Trigger
-    force: bool
-    requested_by: str | None
-    run_id: str
-
-
-class RunRequest(_RunRequestFields):
+class RunRequest(Record):
     """A run to make: the report date, what asked for it, whether it re-runs a completed report, who asked,
     and the run's id (a new uuid4 unless given)."""
 
-    __slots__ = ()
+    date: dt.date
+    trigger: Trigger = "timer"
+    force: bool = False
+    requested_by: str | None = None
+    run_id: str = ""
 
-    def __new__(
-        cls,
-        date: dt.date,
-        trigger: Trigger = "timer",
-        force: bool = False,
-        requested_by: str | None = None,
-        run_id: str | None = None,
-    ) -> RunRequest:
-        return super().__new__(cls, date, trigger, force, requested_by, run_id or str(uuid.uuid4()))
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            object.__setattr__(self, "run_id", str(uuid.uuid4()))
 
 
-class RunResult(NamedTuple):
+class RunResult(Record):
     outcome: Outcome
     status: dict[str, Any]
     summary: dict[str, Any] | None = None

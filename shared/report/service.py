@@ -11,9 +11,10 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import BadRequest, GraphFunctionsError, NotFound, ReportCompleted
+from shared.core.records import Record
 from shared.report import layout
 from shared.report.links import CsvLinks
 from shared.report.run import ReportRunner, RunRequest, RunResult
@@ -30,7 +31,7 @@ _QUEUED_FOR = dt.timedelta(minutes=10)
 HISTORY_DAYS = 30
 
 
-class Accepted(NamedTuple):
+class Accepted(Record):
     """What ``POST /api/reports/users`` answers: 202 with the run queued, or 200 when already complete."""
 
     status_code: int

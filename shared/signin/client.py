@@ -27,7 +27,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.core.error_translation import first_line
@@ -38,6 +38,7 @@ from shared.core.errors import (
     SignInFailed,
     SignInRequired,
 )
+from shared.core.records import Record
 from shared.core.settings_parts import SignInSettings
 from shared.identity.credentials import ClientCredential
 from shared.identity.msal_app import (
@@ -71,7 +72,7 @@ _AADSTS_PATTERN = "AADSTS([0-9]{1,9})(?![0-9])"
 _DENIED_ERRORS = frozenset({"access_denied", "consent_required"})
 
 
-class SignedIn(NamedTuple):
+class SignedIn(Record):
     """A completed sign-in: the ID token's claims and the new token cache (serialized text)."""
 
     claims: Mapping[str, Any]

@@ -34,9 +34,10 @@ import logging
 import re
 import zlib
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.core.errors import AuthFlowMismatch, AuthFlowUnknown
+from shared.core.records import Record
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
 from shared.storage.tables import EnsuredTable, Now, hashed_key, purge_rows, utcnow
 
@@ -57,7 +58,7 @@ _COOKIE = r"^[0-9A-Za-z]{1,64}\.[A-Za-z0-9_-]{40,4000}$"
 _NOT_KEPT = frozenset({"auth_uri"})
 
 
-class TakenFlow(NamedTuple):
+class TakenFlow(Record):
     """A flow :meth:`FlowStore.take` handed out: MSAL's flow dict (for
     ``acquire_token_by_auth_code_flow``) and what the caller stored beside it. ``repr`` leaves the flow
     (its PKCE verifier, state and nonce) out."""

@@ -27,9 +27,10 @@ import re
 import secrets
 import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import GraphFunctionsError, StorageUnavailable
+from shared.core.records import Record
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
 from shared.signin.cache_merge import merge_token_caches, without_access_tokens
 from shared.storage.tables import (
@@ -62,7 +63,7 @@ _DATA = "Data"
 _SESSION_ID = r"^[A-Za-z0-9_-]{32,128}$"
 
 
-class SessionClaims(NamedTuple):
+class SessionClaims(Record):
     """Who is signed in: what the pages show and authorisation needs. Never tokens.
 
     ``roles_checked`` is when Entra last confirmed ``roles`` (POSIX seconds: the sign-in, then each
@@ -98,7 +99,7 @@ class SessionClaims(NamedTuple):
         )
 
 
-class Session(NamedTuple):
+class Session(Record):
     """One session as loaded. ``id`` is the cookie value (held in memory only, never stored);
     ``token_cache`` is ``msal.SerializableTokenCache().serialize()`` text; ``etag`` is the row's version.
     ``repr`` leaves out the id, the token cache and the etag."""

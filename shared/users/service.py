@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from shared.core.cursor import Cursor, decode_cursor, encode_cursor, invalid_cursor
 from shared.core.errors import BadRequest, InvalidCursor, NotFound, UpstreamError
 from shared.core.params import reject_unknown
+from shared.core.records import Record
 from shared.graph.client import GraphClient
 from shared.graph.links import link_options, pages_once
 from shared.graph.users import user_path
@@ -83,7 +84,7 @@ _UNESCAPE = r'\\(["\\])'
 USERS_PATH = "/v1.0/users"
 
 
-class ListUsersQuery(NamedTuple):
+class ListUsersQuery(Record):
     """A validated ``GET /api/users`` query: either a first-page query or a cursor.
 
     With a cursor, ``repeated`` names the other parameters the caller sent with it (clients often re-send
@@ -97,7 +98,7 @@ class ListUsersQuery(NamedTuple):
     repeated: frozenset[str] = frozenset()
 
 
-class UsersLink(NamedTuple):
+class UsersLink(Record):
     """The query a users next link continues: page size, selected fields, search term (None: no search)."""
 
     top: int
@@ -105,7 +106,7 @@ class UsersLink(NamedTuple):
     search: str | None
 
 
-class UsersPage(NamedTuple):
+class UsersPage(Record):
     """One page of users, projected to the selected fields, and the cursor of the next page (if any)."""
 
     items: list[dict[str, Any]]

@@ -19,12 +19,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 import azure.functions as func
 
 from shared.core.context import choose_request_id, request_scope
 from shared.core.errors import GraphFunctionsError
+from shared.core.records import Record
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ BASE_HEADERS: Mapping[str, str] = {
 }
 
 
-class JsonResponse(NamedTuple):
+class JsonResponse(Record):
     """A handler result with a status or headers other than 200 / the defaults."""
 
     body: Any
@@ -48,7 +49,7 @@ class JsonResponse(NamedTuple):
     headers: Mapping[str, str] = EMPTY_HEADERS
 
 
-class ApiRequest(NamedTuple):
+class ApiRequest(Record):
     """What a handler sees: the Functions request plus the invocation's request id."""
 
     http: func.HttpRequest

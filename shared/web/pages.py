@@ -21,12 +21,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
 from shared.core.errors import BadRequest, Forbidden, GraphFunctionsError
+from shared.core.records import Record
 from shared.identity.principal import Principal
 from shared.web.templating import environment
 
@@ -118,7 +119,7 @@ class PageRequest:
         return out
 
 
-class Page(NamedTuple):
+class Page(Record):
     """A rendered page: a template under ``shared/web/templates`` and its variables."""
 
     template: str
@@ -128,7 +129,7 @@ class Page(NamedTuple):
     cookies: Sequence[str] = ()
 
 
-class Redirect(NamedTuple):
+class Redirect(Record):
     """A redirect (303 by default: the browser follows with a GET, whatever the request's method)."""
 
     location: str
@@ -136,7 +137,7 @@ class Redirect(NamedTuple):
     cookies: Sequence[str] = ()
 
 
-class Chrome(NamedTuple):
+class Chrome(Record):
     """What every page shows around its content, resolved by the edge: the signed-in person (None for
     nobody, or a bearer caller), their forms' CSRF token, and the tenant's sign-in origin (the CSP's
     ``form-action``)."""
