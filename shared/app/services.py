@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from shared.app.tenants import TenantServices
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
+from shared.core.lazy import BuiltOnce
 from shared.core.settings import Settings
 from shared.core.settings_parts import SignInSettings
 from shared.graph.token_source import TokenSource
@@ -44,13 +45,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
 
 #: Loggers of libraries that log every HTTP request at INFO (headers included, though redacted).
 _CHATTY_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "msal", "urllib3")
 
 
-class Runtime:
+class Runtime(BuiltOnce):
     """Holds one instance of each process-wide service. Every accessor is thread-safe and lazy.
 
     Any component can be injected (tests pass fakes): ``tokens`` and ``authenticator`` are the home
@@ -69,7 +69,7 @@ class Runtime:
         session_keys: SessionKeyRing | None = None,
     ) -> None:
         self._env = env
-        self._lock = threading.RLock()
+        super().__init__()
         self._settings = settings
         self._settings_error: ConfigurationError | None = None
         self._transport = transport
@@ -204,16 +204,6 @@ class Runtime:
     def sign_in_settings(self) -> SignInSettings:
         """The settings the sign-in steps read."""
         return self.settings().sign_in
-
-    def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
-        value: _T | None = getattr(self, attribute)
-        if value is None:
-            with self._lock:
-                value = getattr(self, attribute)
-                if value is None:
-                    value = build()
-                    setattr(self, attribute, value)
-        return value
 
 
 _lock = threading.Lock()

@@ -8,12 +8,11 @@ TenantDirectory`; the edge binds the caller's tenant's set to each call.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
+from shared.core.lazy import BuiltOnce
 from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
 from shared.graph.client import GraphClient
 from shared.graph.config import GraphConfig
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
 
     from shared.signin.delegated import DelegatedTokens
 
-_T = TypeVar("_T")
-
 
 class ProcessServices(Protocol):
     """What a tenant's services share with the whole process (:class:`shared.app.services.Runtime`)."""
@@ -69,7 +66,7 @@ def graph_config(settings: Settings) -> GraphConfig:
     )
 
 
-class TenantServices:
+class TenantServices(BuiltOnce):
     """The services of :attr:`tenant` (module docstring). Every accessor is thread-safe and lazy; any
     component can be injected (tests pass fakes)."""
 
@@ -83,7 +80,7 @@ class TenantServices:
     ) -> None:
         self.tenant = tenant
         self._process = process
-        self._lock = threading.RLock()
+        super().__init__()
         self._tokens = tokens
         self._authenticator = authenticator
         self._graph: GraphClient | None = None
@@ -207,13 +204,3 @@ class TenantServices:
             transport=self._process.transport(),
             timeout=settings.graph_timeout_seconds,
         )
-
-    def _once(self, attribute: str, build: Callable[[], _T]) -> _T:
-        value: _T | None = getattr(self, attribute)
-        if value is None:
-            with self._lock:
-                value = getattr(self, attribute)
-                if value is None:
-                    value = build()
-                    setattr(self, attribute, value)
-        return value
