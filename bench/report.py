@@ -76,8 +76,8 @@ def child(mode: str, env_file: Path, date: str) -> dict[str, Any]:
     from shared.report.run import RunRequest
 
     runtime = Runtime(env=env)
-    service = runtime.reports()
-    runtime.tokens().get_token(
+    service = runtime.tenant().reports()
+    runtime.tenant().tokens().get_token(
         runtime.settings().graph_scope
     )  # warm: credential and token outside the figure
     service.store.ensure_container()
@@ -93,8 +93,9 @@ def child(mode: str, env_file: Path, date: str) -> dict[str, Any]:
     else:
         import azure.functions as func
 
+        day = dt.date.fromisoformat(date)
         body = (
-            service.store.blob(layout.blob(dt.date.fromisoformat(date), "users.csv"))
+            service.store.blob(layout.report_blob(day, service.summary(day), "users.csv"))
             .download_blob()
             .readall()
         )
@@ -150,10 +151,14 @@ def floor_seconds(tenant: LocalTenant) -> tuple[float, float, int, int]:
 def csv_rows(env: dict[str, str], date: str) -> tuple[int, int]:
     from azure.storage.blob import BlobServiceClient
 
+    from shared.report import layout
+
     service = BlobServiceClient.from_connection_string(env["AzureWebJobsStorage"])
-    data = (
-        service.get_blob_client(env["REPORT_CONTAINER"], f"users/{date}/users.csv").download_blob().readall()
-    )
+    container = service.get_container_client(env["REPORT_CONTAINER"])
+    day = dt.date.fromisoformat(date)
+    summary = json.loads(container.download_blob(layout.blob(day, "summary.json")).readall())
+    # The report's files are under its run's prefix (the summary's blobPrefix).
+    data = container.download_blob(layout.report_blob(day, summary, "users.csv")).readall()
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8").removeprefix("\ufeff"))))
     return len(rows), len({row["id"] for row in rows})
 
