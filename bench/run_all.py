@@ -35,6 +35,8 @@ def _imports(result: dict[str, Any]) -> dict[str, Any]:
         "marginal_us_median": result["marginal_us"]["median"],
         "msgraph_us_median": result["msgraph_us"]["median"],
         "ratio_to_msgraph_median": result["ratio_to_msgraph_median"],
+        "ratio_to_msgraph_best": result["ratio_to_msgraph_best"],
+        "ratio_to_msgraph_in_instructions": (result["instructions"] or {}).get("ratio"),
         "goals_met": all(result["goals"].values()),
         "lazy_sdks_not_imported": result["lazy_sdks_not_imported"]["ok"],
     }
