@@ -35,7 +35,7 @@ from shared.edge.identify import identify
 from shared.identity.access import Access
 from shared.identity.principal import PEOPLE
 from shared.signin.web import sign_in_redirect
-from shared.web.api import ApiRequest, HttpFunction, JsonBody, JsonResponse, http_function, json_endpoint
+from shared.web.api import HttpFunction, JsonBody, JsonResponse, http_function, json_endpoint
 from shared.web.cookies import app_origin, from_another_site
 from shared.web.pages import (
     Chrome,
@@ -109,10 +109,10 @@ def api(access: Access | None, *, refuse_cross_site: bool = False) -> Callable[[
     """
 
     def decorate(handler: ApiHandler) -> HttpFunction:
-        def run(request: ApiRequest) -> JsonBody | JsonResponse:
-            call = _call(request.http, request.request_id, access, process.current())
-            reject_empty(request.http.url)
-            refused = _cross_site(call, request.http) if refuse_cross_site else None
+        def run(http: func.HttpRequest, request_id: str) -> JsonBody | JsonResponse:
+            call = _call(http, request_id, access, process.current())
+            reject_empty(http.url)
+            refused = _cross_site(call, http) if refuse_cross_site else None
             if refused is not None:
                 raise refused
             return handler(call)

@@ -2,7 +2,7 @@
 (:mod:`.pages`: Jinja2, CSP, error pages, form checks), the browser's origin, cookies and ``next`` paths
 (:mod:`.cookies`) and the OpenAPI building blocks (:mod:`.openapi_parts`)."""
 
-from shared.web.api import ApiRequest, JsonBody, JsonResponse, json_response, new_blueprint
+from shared.web.api import JsonBody, JsonResponse, json_response, new_blueprint
 from shared.web.cookies import (
     CALLBACK_PATH,
     CONSENT_CALLBACK_PATH,
@@ -32,7 +32,6 @@ __all__ = [
     "FLOW_COOKIE_SECONDS",
     "SESSION_COOKIE",
     "STATIC_DIR",
-    "ApiRequest",
     "Chrome",
     "JsonBody",
     "JsonResponse",

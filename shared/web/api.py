@@ -1,7 +1,7 @@
 """The HTTP layer every JSON endpoint goes through: request ids, JSON responses, error translation.
 
-:func:`json_endpoint` turns a handler ``(ApiRequest) -> JsonBody | JsonResponse`` into an Azure Functions
-HTTP function ``(req: func.HttpRequest) -> func.HttpResponse`` that
+:func:`json_endpoint` turns a handler ``(req, request_id) -> JsonBody | JsonResponse`` into an Azure
+Functions HTTP function ``(req: func.HttpRequest) -> func.HttpResponse`` that
 
 * assigns a request id (a sane incoming ``x-request-id`` / ``client-request-id``, else a uuid4), makes it
   current for the invocation (:mod:`shared.core.context`) and returns it as ``x-request-id``;
@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import azure.functions as func
 
@@ -49,28 +49,8 @@ class JsonResponse(Record):
     headers: Mapping[str, str] = EMPTY_HEADERS
 
 
-class ApiRequest(Record):
-    """What a handler sees: the Functions request plus the invocation's request id."""
-
-    http: func.HttpRequest
-    request_id: str
-
-    @property
-    def params(self) -> Mapping[str, str]:
-        """Query parameters (the Functions host has already URL-decoded them)."""
-        return cast(Mapping[str, str], self.http.params)
-
-    @property
-    def route_params(self) -> Mapping[str, str]:
-        return cast(Mapping[str, str], self.http.route_params)
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Request headers; lookups are case-insensitive."""
-        return cast(Mapping[str, str], self.http.headers)
-
-
-Handler = Callable[[ApiRequest], JsonBody | JsonResponse]
+#: A JSON handler: the Functions request and its request id in, a body or a response out.
+Handler = Callable[[func.HttpRequest, str], JsonBody | JsonResponse]
 HttpFunction = Callable[[func.HttpRequest], func.HttpResponse]
 
 
@@ -121,7 +101,7 @@ def json_endpoint(handler: Handler) -> HttpFunction:
 
     def respond(req: func.HttpRequest, request_id: str) -> func.HttpResponse:
         try:
-            result = handler(ApiRequest(http=req, request_id=request_id))
+            result = handler(req, request_id)
             if isinstance(result, JsonResponse):
                 return json_response(
                     result.body, status=result.status, headers=result.headers, request_id=request_id
