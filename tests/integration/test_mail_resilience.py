@@ -128,6 +128,36 @@ def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
     assert messages(host, token, directory.direct_member).status_code == 200
 
 
+def test_owner_lookup_outage_is_retried_or_a_clean_error_then_recovers(
+    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
+) -> None:
+    """The scope check's first call, the mailbox owner's lookup (``GET /users/{id}``, for the audit's object
+    id and UPN): a 429 and a dropped connection are retried; a 5xx for four concurrent readers is a clean,
+    recorded 502 each; then reads recover."""
+    host = fresh_hosts.start(
+        tenant,
+        "mail-owner-outage",
+        overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},
+    )
+    token = caller.token()
+    path = "/v1.0/users/[^/]+$"
+    for fault in ({"status": 429, "retryAfter": 1}, {"drop": True}):
+        tenant.control("POST", "/faults", {"service": "graph", "path": path, "times": 1, **fault})
+        seq = tenant.last_seq()
+        assert messages(host, token, directory.direct_member).status_code == 200, fault
+        lookups = [e for e in tenant.requests_since(seq, "graph") if e["path"].count("/") == 3]
+        assert lookups and lookups[0]["fault"] is not None and int(lookups[-1]["status"]) == 200, lookups
+    rule = tenant.control("POST", "/faults", {"service": "graph", "path": path, "status": 500}, expect=201)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: messages(host, token, directory.direct_member), range(4)))
+    for response in answers:
+        assert_error(response, 502, "upstream_error")
+        [record] = audit_records(host, caller, response)
+        assert (record["outcome"], record["errorCode"]) == ("failed", "upstream_error")
+    tenant.control("DELETE", f"/faults/{rule['id']}")
+    assert messages(host, token, directory.direct_member).status_code == 200
+
+
 def test_a_slow_graph_attempt_is_abandoned_and_retried(
     fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
 ) -> None:
