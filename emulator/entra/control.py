@@ -27,6 +27,7 @@ from emulator.clock import CLOCK
 from emulator.directory.model import Application, ClientSecret, iso
 from emulator.entra.context import find_app
 from emulator.entra.control_access import access_routes, revoke_sessions
+from emulator.entra.control_consent import consent_routes
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState
 
@@ -319,4 +320,5 @@ def control_routes(state: EmulatorState) -> list[Route]:
         Route("/users/{user_id}/refresh-tokens/revoke", revoke_refresh, methods=["POST"]),
         Route("/entra/settings", settings, methods=["GET", "PUT"]),
         *access_routes(state),
+        *consent_routes(state),
     ]
