@@ -1,6 +1,8 @@
 """The ``spa`` redirect platform at the token endpoint: cross-origin redemption, PKCE, CORS, 24 h refresh
 tokens.
 
+* Client credentials (secret, certificate or federated assertion) are refused with an ``Origin`` header in
+  every grant: secrets are never used from within a browser (AADSTS9002326).
 * A code sent to a redirect URI registered on the ``spa`` platform must be redeemed by the browser, that is
   cross-origin: without an ``Origin`` header it is refused (AADSTS9002327); without PKCE it is refused
   (AADSTS9002325). A code or refresh token of any other platform redeemed cross-origin is refused
@@ -106,6 +108,13 @@ def _spa_needs_origin() -> EntraError:
     )
 
 
+def check_credentials(appidacr: str, origin: str | None) -> None:
+    """Client credentials (a secret or an assertion) never come from a browser: refused in every grant when
+    the request carries ``Origin`` (AADSTS9002326 **[INFERRED code]**)."""
+    if origin is not None and appidacr != "0":
+        raise _cross_origin_refused()
+
+
 def check_code(
     client: Application, redirect_uri: str, code_challenge: str | None, origin: str | None
 ) -> bool:
@@ -141,7 +150,7 @@ def check_refresh(state: EmulatorState, token: str, issued_at: float, origin: st
             700084,
             "invalid_grant",
             "The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited "
-            f"lifetime of 1.00:00:00, which can't be extended. It is now expired and a new sign in request "
+            f"lifetime of 1.00:00:00, which cannot be extended. It is now expired and a new sign in request "
             f"must be sent by the SPA to the sign in page. The token was issued on {issued}.",
         )
     return expires_at

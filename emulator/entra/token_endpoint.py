@@ -416,6 +416,7 @@ def routes(state: EmulatorState) -> list[Route]:
                 )
             auth = await authenticate_client(state, request, form, tenant)
             request.state.client_auth = auth.method  # the request log shows how the client proved itself
+            spa.check_credentials(auth.appidacr, request.headers.get("origin"))
             return await handler(Ctx(state, tenant, form, auth, request.headers.get("origin")))
         except EntraError as rejected:
             return rejected.response

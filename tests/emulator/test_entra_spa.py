@@ -173,3 +173,24 @@ def test_xms_cc_in_the_api_token_only_when_the_client_declares_cp1(tenant: Local
     capable = claims(person_token(tenant, capabilities=["CP1"]))
     assert capable["xms_cc"] == ["cp1"]
     assert "xms_cc" not in claims(person_token(tenant))
+
+
+def test_client_credentials_are_refused_from_a_browser_in_every_grant(tenant: LocalTenant) -> None:
+    app_only = {
+        "grant_type": "client_credentials",
+        "client_id": tenant.env["CALLER_CLIENT_ID"],
+        "client_secret": tenant.env["CALLER_CLIENT_SECRET"],
+        "scope": f"api://{tenant.env['ENTRA_CLIENT_ID']}/.default",
+    }
+    assert_aadsts(post_token(tenant, app_only, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
+    assert post_token(tenant, app_only).status_code == 200
+    exchange = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "requested_token_use": "on_behalf_of",
+        "assertion": person_token(tenant),
+        "scope": "User.Read",
+        "client_id": tenant.env["ENTRA_CLIENT_ID"],
+        "client_assertion_type": JWT_BEARER,
+        "client_assertion": assertion(tenant),
+    }
+    assert_aadsts(post_token(tenant, exchange, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
