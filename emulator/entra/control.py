@@ -108,6 +108,7 @@ def describe(state: EmulatorState, app: Application) -> dict[str, Any]:
             for f in app.federated_credentials
         ],
         "redirectUris": list(app.redirect_uris),
+        "spaRedirectUris": list(app.spa_redirect_uris),  # those of redirectUris on the spa platform
         "postLogoutRedirectUris": list(app.post_logout_redirect_uris),
         "requiredResourceAccess": {
             rid: {k: list(v) for k, v in perms.items()} for rid, perms in app.required_permissions.items()

@@ -3,7 +3,6 @@ tier."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msal
@@ -21,23 +20,8 @@ def api_scope(tenant: LocalTenant) -> str:
 
 
 def person_token(tenant: LocalTenant, *, capabilities: list[str] | None = None, admin: bool = False) -> str:
-    """A person's access token for the API, as the SPA holds it, through the password grant. (MSAL
-    Python's ``acquire_token_by_username_password`` first asks ``/common/userrealm`` on port 443, which a
-    local tenant on other ports does not serve, so the form is posted as MSAL would post it.)"""
-    who = "ADMIN" if admin else "USER"
-    data = {
-        "grant_type": "password",
-        "client_id": tenant.env["SPA_CLIENT_ID"],
-        "username": tenant.env[f"DEMO_{who}_USERNAME"],
-        "password": tenant.env[f"DEMO_{who}_PASSWORD"],
-        "scope": f"{api_scope(tenant)} openid profile offline_access",
-        "client_info": "1",
-    }
-    if capabilities:
-        data["claims"] = json.dumps({"access_token": {"xms_cc": {"values": capabilities}}})
-    resp = token_post(tenant, data)
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
+    """A person's access token for the API, as the SPA holds it (:meth:`LocalTenant.person_token`)."""
+    return tenant.person_token(capabilities=capabilities, admin=admin)
 
 
 def middle_tier(

@@ -57,6 +57,8 @@ def test_msal_obo_exchanges_the_person_token_for_a_delegated_graph_token(tenant:
     assert "User.Read" in at["scp"].split() and "Mail.Read" not in at["scp"].split()
     assert "xms_cc" not in at
     me = graph(tenant, result["access_token"], "/me")
+    no_mail = graph(tenant, result["access_token"], "/me/messages?$top=1")
+    assert no_mail.status_code == 403 and no_mail.json()["error"]["code"] == "ErrorAccessDenied"
     assert me.status_code == 200 and me.json()["userPrincipalName"] == tenant.env["DEMO_USER_USERNAME"]
     # MSAL cached the account from client_info: the silent path finds the same token, no new request.
     app = middle_tier(tenant)
@@ -91,6 +93,11 @@ def test_obo_with_a_client_secret_and_mail_read_reads_the_persons_own_mailbox(fr
     mail = graph(fresh, token, "/me/messages?$top=3&$select=subject,receivedDateTime")
     assert mail.status_code == 200, mail.text
     assert len(mail.json()["value"]) == 3
+    newest = graph(
+        fresh, token, "/me/messages?$top=2&$orderby=receivedDateTime desc&$select=receivedDateTime"
+    )
+    dates = [m["receivedDateTime"] for m in newest.json()["value"]]
+    assert newest.status_code == 200 and dates == sorted(dates, reverse=True)
     # Another person's mailbox stays closed to a delegated Mail.Read token.
     other = graph(fresh, token, f"/users/{fresh.env['DEMO_ADMIN_USERNAME']}/messages?$top=1")
     assert other.status_code == 403 and other.json()["error"]["code"] == "ErrorAccessDenied"
@@ -229,3 +236,21 @@ def test_xms_cc_follows_the_middle_tiers_declared_capabilities(tenant: LocalTena
     assert claims(capable["access_token"])["xms_cc"] == ["cp1"]
     plain = obo(tenant, incoming, ["User.Read"])
     assert "xms_cc" not in claims(plain["access_token"])
+
+
+def test_cae_event_after_the_assertion_needs_the_nbf_claims_for_a_cp1_middle_tier(fresh: LocalTenant) -> None:
+    fresh.freeze_clock()
+    incoming = person_token(fresh)
+    fresh.advance_clock(2)
+    fresh.control("POST", f"/users/{fresh.env['DEMO_USER_USERNAME']}/cae-event", {})
+    capable = middle_tier(fresh, capabilities=["CP1"])
+    refused = capable.acquire_token_on_behalf_of(incoming, ["User.Read"])
+    assert_error(refused, "interaction_required", 50173)
+    challenge = json.loads(refused["claims"])
+    assert challenge["access_token"]["nbf"]["essential"] is True
+    answered = capable.acquire_token_on_behalf_of(incoming, ["User.Read"], claims_challenge=refused["claims"])
+    assert "access_token" in answered, answered
+    token = claims(answered["access_token"])
+    assert token["xms_cc"] == ["cp1"] and token["nbf"] >= int(challenge["access_token"]["nbf"]["value"])
+    # A middle tier that handles no claims challenge is not asked for one (its tokens are not CAE tokens).
+    assert "access_token" in obo(fresh, incoming, ["User.Read"])

@@ -33,9 +33,9 @@ def test_spa_is_registered_public_and_pre_authorized_for_the_api(tenant: LocalTe
     assert spa_id and spa_id != tenant.env["ENTRA_CLIENT_ID"]
     described = tenant.control("GET", f"/apps/{spa_id}")
     assert described["isPublicClient"] is True
-    assert SPA_REDIRECT in described["redirectUris"]
+    assert SPA_REDIRECT in described["redirectUris"] and SPA_REDIRECT in described["spaRedirectUris"]
     api = tenant.control("GET", f"/apps/{tenant.env['ENTRA_CLIENT_ID']}")
-    assert api["accessTokenAcceptedVersion"] == 2
+    assert api["accessTokenAcceptedVersion"] == 2 and api["spaRedirectUris"] == []
 
 
 def test_spa_code_redeemed_cross_origin_gives_a_v2_api_token_and_a_24h_refresh_token(
