@@ -9,7 +9,15 @@ from typing import Any
 import requests
 
 from tests.emulator.entra_flow import Browser, assert_aadsts, claims, graph_token_claims, token_post
-from tests.emulator.obo_kit import middle_tier, obo_form, person_token, redeem, spa_code
+from tests.emulator.obo_kit import (
+    SPA_ORIGIN,
+    middle_tier,
+    obo_form,
+    person_token,
+    post_token,
+    redeem,
+    spa_code,
+)
 from tests.support.tenant import LocalTenant
 
 GRAPH_ID = "00000003-0000-0000-c000-000000000000"
@@ -216,6 +224,30 @@ def test_step_up_with_the_claims_challenge_gives_a_token_the_exchange_accepts(fr
     stepped = redeem(fresh, spa_code(browser, claims=failed["claims"])).json()
     result = obo(fresh, stepped["access_token"], ["User.Read"])
     assert "access_token" in result, result
+    # Silent paths cannot answer the challenge: a refresh token of the single-factor sign-in (MSAL.js's
+    # acquireTokenSilent({claims}) tries it first) and the password grant get 50076, so the client goes
+    # interactive; the refresh token of the stepped-up sign-in answers it.
+    api = f"api://{fresh.env['ENTRA_CLIENT_ID']}/access_as_user"
+    refresh = {
+        "grant_type": "refresh_token",
+        "client_id": fresh.env["SPA_CLIENT_ID"],
+        "scope": api,
+        "claims": failed["claims"],
+    }
+    old_rt = post_token(fresh, {**refresh, "refresh_token": first["refresh_token"]}, origin=SPA_ORIGIN)
+    body = assert_aadsts(old_rt, 400, "invalid_grant", 50076)
+    assert body["suberror"] == "basic_action" and body["claims"] == failed["claims"]
+    new_rt = post_token(fresh, {**refresh, "refresh_token": stepped["refresh_token"]}, origin=SPA_ORIGIN)
+    assert new_rt.status_code == 200, new_rt.text
+    password = {
+        "grant_type": "password",
+        "client_id": fresh.env["SPA_CLIENT_ID"],
+        "username": fresh.env["DEMO_USER_USERNAME"],
+        "password": fresh.env["DEMO_USER_PASSWORD"],
+        "scope": api,
+        "claims": failed["claims"],
+    }
+    assert_aadsts(token_post(fresh, password), 400, "interaction_required", 50076)
 
 
 def test_revoked_sessions_refuse_tokens_issued_before(fresh: LocalTenant) -> None:
