@@ -98,6 +98,9 @@ def test_obo_with_a_client_secret_and_mail_read_reads_the_persons_own_mailbox(fr
     assert answer.status_code == 200, answer.text
     token = answer.json()["access_token"]
     assert {"Mail.Read", "User.Read"} <= set(claims(token)["scp"].split())
+    default = token_post(fresh, {**form, "scope": "https://graph.microsoft.com/.default"})
+    assert default.status_code == 200, default.text  # .default: every consented delegated Graph scope
+    assert {"Mail.Read", "User.Read"} <= set(claims(default.json()["access_token"])["scp"].split())
     mail = graph(fresh, token, "/me/messages?$top=3&$select=subject,receivedDateTime")
     assert mail.status_code == 200, mail.text
     assert len(mail.json()["value"]) == 3
