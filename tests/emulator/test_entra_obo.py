@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import requests
+from msal.exceptions import MsalServiceError
 
 from tests.emulator.entra_flow import Browser, assert_aadsts, claims, graph_token_claims, token_post
 from tests.emulator.obo_kit import (
@@ -288,4 +290,24 @@ def test_cae_event_after_the_assertion_needs_the_nbf_claims_for_a_cp1_middle_tie
     token = claims(answered["access_token"])
     assert token["xms_cc"] == ["cp1"] and token["nbf"] >= int(challenge["access_token"]["nbf"]["value"])
     # A middle tier that handles no claims challenge is not asked for one (its tokens are not CAE tokens).
+    assert "access_token" in obo(fresh, incoming, ["User.Read"])
+
+
+def test_a_login_fault_for_the_middle_tier_fails_its_exchange_until_removed(fresh: LocalTenant) -> None:
+    incoming = person_token(fresh)
+    rule = fresh.control(
+        "POST",
+        "/faults",
+        {
+            "service": "login",
+            "path": r"/oauth2/v2.0/token$",
+            "status": 503,
+            "retryAfter": 3,
+            "clientId": fresh.env["ENTRA_CLIENT_ID"],
+        },
+        expect=201,
+    )
+    with pytest.raises(MsalServiceError, match="HTTP Error: 503"):  # MSAL raises on a 5xx
+        obo(fresh, incoming, ["User.Read"])
+    fresh.control("DELETE", f"/faults/{rule['id']}")
     assert "access_token" in obo(fresh, incoming, ["User.Read"])
