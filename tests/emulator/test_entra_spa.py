@@ -194,3 +194,19 @@ def test_client_credentials_are_refused_from_a_browser_in_every_grant(tenant: Lo
         "client_assertion": assertion(tenant),
     }
     assert_aadsts(post_token(tenant, exchange, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
+
+
+def test_spa_redirect_uris_added_through_the_control_api_follow_the_spa_rules(fresh: LocalTenant) -> None:
+    spa_id = fresh.env["SPA_CLIENT_ID"]
+    current = fresh.control("GET", f"/apps/{spa_id}")["spaRedirectUris"]
+    uri = "http://127.0.0.1:41999/spa/"  # e.g. a test host on a free port
+    updated = fresh.control("PATCH", f"/apps/{spa_id}", {"spaRedirectUris": [*current, uri]})
+    assert uri in updated["spaRedirectUris"] and uri in updated["redirectUris"]
+    code = spa_code(Browser.open(fresh), redirect_uri=uri)
+    assert_aadsts(redeem(fresh, code, origin=None, redirect_uri=uri), 400, "invalid_request", 9002327)
+    code = spa_code(Browser.open(fresh), redirect_uri=uri)
+    answer = redeem(fresh, code, origin="http://127.0.0.1:41999", redirect_uri=uri)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:41999"
+    bad = fresh.control("PATCH", f"/apps/{spa_id}", {"spaRedirectUris": ["not a uri"]}, expect=400)
+    assert "spaRedirectUris" in bad["error"]["message"]
