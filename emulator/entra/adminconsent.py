@@ -21,6 +21,7 @@ from emulator.entra.grants import admin_consent_plan
 from emulator.entra.pages import error_page, error_redirect
 from emulator.entra.scopes import ScopeError, parse
 from emulator.state import EmulatorState
+from emulator.tenants.signin import follow_session_user
 
 
 def routes(state: EmulatorState) -> list[Route]:
@@ -90,6 +91,7 @@ def routes(state: EmulatorState) -> list[Route]:
             scope=raw_scope,
             login_hint=params.get("login_hint") or None,
         )
+        follow_session_user(state, tenant.kind, request)  # /organizations: the session user's organisation
         current = session.current(state, request)
         if current is not None and params.get("prompt") != "login":
             return proceed(state, flow, current[1], current[0].sid)
