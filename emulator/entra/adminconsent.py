@@ -21,7 +21,7 @@ from emulator.entra.grants import admin_consent_plan
 from emulator.entra.pages import error_page, error_redirect
 from emulator.entra.scopes import ScopeError, parse
 from emulator.state import EmulatorState
-from emulator.tenants.signin import follow_session_user
+from emulator.tenants.signin import common_refused, follow_session_user
 
 
 def routes(state: EmulatorState) -> list[Route]:
@@ -38,6 +38,8 @@ def routes(state: EmulatorState) -> list[Route]:
         except EntraError as early:
             return early.response
         st = params.get("state")
+        if not v1 and tenant.kind == "common":
+            return common_refused(redirect_uri, st)  # v2 admin consent: a tenant or organizations only
         raw_scope = ""
         if not v1:
             raw_scope = params.get("scope", "").strip()

@@ -112,3 +112,20 @@ def follow_session_user(state: EmulatorState, tenant_kind: str, request: Request
     if session is not None:
         slot = slot_of_user(state, session.user_id)
         activate(None if slot is None or slot is state.home else slot)
+
+
+def common_refused(redirect_uri: str, state: str | None) -> Response:
+    """``/common/v2.0/adminconsent``: the v2 endpoint takes a tenant id, a domain or ``organizations``
+    (v2-admin-consent: personal accounts cannot consent). Observed answer (MicrosoftDocs/azure-docs#45151):
+    ``error=invalid_request`` "The provided request must include a 'response_type' input parameter." (the
+    AADSTS900144 code is **[INFERRED]**)."""
+    from emulator.entra.pages import error_redirect  # lazily: the Entra modules import the state
+
+    return error_redirect(
+        redirect_uri,
+        "query",
+        state,
+        "invalid_request",
+        900144,
+        "The provided request must include a 'response_type' input parameter.",
+    )
