@@ -63,3 +63,34 @@ def test_a_customer_person_holds_the_app_roles_assigned_in_their_organisation(fr
         result["id_token_claims"]["roles"] == ["Mail.Read.All"]
         and result["id_token_claims"]["tid"] == customer
     )
+
+
+def test_sharepoint_profile_of_a_customer_person(fresh: LocalTenant) -> None:
+    """SharePoint serves the organisation of the token's tid: the customer member's own site user and
+    profile, their tenant id in the profile; a home person's token never shows a customer profile."""
+    import requests
+
+    env, customer = fresh.env, fresh.env["CUSTOMER_TENANT_ID"]
+    make_multi_tenant(fresh)
+    onboard(fresh, customer)
+    site = env["SHAREPOINT_SITE_URL"]
+    origin = site.split("/sites/")[0]
+    app = app_at(fresh, customer)
+    username = env["CUSTOMER_MEMBER_USERNAME"]
+    result = app.client.obtain_token_by_username_password(
+        username, env["CUSTOMER_MEMBER_PASSWORD"], scope=[f"{origin}/AllSites.Read"]
+    )
+    assert "access_token" in result, result
+    assert claims(result["access_token"])["tid"] == customer
+    headers = {
+        "Accept": "application/json;odata=nometadata",
+        "Authorization": f"Bearer {result['access_token']}",
+    }
+    me = requests.get(f"{site}/_api/web/currentuser", headers=headers, timeout=10)
+    assert me.status_code == 200 and me.json()["LoginName"] == f"i:0#.f|membership|{username}", me.text
+    profile = requests.get(
+        f"{site}/_api/SP.UserProfiles.PeopleManager/GetMyProperties", headers=headers, timeout=10
+    )
+    props = {p["Key"]: p["Value"] for p in profile.json()["UserProfileProperties"]}
+    assert props["UserName"] == username
+    assert customer in {str(v) for v in props.values()}, props  # the profile names the customer's tenant
