@@ -37,7 +37,11 @@ def test_the_extension_is_configured() -> None:
 
 def test_single_tenant_v2_tokens_and_the_sign_in_uris() -> None:
     app = bicep.body(_resources()["application"])
-    assert app["signInAudience"] == "AzureADMyOrg"
+    # The audience is a parameter: single-tenant by default, multi-tenant for ENTRA_TENANCY=multi.
+    assert bicep.accessor(app["signInAudience"]) == ["signInAudience"]
+    audience = bicep.parse(bicep.APP_REGISTRATION)["parameters"]["signInAudience"]
+    assert audience["default"] == "AzureADMyOrg"
+    assert json.dumps(audience).count("AzureADMultipleOrgs") == 1
     assert app["api"]["requestedAccessTokenVersion"] == 2
     uris = json.dumps(app["web"]["redirectUris"])
     # The callback paths the code serves, and the post-logout URI.
