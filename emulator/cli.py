@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 
-from emulator.config import SERVICE_OFFSETS, EmulatorConfig, Lifetimes
+from emulator.config import SERVICE_OFFSETS, SIGN_IN_AUDIENCES, EmulatorConfig, Lifetimes
+
+#: Upper bound of --tenants (and of organisations created through the control API).
+MAX_ORGANIZATIONS = 1000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,10 +58,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "on 127.0.0.1:443 (needs root); clients resolve those names through a private hosts file: "
         "python -m emulator.hostsns -- COMMAND",
     )
+    p.add_argument(
+        "--tenants",
+        type=int,
+        default=1,
+        help="customer organisations besides the home tenant (min 1): the customer of the env file "
+        "(CUSTOMER_*), then org002, org003... (see emulator/docs/multi-tenant.md); default 1",
+    )
+    p.add_argument(
+        "--sign-in-audience",
+        choices=SIGN_IN_AUDIENCES,
+        default=os.environ.get("EMULATOR_SIGN_IN_AUDIENCE") or "AzureADMyOrg",
+        help="signInAudience of Graph Functions' registration: AzureADMultipleOrgs lets other "
+        "organisations sign in and consent (ENTRA_TENANCY=multi); default $EMULATOR_SIGN_IN_AUDIENCE or "
+        "AzureADMyOrg",
+    )
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = p.parse_args(argv)
     if args.users < 2:
         p.error("--users must be at least 2 (the demo admin and the demo member)")
+    if not 1 <= args.tenants <= MAX_ORGANIZATIONS:
+        p.error(f"--tenants must be within [1, {MAX_ORGANIZATIONS}]")
     if not 1 <= args.port <= 65535 - len(SERVICE_OFFSETS):
         p.error("--port out of range")
     return args
@@ -80,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             access_token=args.access_token_lifetime, refresh_token=args.refresh_token_lifetime
         ),
         production_hostnames=args.production_hostnames,
+        tenants=args.tenants,
+        sign_in_audience=args.sign_in_audience,
     )
     state = EmulatorState.create(config)
     return run(state, started, args.env_file)

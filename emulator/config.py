@@ -19,6 +19,8 @@ SERVICE_OFFSETS: dict[str, int] = {
 }
 
 CONTROL_PREFIX = "/_emulator"
+#: Values of an app registration's ``signInAudience`` the local tenant supports.
+SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs")
 LOOPBACK = "127.0.0.1"
 
 #: Real first-party resource identifiers the emulator also recognises.
@@ -65,6 +67,11 @@ class EmulatorConfig:
     seed: int = 42
     lifetimes: Lifetimes = dataclasses.field(default_factory=Lifetimes)
     production_hostnames: bool = False
+    #: Customer organisations seeded besides the home tenant (the first is the customer of the env file).
+    tenants: int = 1
+    #: ``signInAudience`` of Graph Functions' registration: AzureADMyOrg (single tenant) or
+    #: AzureADMultipleOrgs (``make run`` with ENTRA_TENANCY=multi).
+    sign_in_audience: str = "AzureADMyOrg"
 
     def port_of(self, service: str) -> int:
         if self.production_hostnames and service in PRODUCTION_HOSTS:

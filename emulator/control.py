@@ -19,7 +19,12 @@ from emulator.envfile import env_values
 from emulator.observe import FaultRule
 from emulator.state import EmulatorState
 
-SERVICE_CONTROL_MODULES = ("emulator.entra.control", "emulator.graph.control", "emulator.vault.control")
+SERVICE_CONTROL_MODULES = (
+    "emulator.entra.control",
+    "emulator.graph.control",
+    "emulator.vault.control",
+    "emulator.tenants.control",
+)
 
 
 def _bad(message: str, status: int = 400) -> JSONResponse:

@@ -15,7 +15,7 @@ def env_values(state: EmulatorState) -> dict[str, str]:
     c, ids = state.config, state.ids
     bundle = str(state.tls.bundle.resolve())
     return {
-        "ENTRA_TENANT_ID": state.directory.tenant_id,
+        "ENTRA_TENANT_ID": state.home.directory.tenant_id,
         "ENTRA_CLIENT_ID": ids.app.app_id,
         "ENTRA_AUTHORITY_HOST": c.authority_host,
         "KEY_VAULT_URL": f"{c.vault_origin}/",
@@ -41,6 +41,23 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "DEMO_USER_PASSWORD": ids.member.password,
         # Not an app setting (tests choose their own scope): make run sets MAILBOX_SCOPE to it.
         "MAIL_READERS_GROUP_ID": ids.mail_readers,
+        **customer_values(state),
+    }
+
+
+def customer_values(state: EmulatorState) -> dict[str, str]:
+    """The first customer organisation (no service principal of Graph Functions until its admin consents)."""
+    customer = next(iter(state.organizations.values()), None)
+    if customer is None or customer.admin is None or customer.member is None:
+        return {}
+    return {
+        "CUSTOMER_TENANT_ID": customer.tenant_id,
+        "CUSTOMER_DOMAIN": customer.directory.domain,
+        "CUSTOMER_ADMIN_USERNAME": customer.admin.user_principal_name,
+        "CUSTOMER_ADMIN_PASSWORD": customer.admin.password,
+        "CUSTOMER_MEMBER_USERNAME": customer.member.user_principal_name,
+        "CUSTOMER_MEMBER_PASSWORD": customer.member.password,
+        "CUSTOMER_MAIL_READERS_GROUP_ID": customer.mail_readers,
     }
 
 

@@ -26,6 +26,7 @@ from emulator.envfile import env_values, write_env_file
 from emulator.observe import ObserveMiddleware
 from emulator.request_client import ClientResolver
 from emulator.state import EmulatorState
+from emulator.tenants.scope import TenantScope
 
 log = logging.getLogger("emulator")
 
@@ -97,7 +98,7 @@ def build_apps(state: EmulatorState) -> dict[str, ASGIApp]:
 
     return {
         name: ObserveMiddleware(
-            app,
+            TenantScope(app, state, name),
             name,
             state.obs,
             CONTROL_PREFIX,

@@ -32,6 +32,8 @@ from emulator.observe import Observatory
 from emulator.pki.app_certificate import AppCertificate, load_or_create
 from emulator.pki.signing_keys import KeyRing
 from emulator.pki.tls import TlsMaterial, ensure_tls
+from emulator.tenants.registry import TenantSlot, active
+from emulator.tenants.seeding import seed_organizations
 from emulator.token_service import TokenService
 from emulator.vault.store import VaultStore
 
@@ -72,14 +74,17 @@ class EmulatorState:
     tls: TlsMaterial
     keys: KeyRing
     app_certificate: AppCertificate
-    directory: Directory = field(init=False)
+    #: The home tenant (Contoso, where Graph Functions is registered); ``directory``, ``tokens`` and
+    #: ``mailboxes`` below read the organisation the current request is for (emulator.tenants.registry).
+    home: TenantSlot = field(init=False)
+    #: The other organisations by tenant id, and by verified domain (lower case).
+    organizations: dict[str, TenantSlot] = field(default_factory=dict)
+    organization_domains: dict[str, TenantSlot] = field(default_factory=dict)
     ids: SeededIdentities = field(init=False)
-    tokens: TokenService = field(init=False)
     vault: VaultStore = field(init=False)
     obs: Observatory = field(default_factory=Observatory)
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     identity_header: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     stores: dict[str, Any] = field(default_factory=dict)
     reset_hooks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -98,8 +103,33 @@ class EmulatorState:
             app_certificate=load_or_create(state_dir / "apps" / "graph-functions.pem"),
         )
 
+    @property
+    def slot(self) -> TenantSlot:
+        """The organisation the current request is served for (the home tenant unless one was chosen)."""
+        return active() or self.home
+
+    @property
+    def directory(self) -> Directory:
+        return self.slot.directory
+
+    @property
+    def tokens(self) -> TokenService:
+        return self.slot.tokens
+
+    @property
+    def mailboxes(self) -> dict[str, Mailbox]:
+        return self.slot.mailboxes
+
     def _seed(self) -> None:
-        self.directory, self.ids = build_directory(self.config)
+        directory, self.ids = build_directory(self.config)
+        self.home = TenantSlot(
+            directory,
+            TokenService(self.config, directory, self.keys),
+            mail_seed=self.config.seed,
+            admin=self.ids.admin,
+            member=self.ids.member,
+            mail_readers=self.ids.mail_readers,
+        )
         cert = self.app_certificate
         now = CLOCK.now()
         self.ids.app.certificates.append(
@@ -113,9 +143,8 @@ class EmulatorState:
                 end=cert.cert.not_valid_after_utc,
             )
         )
-        self.tokens = TokenService(self.config, self.directory, self.keys)
         self.vault = self._seed_vault()
-        self.mailboxes = {}
+        seed_organizations(self)
 
     def _seed_vault(self) -> VaultStore:
         vault = VaultStore(name="kv-graph-functions")
@@ -144,7 +173,7 @@ class EmulatorState:
             return None
         box = self.mailboxes.get(user.id)
         if box is None:
-            box = build_mailbox(self.config.seed, user, self.directory)
+            box = build_mailbox(self.slot.mail_seed, user, self.directory)
             self.mailboxes[user.id] = box
         return box
 

@@ -240,7 +240,8 @@ def verify_federated_assertion(state: EmulatorState, app: Application, assertion
         )
     audiences = sorted({a for fc in candidates for a in _audience_forms(state, fc.audiences)})
     try:
-        claims = state.tokens.validate(assertion, audiences, issuers=[iss])
+        # The home tenant's token service: one managed identity's token serves every organisation.
+        claims = state.home.tokens.validate(assertion, audiences, issuers=[iss])
     except TokenRejected as exc:
         if exc.reason == "wrong_audience":
             raise fail(

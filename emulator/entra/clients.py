@@ -19,6 +19,7 @@ from emulator.entra.assertions import is_federated, verify_certificate_assertion
 from emulator.entra.context import JWT_BEARER, EntraError, Tenant, fail, find_app, missing_parameter
 from emulator.request_parsing import basic_credentials
 from emulator.state import EmulatorState
+from emulator.tenants.principals import require_service_principal
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ async def authenticate_client(
     app = find_app(state, form_id)
     if app is None:
         raise unknown_client(state, form_id)
+    require_service_principal(state.directory, app)  # AADSTS7000229 in an organisation without one
     if not app.enabled:
         raise disabled_client(app)
     if app.is_public:

@@ -29,6 +29,7 @@ from emulator.entra.pages import Params, error_page, error_redirect, render, res
 from emulator.entra.scopes import ScopeError, ScopeRequest, admin_only, parse
 from emulator.entra.store import Flow, get_store, new_id
 from emulator.state import EmulatorState
+from emulator.tenants.principals import materialize, user_consent_allowed
 
 
 def new_flow(state: EmulatorState, /, **fields: Any) -> Flow:
@@ -204,7 +205,8 @@ def proceed(state: EmulatorState, flow: Flow, user: User, sid: str) -> Response:
         if not missing and flow.prompt != "consent":
             return finish_authorize(state, flow, user, sid)
         shown = missing if missing else wanted_consent(state.directory, client, req)
-        flow.admin_required = admin_only(shown) and not user.is_admin
+        may_consent = user_consent_allowed(state.directory)  # another organisation may forbid user consent
+        flow.admin_required = (admin_only(shown) or not may_consent) and not user.is_admin
         return _consent_page(state, flow, client, user, _permission_rows(state, shown), admin_consent=False)
     if not user.is_admin:
         drop(state, flow)
@@ -238,11 +240,12 @@ def decline(flow: Flow) -> Response:
             flow, "access_denied", 65004, "User declined to consent to access the app.", subcode="cancel"
         )
     if flow.kind == "adminconsent":
+        # As observed (azure-docs#114009): access_denied + AADSTS65004, admin_consent=True, no tenant.
         return redirect_error(
             flow,
-            "consent_required",
+            "access_denied",
             65004,
-            "The resource owner or authorization server denied the request.",
+            "User declined to consent to access the app.",
             first=[("admin_consent", "True")],
         )
     return respond(
@@ -260,6 +263,7 @@ def accept(state: EmulatorState, flow: Flow, user: User, *, organization: bool) 
     client = state.directory.app(flow.client_id)
     if client is None:
         return unknown_client_page(state, flow.client_id)
+    client = materialize(state.directory, client)  # consent creates the service principal in another org
     if flow.kind == "authorize":
         req = parse_flow_scope(state, flow)
         if req is None:

@@ -26,9 +26,9 @@ from emulator.entra.flows import (
 )
 from emulator.entra.pages import error_page
 from emulator.entra.store import Flow, get_store
-from emulator.entra.token_endpoint import find_user
 from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
+from emulator.tenants.signin import follow_flow_user, foreign_user_refusal, locate_user
 
 
 def _own_origins(state: EmulatorState) -> set[str]:
@@ -48,6 +48,7 @@ def _flow(state: EmulatorState, request: Request, form: dict[str, str], stage: s
     if flow is None or flow.expires_at < CLOCK.time() or flow.stage != stage:
         return stale_flow_page()
     attribute(request, client_id=flow.client_id)
+    follow_flow_user(state, flow)
     return flow
 
 
@@ -63,7 +64,7 @@ def routes(state: EmulatorState) -> list[Route]:
             return render_signin(
                 state, flow, error="Enter a valid email address, phone number, or Skype name."
             )
-        user = find_user(state, username)
+        user, elsewhere = locate_user(state, flow, username)
         if user is None:
             return render_signin(
                 state,
@@ -95,6 +96,8 @@ def routes(state: EmulatorState) -> list[Route]:
                     "support person to unlock it, then try again."
                 ),
             )
+        if elsewhere:
+            return foreign_user_refusal(state, flow, user)
         sess, cookie = session.start(state, user)
         response = proceed(state, flow, user, sess.sid)
         session.set_cookie(response, cookie)

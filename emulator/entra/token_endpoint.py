@@ -39,6 +39,7 @@ from emulator.entra.store import get_store, new_id
 from emulator.entra.token_responses import app_token_response, user_token_response
 from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
+from emulator.tenants.signin import follow_grant_user
 
 VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
@@ -392,6 +393,7 @@ def routes(state: EmulatorState) -> list[Route]:
             grant = form.get("grant_type")
             attribute(request, client_id=client_id_of(request, form), grant_type=grant)
             tenant = require_tenant(state, request)
+            follow_grant_user(state, tenant, form)  # /organizations: the user's organisation
             if "resource" in form:
                 raise fail(901002, "invalid_request", "The 'resource' request parameter is not supported.")
             if not grant:

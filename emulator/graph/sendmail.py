@@ -22,6 +22,7 @@ from emulator.directory.model import Mailbox, Message, Recipient, User
 from emulator.graph.http import Ctx, GraphError, read_json
 from emulator.graph.mailbox import open_mailbox
 from emulator.graph.store import graph_store
+from emulator.tenants.registry import active, serving
 
 MESSAGE_KEYS = frozenset(
     {
@@ -193,11 +194,14 @@ async def send_mail(ctx: Ctx) -> Response:
             ),
         )
 
+    organization = active()  # delivered later, possibly during another organisation's request
+
     def deliver() -> None:
-        for user_id in recipients:
-            copy(user_id, "inbox", False)
-        if save:
-            copy(sender_id, "sentitems", True)
+        with serving(organization):
+            for user_id in recipients:
+                copy(user_id, "inbox", False)
+            if save:
+                copy(sender_id, "sentitems", True)
 
     store = graph_store(state)
     delay = store.settings.send_mail_delay_ms

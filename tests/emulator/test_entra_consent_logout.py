@@ -74,7 +74,8 @@ def test_v2_admin_consent_refusals(fresh: LocalTenant) -> None:
     page = admin_consent(admin, scope="https://graph.microsoft.com/.default", state="c")
     consent = admin.sign_in(page, fresh.env["DEMO_ADMIN_USERNAME"], fresh.env["DEMO_ADMIN_PASSWORD"])
     cancelled = params_of(admin.consent(consent, accept=False))
-    assert cancelled["admin_consent"] == "True" and cancelled["error"] == "consent_required"
+    assert cancelled["admin_consent"] == "True" and cancelled["error"] == "access_denied"
+    assert "tenant" not in cancelled
     assert cancelled["error_description"].startswith("AADSTS65004") and cancelled["state"] == "c"
     missing = params_of(admin_consent(admin, state="x"))
     assert missing["error"] == "invalid_request" and missing["error_description"].startswith("AADSTS900144")

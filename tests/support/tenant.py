@@ -50,11 +50,16 @@ class LocalTenant:
     def authority(self) -> str:
         return f"{self.env['ENTRA_AUTHORITY_HOST']}/{self.env['ENTRA_TENANT_ID']}"
 
-    def control(self, method: str, path: str, json: Any = None, expect: int | None = None) -> Any:
+    def control(
+        self, method: str, path: str, json: Any = None, expect: int | None = None, tenant: str | None = None
+    ) -> Any:
+        """A control-API call; ``tenant`` (an organisation's id or domain) scopes routes such as ``/users``
+        or ``/graph/mailbox-scopes`` to that organisation (``X-Emulator-Tenant``)."""
         resp = requests.request(
             method,
             f"{self.env['EMULATOR_URL']}/_emulator{path}",
             json=json,
+            headers={"X-Emulator-Tenant": tenant} if tenant else None,
             verify=self.ca_bundle,
             timeout=30,
         )
@@ -63,6 +68,14 @@ class LocalTenant:
         elif resp.status_code >= 400:
             raise AssertionError(f"control {method} {path}: {resp.status_code} {resp.text}")
         return resp.json() if resp.content else None
+
+    def create_organization(self, **body: Any) -> dict[str, Any]:
+        """A new organisation (``POST /_emulator/tenants``): ``tenantId``, ``domain``, ``authority``,
+        ``admin`` and ``member`` (``id``, ``username``, ``password``)... A reset removes it."""
+        return dict(self.control("POST", "/tenants", body, expect=201))
+
+    def authority_of(self, tenant_id: str) -> str:
+        return f"{self.env['ENTRA_AUTHORITY_HOST']}/{tenant_id}"
 
     def reset(self) -> None:
         """Back to the seeded tenant, at real time (the clock rewinds)."""
