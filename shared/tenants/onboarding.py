@@ -155,7 +155,12 @@ class Onboarding:
     def _after_sign_in(self, flow: dict[str, Any], params: dict[str, str], origin: str) -> Page | Redirect:
         cleared = (clear_cookie(FLOW_COOKIE, origin=origin),)
         if "error" in params:
-            return _page("signin_failed", _error_detail(params), cookies=cleared, status=400)
+            # A member of an organisation without the app meets "admin approval required" already at this
+            # sign-in (user consent off): the same outcomes as at the consent step.
+            outcome, detail = _consent_error(params)
+            if outcome == "failed":
+                return _page("signin_failed", detail, cookies=cleared, status=400)
+            return _page(outcome, detail, cookies=cleared, status=403)
         claims = self._sign_in().finish(flow, params).claims
         tid = str(claims.get("tid") or "").lower()
         if not is_guid(tid):
