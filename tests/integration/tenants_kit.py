@@ -97,9 +97,11 @@ def registry(host: DevHostProcess) -> dict[str, dict[str, Any]]:
     table = TableServiceClient.from_connection_string(values["AzureWebJobsStorage"]).get_table_client(
         values.get("TENANTS_TABLE") or "tenants"
     )
+    from azure.core.exceptions import ResourceNotFoundError
+
     try:
         return {str(row["RowKey"]): dict(row) for row in table.list_entities()}
-    except Exception:  # noqa: BLE001 - no table yet: nothing onboarded
+    except ResourceNotFoundError:  # no table yet: nothing onboarded
         return {}
 
 
