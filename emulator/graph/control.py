@@ -27,6 +27,7 @@ from emulator.directory.model import UTC, Message, Recipient, User
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
+from emulator.tenants.registry import keys_here, scoped_key
 
 PATCHABLE = {
     "accountEnabled": bool,
@@ -261,16 +262,17 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
 
     def scope_json(app_id: str) -> dict[str, Any]:
         s = graph_store(state).settings
+        key = scoped_key(state, app_id)  # per organisation (X-Emulator-Tenant)
         return {
             "appId": app_id,
-            "users": sorted(s.mail_access.get(app_id, set())),
-            "groups": sorted(s.mail_scope_groups.get(app_id, set())),
+            "users": sorted(s.mail_access.get(key, set())),
+            "groups": sorted(s.mail_scope_groups.get(key, set())),
         }
 
     async def list_mailbox_scopes(request: Request) -> Response:
         s = graph_store(state).settings
         return JSONResponse(
-            {"value": [scope_json(a) for a in sorted({*s.mail_access, *s.mail_scope_groups})]}
+            {"value": [scope_json(a) for a in keys_here(state, {*s.mail_access, *s.mail_scope_groups})]}
         )
 
     async def put_mailbox_scope(request: Request) -> Response:
@@ -289,14 +291,14 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         except BadInput as exc:
             return _error(exc)
         s = graph_store(state).settings
-        s.mail_access[app_id] = user_ids
-        s.mail_scope_groups[app_id] = {str(g) for g in groups}
+        s.mail_access[scoped_key(state, app_id)] = user_ids
+        s.mail_scope_groups[scoped_key(state, app_id)] = {str(g) for g in groups}
         return JSONResponse(scope_json(app_id))
 
     async def delete_mailbox_scope(request: Request) -> Response:
         s = graph_store(state).settings
-        s.mail_access.pop(request.path_params["app_id"], None)
-        s.mail_scope_groups.pop(request.path_params["app_id"], None)
+        s.mail_access.pop(scoped_key(state, request.path_params["app_id"]), None)
+        s.mail_scope_groups.pop(scoped_key(state, request.path_params["app_id"]), None)
         return Response(status_code=204)
 
     async def settings(request: Request) -> Response:

@@ -16,6 +16,7 @@ from emulator.graph.auth import mail_read_level, require_me, require_send
 from emulator.graph.http import Ctx, GraphError
 from emulator.graph.membership import transitive_user_ids
 from emulator.graph.store import graph_store
+from emulator.tenants.registry import scoped_key
 
 NO_MAILBOX = (
     "MailboxNotEnabledForRESTAPI",
@@ -34,7 +35,7 @@ SCOPED_OUT = (
 def in_mailbox_scope(ctx: Ctx, user: User) -> bool:
     """Whether the calling app's mailbox scope (if it has one) includes ``user``'s mailbox."""
     settings = graph_store(ctx.state).settings
-    app = ctx.principal.app_id
+    app = scoped_key(ctx.state, ctx.principal.app_id)  # a policy belongs to one organisation
     users, groups = settings.mail_access.get(app), settings.mail_scope_groups.get(app)
     if users is None and groups is None:
         return True  # no policy: application permissions reach every mailbox

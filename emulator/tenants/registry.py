@@ -140,3 +140,19 @@ def slot_of_username(state: EmulatorState, username: str) -> TenantSlot | None:
         ):
             return slot
     return None
+
+
+def scoped_key(state: EmulatorState, key: str) -> str:
+    """A per-organisation key for settings a service keeps by app id (an Exchange application access
+    policy belongs to one organisation): the key itself in the home tenant, ``{tid}/{key}`` elsewhere."""
+    slot = active()
+    return key if slot is None or slot is state.home else f"{slot.tenant_id}/{key}"
+
+
+def keys_here(state: EmulatorState, keys: Iterator[str] | set[str]) -> list[str]:
+    """The keys (see :func:`scoped_key`) of the active organisation, unprefixed, sorted."""
+    slot = active()
+    if slot is None or slot is state.home:
+        return sorted(k for k in keys if "/" not in k)
+    prefix = f"{slot.tenant_id}/"
+    return sorted(k[len(prefix) :] for k in keys if k.startswith(prefix))

@@ -133,3 +133,28 @@ def test_a_forged_tid_cannot_move_a_token_to_another_organisation(fresh: LocalTe
     forged = base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
     answer = graph(fresh, f"{head}.{forged}.{sig}", "/users?$top=1")
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_mailbox_scopes_belong_to_one_organisation(fresh: LocalTenant) -> None:
+    """An application access policy is an Exchange setting of one organisation: the home tenant's scope for
+    the app does not limit it in the customer, and the customer's own scope (its Mail Readers group) does."""
+    env, customer, app = fresh.env, fresh.env["CUSTOMER_TENANT_ID"], fresh.env["ENTRA_CLIENT_ID"]
+    make_multi_tenant(fresh)
+    onboard(fresh, customer)
+    token = app_token(fresh, customer)["access_token"]
+    fresh.control("PUT", f"/graph/mailbox-scopes/{app}", {"users": [env["DEMO_USER_USERNAME"]]})
+    admin, member = env["CUSTOMER_ADMIN_USERNAME"], env["CUSTOMER_MEMBER_USERNAME"]
+    assert graph(fresh, token, f"/users/{admin}/messages?$top=1").status_code == 200
+    fresh.control(
+        "PUT",
+        f"/graph/mailbox-scopes/{app}",
+        {"groups": [env["CUSTOMER_MAIL_READERS_GROUP_ID"]]},
+        tenant=customer,
+    )
+    assert graph(fresh, token, f"/users/{member}/messages?$top=1").status_code == 200
+    refused = graph(fresh, token, f"/users/{admin}/messages?$top=1")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "ErrorAccessDenied"
+    listed = fresh.control("GET", "/graph/mailbox-scopes", tenant=customer)["value"]
+    assert listed == [{"appId": app, "users": [], "groups": [env["CUSTOMER_MAIL_READERS_GROUP_ID"]]}]
+    home = fresh.control("GET", "/graph/mailbox-scopes")["value"]
+    assert [s["appId"] for s in home] == [app] and home[0]["groups"] == []
