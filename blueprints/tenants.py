@@ -40,7 +40,7 @@ def onboard(call: Call) -> Page | Redirect:
     origin = _require_multi(call)
     if call.request.method != "POST":
         return start_page()
-    return call.runtime.onboarding().start(origin)
+    return call.runtime.onboarding().start(origin, call.request.form.get("mailbox_group", ""))
 
 
 @bp.function_name("onboard_callback")

@@ -124,11 +124,24 @@ class Onboarding:
         self._forget = forget
         self._now = now
 
-    def start(self, origin: str) -> Redirect:
-        """Step 1: send the administrator to sign in through ``/organizations``."""
+    def start(self, origin: str, mailbox_group: str = "") -> Redirect:
+        """Step 1: send the administrator to sign in through ``/organizations``.
+
+        ``mailbox_group``: the organisation's choice of whose mailboxes the app may read: a group's object
+        id (its members, transitively), ``*`` (every mailbox) or empty (keep the previous choice; none on
+        a first onboarding: no mailbox is readable). It takes effect only once the consent is proven.
+
+        Raises:
+            BadRequest: ``invalid_parameter``, ``mailbox_group`` is none of these.
+        """
+        group = mailbox_group.strip().lower()
+        if group not in ("", "*") and not is_guid(group):
+            raise BadRequest(
+                "The mailbox group must be a group's object id (a GUID), * for every mailbox, or empty"
+            )
         client = self._sign_in()
         flow = client.begin(redirect_uri=origin + ONBOARD_CALLBACK_PATH, prompt="select_account")
-        sealed = self._flows().put(flow, extra={"kind": _SIGN_IN})
+        sealed = self._flows().put(flow, extra={"kind": _SIGN_IN, "group": group})
         cookie = set_cookie(FLOW_COOKIE, sealed, origin=origin, max_age=FLOW_COOKIE_SECONDS)
         return Redirect(str(flow["auth_uri"]), status=303, cookies=(cookie,))
 
@@ -145,14 +158,16 @@ class Onboarding:
         extra = taken.extra or {}
         kind = extra.get("kind")
         if kind == _SIGN_IN:
-            return self._after_sign_in(taken.flow, params, origin)
+            return self._after_sign_in(taken.flow, params, origin, str(extra.get("group") or ""))
         if kind == _CONSENT:
             return self._after_consent(extra, params, origin)
         raise AuthFlowUnknown("This response does not belong to an onboarding started here")
 
     # -- step 2 -----------------------------------------------------------------------------------------
 
-    def _after_sign_in(self, flow: dict[str, Any], params: dict[str, str], origin: str) -> Page | Redirect:
+    def _after_sign_in(
+        self, flow: dict[str, Any], params: dict[str, str], origin: str, group: str
+    ) -> Page | Redirect:
         cleared = (clear_cookie(FLOW_COOKIE, origin=origin),)
         if "error" in params:
             # A member of an organisation without the app meets "admin approval required" already at this
@@ -175,6 +190,7 @@ class Onboarding:
             "tid": tid,
             "oid": str(claims.get("oid") or ""),
             "upn": str(claims.get("preferred_username") or ""),
+            "group": group,
         }
         sealed = self._flows().put({"state": state}, extra=binding)
         query = urlencode(
@@ -235,12 +251,26 @@ class Onboarding:
             status="active",
             status_reason=f"onboarded by {upn}",
             changed_at=self._now(),
-            mailbox_scope=previous.mailbox_scope if previous is not None else None,
+            mailbox_scope=_chosen_scope(str(binding.get("group") or ""), previous),
         )
         self._registry.record(org)
         self._forget(tid)  # services rebuilt with the recorded choices
         logger.info("Onboarding: organisation %s is active", tid)
-        return _page("onboarded", org.name, cookies=cleared, granted=list(org.permissions))
+        return _page(
+            "onboarded",
+            org.name,
+            cookies=cleared,
+            granted=list(org.permissions),
+            scope=org.mailbox_scope or "",
+        )
+
+
+def _chosen_scope(group: str, previous: Organisation | None) -> str | None:
+    """The organisation's mailbox scope after onboarding: the group chosen now, else the previous
+    choice, else none (default deny)."""
+    if group == "*" or is_guid(group):
+        return group
+    return previous.mailbox_scope if previous is not None else None
 
 
 def _roles_of(token: str, tid: str) -> frozenset[str]:
@@ -298,6 +328,7 @@ def _page(
     cookies: Sequence[str] = (),
     status: int = 200,
     granted: Sequence[str] = (),
+    scope: str = "",
 ) -> Page:
     return Page(
         "onboard.html",
@@ -307,6 +338,7 @@ def _page(
             "detail": detail,
             "granted": list(granted),
             "required": list(REQUIRED_ROLES),
+            "mailbox_scope": scope,
         },
         status=status,
         cookies=tuple(cookies),

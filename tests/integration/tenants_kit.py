@@ -59,20 +59,24 @@ def browser(tenant: LocalTenant, host: DevHostProcess) -> WebBrowser:
     return WebBrowser(tenant, host)
 
 
-def start_onboarding(web: WebBrowser) -> requests.Response:
-    """``POST /onboard`` from the app's own page; returns the tenant's sign-in page."""
+def start_onboarding(web: WebBrowser, group: str = "") -> requests.Response:
+    """``POST /onboard`` from the app's own page (``group``: the mailbox group chosen); returns the
+    tenant's sign-in page."""
     page = web.get("/onboard")
     assert page.status_code == 200, page.text[:300]
-    started = web.post("/onboard", {"start": "1"}, headers={"Origin": web.host.base_url})
+    form = {"start": "1", "mailbox_group": group}
+    started = web.post("/onboard", form, headers={"Origin": web.host.base_url})
     assert started.status_code == 303, (started.status_code, started.text[:300])
     assert "/organizations/oauth2/v2.0/authorize" in started.headers["Location"]
     return web.get(started.headers["Location"])
 
 
-def onboard(web: WebBrowser, username: str, password: str, *, accept: bool = True) -> requests.Response:
+def onboard(
+    web: WebBrowser, username: str, password: str, *, accept: bool = True, group: str = ""
+) -> requests.Response:
     """The whole walk: sign in at /organizations, the app's redirect to that tenant's admin consent, the
     consent page, back to the app; returns the app's final page."""
-    back = web.through_tenant(start_onboarding(web), username, password)
+    back = web.through_tenant(start_onboarding(web, group), username, password)
     to_consent = web.get(back.headers["Location"])
     if to_consent.status_code != 303:
         return to_consent  # the app ended the walk after the sign-in (home tenant, an error page)
