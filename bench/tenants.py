@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import resource
 import tempfile
 import time
@@ -235,6 +236,8 @@ def main() -> dict[str, Any]:
             ) as tenant,
             azurite(work) as storage,
         ):
+            # azure-identity reads the managed identity's endpoint (the vault read) from the environment.
+            os.environ.update(host_environment(tenant.env))
             single = Runtime(env=app_env(tenant, storage.connection_string, work))
             multi = Runtime(
                 env=app_env(
