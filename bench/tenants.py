@@ -188,6 +188,9 @@ def run_reports(runtime: Runtime, date: dt.date) -> dict[str, Any]:
 
 def measure_fan_out(tenant: LocalTenant, multi: Runtime, ids: list[str]) -> dict[str, Any]:
     today = dt.datetime.now(dt.UTC).date()
+    # Every organisation's first report (no previous one: no delta), then two comparable runs (each with
+    # a previous report to compute changes from): without and with the slow organisation.
+    first = run_reports(multi, today - dt.timedelta(days=3))
     baseline = run_reports(multi, today - dt.timedelta(days=2))
     slow = ids[0]
     # The slow organisation's provider holds a token already: drop it so its run must ask Entra.
@@ -213,9 +216,11 @@ def measure_fan_out(tenant: LocalTenant, multi: Runtime, ids: list[str]) -> dict
     hidden = ("completion", "own_run", "outcomes")
     return {
         "workers": WORKERS,
-        "baseline": {k: v for k, v in baseline.items() if k not in ("completion", "outcomes")}
+        "first_reports": {k: v for k, v in first.items() if k not in hidden},
+        "baseline": {k: v for k, v in baseline.items() if k not in hidden}
         | {
             "others_completion": others(baseline),
+            "others_own_run": others(baseline, "own_run"),
             "completed": sum(o == "completed" for o in baseline["outcomes"].values()),
         },
         "one_organisation_slow": {k: v for k, v in outage.items() if k not in hidden}
