@@ -238,3 +238,30 @@ def test_a_person_of_the_customer_sees_only_the_customer(world: World) -> None:
     assert home_person.sign_in(env["DEMO_USER_USERNAME"], env["DEMO_USER_PASSWORD"], "/me").status_code == 303
     home_users = home_person.get("/api/users", params={"top": "999"})
     assert domains(home_users.json()["value"]) == {world.home_domain}
+
+
+def test_a_customer_auditor_and_mail_reader_signed_in_stays_in_the_customer(world: World) -> None:
+    """A person of the customer given the app's roles by the customer's own administrator (its
+    enterprise application's assignments), signed in: their mail reads and their audit trail are the
+    customer's."""
+    env = world.tenant.env
+    member = world.tenant.control("GET", f"/tenants/{world.customer}")["member"]
+    world.tenant.control(
+        "PUT",
+        f"/users/{member['id']}/app-roles/{env['ENTRA_CLIENT_ID']}",
+        {"roles": ["Audit.Read", "Mail.Read.All"]},
+        tenant=world.customer,
+    )
+    register(world.tenant, world.host)
+    person = browser(world.tenant, world.host)
+    assert person.sign_in(str(member["username"]), str(member["password"]), "/me").status_code == 303
+    own = person.get("/api/users/" + env["CUSTOMER_MEMBER_USERNAME"] + "/messages")
+    assert own.status_code == 200 and own.json()["value"]
+    assert_error(person.get(f"/api/users/{env['DEMO_USER_USERNAME']}/messages"), 404, "user_not_found")
+    trail = person.get("/api/audit/mail")
+    assert trail.status_code == 200, trail.text[:300]
+    records = trail.json()["value"]
+    assert any(r["actor"]["objectId"] == member["id"] for r in records)  # their own reads are there
+    assert all(r["actor"]["appId"] != world.caller.client_id for r in records)  # never the home caller's
+    page = person.get("/audit")
+    assert page.status_code == 200 and world.caller.client_id not in page.text
