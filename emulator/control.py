@@ -93,10 +93,11 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
                 drop=bool(body.get("drop", False)),
                 times=None if body.get("times") is None else int(body["times"]),
                 client_id=body.get("clientId"),
+                tenant_id=body.get("tenantId"),
             )
             if not 0.0 <= rule.rate <= 1.0:
                 raise ValueError("rate must be within [0, 1]")
-            for key in ("service", "method", "clientId"):
+            for key in ("service", "method", "clientId", "tenantId"):
                 if body.get(key) is not None and not isinstance(body[key], str):
                     raise ValueError(f"{key} must be a string")
             state.obs.add_fault(rule)

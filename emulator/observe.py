@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.errors import fault_response
 from emulator.request_client import ClientResolver
+from emulator.tenants.scope import request_tenant
 
 #: Test-only header naming the client when a test wants to attribute a request by hand (kept for
 #: compatibility; a rule's ``clientId`` matches it as well as the client the service sees).
@@ -62,11 +63,21 @@ class FaultRule:
     drop: bool = False  # drop the connection mid-response instead of answering
     times: int | None = None  # how many more times it may fire; None = unlimited
     client_id: str | None = None
+    #: Only requests for this organisation: the tenant id of a login path (``/{tid}/…``) or the bearer
+    #: token's ``tid`` (Graph, SharePoint); see emulator/docs/multi-tenant.md.
+    tenant_id: str | None = None
     id: int = 0
     fired: int = 0
     _regex: re.Pattern[str] | None = field(default=None, repr=False)
 
-    def matches(self, service: str, method: str, path: str, client_ids: tuple[str | None, ...]) -> bool:
+    def matches(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        client_ids: tuple[str | None, ...],
+        tenant: str | None = None,
+    ) -> bool:
         """``client_ids``: the request's client as the service sees it, then the test header's value;
         client ids (GUIDs) compare case-insensitively."""
         if self._regex is None:
@@ -78,6 +89,7 @@ class FaultRule:
                 self.client_id is None
                 or self.client_id.lower() in {c.lower() for c in client_ids if c is not None}
             )
+            and (self.tenant_id is None or self.tenant_id.lower() == (tenant or "").lower())
             and (self.times is None or self.times > 0)
             and self._regex.search(path) is not None
         )
@@ -113,11 +125,16 @@ class Observatory:
             self.faults.clear()
 
     def pick_fault(
-        self, service: str, method: str, path: str, client_ids: tuple[str | None, ...] = ()
+        self,
+        service: str,
+        method: str,
+        path: str,
+        client_ids: tuple[str | None, ...] = (),
+        tenant: str | None = None,
     ) -> FaultRule | None:
         with self._lock:
             for rule in self.faults:
-                if rule.matches(service, method, path, client_ids) and self._rng.random() < rule.rate:
+                if rule.matches(service, method, path, client_ids, tenant) and self._rng.random() < rule.rate:
                     rule.fired += 1
                     if rule.times is not None:
                         rule.times -= 1
@@ -208,7 +225,10 @@ class ObserveMiddleware:
                 body, messages = await read_body(receive)
                 receive = replaying(messages, receive)
             client_id = self.resolver.resolve(method, headers, query, body)
-        fault = self.obs.pick_fault(self.service, method, path, (client_id, headers.get(CLIENT_ID_HEADER)))
+        tenant = request_tenant(self.service, path, headers.get("authorization"))
+        fault = self.obs.pick_fault(
+            self.service, method, path, (client_id, headers.get(CLIENT_ID_HEADER)), tenant
+        )
 
         recorded = False
 
@@ -228,6 +248,7 @@ class ObserveMiddleware:
                     "route": getattr(route, "path", None) or state.get("route") or path,
                     "status": status_holder["status"],
                     "client_id": client_id or state.get("client_id"),
+                    "tenant": tenant,
                     "grant_type": state.get("grant_type"),
                     "client_auth": state.get("client_auth"),
                     "fault": fault.id if fault is not None else None,

@@ -167,6 +167,9 @@ def seed_applications(
             # Admin consent returns to its own callback (the Functions host reserves /admin/*).
             "http://localhost:7071/auth/admin-consent/callback",
             "http://127.0.0.1:7071/auth/admin-consent/callback",
+            # Onboarding another organisation: its admin's sign-in and admin consent return here (issue 18).
+            "http://localhost:7071/onboard/callback",
+            "http://127.0.0.1:7071/onboard/callback",
         ],
         post_logout_redirect_uris=["http://localhost:7071/", "http://127.0.0.1:7071/"],
         required_permissions={

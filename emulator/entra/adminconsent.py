@@ -21,6 +21,7 @@ from emulator.entra.grants import admin_consent_plan
 from emulator.entra.pages import error_page, error_redirect
 from emulator.entra.scopes import ScopeError, parse
 from emulator.state import EmulatorState
+from emulator.tenants.signin import common_refused, follow_session_user
 
 
 def routes(state: EmulatorState) -> list[Route]:
@@ -37,6 +38,8 @@ def routes(state: EmulatorState) -> list[Route]:
         except EntraError as early:
             return early.response
         st = params.get("state")
+        if not v1 and tenant.kind == "common":
+            return common_refused(redirect_uri, st)  # v2 admin consent: a tenant or organizations only
         raw_scope = ""
         if not v1:
             raw_scope = params.get("scope", "").strip()
@@ -90,6 +93,7 @@ def routes(state: EmulatorState) -> list[Route]:
             scope=raw_scope,
             login_hint=params.get("login_hint") or None,
         )
+        follow_session_user(state, tenant.kind, request)  # /organizations: the session user's organisation
         current = session.current(state, request)
         if current is not None and params.get("prompt") != "login":
             return proceed(state, flow, current[1], current[0].sid)

@@ -30,6 +30,7 @@ from emulator.entra.pages import error_page, error_redirect
 from emulator.entra.scopes import ScopeError, parse
 from emulator.request_parsing import form_fields
 from emulator.state import EmulatorState
+from emulator.tenants.signin import follow_session_user
 
 RESPONSE_MODES = ("query", "fragment", "form_post")
 PROMPTS = ("login", "none", "consent", "select_account")
@@ -228,6 +229,7 @@ def routes(state: EmulatorState) -> list[Route]:
             client_info=params.get("client_info") == "1",
             claims=params.get("claims") or None,
         )
+        follow_session_user(state, tenant.kind, request)  # /organizations: the session user's organisation
         current = session.current(state, request)
         if current is not None and ca.session_too_old(
             state, client, current[1], current[0].created, CLOCK.time()

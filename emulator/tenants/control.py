@@ -20,10 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from emulator.directory.model import Application, User
+from emulator.directory.model import Application, AppRoleAssignment, User
 from emulator.entra.grants import AdminGrant, admin_consent_all, apply_admin_consent
 from emulator.state import EmulatorState
-from emulator.tenants.principals import OrganizationDirectory, materialize, remove_service_principal
+from emulator.tenants.principals import (
+    OrganizationDirectory,
+    materialize,
+    register_client,
+    remove_service_principal,
+)
 from emulator.tenants.registry import TenantSlot, by_segment, serving
 from emulator.tenants.seeding import create_organization, delete_organization
 
@@ -228,8 +233,53 @@ def control_routes(state: EmulatorState) -> list[Route]:
             }
         )
 
+    async def register_app(request: Request) -> Response:
+        """A confidential client registered in the organisation (a customer's own service calling Graph
+        Functions' API): its secret once, and the app roles of Graph Functions it is granted there."""
+        slot = org(request)
+        if isinstance(slot, JSONResponse):
+            return slot
+        d = cast(OrganizationDirectory, slot.directory)
+        try:
+            body = await _body(request)
+            name = str(body.get("displayName") or "Customer service")
+            roles = body.get("roles", [])
+            if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+                raise ValueError("roles must be a list of Graph Functions' app role values")
+        except ValueError as exc:
+            return _error("BadRequest", str(exc), 400)
+        ours = state.ids.app
+        with serving(slot):
+            sp = d.app(ours.app_id) if d.has_service_principal(ours.app_id) else None
+        if roles and sp is None:
+            return _error(
+                "Conflict",
+                f"Graph Functions has no service principal in {slot.tenant_id}: consent first",
+                409,
+            )
+        assignable = {r.value for r in ours.app_roles if "Application" in r.allowed_member_types}
+        unknown = sorted(set(roles) - assignable)
+        if unknown:
+            return _error("BadRequest", f"not app roles of Graph Functions: {', '.join(unknown)}", 400)
+        client, secret = register_client(d, name, required={ours.app_id: tuple(sorted(set(roles)))})
+        for role in sorted(set(roles)):
+            d.app_role_assignments.append(AppRoleAssignment(client.sp_id, ours.app_id, role))
+        return JSONResponse(
+            {
+                "appId": client.app_id,
+                "servicePrincipalId": client.sp_id,
+                "displayName": client.display_name,
+                "secret": secret,
+                "roles": d.roles_of(client.sp_id, ours.app_id),
+                "scope": f"api://{ours.app_id}/.default",
+                "tokenEndpoint": f"{state.config.authority_host}/{slot.tenant_id}/oauth2/v2.0/token",
+            },
+            status_code=201,
+        )
+
     return [
         Route("/tenants", tenants, methods=["GET", "POST"]),
+        Route("/tenants/{tenant}/apps", register_app, methods=["POST"]),
         Route("/tenants/{tenant}", tenant, methods=["GET", "PATCH", "DELETE"]),
         Route(
             "/tenants/{tenant}/service-principals/{app_id}",

@@ -14,12 +14,15 @@ in the directory" (AADSTS700016), as for an app registered nowhere.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from emulator.directory.model import Application, Directory
+from emulator.clock import CLOCK
+from emulator.directory.model import Application, ClientSecret, Directory
 
 if TYPE_CHECKING:
     from emulator.entra.context import EntraError
@@ -58,6 +61,8 @@ class OrganizationDirectory(Directory):
     #: Whether members may consent to apps themselves. Off by default, as for an app of an unverified
     #: publisher under Microsoft's current default consent setting: members get "Need admin approval".
     user_consent: bool = False
+    #: Client ids of apps registered in this organisation itself (a customer's own service calling the app).
+    local_apps: set[str] = field(default_factory=set)
 
     def registration(self, app_id: str) -> Application | None:
         """The home registration of a multi-tenant app (None: unknown, single-tenant, or not an app)."""
@@ -70,7 +75,7 @@ class OrganizationDirectory(Directory):
         own = self.apps.get(app_id)
         reg = self.registration(app_id)
         if own is not None:
-            if own.is_first_party_resource:
+            if own.is_first_party_resource or app_id in self.local_apps:
                 return own
             if reg is None:  # the registration went single-tenant (or away): unusable here
                 return None
@@ -145,3 +150,23 @@ def missing_service_principal(app_id: str, tenant_id: str) -> EntraError:
 def user_consent_allowed(directory: Directory) -> bool:
     """Whether a non-admin may consent for themselves here (the home tenant: yes, as before)."""
     return not isinstance(directory, OrganizationDirectory) or directory.user_consent
+
+
+def register_client(
+    directory: OrganizationDirectory, name: str, *, required: dict[str, tuple[str, ...]]
+) -> tuple[Application, str]:
+    """Register a single-tenant confidential client in ``directory`` (with its service principal there);
+    ``required``: resource app id -> application permissions it lists. Returns it and its secret value."""
+    now = CLOCK.now()
+    secret = secrets.token_urlsafe(30)
+    client = Application(
+        app_id=str(uuid.uuid4()),
+        object_id=str(uuid.uuid4()),
+        sp_id=str(uuid.uuid4()),
+        display_name=name[:120],
+        secrets=[ClientSecret(str(uuid.uuid4()), "control API", secret, now, now + dt.timedelta(days=365))],
+        required_permissions={rid: {"scopes": (), "roles": roles} for rid, roles in required.items()},
+    )
+    directory.apps[client.app_id] = client
+    directory.local_apps.add(client.app_id)
+    return client, secret

@@ -51,6 +51,16 @@ def unverified_tid(authorization: str | None) -> str | None:
     return tid if isinstance(tid, str) and len(tid) <= 64 else None
 
 
+def request_tenant(service: str, path: str, authorization: str | None) -> str | None:
+    """The tenant a request names, for the request log and fault rules: the first path segment on the
+    login origin (an id, a domain, ``organizations``…), the bearer token's ``tid`` on Graph and SharePoint."""
+    if service == "login":
+        return path.lstrip("/").partition("/")[0] or None
+    if service in ("graph", "sharepoint"):
+        return unverified_tid(authorization)
+    return None
+
+
 class TenantScope:
     """Runs the wrapped service app with the request's organisation active."""
 

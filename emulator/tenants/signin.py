@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from emulator.directory.model import User
@@ -93,4 +94,38 @@ def foreign_user_refusal(state: EmulatorState, flow: Flow, user: User) -> Respon
         f"'{state.directory.display_name}' and cannot access the application '{flow.client_id}'({name}) in "
         "that tenant. The account needs to be added as an external user in the tenant first. Sign out and "
         "sign in again with a different Microsoft Entra user account.",
+    )
+
+
+def follow_session_user(state: EmulatorState, tenant_kind: str, request: Request) -> None:
+    """Single sign-on under ``/organizations``: the browser session's user decides the organisation (the
+    cookie's signature is still checked by :func:`emulator.entra.session.current`; this only peeks at the
+    session it names). Tenant-specific requests keep their organisation: a session of another one is not
+    recognised there."""
+    if tenant_kind not in MULTI or active() is not None:
+        return
+    from emulator.entra.session import COOKIE  # lazily: the Entra modules import the state
+    from emulator.entra.store import get_store
+
+    sid = request.cookies.get(COOKIE, "").partition(".")[0]
+    session = get_store(state).sessions.get(sid) if sid else None
+    if session is not None:
+        slot = slot_of_user(state, session.user_id)
+        activate(None if slot is None or slot is state.home else slot)
+
+
+def common_refused(redirect_uri: str, state: str | None) -> Response:
+    """``/common/v2.0/adminconsent``: the v2 endpoint takes a tenant id, a domain or ``organizations``
+    (v2-admin-consent: personal accounts cannot consent). Observed answer (MicrosoftDocs/azure-docs#45151):
+    ``error=invalid_request`` "The provided request must include a 'response_type' input parameter." (the
+    AADSTS900144 code is **[INFERRED]**)."""
+    from emulator.entra.pages import error_redirect  # lazily: the Entra modules import the state
+
+    return error_redirect(
+        redirect_uri,
+        "query",
+        state,
+        "invalid_request",
+        900144,
+        "The provided request must include a 'response_type' input parameter.",
     )

@@ -123,3 +123,10 @@ def test_a_single_tenant_registration_is_not_found_in_other_organisations(fresh:
     make_multi_tenant(fresh)
     page = admin_consent(Browser.open(fresh), customer)
     assert page.status_code == 200 and "signin" in parse_page(page.text).ids
+
+
+def test_v2_admin_consent_under_common_is_refused(fresh: LocalTenant) -> None:
+    make_multi_tenant(fresh)
+    got = params_of(admin_consent(Browser.open(fresh), "common", state="c"))
+    assert got["error"] == "invalid_request" and "'response_type'" in got["error_description"]
+    assert got["state"] == "c"

@@ -158,3 +158,32 @@ def test_mailbox_scopes_belong_to_one_organisation(fresh: LocalTenant) -> None:
     assert listed == [{"appId": app, "users": [], "groups": [env["CUSTOMER_MAIL_READERS_GROUP_ID"]]}]
     home = fresh.control("GET", "/graph/mailbox-scopes")["value"]
     assert [s["appId"] for s in home] == [app] and home[0]["groups"] == []
+
+
+def test_a_fault_rule_can_fail_one_organisation_only(fresh: LocalTenant) -> None:
+    """``tenantId`` on a fault rule: an outage of one organisation's Graph or token endpoint, the others
+    served (the request log names each request's tenant)."""
+    env, customer = fresh.env, fresh.env["CUSTOMER_TENANT_ID"]
+    make_multi_tenant(fresh)
+    onboard(fresh, customer)
+    theirs = app_token(fresh, customer)["access_token"]
+    ours = app_token(fresh, env["ENTRA_TENANT_ID"])["access_token"]
+    seq = fresh.last_seq()
+    fresh.control(
+        "POST", "/faults", {"service": "graph", "path": "^/v1.0/users", "status": 503, "tenantId": customer}
+    )
+    fresh.control(
+        "POST",
+        "/faults",
+        {"service": "login", "path": "/token$", "status": 429, "retryAfter": 7, "tenantId": customer},
+    )
+    down = graph(fresh, theirs, "/users?$top=1")
+    assert down.status_code == 503 and down.json()["error"]["code"] == "ServiceUnavailable", down.text
+    assert graph(fresh, ours, "/users?$top=1").status_code == 200
+    throttled = token_post(fresh, {"grant_type": "client_credentials"}, tenant_segment=customer)
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "7"
+    assert "access_token" in app_token(fresh, env["ENTRA_TENANT_ID"])
+    logged = fresh.requests_since(seq, service="graph")
+    assert [(e["tenant"], e["status"]) for e in logged] == [(customer, 503), (env["ENTRA_TENANT_ID"], 200)]
+    bad = fresh.control("POST", "/faults", {"path": "x", "tenantId": 7}, expect=400)
+    assert "tenantId" in bad["error"]["message"]

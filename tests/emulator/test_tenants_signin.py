@@ -65,7 +65,7 @@ def test_a_member_cannot_consent_alone_in_a_customer_organisation(fresh: LocalTe
     page = browser.sign_in(
         browser.get(flow["auth_uri"]), env["CUSTOMER_MEMBER_USERNAME"], env["CUSTOMER_MEMBER_PASSWORD"]
     )
-    assert "admin-required" in parse_page(page.text).ids or "Need admin approval" in page.text, page.text[
+    assert "admin-required" in parse_page(page.text).ids and "Need admin approval" in page.text, page.text[
         :500
     ]
     got = params_of(browser.consent(page))  # even "accept" is a decline when an admin must approve
@@ -74,9 +74,8 @@ def test_a_member_cannot_consent_alone_in_a_customer_organisation(fresh: LocalTe
     # With user consent allowed in that organisation, the member's own consent creates the service principal.
     fresh.control("PATCH", f"/tenants/{customer}", {"userConsent": True})
     flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
-    page = browser.sign_in(
-        browser.get(flow["auth_uri"]), env["CUSTOMER_MEMBER_USERNAME"], env["CUSTOMER_MEMBER_PASSWORD"]
-    )
+    page = browser.get(flow["auth_uri"])  # the member's session (single sign-on): straight to consent
+    assert "admin-required" not in parse_page(page.text).ids
     result = app.acquire_token_by_auth_code_flow(flow, params_of(browser.consent(page)))
     assert result["id_token_claims"]["tid"] == customer, result
     sp = fresh.control("GET", f"/tenants/{customer}/service-principals/{env['ENTRA_CLIENT_ID']}")
@@ -111,3 +110,35 @@ def test_home_users_under_organizations_and_foreign_users_on_tenant_specific_aut
     flow = home.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
     page = other.sign_in(other.get(flow["auth_uri"]), env["CUSTOMER_MEMBER_USERNAME"], "wrong")
     assert page.status_code == 200 and "AADSTS50126" in page.text
+
+
+def test_single_sign_on_follows_the_session_user_organisation(fresh: LocalTenant) -> None:
+    """The onboarding walk: the customer's admin signs in under /organizations once; the same browser then
+    reaches the customer's admin-consent page and a second /organizations sign-in without a password."""
+    env, customer = fresh.env, fresh.env["CUSTOMER_TENANT_ID"]
+    make_multi_tenant(fresh)
+    fresh.control("PATCH", f"/tenants/{customer}", {"userConsent": True})
+    app = app_at(fresh, "organizations")
+    browser = Browser.open(fresh)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
+    page = browser.sign_in(
+        browser.get(flow["auth_uri"]), env["CUSTOMER_ADMIN_USERNAME"], env["CUSTOMER_ADMIN_PASSWORD"]
+    )
+    app.acquire_token_by_auth_code_flow(flow, params_of(browser.consent(page)))  # consents for themselves
+    consent = browser.get(
+        f"{env['ENTRA_AUTHORITY_HOST']}/{customer}/v2.0/adminconsent",
+        client_id=env["ENTRA_CLIENT_ID"],
+        scope="https://graph.microsoft.com/.default",
+        redirect_uri="http://localhost:7071/auth/admin-consent/callback",
+        state="sso",
+    )
+    assert "permissions" in parse_page(consent.text).ids, consent.text[:300]  # no sign-in page
+    assert params_of(browser.consent(consent))["tenant"] == customer
+    again = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
+    silent = browser.get(again["auth_uri"])
+    assert silent.status_code == 302, silent.text[:300]
+    result = app.acquire_token_by_auth_code_flow(again, params_of(silent))
+    assert result["id_token_claims"]["tid"] == customer, result
+    # The session does not cross into the home tenant's own authority: its sign-in page is shown.
+    home = app_at(fresh, env["ENTRA_TENANT_ID"]).initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
+    assert "signin" in parse_page(browser.get(home["auth_uri"]).text).ids
