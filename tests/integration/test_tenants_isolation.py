@@ -265,3 +265,31 @@ def test_a_customer_auditor_and_mail_reader_signed_in_stays_in_the_customer(worl
     assert all(r["actor"]["appId"] != world.caller.client_id for r in records)  # never the home caller's
     page = person.get("/audit")
     assert page.status_code == 200 and world.caller.client_id not in page.text
+
+
+def test_a_real_client_app_of_the_customer_reads_the_customer_only(world: World) -> None:
+    """A service registered in the customer's directory (client credentials in the customer's tenant, real
+    msal) holding the app's roles there: the customer's users and its own audit records only."""
+    import msal
+
+    env = world.tenant.env
+    app = world.tenant.control(
+        "POST", f"/tenants/{world.customer}/apps", {"displayName": "Northwind service", "roles": API_ROLES}
+    )
+    client = msal.ConfidentialClientApplication(
+        app["appId"],
+        client_credential=app["secret"],
+        authority=world.tenant.authority_of(world.customer),
+        instance_discovery=False,
+    )
+    result = client.acquire_token_for_client([app["scope"]])
+    assert "access_token" in result, result
+    token = str(result["access_token"])
+    users = call(world.host, "/api/users", token, {"top": "999"})
+    assert users.status_code == 200 and domains(users.json()["value"]) == {world.customer_domain}
+    read = call(world.host, f"/api/users/{env['CUSTOMER_MEMBER_USERNAME']}/messages", token)
+    assert read.status_code == 200
+    trail = call(world.host, "/api/audit/mail", token).json()["value"]
+    assert any(r["actor"]["appId"] == app["appId"] for r in trail)
+    home_trail = call(world.host, "/api/audit/mail", world.home_token).json()["value"]
+    assert all(r["actor"]["appId"] != app["appId"] for r in home_trail)
