@@ -12,9 +12,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
 from devhost.azurite import Azurite
-from tests.devhost.fixtures import DevHostProcess
+from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.tenants_kit import (
     browser,
     multi_tenant,
@@ -162,7 +163,51 @@ def test_the_home_administrator_has_nothing_to_onboard(mt: LocalTenant, host: De
 
 
 def test_onboarding_is_not_served_by_a_single_tenant_deployment(app_host: DevHostProcess) -> None:
-    import requests
 
     assert requests.get(app_host.url("/onboard"), timeout=10).status_code == 404
     assert requests.get(app_host.url("/tenants"), timeout=10, allow_redirects=False).status_code in (302, 404)
+
+
+def test_entra_failing_the_proof_records_nothing_and_the_same_answer_can_be_retried(
+    mt: LocalTenant, host: DevHostProcess
+) -> None:
+    """The app-only token that proves the consent fails (Entra 503): a 503 page, nothing recorded; the
+    browser still holds the flow, so reloading Entra's answer once Entra is back completes the onboarding."""
+    org = new_org(mt, host)
+    tid, admin = str(org["tenantId"]), org["admin"]
+    assert isinstance(admin, dict)
+    web = browser(mt, host)
+    back = web.through_tenant(start_onboarding(web), str(admin["username"]), str(admin["password"]))
+    to_consent = web.get(back.headers["Location"])
+    answer = web.through_tenant(
+        web.get(to_consent.headers["Location"]), str(admin["username"]), str(admin["password"])
+    )
+    rule = mt.control(
+        "POST",
+        "/faults",
+        {
+            "service": "login",
+            "method": "POST",
+            "path": f"^/{tid}/oauth2/v2.0/token$",
+            "status": 503,
+            "retryAfter": 1,
+        },
+        expect=201,
+    )
+    try:
+        failed = web.get(answer.headers["Location"])
+        assert failed.status_code == 503 and "credential_unavailable" in failed.text
+        assert tid not in registry(host)
+    finally:
+        mt.control("DELETE", f"/faults/{rule['id']}")
+    # Entra's Retry-After is honoured (MSAL holds the answer that long): retry as a person would.
+    retried: list[requests.Response] = []
+
+    def onboarded() -> bool:
+        retried.append(web.get(answer.headers["Location"]))
+        assert retried[-1].status_code in (200, 503), retried[-1].text[:300]
+        return retried[-1].status_code == 200
+
+    wait_until(onboarded, timeout=20, what="the onboarding once Entra is back")
+    assert outcome(retried[-1]) == "onboarded"
+    assert registry(host)[tid]["Status"] == "active"
