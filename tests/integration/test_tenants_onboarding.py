@@ -163,7 +163,6 @@ def test_the_home_administrator_has_nothing_to_onboard(mt: LocalTenant, host: De
 
 
 def test_onboarding_is_not_served_by_a_single_tenant_deployment(app_host: DevHostProcess) -> None:
-
     assert requests.get(app_host.url("/onboard"), timeout=10).status_code == 404
     assert requests.get(app_host.url("/tenants"), timeout=10, allow_redirects=False).status_code in (302, 404)
 
