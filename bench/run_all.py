@@ -141,6 +141,24 @@ def _report(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _tenants(result: dict[str, Any]) -> dict[str, Any]:
+    warm, cold = result["requests"]["warm"], result["requests"]["cold_first_request"]
+    slow, base = result["fan_out"]["one_organisation_slow"], result["fan_out"]["baseline"]
+    return {
+        "organisations": result["requests"]["organisations"],
+        "warm_ratio_multi_to_single_median": warm["ratio_median"],
+        "warm_token_requests": warm["token_requests_during"],
+        "cold_first_request_median_ms": cold["median_ms"],
+        "memory_per_organisation_kib": result["requests"]["memory_per_organisation"]["traced_kib"],
+        "fan_out_queue_messages": base["queue_messages"],
+        "fan_out_seconds": base["fan_out_seconds"],
+        "others_own_run_median_ms_baseline_vs_one_slow": [
+            base["others_own_run"]["median_ms"],
+            slow["others_own_run"]["median_ms"],
+        ],
+    }
+
+
 #: (module, result file, headline extractor)
 BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.emulator_startup", "emulator-startup.json", _startup),
@@ -152,6 +170,7 @@ BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.flow_table", "flow-table.json", _flow_table),
     ("bench.mail", "mail.json", _mail),
     ("bench.report", "report.json", _report),
+    ("bench.tenants", "tenants.json", _tenants),
 ]
 
 

@@ -65,8 +65,10 @@ def callback(call: Call) -> Page | Redirect:
     with a "try again" link that starts a new sign-in."""
     runtime = call.runtime
     origin = app_origin(call.request.http, runtime.settings().public_base_url)
+    # Multi-tenant: a person of an organisation that is not served gets the 403 page, and no session.
+    admit = runtime.tenants().get if runtime.settings().is_multi_tenant else None
     return complete_sign_in(
-        call.request, services=runtime, settings=runtime.sign_in_settings(), origin=origin
+        call.request, services=runtime, settings=runtime.sign_in_settings(), origin=origin, admit=admit
     )
 
 

@@ -27,10 +27,11 @@ import logging
 import azure.functions as func
 
 from shared.app import Runtime
-from shared.core import BadRequest
+from shared.core import BadRequest, TenantRefused
 from shared.edge import Call, api, background
 from shared.identity import APPLICATIONS, PEOPLE, Access, AppRole
-from shared.report import RunRequest, parse_report_date, schedule_zone, timer_report_date
+from shared.report import RunRequest, RunResult, parse_report_date, schedule_zone, timer_report_date
+from shared.tenants import fan_out, tenant_of_message
 from shared.web import JsonBody, JsonResponse, new_blueprint
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,18 @@ def _run_timer(runtime: Runtime, past_due: bool, schedule_status: dict[str, obje
     date = timer_report_date(past_due, schedule_status, dt.datetime.now(zone), zone)
     if past_due:
         logger.warning("Report timer is past due; producing the report of %s", date)
+    if runtime.settings().is_multi_tenant:
+        # One queue message per served tenant: each organisation's run is retried on its own, and one
+        # organisation's outage delays no other's report.
+        fanned = fan_out(
+            runtime.tenants(),
+            lambda tenant: (
+                runtime.tenant(tenant).reports().request_run(date, force=False, requested_by="timer")
+            ),
+        )
+        if fanned.failed:
+            raise RuntimeError(f"The report runs of {len(fanned.failed)} tenants could not be queued")
+        return
     result = runtime.tenant().reports().run(RunRequest(date=date, trigger="timer"))
     if result.outcome == "failed":
         raise RuntimeError(f"The report of {date} failed: {result.status.get('reason')}")
@@ -75,7 +88,9 @@ def report_queue(msg: func.QueueMessage) -> None:
     """Run an on-demand report. A failed run raises, so the host delivers the message again (its
     ``dequeue_count`` grows) until ``maxDequeueCount``; then it goes to the poison queue."""
     body = msg.get_body()
-    result = background(lambda runtime: runtime.tenant().reports().run_message(body))
+    result = background(lambda runtime: _run_message(runtime, body))
+    if result is None:
+        return
     if result.outcome == "in-progress":
         # Another run holds the date's lease. It may be one that just died (its lease lapses within 15 s):
         # fail this delivery: it comes back after visibilityTimeout and finds the date done, or free.
@@ -85,6 +100,20 @@ def report_queue(msg: func.QueueMessage) -> None:
             "On-demand report run failed (attempt %d): %s", msg.dequeue_count, result.status.get("reason")
         )
         raise RuntimeError(f"The on-demand report failed: {result.status.get('reason')}")
+
+
+def _run_message(runtime: Runtime, body: bytes) -> RunResult | None:
+    """Run the message's report in its tenant (None: the tenant is no longer served; the message is
+    dropped, not retried)."""
+    tenant_id = tenant_of_message(body)
+    tenant = None
+    if tenant_id is not None:
+        try:
+            tenant = runtime.tenants().get(tenant_id)
+        except TenantRefused as refused:
+            logger.warning("Report run of tenant %s dropped: %s", tenant_id, refused.code)
+            return None
+    return runtime.tenant(tenant).reports().run_message(body)
 
 
 #: Who may read reports: services and signed-in people (bearer wins); runs are queued by services only.

@@ -30,6 +30,13 @@ param grantConsent bool = false
 @description('Request the Graph application permissions Mail.Read and Mail.Send in Entra. False: mailbox access comes from Exchange Online RBAC for Applications instead (docs/deploy.md, mailboxes), which Entra consent would widen to every mailbox.')
 param mailPermissions bool = true
 
+@description('Who may sign in: AzureADMyOrg (this directory only, ENTRA_TENANCY=single) or AzureADMultipleOrgs (any organisation whose administrator onboards the app, ENTRA_TENANCY=multi; docs/multi-tenant.md).')
+@allowed([
+  'AzureADMyOrg'
+  'AzureADMultipleOrgs'
+])
+param signInAudience string = 'AzureADMyOrg'
+
 @description('Request SharePoint\'s delegated AllSites.Read (the /sharepoint page, with SHAREPOINT_SITE_URL). False: no lookup of the SharePoint service principal, which a tenant without SharePoint Online does not have.')
 param sharePoint bool = false
 
@@ -82,6 +89,10 @@ var apiRoles = [
     value: 'Audit.Read'
     description: 'Read the mailbox-read audit trail.'
   }
+  {
+    value: 'Tenants.Manage'
+    description: 'Suspend, resume and offboard onboarded organisations (multi-tenant; operators of the home tenant).'
+  }
 ]
 var baseUrls = concat(empty(appBaseUrl) ? [] : [appBaseUrl], extraBaseUrls)
 
@@ -98,7 +109,7 @@ resource sharePointSp 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (sh
 resource application 'Microsoft.Graph/applications@v1.0' = {
   uniqueName: uniqueName
   displayName: displayName
-  signInAudience: 'AzureADMyOrg'
+  signInAudience: signInAudience
   api: {
     requestedAccessTokenVersion: 2
   }
@@ -117,12 +128,13 @@ resource application 'Microsoft.Graph/applications@v1.0' = {
   ]
   web: {
     // Sign-in (/auth/callback), admin consent (/auth/admin-consent/callback) and the post-logout URI (/),
-    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin/web.py).
-    redirectUris: flatten(map(baseUrls, origin => [
+    // which must be a registered redirect URI for Entra's end_session_endpoint (shared/signin/web.py); a
+    // multi-tenant registration also onboards organisations (/onboard/callback, shared/tenants/onboarding.py).
+    redirectUris: flatten(map(baseUrls, origin => concat([
       '${origin}/auth/callback'
       '${origin}/auth/admin-consent/callback'
       '${origin}/'
-    ]))
+    ], signInAudience == 'AzureADMultipleOrgs' ? ['${origin}/onboard/callback'] : [])))
     implicitGrantSettings: {
       enableAccessTokenIssuance: false
       enableIdTokenIssuance: false

@@ -36,6 +36,13 @@ param entraTenantId string = tenant().tenantId
 @description('Application (client) ID of an app registration made outside this template (ENTRA_EXISTING_CLIENT_ID), for deployers without Entra rights. Empty (the default): this template creates and updates the registration (needs Application Administrator). Deliberately not ENTRA_CLIENT_ID, which is an output: azd writes outputs back into the environment, and an input of that name would silently switch a later provision to this path.')
 param entraExistingClientId string = ''
 
+@description('single: the app serves this directory only (signInAudience AzureADMyOrg). multi: any organisation whose administrator onboards it at /onboard (AzureADMultipleOrgs; docs/multi-tenant.md).')
+@allowed([
+  'single'
+  'multi'
+])
+param entraTenancy string = 'single'
+
 @description('Grant tenant-wide admin consent to the registration\'s permissions while creating it (needs Privileged Role Administrator). False: an administrator consents afterwards (docs/deploy.md).')
 param entraGrantConsent bool = false
 
@@ -147,6 +154,7 @@ var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var sessionTable = 'sessions'
 var authFlowTable = 'authflows'
 var auditTable = 'mailaudit'
+var tenantsTable = 'tenants'
 var reportContainer = 'reports'
 var reportQueue = 'report-runs'
 // The Microsoft Graph Bicep extension deploys in the public cloud only, and the app's federated assertion
@@ -198,6 +206,7 @@ module storage 'modules/storage.bicep' = {
       sessionTable
       authFlowTable
       auditTable
+      tenantsTable
     ]
     // The poison queue is created by the host on the first failure; creating it here lets operators alert on
     // it from day one.
@@ -284,6 +293,7 @@ module appRegistration 'app-registration.bicep' = if (createAppRegistration) {
     grantConsent: entraGrantConsent
     mailPermissions: entraMailPermissions
     sharePoint: !empty(sharepointSiteUrl)
+    signInAudience: entraTenancy == 'multi' ? 'AzureADMultipleOrgs' : 'AzureADMyOrg'
   }
 }
 
@@ -308,6 +318,7 @@ module appSettings 'modules/app-settings.bicep' = {
       clientId: entraClientId
       credential: (entraCredential == 'managed-identity' && !publicCloud) ? fail('ENTRA_CREDENTIAL=managed-identity works in the public cloud only (the federated credential\'s audience differs elsewhere): use keyvault (docs/deploy.md, national clouds).') : entraCredential
       credentialName: entraCredentialName
+      tenancy: entraTenancy
     }
     features: {
       sharepointSiteUrl: sharepointSiteUrl
@@ -316,6 +327,7 @@ module appSettings 'modules/app-settings.bicep' = {
       sessionTable: sessionTable
       authFlowTable: authFlowTable
       auditTable: auditTable
+      tenantsTable: tenantsTable
       mailboxScope: mailboxScope
       reportSchedule: reportSchedule
       reportContainer: reportContainer

@@ -5,6 +5,11 @@ local tenant (``python -m emulator``, state under ``.local/tenant``, env file ``
 then the Functions host: ``func start`` where Azure Functions Core Tools is installed, else
 ``python -m devhost`` on the same files. ``local.settings.json`` is written from the tenant's env
 file when absent. Ctrl+C (or SIGTERM) stops everything this started, in reverse order.
+
+``ENTRA_TENANCY=multi`` in ``local.settings.json`` (or ``--tenancy multi``) makes the local tenant's
+registration of the app multi-tenant (``--sign-in-audience AzureADMultipleOrgs``) and registers the
+onboarding redirect URI, so an administrator of the seeded customer organisation onboards it at
+``/onboard`` out of the box (docs/multi-tenant.md).
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settings", type=Path, default=ROOT / "local.settings.json")
     p.add_argument("--users", type=int, default=25, help="users in the local tenant (default 25)")
     p.add_argument(
+        "--tenancy",
+        choices=["single", "multi"],
+        default=None,
+        help="ENTRA_TENANCY (default: local.settings.json's, else single)",
+    )
+    p.add_argument(
         "--host",
         choices=["auto", "func", "devhost"],
         default="auto",
@@ -66,12 +77,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def write_local_settings(path: Path, env: dict[str, str], storage: str) -> None:
+def tenancy_of(path: Path, chosen: str | None) -> str:
+    """The tenancy to run: ``chosen`` (``--tenancy``), else ``ENTRA_TENANCY`` of the settings file, else
+    single. An unreadable settings file counts as single (the app reports its own problems)."""
+    if chosen is not None:
+        return chosen
+    try:
+        values = json.loads(path.read_text()).get("Values", {})
+    except (OSError, ValueError, AttributeError):
+        return "single"
+    value = str(values.get("ENTRA_TENANCY") or "single").strip().lower() if isinstance(values, dict) else ""
+    return "multi" if value == "multi" else "single"
+
+
+def tenant_args(tenancy: str) -> list[str]:
+    """The local tenant's extra arguments: its registration of the app follows the tenancy."""
+    return ["--sign-in-audience", "AzureADMultipleOrgs"] if tenancy == "multi" else []
+
+
+def register_onboarding(env: dict[str, str], port: int) -> None:
+    """Register the app's onboarding redirect URI (``/onboard/callback``) on the local tenant."""
+    import requests
+
+    control = f"{env['EMULATOR_URL']}/_emulator/apps/{env['ENTRA_CLIENT_ID']}"
+    verify = env["EMULATOR_CA_BUNDLE"]
+    current = requests.get(control, verify=verify, timeout=30).json()["redirectUris"]
+    wanted = [f"http://{host}:{port}/onboard/callback" for host in ("localhost", "127.0.0.1")]
+    missing = [uri for uri in wanted if uri not in current]
+    if missing:
+        body = {"redirectUris": [*current, *missing]}
+        requests.patch(control, json=body, verify=verify, timeout=30).raise_for_status()
+
+
+def write_local_settings(path: Path, env: dict[str, str], storage: str, tenancy: str = "single") -> None:
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())
     values: dict[str, Any] = dict(sample["Values"])
     values.update({k: env[k] for k in APP_KEYS if k in env})
     values["AzureWebJobsStorage"] = storage
     values["ENTRA_CREDENTIAL"] = "keyvault"
+    values["ENTRA_TENANCY"] = tenancy
     # Production's default reads no mailbox; the local tenant's "Mail Readers" group makes mail readable
     # out of the box (the demo member's, not the demo admin's own), still through a real scope check.
     values["MAILBOX_SCOPE"] = env.get("MAIL_READERS_GROUP_ID", "")
@@ -81,7 +125,9 @@ def write_local_settings(path: Path, env: dict[str, str], storage: str) -> None:
     os.replace(tmp, path)
 
 
-def start_tenant(local: Path, port: int, users: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+def start_tenant(
+    local: Path, port: int, users: int, extra: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     env_file = local / "tenant.env"
     env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
     proc = subprocess.Popen(  # noqa: S603 - fixed arguments
@@ -97,6 +143,7 @@ def start_tenant(local: Path, port: int, users: int) -> tuple[subprocess.Popen[b
             str(env_file),
             "--users",
             str(users),
+            *(extra or []),
         ],
         cwd=ROOT,
         start_new_session=True,
@@ -162,11 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         azurite.start()
         storage = "UseDevelopmentStorage=true" if args.azurite_port == 10000 else azurite.connection_string
-        tenant, env = start_tenant(local, args.tenant_port, args.users)
+        tenancy = tenancy_of(args.settings, args.tenancy)
+        tenant, env = start_tenant(local, args.tenant_port, args.users, tenant_args(tenancy))
         children.append(("local tenant", tenant))
         if not args.settings.exists():
-            write_local_settings(args.settings, env, storage)
+            write_local_settings(args.settings, env, storage, tenancy)
             print(f"run: wrote {args.settings} from the local tenant's env file")
+        if tenancy == "multi":
+            register_onboarding(env, args.port)
+            print(
+                f"run: multi-tenant: onboard the customer at http://localhost:{args.port}/onboard as "
+                f"{env.get('CUSTOMER_ADMIN_USERNAME', 'its administrator')} (password in the env file)"
+            )
         host_env = dict(os.environ)
         host_env.update({k: env[k] for k in FORCED_ENV})
         host_env["CURL_CA_BUNDLE"] = env["REQUESTS_CA_BUNDLE"]

@@ -54,7 +54,7 @@ GRAPH_ROLES = (
 )
 SHAREPOINT_SCOPES = ("AllSites.Read", "MyFiles.Read", "User.Read.All")
 SHAREPOINT_ROLES = ("Sites.Read.All", "Sites.FullControl.All", "User.Read.All")
-API_ROLES = ("Users.Read.All", "Mail.Read.All", "Reports.Read", "Reports.Run", "Audit.Read")
+API_ROLES = ("Users.Read.All", "Mail.Read.All", "Reports.Read", "Reports.Run", "Audit.Read", "Tenants.Manage")
 VAULT_APP_ID = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
 TOKEN_EXCHANGE_APP_ID = "fb60f99c-7a34-4190-8149-302f77469936"
 STORAGE_APP_ID = "e406a681-f3d4-42a8-90b6-c2b029497af1"

@@ -24,10 +24,10 @@ param applicationInsightsConnectionString string
 @description('Vault URI (KEY_VAULT_URL).')
 param keyVaultUri string
 
-@description('Entra settings: tenantId, clientId, credential (keyvault or managed-identity), credentialName.')
+@description('Entra settings: tenantId, clientId, credential (keyvault or managed-identity), credentialName, tenancy (single or multi).')
 param entra object
 
-@description('Sign-in, mailbox and report settings: sharepointSiteUrl, publicBaseUrl, sessionKeyName, sessionTable, authFlowTable, auditTable, mailboxScope, reportSchedule, reportContainer, reportQueue, reportRecipients, reportSender.')
+@description('Sign-in, mailbox and report settings: sharepointSiteUrl, publicBaseUrl, sessionKeyName, sessionTable, authFlowTable, auditTable, tenantsTable, mailboxScope, reportSchedule, reportContainer, reportQueue, reportRecipients, reportSender.')
 param features object
 
 @description('Operator tuning, each empty for the code\'s default: graphEndpoint, graphTimeoutSeconds, graphRetryBudgetSeconds, graphMaxRetries, sessionIdleMinutes, sessionMaxAgeHours, mailboxScopeCacheSeconds, reportTopDepartments.')
@@ -48,6 +48,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // The app's settings (docs/settings.md).
     ENTRA_TENANT_ID: entra.tenantId
     ENTRA_CLIENT_ID: entra.clientId
+    ENTRA_TENANCY: entra.tenancy
+    TENANTS_TABLE: features.tenantsTable
     ENTRA_AUTHORITY_HOST: environment().authentication.loginEndpoint
     ENTRA_CREDENTIAL: entra.credential
     ENTRA_CREDENTIAL_NAME: (entra.credential == 'keyvault') ? entra.credentialName : ''

@@ -59,6 +59,13 @@ ERROR_CODES: tuple[str, ...] = (
     "auth_flow_mismatch",
     "storage_unavailable",
     "session_too_large",
+    # Several organisations (shared/tenants)
+    "tenant_not_onboarded",
+    "tenant_suspended",
+    "tenant_offboarded",
+    "tenant_consent_revoked",
+    "tenant_not_found",
+    "onboarding_mismatch",
 )
 
 _NULLABLE_STRING = {"type": "string", "nullable": True}

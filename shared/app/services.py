@@ -26,9 +26,12 @@ from shared.core.lazy import BuiltOnce
 from shared.core.settings import Settings
 from shared.core.settings_parts import SignInSettings
 from shared.graph.token_source import TokenSource
+from shared.identity.app_tokens import AppTokens, SharedCredential
 from shared.identity.bearer import TokenValidator
-from shared.identity.credentials import azure_credential, secret_client_options
+from shared.identity.credentials import azure_credential, build_credential_source, secret_client_options
 from shared.identity.key_ring import SessionKeyRing, build_key_ring
+from shared.identity.multi_bearer import MultiTenantAuthenticator
+from shared.identity.signing_keys import SigningKeys
 from shared.identity.tenancy import Tenant, TenantDirectory
 from shared.identity.tokens import TokenProvider
 from shared.signin.client import SignInClient
@@ -37,6 +40,7 @@ from shared.signin.roles import RoleConfirmation
 from shared.signin.sessions import SessionStore
 from shared.storage import clients
 from shared.storage.tables import EnsuredTable
+from shared.tenants import Onboarding, RegistryDirectory, RevocationWatch, TenantAdmin, TenantRegistry
 
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
@@ -85,6 +89,11 @@ class Runtime(BuiltOnce):
         self._auth_flows: FlowStore | None = None
         self._role_confirmation: RoleConfirmation | None = None
         self._blob_service: BlobServiceClient | None = None
+        self._tenant_registry: TenantRegistry | None = None
+        self._app_tokens: AppTokens | None = None
+        self._bearer_validator: TokenValidator | None = None
+        self._onboarding: Onboarding | None = None
+        self._tenant_admin: TenantAdmin | None = None
 
     def settings(self) -> Settings:
         """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
@@ -107,10 +116,14 @@ class Runtime(BuiltOnce):
         )
 
     def tenants(self) -> TenantDirectory:
-        """The tenants this deployment serves (today the one ``ENTRA_TENANT_ID``)."""
+        """The tenants this deployment serves: ``ENTRA_TENANT_ID``, and with ``ENTRA_TENANCY=multi`` every
+        onboarded, active organisation (:class:`~shared.tenants.RegistryDirectory`, the allow-list)."""
 
         def build() -> TenantDirectory:
             settings = self.settings()
+            if settings.is_multi_tenant:
+                home = Tenant(tenant_id=settings.tenant_id, authority=settings.authority)
+                return RegistryDirectory(home, self.tenant_registry(), authority_host=settings.authority_host)
             return TenantDirectory.single(tenant_id=settings.tenant_id, authority=settings.authority)
 
         return self._once("_tenants", build)
@@ -123,15 +136,118 @@ class Runtime(BuiltOnce):
             with self._lock:
                 services = self._tenant_services.get(chosen.tenant_id)
                 if services is None:
-                    home = chosen.tenant_id == self.tenants().home.tenant_id
-                    services = TenantServices(
-                        chosen,
-                        self,
-                        tokens=self._home_tokens if home else None,
-                        authenticator=self._home_authenticator if home else None,
-                    )
+                    services = self._new_tenant_services(chosen)
                     self._tenant_services[chosen.tenant_id] = services
         return services
+
+    def _new_tenant_services(self, tenant: Tenant) -> TenantServices:
+        home = tenant.tenant_id == self.tenants().home.tenant_id
+        settings = self.settings()
+        if not settings.is_multi_tenant:
+            return TenantServices(
+                tenant,
+                self,
+                tokens=self._home_tokens if home else None,
+                authenticator=self._home_authenticator if home else None,
+            )
+        # Multi-tenant: every tenant's tokens come from one credential and one MSAL token cache; the
+        # home tenant reads MAILBOX_SCOPE, an organisation the group its administrator chose (none yet:
+        # no mailbox, the default deny).
+        registry_row = None if home else self.tenant_registry().get(tenant.tenant_id)
+        tokens: TokenSource = self.app_tokens().provider(tenant.tenant_id)
+        if home and self._home_tokens is not None:
+            tokens = self._home_tokens
+        elif not home:
+            # An organisation that removed the app is marked consent_revoked at its next token request.
+            tokens = RevocationWatch(
+                tokens, tenant_id=tenant.tenant_id, registry=self.tenant_registry(), forget=self.forget_tenant
+            )
+        return TenantServices(
+            tenant,
+            self,
+            tokens=tokens,
+            authenticator=self._home_authenticator if home else None,
+            mailbox_scope=settings.mailbox_scope
+            if home
+            else (registry_row.mailbox_scope if registry_row else None),
+        )
+
+    def forget_tenant(self, tenant_id: str) -> int:
+        """Drop ``tenant_id``'s services and cached app tokens (its realm only: other tenants keep
+        theirs); returns how many cached tokens were removed. Its next request builds them again."""
+        key = tenant_id.lower()
+        with self._lock:
+            self._tenant_services.pop(key, None)
+        return self.app_tokens().forget(key) if self.settings().is_multi_tenant else 0
+
+    def tenant_registry(self) -> TenantRegistry:
+        """The onboarded organisations in ``TENANTS_TABLE`` (multi-tenant)."""
+        return self._once(
+            "_tenant_registry",
+            lambda: TenantRegistry(EnsuredTable(self.table_service(), self.settings().tenants_table)),
+        )
+
+    def onboarding(self) -> Onboarding:
+        """Organisations' onboarding by admin consent (multi-tenant)."""
+
+        def build() -> Onboarding:
+            settings = self.settings()
+            return Onboarding(
+                sign_in=self.sign_in,
+                flows=self.auth_flows,
+                registry=self.tenant_registry(),
+                home_tenant_id=settings.tenant_id,
+                authority_host=settings.authority_host,
+                client_id=settings.client_id,
+                graph_endpoint=settings.graph_endpoint,
+                tokens_for=self.app_tokens().provider,
+                forget=self.forget_tenant,
+            )
+
+        return self._once("_onboarding", build)
+
+    def tenant_admin(self) -> TenantAdmin:
+        """Operators' suspension, resumption and offboarding of organisations (multi-tenant)."""
+        return self._once(
+            "_tenant_admin",
+            lambda: TenantAdmin(
+                self.tenant_registry(), home_tenant_id=self.settings().tenant_id, forget=self.forget_tenant
+            ),
+        )
+
+    def app_tokens(self) -> AppTokens:
+        """The app's token providers of every tenant: one credential, one MSAL token cache."""
+
+        def build() -> AppTokens:
+            settings = self.settings()
+            transport = self.transport()
+            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
+            source = build_credential_source(settings.vault, secret_client=self.secret_client)
+            return AppTokens(
+                registration=settings.entra_app,
+                authority_host=settings.authority_host,
+                credential=SharedCredential(source),
+                http_client=http_client,
+            )
+
+        return self._once("_app_tokens", build)
+
+    def bearer_validator(self) -> TokenValidator:
+        """Validates callers' bearer tokens: the home tenant's, or (multi-tenant) any organisation's with
+        the exact issuer of the token's tenant; the allow-list is the tenant directory's."""
+        if not self.settings().is_multi_tenant:
+            return self.tenant().authenticator()
+
+        def build() -> TokenValidator:
+            settings = self.settings()
+            keys = SigningKeys(
+                metadata_url=f"{settings.authority_host}/organizations/v2.0/.well-known/openid-configuration",
+                transport=self.transport(),
+                timeout=settings.graph_timeout_seconds,
+            )
+            return MultiTenantAuthenticator(audiences=settings.api_audiences, keys=keys)
+
+        return self._once("_bearer_validator", build)
 
     def blob_service(self) -> BlobServiceClient:
         """ONE Blob service client for the app's storage account (``AzureWebJobsStorage``)."""

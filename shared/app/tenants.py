@@ -66,6 +66,19 @@ def graph_config(settings: Settings) -> GraphConfig:
     )
 
 
+class _Unset:
+    """No value given (``MAILBOX_SCOPE`` applies)."""
+
+
+_UNSET = _Unset()
+
+
+def _named(base: str, prefix: str, separator: str) -> str:
+    """A storage name of ``base`` for a tenant: the home tenant's (empty prefix) keeps ``base``, an
+    onboarded organisation's own carries its prefix, so no query of one can reach another's."""
+    return f"{base}{separator}{prefix}" if prefix else base
+
+
 class TenantServices(BuiltOnce):
     """The services of :attr:`tenant` (module docstring). Every accessor is thread-safe and lazy; any
     component can be injected (tests pass fakes)."""
@@ -77,8 +90,12 @@ class TenantServices(BuiltOnce):
         *,
         tokens: TokenSource | None = None,
         authenticator: TokenValidator | None = None,
+        mailbox_scope: str | _Unset | None = _UNSET,
     ) -> None:
+        """``mailbox_scope``: the group whose members' mailboxes may be read (default: ``MAILBOX_SCOPE``;
+        an onboarded organisation's is its own choice, none until it chooses)."""
         self.tenant = tenant
+        self._mailbox_scope = mailbox_scope
         self._process = process
         super().__init__()
         self._tokens = tokens
@@ -147,9 +164,14 @@ class TenantServices(BuiltOnce):
         return self._once("_authenticator", build)
 
     def audit(self) -> AuditStore:
-        """The audit trail of mailbox reads in ``AUDIT_TABLE``."""
+        """The audit trail of mailbox reads in ``AUDIT_TABLE`` (an onboarded organisation's in its own table,
+        ``AUDIT_TABLE`` + its storage prefix: an auditor of one tenant cannot page into another's)."""
         return self._once(
-            "_audit", lambda: AuditStore(self._process.table_service(), self._process.settings().audit_table)
+            "_audit",
+            lambda: AuditStore(
+                self._process.table_service(),
+                _named(self._process.settings().audit_table, self.tenant.storage_prefix, ""),
+            ),
         )
 
     def mail_reads(self) -> MailReads:
@@ -157,8 +179,11 @@ class TenantServices(BuiltOnce):
 
         def build() -> MailReads:
             settings = self._process.settings()
+            chosen = self._mailbox_scope
             scope = MailboxScope(
-                self.graph(), scope=settings.mailbox_scope, cache_seconds=settings.mailbox_scope_cache_seconds
+                self.graph(),
+                scope=settings.mailbox_scope if isinstance(chosen, _Unset) else chosen,
+                cache_seconds=settings.mailbox_scope_cache_seconds,
             )
             return MailReads(scope, MailService(self.graph()), self.audit())
 
@@ -169,7 +194,8 @@ class TenantServices(BuiltOnce):
 
         def build() -> ReportService:
             settings = self._process.settings()
-            store = ReportStore(self._process.blob_service(), settings.report_container)
+            prefix = self.tenant.storage_prefix
+            store = ReportStore(self._process.blob_service(), _named(settings.report_container, prefix, "-"))
             tokens = self.tokens()
             config = graph_config(settings)
 
@@ -186,7 +212,9 @@ class TenantServices(BuiltOnce):
                 mail=mailer if mailer.enabled else None,
             )
             queue: Any = lambda: queue_client(queue_service(settings.storage), settings.report_queue)  # noqa: E731
-            return ReportService(store=store, runner=runner, queue=queue)
+            # One queue for every tenant: a message names its tenant (the home tenant's names none).
+            extra = {"tenant": self.tenant.tenant_id} if prefix else {}
+            return ReportService(store=store, runner=runner, queue=queue, message_extra=extra)
 
         return self._once("_reports", build)
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.core.errors import (
+    AppNotProvisioned,
     ConfigurationError,
     CredentialUnavailable,
     GraphFunctionsError,
@@ -33,6 +34,10 @@ _CONFIGURATION_CODES = frozenset(
     }
 )
 _CONFIGURATION_ERRORS = frozenset({"invalid_scope", "unauthorized_client", "invalid_resource"})
+#: AADSTS codes meaning "this app has no usable service principal in that tenant": 7000229 missing
+#: service principal, 700016 application not found in the directory, 7000112 application disabled
+#: (shared/reference/multi-tenant-and-obo.md A.4, A.7).
+APP_NOT_PROVISIONED_CODES = frozenset({7000229, 700016, 7000112})
 
 _MAX_MESSAGE = 400
 
@@ -74,6 +79,13 @@ def from_msal_result(result: Mapping[str, Any]) -> GraphFunctionsError:
             f"({summary}). Put a current client secret or registered certificate in the vault entry "
             "named by ENTRA_CREDENTIAL_NAME; the app re-reads it without a restart.",
             retry_after=60,
+        )
+    if codes & APP_NOT_PROVISIONED_CODES:
+        return AppNotProvisioned(
+            f"Microsoft Entra ID has no enabled service principal of this app in the tenant ({summary}). "
+            "Grant admin consent in that tenant (for an onboarded organisation: its administrator "
+            "onboards again at /onboard).",
+            aadsts=frozenset(codes),
         )
     if codes & _CONFIGURATION_CODES or error in _CONFIGURATION_ERRORS:
         return ConfigurationError(

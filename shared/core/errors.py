@@ -126,6 +126,15 @@ class Forbidden(GraphFunctionsError):
         return headers
 
 
+class TenantRefused(Forbidden):
+    """The caller's organisation is not served now (multi-tenant): never onboarded
+    (``tenant_not_onboarded``), ``tenant_suspended``, ``tenant_offboarded`` by the operator, or
+    ``tenant_consent_revoked`` (its administrator removed the app or its consent). The message says what
+    to do (403)."""
+
+    default_code = "tenant_not_onboarded"
+
+
 class NotFound(GraphFunctionsError):
     """The requested object does not exist (for example Graph ``Request_ResourceNotFound``)."""
 
@@ -309,3 +318,19 @@ class ConfigurationError(GraphFunctionsError):
         else:
             message = f"{len(self.problems)} configuration problems: " + " | ".join(self.problems)
         super().__init__(message)
+
+
+class AppNotProvisioned(ConfigurationError):
+    """Entra ID says this app has no usable service principal in the tenant a token was asked for:
+    AADSTS7000229 (no service principal), 700016 (application not found in the directory) or 7000112
+    (the service principal is disabled). In the home tenant an operator must fix the registration; in an
+    onboarded organisation it means the customer removed the app, its consent or disabled it
+    (``shared.tenants`` marks the organisation ``consent_revoked``).
+
+    Attributes:
+        aadsts: the AADSTS codes of Entra's answer.
+    """
+
+    def __init__(self, problems: str | Iterable[str], *, aadsts: frozenset[int] = frozenset()) -> None:
+        super().__init__(problems)
+        self.aadsts = aadsts

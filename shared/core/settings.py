@@ -31,6 +31,7 @@ from shared.core.settings_parts import (
     ReportSettings,
     SignInSettings,
     StorageSettings,
+    Tenancy,
     VaultSettings,
     part_of,
 )
@@ -87,6 +88,8 @@ _STORAGE_SERVICES = ("blob", "queue", "table")
 #: :meth:`Settings.from_env` reads exactly these.
 SETTING_NAMES: tuple[str, ...] = (
     "ENTRA_TENANT_ID",
+    "ENTRA_TENANCY",
+    "TENANTS_TABLE",
     "ENTRA_CLIENT_ID",
     "ENTRA_AUTHORITY_HOST",
     "ENTRA_CREDENTIAL",
@@ -134,6 +137,10 @@ class Settings(Record, hidden=("storage_connection",)):
     tenant_id: str
     client_id: str
     authority_host: str = DEFAULT_AUTHORITY_HOST
+    #: ``ENTRA_TENANCY``: ``single`` (the home tenant only) or ``multi`` (onboarded organisations too).
+    tenancy: Tenancy = "single"
+    #: ``TENANTS_TABLE``: the onboarded organisations (multi-tenant only).
+    tenants_table: str = "tenants"
     credential_mode: CredentialMode = "keyvault"
     key_vault_url: str | None = None
     credential_name: str | None = None
@@ -183,6 +190,7 @@ class Settings(Record, hidden=("storage_connection",)):
         tenant_id = reader.guid("ENTRA_TENANT_ID", "your directory (tenant) ID")
         client_id = reader.guid("ENTRA_CLIENT_ID", "the application (client) ID of this app's registration")
         authority_host = reader.origin("ENTRA_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)
+        tenancy = tenancy_of(reader)
         mode_raw = (reader.get("ENTRA_CREDENTIAL") or "keyvault").lower()
         credential_mode: CredentialMode = "keyvault"
         if mode_raw == "managed-identity":
@@ -270,6 +278,8 @@ class Settings(Record, hidden=("storage_connection",)):
             tenant_id=(tenant_id or "").lower(),
             client_id=(client_id or "").lower(),
             authority_host=authority_host,
+            tenancy=tenancy,
+            tenants_table=reader.table_name("TENANTS_TABLE", "tenants"),
             credential_mode=credential_mode,
             key_vault_url=key_vault_url,
             credential_name=credential_name,
@@ -317,6 +327,17 @@ class Settings(Record, hidden=("storage_connection",)):
         return f"{self.authority_host}/{self.tenant_id}"
 
     @property
+    def is_multi_tenant(self) -> bool:
+        """``ENTRA_TENANCY=multi``: organisations other than the home tenant are served once onboarded."""
+        return self.tenancy == "multi"
+
+    @property
+    def sign_in_authority(self) -> str:
+        """Where people sign in: the home tenant's authority, or ``{host}/organizations`` when
+        multi-tenant (any organisation's account; the allow-list is the app's own check)."""
+        return f"{self.authority_host}/organizations" if self.is_multi_tenant else self.authority
+
+    @property
     def authority_is_microsoft_cloud(self) -> bool:
         """True for Microsoft's own authority hosts; False for anything else (e.g. a local tenant)."""
         return (urlsplit(self.authority_host).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
@@ -357,6 +378,20 @@ class Settings(Record, hidden=("storage_connection",)):
     @property
     def report(self) -> ReportSettings:
         return part_of(self, ReportSettings)
+
+
+def tenancy_of(reader: Reader) -> Tenancy:
+    """``ENTRA_TENANCY``: ``single`` (default) or ``multi``; anything else is a problem that says both."""
+    raw = (reader.get("ENTRA_TENANCY") or "single").lower()
+    if raw == "multi":
+        return "multi"
+    if raw != "single":
+        reader.problem(
+            f"ENTRA_TENANCY is '{raw}': set it to 'single' (only ENTRA_TENANT_ID is served, the default) or "
+            "'multi' (organisations whose administrators onboard at /onboard are served too; the app "
+            "registration's signInAudience must then be AzureADMultipleOrgs, see docs/multi-tenant.md)"
+        )
+    return "single"
 
 
 def function_timeout_seconds(host_json: Path) -> float | None:

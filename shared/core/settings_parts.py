@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from shared.core.records import Record
 
 CredentialMode = Literal["keyvault", "managed-identity"]
+Tenancy = Literal["single", "multi"]
 _P = TypeVar("_P")
 
 
@@ -65,6 +66,10 @@ class SignInSettings(Record):
     tenant_id: str
     authority: str
     authority_is_microsoft_cloud: bool
+    #: ``ENTRA_TENANCY``: when ``multi``, people sign in at :attr:`sign_in_authority` (``/organizations``)
+    #: and their tenant is checked against the onboarded organisations by the caller, not here.
+    tenancy: Tenancy
+    sign_in_authority: str
     graph_endpoint: str
     sharepoint_site_url: str | None
     session_max_age_hours: int

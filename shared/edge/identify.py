@@ -50,7 +50,7 @@ def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, ori
     headers = request.headers
     if has_authorization(headers) or not access.accepts_people:
         # Without a token, bearer_token raises the 401 every bearer endpoint has always answered.
-        validator = runtime.tenant().authenticator()
+        validator = runtime.bearer_validator()
         principal = validator.validate(bearer_token(headers))
         return _decided(Identified(principal), access)
     try:

@@ -101,7 +101,7 @@ class CallerAuthenticator:
                 key,
                 algorithms=[ALGORITHM],
                 audience=self._audiences,
-                issuer=list(self._keys.issuers()),
+                issuer=self._issuers(token),
                 leeway=self._leeway,
                 options={"require": ["exp", "iat", "iss", "aud"]},
             )
@@ -121,9 +121,19 @@ class CallerAuthenticator:
             raise Unauthenticated("The bearer token is invalid") from exc
         return self._caller(claims)
 
-    def _caller(self, claims: Mapping[str, Any]) -> Principal:
+    def _issuers(self, token: str) -> list[str]:
+        """The issuers ``token`` may carry (this tenant's; a multi-tenant validator derives them from the
+        token's ``tid``: :mod:`shared.identity.multi_bearer`)."""
+        return list(self._keys.issuers())
+
+    def _tenant_of(self, claims: Mapping[str, Any]) -> str:
+        """The caller's tenant from validated ``claims``: this one, anything else is a 401."""
         if claims.get("tid") != self._tenant:
             raise Unauthenticated("The bearer token was issued for another tenant")
+        return self._tenant
+
+    def _caller(self, claims: Mapping[str, Any]) -> Principal:
+        tenant_id = self._tenant_of(claims)
         app_id = claims.get("azp") or claims.get("appid")
         if not isinstance(app_id, str) or not app_id:
             raise Unauthenticated("The bearer token does not identify the calling application")
@@ -138,7 +148,7 @@ class CallerAuthenticator:
             kind=kind,
             app_id=app_id,
             object_id=oid if isinstance(oid, str) else None,
-            tenant_id=self._tenant,
+            tenant_id=tenant_id,
             roles=frozenset(role for role in roles if isinstance(role, str)),
             scopes=frozenset(scopes.split()),
             user_principal_name=upn if isinstance(upn, str) else None,

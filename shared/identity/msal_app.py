@@ -112,7 +112,15 @@ class _MsalClient:
         return result
 
     def remove_tokens_for_client(self) -> None:
-        self._app.remove_tokens_for_client()
+        """Remove this app's app-only tokens of ITS realm (tenant) only.
+
+        MSAL's own ``remove_tokens_for_client()`` queries without a realm, so on a token cache that several
+        tenants' apps share it would drop every tenant's tokens (shared/reference/multi-tenant-and-obo.md
+        A.6, measured); the targeted search removes only this authority's.
+        """
+        remove_realm_tokens(
+            self._app.token_cache, client_id=self._app.client_id, realm=self._app.authority.tenant
+        )
 
     def _status_text(self) -> str:
         last = self._observed.last() if self._observed is not None else None
@@ -130,7 +138,44 @@ class _MsalClient:
         return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
 
 
-def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) -> AppFactory:
+def remove_realm_tokens(cache: msal.TokenCache, *, client_id: str, realm: str) -> int:
+    """Remove the app-only access tokens of ``client_id`` in ``realm`` (a tenant id) from ``cache``;
+    returns how many. Other tenants' entries (and people's) stay."""
+    query = {"client_id": client_id, "realm": realm, "home_account_id": None}
+    found = list(cache.search(cache.CredentialType.ACCESS_TOKEN, query=query))
+    for entry in found:
+        cache.remove_at(entry)
+    return len(found)
+
+
+class SharedMsalState:
+    """One MSAL token cache and one discovery cache (``http_cache``) that the apps of every tenant share
+    (multi-tenant: one ``ConfidentialClientApplication`` per tenant authority, since MSAL Python has no
+    per-request authority; entries are kept apart by realm)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: msal.TokenCache | None = None
+        self.http_cache = SharedHttpCache()
+
+    def token_cache(self) -> msal.TokenCache:
+        import msal  # noqa: PLC0415 - msal is heavy: imported on first use (cold start)
+
+        with self._lock:
+            if self._cache is None:
+                self._cache = msal.TokenCache()
+            return self._cache
+
+    def remove_realm(self, *, client_id: str, realm: str) -> int:
+        """Remove the app-only tokens of one tenant (offboarding, suspension); returns how many."""
+        with self._lock:
+            cache = self._cache
+        return remove_realm_tokens(cache, client_id=client_id, realm=realm) if cache is not None else 0
+
+
+def msal_app_factory(
+    registration: EntraApp, *, http_client: Any | None = None, shared: SharedMsalState | None = None
+) -> AppFactory:
     """The production :data:`AppFactory`: MSAL apps for ``registration.authority`` that share one token cache.
 
     Sharing the cache across rebuilds keeps tokens that are still valid (for other scopes) after a rotation.
@@ -139,6 +184,9 @@ def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) 
 
     The returned factory raises ConfigurationError when the authority is rejected (tenant unknown, bad URL)
     and CredentialUnavailable when it is unreachable, failing or answering malformed metadata.
+
+    ``shared``: the token and discovery caches every tenant's factory uses (multi-tenant); without it the
+    factory keeps a cache of its own.
     """
     lock = threading.Lock()
     caches: list[msal.TokenCache] = []
@@ -150,8 +198,9 @@ def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) 
 
         with lock:
             if not caches:
-                caches.append(msal.TokenCache())
+                caches.append(shared.token_cache() if shared is not None else msal.TokenCache())
             cache = caches[0]
+        extra: dict[str, Any] = {"http_cache": shared.http_cache} if shared is not None else {}
         try:
             app = msal.ConfidentialClientApplication(
                 registration.client_id,
@@ -160,6 +209,7 @@ def msal_app_factory(registration: EntraApp, *, http_client: Any | None = None) 
                 instance_discovery=None if registration.authority_is_microsoft_cloud else False,
                 token_cache=cache,
                 http_client=observed,
+                **extra,
             )
         except OSError as exc:  # requests' exceptions derive from OSError
             raise CredentialUnavailable(

@@ -24,6 +24,9 @@ class AppRole(enum.StrEnum):
     REPORTS_READ = "Reports.Read"
     #: Start report runs; for people also admin consent (the operator role).
     REPORTS_RUN = "Reports.Run"
+    #: Multi-tenant: suspend, resume and offboard onboarded organisations (``/tenants``); people of the
+    #: home tenant only.
+    TENANTS_MANAGE = "Tenants.Manage"
 
 
 #: The role that lets a person start admin consent (documented in docs/sign-in.md): the operator's.
@@ -36,4 +39,5 @@ CATALOGUE: Mapping[AppRole, str] = {
     AppRole.AUDIT_READ: "Read the audit trail of mailbox reads",
     AppRole.REPORTS_READ: "Read the daily user reports",
     AppRole.REPORTS_RUN: "Start report runs and admin consent",
+    AppRole.TENANTS_MANAGE: "Suspend, resume and offboard onboarded organisations",
 }

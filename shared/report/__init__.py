@@ -16,12 +16,13 @@ Modules, one concern each:
 
 from shared.report.layout import parse_report_date, schedule_zone
 from shared.report.page import build_model, render_page
-from shared.report.run import RunRequest
+from shared.report.run import RunRequest, RunResult
 from shared.report.service import ReportService, timer_report_date
 
 __all__ = [
     "ReportService",
     "RunRequest",
+    "RunResult",
     "build_model",
     "parse_report_date",
     "render_page",

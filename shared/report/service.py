@@ -69,8 +69,11 @@ class ReportService:
         runner: ReportRunner,
         queue: Callable[[], QueueClient],
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        message_extra: Mapping[str, str] | None = None,
     ) -> None:
+        """``message_extra``: added to every queue message (the tenant a multi-tenant run is for)."""
         self.store = store
+        self._extra = dict(message_extra or {})
         self.runner = runner
         self.links = CsvLinks(store, now=now)
         self._queue_factory = queue
@@ -151,7 +154,8 @@ class ReportService:
 
     def _send(self, message: dict[str, Any]) -> None:
         queue = self._queue_client()
-        _storage("queueing the report run", lambda: queue.send_message(json.dumps(message).encode("utf-8")))
+        body = json.dumps({**message, **self._extra}).encode("utf-8")
+        _storage("queueing the report run", lambda: queue.send_message(body))
 
     def run_message(self, body: bytes) -> RunResult:
         """Run what an on-demand queue message asks for.

@@ -5,7 +5,9 @@ token cache, incremental scopes and claims challenges.
 (``initiate_auth_code_flow`` / ``acquire_token_by_auth_code_flow`` / ``acquire_token_silent_with_error``):
 
 * **Authority** is the tenant, ``{ENTRA_AUTHORITY_HOST}/{ENTRA_TENANT_ID}``, never ``/common``: the app is a
-  single-tenant registration. ``client_capabilities=["CP1"]``: Graph may answer with CAE claims challenges.
+  single-tenant registration; with ``ENTRA_TENANCY=multi`` it is ``/organizations`` (work accounts of any
+  organisation; the onboarded ones are admitted by the caller, :mod:`shared.signin.web`).
+  ``client_capabilities=["CP1"]``: Graph may answer with CAE claims challenges.
 * **Credential**: the app's own, from the same source as its app-only tokens
   (:meth:`TokenProvider.credential`), read once per process.
 * **No per-request discovery.** Each call builds a ``ConfidentialClientApplication`` around the session's own
@@ -191,8 +193,11 @@ class SignInClient:
         claims = result.get("id_token_claims")
         if not isinstance(claims, dict) or not claims.get("oid"):
             raise SignInFailed("Microsoft Entra ID returned no usable ID token")
-        if str(claims.get("tid", "")).lower() != self._settings.tenant_id.lower():
+        tid = str(claims.get("tid", "")).lower()
+        if self._settings.tenancy == "single" and tid != self._settings.tenant_id.lower():
             raise SignInFailed("The account belongs to another organisation")
+        if not tid:  # multi-tenant: the caller holds the tenant against the onboarded organisations
+            raise SignInFailed("Microsoft Entra ID returned an ID token without a tenant")
         return SignedIn(claims=claims, token_cache=cache.serialize())
 
     # --- Silent acquisition from a session's cache ------------------------------------------------------
@@ -297,7 +302,7 @@ class SignInClient:
                 msal.ConfidentialClientApplication,
                 self._settings.client_id,
                 client_credential=credential.msal_credential,
-                authority=self._settings.authority,
+                authority=self._settings.sign_in_authority,
                 instance_discovery=None if self._settings.authority_is_microsoft_cloud else False,
                 client_capabilities=["CP1"],
                 token_cache=cache,

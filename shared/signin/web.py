@@ -10,7 +10,7 @@ anything up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -80,7 +80,12 @@ def sign_in_redirect(
 
 
 def complete_sign_in(
-    request: PageRequest, *, services: SignInServices, settings: SignInSettings, origin: str
+    request: PageRequest,
+    *,
+    services: SignInServices,
+    settings: SignInSettings,
+    origin: str,
+    admit: Callable[[str], object] | None = None,
 ) -> Redirect:
     """The callback: open the flow from this browser's flow cookie, redeem the code (once: Entra redeems
     a code once), replace any previous session of this browser with a new one (a new id at every
@@ -91,6 +96,8 @@ def complete_sign_in(
             flow for it (another browser's state, or a replay after the cookie was cleared) (400, HTML
             error page).
         SignInFailed: Entra's error, or the code redemption failed (a replayed code) (400).
+        TenantRefused: ``admit`` (multi-tenant: the tenant directory) refused the person's tenant
+            (403 ``tenant_not_onboarded`` ...): no session is created.
     """
     response = _callback_parameters(request)
     taken = services.auth_flows().take(response.get("state"), cookie_value(request.http, FLOW_COOKIE, origin))
@@ -99,6 +106,8 @@ def complete_sign_in(
         raise AuthFlowUnknown("This sign-in response does not belong to a sign-in started here")
     signed_in = services.sign_in().finish(taken.flow, response)
     claims = signed_in.claims
+    if admit is not None:
+        admit(str(claims["tid"]))
     roles = claims.get("roles") or []
     session = services.sessions().create(
         SessionClaims(
@@ -135,7 +144,7 @@ def sign_out(
     registered post-logout URI ``{origin}/``)."""
     sessions.delete(session_id_of(request.http, origin))
     query = urlencode({"post_logout_redirect_uri": origin + "/", "client_id": settings.client_id})
-    location = f"{settings.authority}/oauth2/v2.0/logout?{query}"
+    location = f"{settings.sign_in_authority}/oauth2/v2.0/logout?{query}"
     return Redirect(location, status=303, cookies=(clear_cookie(SESSION_COOKIE, origin=origin),))
 
 

@@ -221,6 +221,7 @@ _HEADINGS: Mapping[int, str] = {
 _RETRY_FROM: Mapping[str, str] = {
     "/auth/callback": "/auth/login?next=/",
     "/auth/admin-consent/callback": "/auth/admin-consent",
+    "/onboard/callback": "/onboard",
     "/auth/logout": "/auth/logout",
 }
 

@@ -135,6 +135,7 @@ def test_raw_redemption_with_plain_pkce_and_errors(fresh: LocalTenant) -> None:
         "Mail.Read.All",
         "Reports.Read",
         "Reports.Run",
+        "Tenants.Manage",
         "Users.Read.All",
     ]
     assert_aadsts(redeem(), 400, "invalid_grant", 54005)

@@ -24,7 +24,7 @@ from tests.emulator.entra_flow import (
 )
 from tests.support.tenant import LocalTenant
 
-API_ROLES = ["Audit.Read", "Mail.Read.All", "Reports.Read", "Reports.Run", "Users.Read.All"]
+API_ROLES = ["Audit.Read", "Mail.Read.All", "Reports.Read", "Reports.Run", "Tenants.Manage", "Users.Read.All"]
 
 
 def api_scope(tenant: LocalTenant) -> str:

@@ -231,6 +231,7 @@ def test_delegated_token_for_the_apps_own_api_carries_user_roles(fresh: LocalTen
                 "Mail.Read.All",
                 "Reports.Read",
                 "Reports.Run",
+                "Tenants.Manage",
                 "Users.Read.All",
             ]
         else:

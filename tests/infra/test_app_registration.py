@@ -37,7 +37,16 @@ def test_the_extension_is_configured() -> None:
 
 def test_single_tenant_v2_tokens_and_the_sign_in_uris() -> None:
     app = bicep.body(_resources()["application"])
-    assert app["signInAudience"] == "AzureADMyOrg"
+    # The audience is a parameter: single-tenant by default, multi-tenant for ENTRA_TENANCY=multi.
+    assert bicep.accessor(app["signInAudience"]) == ["signInAudience"]
+    audience = bicep.parse(bicep.APP_REGISTRATION)["parameters"]["signInAudience"]
+    assert audience["default"] == "AzureADMyOrg"
+    allowed = next(d["argument"] for d in audience["decorators"] if d["type"] == "allowed")
+    assert allowed == ["AzureADMyOrg", "AzureADMultipleOrgs"]
+    # main.bicep derives it from ENTRA_TENANCY, and only a multi-tenant registration onboards.
+    main = bicep.body(bicep.parse(bicep.MAIN)["modules"]["appRegistration"])["params"]
+    assert "entraTenancy" in json.dumps(main["signInAudience"])
+    assert "/onboard/callback" in json.dumps(app["web"]["redirectUris"])
     assert app["api"]["requestedAccessTokenVersion"] == 2
     uris = json.dumps(app["web"]["redirectUris"])
     # The callback paths the code serves, and the post-logout URI.

@@ -101,10 +101,11 @@ def test_the_names_bicep_creates_are_the_names_the_code_uses() -> None:
     assert names["sessionTable"] == defaults["session_table"]
     assert names["authFlowTable"] == defaults["auth_flow_table"]
     assert names["auditTable"] == defaults["audit_table"]
+    assert names["tenantsTable"] == defaults["tenants_table"]
     assert names["reportContainer"] == defaults["report_container"]
     assert names["reportQueue"] == defaults["report_queue"]
     storage = bicep.body(bicep.parse(bicep.MAIN)["modules"]["storage"])["params"]
-    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable"]
+    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable", "tenantsTable"]
     assert storage["containerNames"] == ["reportContainer"]
     # The host moves a message that failed maxDequeueCount times to `<queue>-poison`.
     assert storage["queueNames"] == ["reportQueue", "${reportQueue}-poison"]
@@ -122,6 +123,8 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId={client_id};Authorization=AAD",
         "ENTRA_TENANT_ID": "66666666-7777-8888-9999-000000000000",
         "ENTRA_CLIENT_ID": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "ENTRA_TENANCY": "single",
+        "TENANTS_TABLE": "tenants",
         # environment().authentication.loginEndpoint keeps its trailing slash.
         "ENTRA_AUTHORITY_HOST": "https://login.microsoftonline.com/",
         "ENTRA_CREDENTIAL": credential,

@@ -129,3 +129,64 @@ def test_run_local_serves_the_app_and_stops_cleanly_on_sigint(
     app, tenant, azurite = int(str(info["app"])), int(str(info["tenant"])), int(str(info["azurite"]))
     ports = [app, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
     assert [port for port in ports if not port_is_free(port)] == []
+
+
+def test_run_local_follows_entra_tenancy_multi_in_local_settings(
+    run_local: tuple[subprocess.Popen[bytes], dict[str, object]],
+) -> None:
+    """``make run`` once (it writes local.settings.json), then with ``ENTRA_TENANCY=multi`` set there: the
+    local tenant's registration is multi-tenant, the onboarding redirect URI is registered and the app
+    serves ``/onboard``."""
+    process, info = run_local
+    tmp = Path(str(info["dir"]))
+    base = f"http://127.0.0.1:{info['app']}"
+
+    def serving() -> bool:
+        assert process.poll() is None, Path(str(info["log"])).read_text(errors="replace")
+        try:
+            return requests.get(f"{base}/api/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(serving, timeout=90, what="make run to serve /api/health")
+    assert requests.get(f"{base}/onboard", timeout=10).status_code == 404  # single-tenant by default
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0
+
+    path = tmp / "local.settings.json"
+    settings = json.loads(path.read_text())
+    assert settings["Values"]["ENTRA_TENANCY"] == "single"
+    settings["Values"]["ENTRA_TENANCY"] = "multi"
+    path.write_text(json.dumps(settings))
+    command = [
+        sys.executable, "-m", "scripts.run_local",
+        "--port", str(info["app"]), "--tenant-port", str(info["tenant"]),
+        "--azurite-port", str(info["azurite"]), "--local-dir", str(tmp / "local"),
+        "--settings", str(path), "--host", "devhost",
+    ]  # fmt: skip
+    with (tmp / "run_local_multi.log").open("wb") as log:
+        again = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: _answers(f"{base}/api/health"), timeout=90, what="make run (multi) to serve")
+        assert requests.get(f"{base}/onboard", timeout=10).status_code == 200
+        env = {k: v for k, v in dotenv_values(tmp / "local" / "tenant.env").items() if v is not None}
+        app = requests.get(
+            f"{env['EMULATOR_URL']}/_emulator/apps/{env['ENTRA_CLIENT_ID']}",
+            verify=env["EMULATOR_CA_BUNDLE"],
+            timeout=30,
+        ).json()
+        assert app["signInAudience"] == "AzureADMultipleOrgs"
+        assert f"http://localhost:{info['app']}/onboard/callback" in app["redirectUris"]
+        assert "onboard the customer" in (tmp / "run_local_multi.log").read_text(errors="replace")
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.wait(60) == 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False

@@ -78,6 +78,9 @@ PAGE_ROUTES = {
     "/audit",
     "/reports",
     "/reports/run",
+    "/onboard",
+    "/onboard/callback",
+    "/tenants",
 }
 
 
