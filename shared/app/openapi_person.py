@@ -26,7 +26,7 @@ _PERSON_DESCRIPTION = (
     "with a claims challenge for a client whose token declares cp1, else 403 step_up_required. Missing "
     "consent: 403 consent_required. App-only tokens: 403 caller_kind_not_allowed."
 )
-_SECURITY = [{"userBearerAuth": []}, {"cookieAuth": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"userBearerAuth": []}, {"cookieAuth": []}]
 
 
 def _get(operation_id: str, summary: str, ok: dict[str, Any], parameters: list[Any]) -> dict[str, Any]:

@@ -17,9 +17,10 @@ refresh token is requested (``exclude_scopes``): a new incoming token is the way
 Entra's answers (multi-tenant-and-obo reference, B.3), keyed on ``error_codes``, ``suberror`` and ``claims``
 rather than on ``error`` (sources disagree on ``interaction_required`` vs ``invalid_grant``):
 
+* AADSTS53003: :data:`BLOCKED` (Conditional Access blocks outright; the local tenant, like Entra's ROPC
+  answers, sends ``message_only`` and claims with it, but no step-up satisfies a block);
 * ``claims`` present, ``interaction_required``, or AADSTS50076 / 50079 (MFA), 50158 / 50074 / 70043 (a
-  policy needing the person): :data:`CLAIMS` (the client steps up);
-* AADSTS53003 without claims: :data:`BLOCKED` (Conditional Access blocks outright);
+  policy needing the person), a CAE revocation (50173 with claims): :data:`CLAIMS` (the client steps up);
 * AADSTS65001 or ``suberror: consent_required``: :data:`CONSENT`;
 * AADSTS500131 / 50013 / 500133 (assertion for another audience, bad signature, expired): :data:`ASSERTION`;
 * any other ``invalid_grant`` (a revoked or expired sign-in session): :data:`REVOKED`;
@@ -110,12 +111,12 @@ def classify(result: Mapping[str, Any]) -> GraphFunctionsError:
         return ExchangeRefusedError(f"No consent ({summary})", kind=CONSENT, codes=codes)
     if codes & _ASSERTION_CODES:
         return ExchangeRefusedError(f"Assertion refused ({summary})", kind=ASSERTION, codes=codes)
-    if codes & _BLOCKED_CODES and claims is None:
+    if codes & _BLOCKED_CODES:  # a block: no step-up satisfies it, whatever claims come with it
         return ExchangeRefusedError(f"Blocked ({summary})", kind=BLOCKED, codes=codes)
     if (
         claims is not None
         or error == "interaction_required"
-        or codes & (_STEP_UP_CODES | _BLOCKED_CODES)
+        or codes & _STEP_UP_CODES
         or suberror in _INTERACTION_SUBERRORS
     ):
         return ExchangeRefusedError(

@@ -107,8 +107,13 @@ def test_a_claims_challenge_is_merged_with_the_capability(seam: EntraSeam, excha
     [
         (error(400, "interaction_required", [50076], claims=CLAIMS), "claims", CLAIMS),
         (error(400, "invalid_grant", [50079], suberror="basic_action", claims=CLAIMS), "claims", CLAIMS),
-        (error(400, "invalid_grant", [53003], claims=CLAIMS), "claims", CLAIMS),
+        (
+            error(400, "interaction_required", [53003], suberror="message_only", claims=CLAIMS),
+            "blocked",
+            None,
+        ),
         (error(400, "invalid_grant", [53003]), "blocked", None),
+        (error(400, "interaction_required", [50173], claims=CLAIMS), "claims", CLAIMS),  # CAE revocation
         (error(400, "invalid_grant", [65001], suberror="consent_required"), "consent", None),
         (error(400, "invalid_grant", [500131]), "assertion", None),
         (error(400, "invalid_grant", [500133]), "assertion", None),
