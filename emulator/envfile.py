@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from emulator.directory.seed import CERTIFICATE_NAME, SECRET_NAME, SESSION_KEY_NAME
+from emulator.directory.seed_spa import spa_client
 from emulator.state import EmulatorState
 
 
@@ -41,6 +42,8 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "DEMO_USER_PASSWORD": ids.member.password,
         # Not an app setting (tests choose their own scope): make run sets MAILBOX_SCOPE to it.
         "MAIL_READERS_GROUP_ID": ids.mail_readers,
+        # The single-page client (spa platform, pre-authorized for api://{ENTRA_CLIENT_ID}/access_as_user).
+        "SPA_CLIENT_ID": spa_client(state.directory).app_id,
     }
 
 

@@ -136,7 +136,11 @@ class TokenService:
         that time; a CAE token is never dated before the user's last critical event (it would be refused).
         """
         now = int(CLOCK.time())
-        cae = sorted({c.lower() for c in capabilities} & {"cp1"}) if resource.app_id in CAE_RESOURCES else []
+        # xms_cc goes to CAE resources and to APIs asking for the optional claim (optional claims reference).
+        wants_cc = resource.app_id in CAE_RESOURCES or "xms_cc" in resource.optional_claims.get(
+            "accessToken", ()
+        )
+        cae = sorted({c.lower() for c in capabilities} & {"cp1"}) if wants_cc else []
         if user is not None and cae:
             now = max(now, math.ceil(user.cae_event_at))
         if not_before is not None:

@@ -159,6 +159,9 @@ class Application:
     certificates: list[ClientCertificate] = field(default_factory=list)
     federated_credentials: list[FederatedCredential] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
+    #: The subset of ``redirect_uris`` registered on the ``spa`` platform (single-page application): codes
+    #: sent there are redeemed cross-origin with PKCE, their refresh tokens live 24 h (emulator/entra/spa.py).
+    spa_redirect_uris: list[str] = field(default_factory=list)
     post_logout_redirect_uris: list[str] = field(default_factory=list)
     # requiredResourceAccess: resource app id -> ("scopes": delegated names, "roles": application names)
     required_permissions: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from emulator.directory.seed_apps import (  # re-exported through emulator.direc
     session_key_value,
 )
 from emulator.directory.seed_mail import build_mailbox
+from emulator.directory.seed_spa import register_spa
 
 __all__ = [
     "API_ROLES",
@@ -368,6 +369,7 @@ def build_directory(
         directory.groups.append(group)
     _seed_nested_groups(directory, rng, member, now)
     mail_readers = _seed_mail_readers(directory, config.seed, member, now)
+    register_spa(directory, app, config.seed)  # issue 20: its own random stream, moves no other id
 
     ids = SeededIdentities(
         app=app,

@@ -27,6 +27,7 @@ from emulator.clock import CLOCK
 from emulator.directory.model import Application, ClientSecret, iso
 from emulator.entra.context import find_app
 from emulator.entra.control_access import access_routes, revoke_sessions
+from emulator.entra.control_consent import consent_routes
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState
 
@@ -107,6 +108,7 @@ def describe(state: EmulatorState, app: Application) -> dict[str, Any]:
             for f in app.federated_credentials
         ],
         "redirectUris": list(app.redirect_uris),
+        "spaRedirectUris": list(app.spa_redirect_uris),  # those of redirectUris on the spa platform
         "postLogoutRedirectUris": list(app.post_logout_redirect_uris),
         "requiredResourceAccess": {
             rid: {k: list(v) for k, v in perms.items()} for rid, perms in app.required_permissions.items()
@@ -319,4 +321,5 @@ def control_routes(state: EmulatorState) -> list[Route]:
         Route("/users/{user_id}/refresh-tokens/revoke", revoke_refresh, methods=["POST"]),
         Route("/entra/settings", settings, methods=["GET", "PUT"]),
         *access_routes(state),
+        *consent_routes(state),
     ]

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from emulator.clock import CLOCK
 from emulator.directory.model import Application, User
 from emulator.entra import conditional_access as ca
+from emulator.entra import stepup
 from emulator.entra.grants import (
     UNCONFIGURED,
     AdminGrant,
@@ -157,7 +158,10 @@ def _conditional_access(
             "issuance.",
         )
     current = get_store(state).sessions.get(sid)
-    if ca.mfa_policy(state, client, user) is not None and (current is None or not current.mfa):
+    # A claims challenge naming an MFA policy (step-up for an on-behalf-of exchange) asks for MFA too.
+    stepped_up = stepup.demands_mfa(state, flow.claims, user)
+    mfa_needed = ca.mfa_policy(state, client, user) is not None or stepped_up
+    if mfa_needed and (current is None or not current.mfa):
         flow.stage = "mfa"
         return render(
             "mfa.html",

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Application, User
 from emulator.entra import conditional_access as ca
+from emulator.entra import spa
 from emulator.entra.clients import ClientAuth, authenticate_client, client_id_of
 from emulator.entra.context import (
     EntraError,
@@ -34,6 +35,7 @@ from emulator.entra.context import (
     single_tenant_refused,
 )
 from emulator.entra.grants import missing_consent
+from emulator.entra.obo import JWT_BEARER_GRANT, on_behalf_of
 from emulator.entra.scopes import ScopeError, ScopeRequest, parse
 from emulator.entra.store import get_store, new_id
 from emulator.entra.token_responses import app_token_response, user_token_response
@@ -49,6 +51,7 @@ class Ctx:
     tenant: Tenant
     form: dict[str, str]
     auth: ClientAuth
+    origin: str | None = None  # the browser's Origin header: cross-origin (spa) redemption
 
     @property
     def client(self) -> Application:
@@ -195,6 +198,7 @@ async def authorization_code(ctx: Ctx) -> Response:
                 "invalid_grant",
                 "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
             )
+    spa_code = spa.check_code(ctx.client, record.redirect_uri, record.code_challenge, ctx.origin)
     user = active_user(ctx.state, record.user_id)
     if user.refresh_epoch != record.epoch:
         raise expired_grant()
@@ -202,7 +206,7 @@ async def authorization_code(ctx: Ctx) -> Response:
     req = delegated_request(ctx, form.get("scope") or record.scope, user)
     ctx.policies(user, req, mfa=record.mfa, auth_time=record.auth_time, grant="authorization_code")
     record.redeemed = True
-    return user_token_response(
+    response = user_token_response(
         ctx.state,
         client=ctx.client,
         appidacr=ctx.auth.appidacr,
@@ -215,6 +219,7 @@ async def authorization_code(ctx: Ctx) -> Response:
         mfa=record.mfa,
         auth_time=record.auth_time,
     )
+    return spa.bind_refresh(ctx.state, response) if spa_code else response
 
 
 async def refresh_token(ctx: Ctx) -> Response:
@@ -232,6 +237,7 @@ async def refresh_token(ctx: Ctx) -> Response:
             "invalid_grant",
             "Provided grant is invalid or malformed. The refresh token was issued to another client.",
         )
+    spa_expiry = spa.check_refresh(ctx.state, token, record.issued_at, ctx.origin)
     now = CLOCK.time()
     if record.expires_at < now:
         issued = dt.datetime.fromtimestamp(record.issued_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
@@ -249,7 +255,7 @@ async def refresh_token(ctx: Ctx) -> Response:
     req = delegated_request(ctx, form.get("scope") or record.scope, user)
     ctx.policies(user, req, mfa=record.mfa, auth_time=record.auth_time, grant="refresh_token")
     ca.require_cae_claims(user, claims, record.issued_at)
-    return user_token_response(
+    response = user_token_response(
         ctx.state,
         client=ctx.client,
         appidacr=ctx.auth.appidacr,
@@ -262,6 +268,7 @@ async def refresh_token(ctx: Ctx) -> Response:
         mfa=record.mfa,
         auth_time=record.auth_time,
     )
+    return spa.bind_refresh(ctx.state, response, spa_expiry) if spa_expiry is not None else response
 
 
 async def client_credentials(ctx: Ctx) -> Response:
@@ -376,11 +383,17 @@ GRANTS: dict[str, Callable[[Ctx], Awaitable[Response]]] = {
     "refresh_token": refresh_token,
     "client_credentials": client_credentials,
     "password": password,
+    JWT_BEARER_GRANT: on_behalf_of,  # the on-behalf-of grant (obo.py)
 }
 
 
 def routes(state: EmulatorState) -> list[Route]:
     async def token(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return spa.preflight(state, request)
+        return spa.add_cors(state, request, await answer(request))
+
+    async def answer(request: Request) -> Response:
         try:
             if request.method != "POST":
                 raise fail(
@@ -403,8 +416,9 @@ def routes(state: EmulatorState) -> list[Route]:
                 )
             auth = await authenticate_client(state, request, form, tenant)
             request.state.client_auth = auth.method  # the request log shows how the client proved itself
-            return await handler(Ctx(state, tenant, form, auth))
+            spa.check_credentials(auth.appidacr, request.headers.get("origin"))
+            return await handler(Ctx(state, tenant, form, auth, request.headers.get("origin")))
         except EntraError as rejected:
             return rejected.response
 
-    return [Route("/{tenant}/oauth2/v2.0/token", token, methods=["GET", "POST"])]
+    return [Route("/{tenant}/oauth2/v2.0/token", token, methods=["GET", "POST", "OPTIONS"])]

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from emulator.directory.model import Application, User
+from emulator.entra import aio
 from emulator.entra.conditional_access import ClaimsRequest
 from emulator.entra.grants import issue_refresh_token
 from emulator.entra.scopes import ResourceScopes, ScopeRequest
@@ -55,6 +56,7 @@ def user_token_response(
     scp = delegated_scopes(state, client, rs, user)
     roles = state.directory.roles_of(user.id, rs.app.app_id)
     extra: dict[str, Any] = {"amr": ["pwd", "mfa"]} if mfa and rs.app.access_token_version != 2 else {}
+    extra["aio"] = aio.encode(mfa=mfa, auth_time=auth_time)  # the sign-in, for on-behalf-of (aio.py)
     minted = state.tokens.access_token(
         resource=rs.app,
         audience=rs.audience,

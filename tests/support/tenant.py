@@ -7,6 +7,7 @@ system bundle (which does not hold the local CA).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -77,6 +78,30 @@ class LocalTenant:
         """Stop the tenant's clock (only :meth:`advance_clock` moves it), so budgets, Retry-After and
         lifetimes do not run out while a slow machine works; :meth:`reset` lets it run again."""
         self.control("POST", "/clock", {"frozen": True})
+
+    def person_token(self, *, capabilities: list[str] | None = None, admin: bool = False) -> str:
+        """A person's access token for the app's API (``api://{ENTRA_CLIENT_ID}/access_as_user``) as the
+        single-page client (``SPA_CLIENT_ID``) holds it: the demo member's (or admin's), through the password
+        grant (MSAL Python's username/password call first asks ``/common/userrealm`` on port 443, which the
+        local tenant does not serve, so the form is posted as MSAL would post it). ``capabilities``: the
+        client's declared ones (``["CP1"]`` puts ``xms_cc: ["cp1"]`` in the token)."""
+        who = "ADMIN" if admin else "USER"
+        data = {
+            "grant_type": "password",
+            "client_id": self.env["SPA_CLIENT_ID"],
+            "username": self.env[f"DEMO_{who}_USERNAME"],
+            "password": self.env[f"DEMO_{who}_PASSWORD"],
+            "scope": f"api://{self.env['ENTRA_CLIENT_ID']}/access_as_user openid profile offline_access",
+            "client_info": "1",
+        }
+        if capabilities:
+            data["claims"] = json.dumps({"access_token": {"xms_cc": {"values": capabilities}}})
+        resp = requests.post(
+            f"{self.authority}/oauth2/v2.0/token", data=data, verify=self.ca_bundle, timeout=30
+        )
+        if resp.status_code != 200:
+            raise AssertionError(f"person token: {resp.status_code} {resp.text}")
+        return str(resp.json()["access_token"])
 
     def requests_since(self, seq: int, service: str | None = None) -> list[dict[str, Any]]:
         q = f"?since={seq}" + (f"&service={service}" if service else "")
