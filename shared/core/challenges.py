@@ -24,6 +24,9 @@ from collections.abc import Sequence
 
 from shared.core.errors import Forbidden, Unauthenticated
 
+#: Response headers a single-page app on another origin must be able to read to follow a challenge (CORS
+#: exposes only the safelisted ones otherwise).
+EXPOSED = "WWW-Authenticate, Retry-After, x-request-id"
 #: What may appear inside a quoted header parameter we build (RFC 7230 quoted-string, minus quote,
 #: backslash and controls, which we never need).
 _QUOTABLE = r'[^"\\\x00-\x1f\x7f]*'
@@ -65,6 +68,7 @@ class InsufficientClaims(Unauthenticated):
             f"claims={_quoted(encode_claims(self.claims))}",
         )
         headers["WWW-Authenticate"] = "Bearer " + ", ".join(params)
+        headers["Access-Control-Expose-Headers"] = EXPOSED
         return headers
 
 
@@ -107,4 +111,5 @@ class ConsentRequired(Forbidden):
             'proposedAction="consent"',
         )
         headers["WWW-Authenticate"] = "Bearer " + ", ".join(params)
+        headers["Access-Control-Expose-Headers"] = EXPOSED
         return headers
