@@ -22,6 +22,7 @@ from blueprints import (
     report_pages,
     reports,
     session_cleanup,
+    spa,
     users,
 )
 from shared.app import report_configuration
@@ -40,6 +41,7 @@ for blueprint in (
     report_pages.bp,
     openapi.bp,
     session_cleanup.bp,
+    spa.bp,
 ):
     app.register_functions(blueprint)
 

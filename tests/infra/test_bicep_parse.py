@@ -102,8 +102,8 @@ FLEX_REJECTED_SITE_PROPERTIES = (
     "dailyMemoryTimeQuota",
 )
 #: What siteConfig may hold on the Flex site: transport settings only. A new property must be checked against
-#: the Flex Consumption documentation before it joins this list. ``cors``: the platform's CORS (allowed origins,
-#: credentials), which ``az functionapp cors`` manages on every hosting plan (docs/on-behalf-of.md).
+#: the Flex Consumption documentation before it joins this list. ``cors``: the platform's CORS (allowed
+#: origins, credentials), which ``az functionapp cors`` manages on every hosting plan (docs/on-behalf-of.md).
 FLEX_SITE_CONFIG_ALLOWED = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "cors"}
 
 
