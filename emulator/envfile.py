@@ -36,14 +36,14 @@ def env_values(state: EmulatorState) -> dict[str, str]:
         "CALLER_CLIENT_SECRET": ids.caller_secret,
         "CALLER_NOROLE_CLIENT_ID": ids.caller_norole.app_id,
         "CALLER_NOROLE_CLIENT_SECRET": ids.caller_norole_secret,
+        # The single-page client (spa platform, pre-authorized for api://{ENTRA_CLIENT_ID}/access_as_user).
+        "SPA_CLIENT_ID": spa_client(state.directory).app_id,
         "DEMO_ADMIN_USERNAME": ids.admin.user_principal_name,
         "DEMO_ADMIN_PASSWORD": ids.admin.password,
         "DEMO_USER_USERNAME": ids.member.user_principal_name,
         "DEMO_USER_PASSWORD": ids.member.password,
         # Not an app setting (tests choose their own scope): make run sets MAILBOX_SCOPE to it.
         "MAIL_READERS_GROUP_ID": ids.mail_readers,
-        # The single-page client (spa platform, pre-authorized for api://{ENTRA_CLIENT_ID}/access_as_user).
-        "SPA_CLIENT_ID": spa_client(state.directory).app_id,
     }
 
 

@@ -2,7 +2,8 @@
 
 * ``GET /apps``, ``GET /apps/{appId}``: registrations without secret values.
 * ``PATCH /apps/{appId}`` ``{"displayName"?, "isPublicClient"?, "enabled"?, "redirectUris"?,
-  "postLogoutRedirectUris"?, "signInAudience"?, "optionalClaims"?}``.
+  "postLogoutRedirectUris"?, "signInAudience"?, "optionalClaims"?, "spaRedirectUris"?}`` (the ``spa``
+  platform's redirect URIs, added to ``redirectUris`` as well).
 * ``POST /apps/{appId}/secrets/rotate`` ``{"vaultSecret"?, "revokeOld"?, "expired"?, "returnValue"?,
   "displayName"?}``: a new client secret (optionally written as a new vault version).
 * ``POST /apps/{appId}/consent/revoke`` ``{"resource"?, "userId"?, "applicationPermissions"?}``.
@@ -167,7 +168,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
                     raise ValueError(
                         'optionalClaims must look like {"idToken": ["email"], "accessToken": []}'
                     )
-                for key in ("redirectUris", "postLogoutRedirectUris"):
+                for key in ("redirectUris", "postLogoutRedirectUris", "spaRedirectUris"):
                     if key in body and (
                         not isinstance(body[key], list)
                         or not all(isinstance(u, str) and "://" in u for u in body[key])
@@ -179,6 +180,9 @@ def control_routes(state: EmulatorState) -> list[Route]:
             app.is_public = body.get("isPublicClient", app.is_public)
             app.enabled = body.get("enabled", app.enabled)
             app.redirect_uris = list(body.get("redirectUris", app.redirect_uris))
+            if "spaRedirectUris" in body:  # the spa platform's URIs are redirect URIs too
+                app.spa_redirect_uris = list(body["spaRedirectUris"])
+                app.redirect_uris += [u for u in app.spa_redirect_uris if u not in app.redirect_uris]
             app.post_logout_redirect_uris = list(
                 body.get("postLogoutRedirectUris", app.post_logout_redirect_uris)
             )

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import json
 
+from starlette.responses import JSONResponse
+
 from emulator.directory.model import User
+from emulator.entra.conditional_access import Policy
+from emulator.entra.context import EntraError, fail
+from emulator.entra.scopes import ScopeRequest
 from emulator.entra.store import get_store
 from emulator.state import EmulatorState
+
+NO_STORE = {"Cache-Control": "no-store, no-cache"}
 
 
 def named_policies(raw_claims: str | None) -> set[str]:
@@ -32,10 +39,54 @@ def named_policies(raw_claims: str | None) -> set[str]:
     return {str(v) for v in values} if isinstance(values, list) else set()
 
 
+def named_mfa_policy(state: EmulatorState, raw_claims: str | None, user: User) -> Policy | None:
+    """The first MFA policy (``mfa``, ``mfaRegistration``) the claims name that applies to the user."""
+    wanted = named_policies(raw_claims)
+    return next(
+        (
+            p
+            for p in get_store(state).policies
+            if p.id in wanted and p.control in ("mfa", "mfaRegistration") and p.user_id in (None, user.id)
+        ),
+        None,
+    )
+
+
 def demands_mfa(state: EmulatorState, raw_claims: str | None, user: User) -> bool:
     """Whether the claims request names an MFA policy that applies to this user."""
-    wanted = named_policies(raw_claims)
-    return any(
-        p.id in wanted and p.control in ("mfa", "mfaRegistration") and p.user_id in (None, user.id)
-        for p in get_store(state).policies
+    return named_mfa_policy(state, raw_claims, user) is not None
+
+
+def require_mfa(
+    state: EmulatorState, raw_claims: str | None, user: User, req: ScopeRequest, *, mfa_done: bool, grant: str
+) -> None:
+    """A non-interactive grant (refresh token, password) carrying a claims challenge that names an MFA
+    policy cannot satisfy it without a sign-in that did MFA: AADSTS50076 (``invalid_grant`` on refresh,
+    ``interaction_required`` on the password grant, ``suberror: basic_action``, the same ``claims``), so the
+    client falls back to an interactive request (MSAL.js's ``acquireTokenSilent({claims})`` refreshes
+    first)."""
+    if mfa_done:
+        return
+    policy = named_mfa_policy(state, raw_claims, user)
+    if policy is None:
+        return
+    error = "interaction_required" if grant == "password" else "invalid_grant"
+    resource_id = req.resource(state.directory).app.app_id
+    raise _with_policy_claims(
+        fail(
+            50076,
+            error,
+            "Due to a configuration change made by your administrator, or because you moved to a new "
+            f"location, you must use multi-factor authentication to access '{resource_id}'.",
+            suberror="basic_action",
+        ),
+        policy.id,
     )
+
+
+def _with_policy_claims(error: EntraError, policy_id: str) -> EntraError:
+    """The error with the ``claims`` member naming the policy, as Conditional Access errors carry it."""
+    body = json.loads(bytes(error.response.body))
+    challenge = {"access_token": {"capolids": {"essential": True, "values": [policy_id]}}}
+    body["claims"] = json.dumps(challenge, separators=(",", ":"))
+    return EntraError(JSONResponse(body, status_code=error.response.status_code, headers=NO_STORE))

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Application, User
 from emulator.entra import conditional_access as ca
-from emulator.entra import spa
+from emulator.entra import spa, stepup
 from emulator.entra.clients import ClientAuth, authenticate_client, client_id_of
 from emulator.entra.context import (
     EntraError,
@@ -255,6 +255,7 @@ async def refresh_token(ctx: Ctx) -> Response:
     req = delegated_request(ctx, form.get("scope") or record.scope, user)
     ctx.policies(user, req, mfa=record.mfa, auth_time=record.auth_time, grant="refresh_token")
     ca.require_cae_claims(user, claims, record.issued_at)
+    stepup.require_mfa(ctx.state, form.get("claims"), user, req, mfa_done=record.mfa, grant="refresh_token")
     response = user_token_response(
         ctx.state,
         client=ctx.client,
@@ -350,6 +351,7 @@ async def password(ctx: Ctx) -> Response:
     req = delegated_request(ctx, form["scope"], user)
     now = CLOCK.time()
     ctx.policies(user, req, mfa=False, auth_time=now, grant="password")
+    stepup.require_mfa(state, form.get("claims"), user, req, mfa_done=False, grant="password")
     return user_token_response(
         state,
         client=ctx.client,

@@ -6,10 +6,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import requests
+from msal.exceptions import MsalServiceError
 
 from tests.emulator.entra_flow import Browser, assert_aadsts, claims, graph_token_claims, token_post
-from tests.emulator.obo_kit import middle_tier, obo_form, person_token, redeem, spa_code
+from tests.emulator.obo_kit import (
+    SPA_ORIGIN,
+    middle_tier,
+    obo_form,
+    person_token,
+    post_token,
+    redeem,
+    spa_code,
+)
 from tests.support.tenant import LocalTenant
 
 GRAPH_ID = "00000003-0000-0000-c000-000000000000"
@@ -90,6 +100,9 @@ def test_obo_with_a_client_secret_and_mail_read_reads_the_persons_own_mailbox(fr
     assert answer.status_code == 200, answer.text
     token = answer.json()["access_token"]
     assert {"Mail.Read", "User.Read"} <= set(claims(token)["scp"].split())
+    default = token_post(fresh, {**form, "scope": "https://graph.microsoft.com/.default"})
+    assert default.status_code == 200, default.text  # .default: every consented delegated Graph scope
+    assert {"Mail.Read", "User.Read"} <= set(claims(default.json()["access_token"])["scp"].split())
     mail = graph(fresh, token, "/me/messages?$top=3&$select=subject,receivedDateTime")
     assert mail.status_code == 200, mail.text
     assert len(mail.json()["value"]) == 3
@@ -216,6 +229,30 @@ def test_step_up_with_the_claims_challenge_gives_a_token_the_exchange_accepts(fr
     stepped = redeem(fresh, spa_code(browser, claims=failed["claims"])).json()
     result = obo(fresh, stepped["access_token"], ["User.Read"])
     assert "access_token" in result, result
+    # Silent paths cannot answer the challenge: a refresh token of the single-factor sign-in (MSAL.js's
+    # acquireTokenSilent({claims}) tries it first) and the password grant get 50076, so the client goes
+    # interactive; the refresh token of the stepped-up sign-in answers it.
+    api = f"api://{fresh.env['ENTRA_CLIENT_ID']}/access_as_user"
+    refresh = {
+        "grant_type": "refresh_token",
+        "client_id": fresh.env["SPA_CLIENT_ID"],
+        "scope": api,
+        "claims": failed["claims"],
+    }
+    old_rt = post_token(fresh, {**refresh, "refresh_token": first["refresh_token"]}, origin=SPA_ORIGIN)
+    body = assert_aadsts(old_rt, 400, "invalid_grant", 50076)
+    assert body["suberror"] == "basic_action" and body["claims"] == failed["claims"]
+    new_rt = post_token(fresh, {**refresh, "refresh_token": stepped["refresh_token"]}, origin=SPA_ORIGIN)
+    assert new_rt.status_code == 200, new_rt.text
+    password = {
+        "grant_type": "password",
+        "client_id": fresh.env["SPA_CLIENT_ID"],
+        "username": fresh.env["DEMO_USER_USERNAME"],
+        "password": fresh.env["DEMO_USER_PASSWORD"],
+        "scope": api,
+        "claims": failed["claims"],
+    }
+    assert_aadsts(token_post(fresh, password), 400, "interaction_required", 50076)
 
 
 def test_revoked_sessions_refuse_tokens_issued_before(fresh: LocalTenant) -> None:
@@ -253,4 +290,24 @@ def test_cae_event_after_the_assertion_needs_the_nbf_claims_for_a_cp1_middle_tie
     token = claims(answered["access_token"])
     assert token["xms_cc"] == ["cp1"] and token["nbf"] >= int(challenge["access_token"]["nbf"]["value"])
     # A middle tier that handles no claims challenge is not asked for one (its tokens are not CAE tokens).
+    assert "access_token" in obo(fresh, incoming, ["User.Read"])
+
+
+def test_a_login_fault_for_the_middle_tier_fails_its_exchange_until_removed(fresh: LocalTenant) -> None:
+    incoming = person_token(fresh)
+    rule = fresh.control(
+        "POST",
+        "/faults",
+        {
+            "service": "login",
+            "path": r"/oauth2/v2.0/token$",
+            "status": 503,
+            "retryAfter": 3,
+            "clientId": fresh.env["ENTRA_CLIENT_ID"],
+        },
+        expect=201,
+    )
+    with pytest.raises(MsalServiceError, match="HTTP Error: 503"):  # MSAL raises on a 5xx
+        obo(fresh, incoming, ["User.Read"])
+    fresh.control("DELETE", f"/faults/{rule['id']}")
     assert "access_token" in obo(fresh, incoming, ["User.Read"])

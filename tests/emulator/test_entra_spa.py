@@ -39,68 +39,68 @@ def test_spa_is_registered_public_and_pre_authorized_for_the_api(tenant: LocalTe
 
 
 def test_spa_code_redeemed_cross_origin_gives_a_v2_api_token_and_a_24h_refresh_token(
-    fresh: LocalTenant,
+    tenant: LocalTenant,
 ) -> None:
-    browser = Browser.open(fresh)
+    browser = Browser.open(tenant)
     # No consent page: the SPA is pre-authorized for access_as_user and its sign-in scopes.
     code = spa_code(browser)
-    resp = redeem(fresh, code)
+    resp = redeem(tenant, code)
     assert resp.status_code == 200, resp.text
     assert resp.headers["Access-Control-Allow-Origin"] == SPA_ORIGIN
     body = resp.json()
-    assert body["scope"].split() == [api_scope(fresh)] or api_scope(fresh) in body["scope"].split()
+    assert body["scope"].split() == [api_scope(tenant)] or api_scope(tenant) in body["scope"].split()
     assert 86390 <= body["refresh_token_expires_in"] <= 86400
-    at = verify_with_jwks(fresh, body["access_token"], fresh.env["ENTRA_CLIENT_ID"])
-    assert at["aud"] == fresh.env["ENTRA_CLIENT_ID"] and at["ver"] == "2.0"
-    assert at["iss"] == f"{fresh.authority}/v2.0"
+    at = verify_with_jwks(tenant, body["access_token"], tenant.env["ENTRA_CLIENT_ID"])
+    assert at["aud"] == tenant.env["ENTRA_CLIENT_ID"] and at["ver"] == "2.0"
+    assert at["iss"] == f"{tenant.authority}/v2.0"
     assert at["scp"] == "access_as_user"
-    assert at["azp"] == fresh.env["SPA_CLIENT_ID"] and at["azpacr"] == "0"
-    assert at["tid"] == fresh.env["ENTRA_TENANT_ID"]
-    assert at["preferred_username"] == fresh.env["DEMO_USER_USERNAME"]
+    assert at["azp"] == tenant.env["SPA_CLIENT_ID"] and at["azpacr"] == "0"
+    assert at["tid"] == tenant.env["ENTRA_TENANT_ID"]
+    assert at["preferred_username"] == tenant.env["DEMO_USER_USERNAME"]
     assert at["oid"] and at["sub"] and "idtyp" not in at and "xms_cc" not in at
-    assert claims(body["id_token"])["aud"] == fresh.env["SPA_CLIENT_ID"]
+    assert claims(body["id_token"])["aud"] == tenant.env["SPA_CLIENT_ID"]
 
 
-def test_spa_code_without_origin_is_refused_with_9002327(fresh: LocalTenant) -> None:
-    code = spa_code(Browser.open(fresh))
-    resp = redeem(fresh, code, origin=None)
+def test_spa_code_without_origin_is_refused_with_9002327(tenant: LocalTenant) -> None:
+    code = spa_code(Browser.open(tenant))
+    resp = redeem(tenant, code, origin=None)
     assert_aadsts(resp, 400, "invalid_request", 9002327)
     assert "Access-Control-Allow-Origin" not in resp.headers
 
 
-def test_spa_code_without_pkce_is_refused_with_9002325(fresh: LocalTenant) -> None:
-    code = spa_code(Browser.open(fresh), pkce=False)
-    resp = redeem(fresh, code, code_verifier="<drop>")
+def test_spa_code_without_pkce_is_refused_with_9002325(tenant: LocalTenant) -> None:
+    code = spa_code(Browser.open(tenant), pkce=False)
+    resp = redeem(tenant, code, code_verifier="<drop>")
     body = assert_aadsts(resp, 400, "invalid_request", 9002325)
     assert "Proof Key for Code Exchange" in body["error_description"]
 
 
 def test_web_platform_code_and_refresh_token_redeemed_cross_origin_are_refused_with_9002326(
-    fresh: LocalTenant,
+    tenant: LocalTenant,
 ) -> None:
-    app = graph_functions_app(fresh)
+    app = graph_functions_app(tenant)
     flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT)
-    browser = Browser.open(fresh)
+    browser = Browser.open(tenant)
     page = browser.sign_in(
-        browser.get(flow["auth_uri"]), fresh.env["DEMO_USER_USERNAME"], fresh.env["DEMO_USER_PASSWORD"]
+        browser.get(flow["auth_uri"]), tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"]
     )
     web_code = {
         "grant_type": "authorization_code",
-        "client_id": fresh.env["ENTRA_CLIENT_ID"],
+        "client_id": tenant.env["ENTRA_CLIENT_ID"],
         "client_assertion_type": JWT_BEARER,
-        "client_assertion": assertion(fresh),
+        "client_assertion": assertion(tenant),
         "code": params_of(page)["code"],
         "redirect_uri": REDIRECT,
         "code_verifier": flow["code_verifier"],
     }
-    assert_aadsts(post_token(fresh, web_code, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
+    assert_aadsts(post_token(tenant, web_code, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
     refresh = {
         "grant_type": "refresh_token",
-        "client_id": fresh.env["SPA_CLIENT_ID"],
-        "refresh_token": spa_refresh_token_by_password(fresh),
+        "client_id": tenant.env["SPA_CLIENT_ID"],
+        "refresh_token": spa_refresh_token_by_password(tenant),
     }
-    assert_aadsts(post_token(fresh, refresh, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
-    assert post_token(fresh, refresh).status_code == 200  # the same token, server to server
+    assert_aadsts(post_token(tenant, refresh, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
+    assert post_token(tenant, refresh).status_code == 200  # the same token, server to server
 
 
 def spa_refresh_token_by_password(tenant: LocalTenant) -> str:
@@ -194,3 +194,19 @@ def test_client_credentials_are_refused_from_a_browser_in_every_grant(tenant: Lo
         "client_assertion": assertion(tenant),
     }
     assert_aadsts(post_token(tenant, exchange, origin=SPA_ORIGIN), 400, "invalid_request", 9002326)
+
+
+def test_spa_redirect_uris_added_through_the_control_api_follow_the_spa_rules(fresh: LocalTenant) -> None:
+    spa_id = fresh.env["SPA_CLIENT_ID"]
+    current = fresh.control("GET", f"/apps/{spa_id}")["spaRedirectUris"]
+    uri = "http://127.0.0.1:41999/spa/"  # e.g. a test host on a free port
+    updated = fresh.control("PATCH", f"/apps/{spa_id}", {"spaRedirectUris": [*current, uri]})
+    assert uri in updated["spaRedirectUris"] and uri in updated["redirectUris"]
+    code = spa_code(Browser.open(fresh), redirect_uri=uri)
+    assert_aadsts(redeem(fresh, code, origin=None, redirect_uri=uri), 400, "invalid_request", 9002327)
+    code = spa_code(Browser.open(fresh), redirect_uri=uri)
+    answer = redeem(fresh, code, origin="http://127.0.0.1:41999", redirect_uri=uri)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:41999"
+    bad = fresh.control("PATCH", f"/apps/{spa_id}", {"spaRedirectUris": ["not a uri"]}, expect=400)
+    assert "spaRedirectUris" in bad["error"]["message"]
