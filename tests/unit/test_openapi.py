@@ -79,6 +79,7 @@ PAGE_ROUTES = {
     "/audit",
     "/reports",
     "/reports/run",
+    "/spa/{*path}",  # the single-page client's files and configuration (public, no API)
 }
 
 
