@@ -22,7 +22,7 @@ import requests
 
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
 from tests.support.apphost import Caller, forge_token
 from tests.support.tenant import LocalTenant
 
@@ -30,6 +30,23 @@ pytestmark = pytest.mark.integration
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GRAPH = "https://graph.microsoft.com"
+
+
+#: Every token these tests send to the app: the session's log scan checks none reaches a log.
+ISSUED: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _issued_tokens_are_evidence(evidence: Evidence) -> Iterator[None]:
+    yield
+    evidence.tokens.extend(ISSUED)
+
+
+def issue(tenant: LocalTenant, **options: Any) -> str:
+    """A person's token for the API (``LocalTenant.person_token``), recorded for the log scan."""
+    token = tenant.person_token(**options)
+    ISSUED.append(token)
+    return token
 
 
 def exchanges(tenant: LocalTenant, since: int) -> list[dict[str, Any]]:
@@ -48,13 +65,15 @@ def claims_of(token: str) -> dict[str, Any]:
 
 def person_claims(tenant: LocalTenant, **changes: Any) -> dict[str, Any]:
     """The claims of a real person's token with ``changes`` (None removes a claim)."""
-    claims = claims_of(tenant.person_token(capabilities=["CP1"]))
+    claims = claims_of(issue(tenant, capabilities=["CP1"]))
     claims.update(changes)
     return {key: value for key, value in claims.items() if value is not None}
 
 
 def forged(tenant: LocalTenant, **changes: Any) -> str:
-    return forge_token(tenant, **{**person_claims(tenant, **changes), "roles": None})
+    token = forge_token(tenant, **{**person_claims(tenant, **changes), "roles": None})
+    ISSUED.append(token)
+    return token
 
 
 def challenge_params(response: requests.Response) -> dict[str, str]:
@@ -143,7 +162,7 @@ def test_services_and_people_keep_their_routes(
     app_host: DevHostProcess, local_tenant: LocalTenant, caller: Caller
 ) -> None:
     seq = local_tenant.last_seq()
-    person = local_tenant.person_token()
+    person = issue(local_tenant)
     assert_error(call(app_host, "/api/me", caller.token()), 403, "caller_kind_not_allowed")
     user_id = claims_of(person)["oid"]
     assert_error(call(app_host, f"/api/users/{user_id}", person), 403, "caller_kind_not_allowed")
@@ -155,7 +174,7 @@ def test_the_client_allow_list(fresh_hosts: FreshHosts, tenant: LocalTenant) -> 
     caller_app = tenant.env["CALLER_CLIENT_ID"]
     host = fresh_hosts.start(tenant, "obo-allow-list", overrides={"API_ALLOWED_CLIENT_APPS": caller_app})
     seq = tenant.last_seq()
-    assert_error(call(host, "/api/me", tenant.person_token()), 403, "client_app_not_allowed")
+    assert_error(call(host, "/api/me", issue(tenant)), 403, "client_app_not_allowed")
     assert exchanges(tenant, seq) == []
 
 
@@ -166,7 +185,7 @@ def test_one_exchange_per_person_and_scope_set_shared_by_concurrent_first_calls(
     fresh_hosts: FreshHosts, tenant: LocalTenant
 ) -> None:
     host = fresh_hosts.start(tenant, "obo-cache")
-    token = tenant.person_token()
+    token = issue(tenant)
     seq = tenant.last_seq()
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda _: call(host, "/api/me", token), range(10)))
@@ -178,7 +197,7 @@ def test_one_exchange_per_person_and_scope_set_shared_by_concurrent_first_calls(
     warm = tenant.last_seq()
     assert call(host, "/api/me", token).status_code == 200
     assert exchanges(tenant, warm) == [] and len(graph_calls(tenant, warm)) == 1  # warm: Graph only
-    assert call(host, "/api/me", tenant.person_token()).status_code == 200  # the person's next token
+    assert call(host, "/api/me", issue(tenant)).status_code == 200  # the person's next token
     assert exchanges(tenant, warm) == []
     grant(tenant, "Mail.Read", "User.ReadBasic.All")
     mail = call(host, "/api/me/messages", token, {"top": "3"})
@@ -189,6 +208,13 @@ def test_one_exchange_per_person_and_scope_set_shared_by_concurrent_first_calls(
     users = call(host, "/api/users", token, {"top": "2"})
     assert users.status_code == 200 and len(users.json()["value"]) == 2
     assert len(exchanges(tenant, warm)) == 2
+    sharepoint = call(host, "/api/me/sharepoint", token)  # another resource: SharePoint's AllSites.Read
+    assert (
+        sharepoint.status_code == 200
+        and sharepoint.json()["Email"].lower() == tenant.env["DEMO_USER_USERNAME"].lower()
+    )
+    assert call(host, "/api/me/sharepoint", token).status_code == 200
+    assert len(exchanges(tenant, warm)) == 3
 
 
 # -- each refusal of an exchange ------------------------------------------------------------------
@@ -197,7 +223,7 @@ def test_one_exchange_per_person_and_scope_set_shared_by_concurrent_first_calls(
 def test_missing_consent_is_consent_required_with_the_hint(
     refusing_host: DevHostProcess, tenant: LocalTenant
 ) -> None:
-    response = call(refusing_host, "/api/me/messages", tenant.person_token(capabilities=["CP1"]))
+    response = call(refusing_host, "/api/me/messages", issue(tenant, capabilities=["CP1"]))
     assert_error(response, 403, "consent_required")
     params = challenge_params(response)
     assert params["proposedAction"] == "consent" and params["scopes"].endswith("/Mail.Read")
@@ -209,32 +235,32 @@ def test_mfa_is_a_claims_challenge_for_a_cp1_client_and_a_403_for_others(
     refusing_host: DevHostProcess, tenant: LocalTenant, control: str
 ) -> None:
     policy(tenant, control)
-    response = call(refusing_host, "/api/me", tenant.person_token(capabilities=["CP1"]))
+    response = call(refusing_host, "/api/me", issue(tenant, capabilities=["CP1"]))
     assert_error(response, 401, "insufficient_claims")
     params = challenge_params(response)
     assert params["error"] == "insufficient_claims" and params["realm"] == ""
     assert params["authorization_uri"] == f"{tenant.authority}/oauth2/v2.0/authorize"
     claims = json.loads(base64.b64decode(params["claims"]))
     assert claims["access_token"]["capolids"]["essential"] is True  # Entra's claims, handed on as they came
-    plain = call(refusing_host, "/api/me", tenant.person_token())
+    plain = call(refusing_host, "/api/me", issue(tenant))
     assert_error(plain, 403, "step_up_required")
     assert "claims=" not in plain.headers["WWW-Authenticate"]
 
 
 def test_a_conditional_access_block(refusing_host: DevHostProcess, tenant: LocalTenant) -> None:
     policy(tenant, "block")
-    response = call(refusing_host, "/api/me", tenant.person_token(capabilities=["CP1"]))
+    response = call(refusing_host, "/api/me", issue(tenant, capabilities=["CP1"]))
     assert_error(response, 403, "conditional_access_blocked")
 
 
 def test_a_revoked_session_and_a_cae_event(refusing_host: DevHostProcess, tenant: LocalTenant) -> None:
     tenant.freeze_clock()
-    before = tenant.person_token(capabilities=["CP1"])
+    before = issue(tenant, capabilities=["CP1"])
     tenant.advance_clock(2)
     tenant.control("POST", f"/users/{tenant.env['DEMO_USER_USERNAME']}/refresh-tokens/revoke")
     assert_error(call(refusing_host, "/api/me", before), 401, "token_revoked")
     tenant.advance_clock(2)
-    issued = tenant.person_token(capabilities=["CP1"])
+    issued = issue(tenant, capabilities=["CP1"])
     tenant.advance_clock(2)
     tenant.control("POST", f"/users/{tenant.env['DEMO_USER_USERNAME']}/cae-event", {})
     response = call(refusing_host, "/api/me", issued)
@@ -281,7 +307,7 @@ def test_four_concurrent_callers_during_an_entra_outage_then_recovery(
         {"resource": GRAPH, "scopes": ["Mail.Read"], "userId": tenant.env[who]},
         expect=201,
     )
-    token = tenant.person_token(admin=admin)
+    token = issue(tenant, admin=admin)
     seq = tenant.last_seq()
     rule = tenant.control(
         "POST",
