@@ -287,7 +287,7 @@ def outage_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> Iterator[DevH
         ({"status": 503, "retryAfter": 2}, (1, 2), False, "/api/me"),
         ({"status": 429, "retryAfter": 3}, (1, 3), True, "/api/me"),
         ({"drop": True}, (1, 5), False, "/api/me/messages"),
-        ({"latencyMs": 5000, "status": 503}, (1, 5), True, "/api/me/messages"),  # past the 2 s timeout
+        ({"latencyMs": 3000, "status": 503}, (1, 5), True, "/api/me/messages"),  # past the 2 s timeout
     ],
     ids=["5xx", "429-retry-after", "dropped", "slow"],
 )
