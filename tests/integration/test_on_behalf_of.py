@@ -217,6 +217,25 @@ def test_one_exchange_per_person_and_scope_set_shared_by_concurrent_first_calls(
     assert len(exchanges(tenant, warm)) == 3
 
 
+def test_graphs_cae_challenge_is_answered_with_a_new_exchange(
+    fresh_hosts: FreshHosts, tenant: LocalTenant
+) -> None:
+    """The app's Graph tokens are CAE tokens (it declares CP1): after a critical event Graph refuses the
+    cached one with a claims challenge, and the app exchanges again with the claims, unseen by the caller."""
+    host = fresh_hosts.start(tenant, "obo-cae")
+    tenant.freeze_clock()
+    token = issue(tenant, capabilities=["CP1"])
+    assert call(host, "/api/me", token).status_code == 200
+    tenant.advance_clock(2)
+    tenant.control("POST", f"/users/{tenant.env['DEMO_USER_USERNAME']}/cae-event", {})
+    seq = tenant.last_seq()
+    again = call(host, "/api/me", token)
+    graph = [e["status"] for e in graph_calls(tenant, seq)]
+    sent = exchanges(tenant, seq)
+    assert again.status_code == 200, again.text
+    assert graph == [401, 200] and len(sent) == 1  # the challenge, one exchange with the claims, the retry
+
+
 # -- each refusal of an exchange ------------------------------------------------------------------
 
 
