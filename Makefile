@@ -33,8 +33,10 @@ $(TOOLS_STAMP): requirements-tools.txt
 	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
-$(NODE_STAMP): package.json package-lock.json
+$(NODE_STAMP): package.json package-lock.json scripts/build_spa.py
 	npm ci --no-audit --no-fund --loglevel=error
+	# The single-page client's copy of @azure/msal-browser (served at /spa/vendor/, not committed).
+	$(PYTHON) -m scripts.build_spa
 	touch $(NODE_STAMP)
 
 ## Run the app locally against the local tenant (Azurite + emulator + devhost, or `func start` if present).

@@ -22,6 +22,7 @@ from blueprints import (
     report_pages,
     reports,
     session_cleanup,
+    spa,
     tenants,
     users,
 )
@@ -41,6 +42,7 @@ for blueprint in (
     report_pages.bp,
     openapi.bp,
     session_cleanup.bp,
+    spa.bp,
     tenants.bp,
 ):
     app.register_functions(blueprint)

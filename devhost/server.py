@@ -32,7 +32,6 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -45,6 +44,7 @@ from devhost.convert import (
     to_func_request,
     to_response,
 )
+from devhost.cors import CoreToolsCors
 from devhost.discovery import FunctionSpec
 from devhost.invoke import Invoker, new_invocation_id
 from devhost.limits import (
@@ -159,15 +159,8 @@ def build_app(
 
     middleware = [Middleware(RequestLogMiddleware)]
     if cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(cors_origins),
-                allow_credentials=cors_credentials,
-                allow_methods=["*"],
-                allow_headers=["*"],
-            )
-        )
+        # Outermost but for the request log: a preflight is answered before any function runs.
+        middleware.append(Middleware(CoreToolsCors, origins=cors_origins, credentials=cors_credentials))
     routes = [
         Route("/admin/host/status", host_status, methods=["GET"]),
         Route("/admin/functions", list_functions, methods=["GET"]),

@@ -74,6 +74,15 @@ param publicBaseUrl string = ''
 @description('Object ID of the security group whose members\' mailboxes may be read, or * for every mailbox (MAILBOX_SCOPE). Empty: no mailbox may be read.')
 param mailboxScope string = ''
 
+@description('Comma-separated origins of single-page apps on other sites that may call the API with a person\'s token (the Function App\'s platform CORS, docs/on-behalf-of.md), e.g. https://spa.contoso.com. Empty: none (the app\'s own /spa/ is same-origin).')
+param corsAllowedOrigins string = ''
+
+@description('Client ids of the apps whose tokens for access_as_user may call for a person, comma-separated (API_ALLOWED_CLIENT_APPS). Empty: any client of the tenant.')
+param apiAllowedClientApps string = ''
+
+@description('Client id of the single-page client served at /spa/ (SPA_CLIENT_ID). Empty: /spa/ answers 404.')
+param spaClientId string = ''
+
 @description('NCRONTAB schedule of the daily user report (REPORT_SCHEDULE), UTC.')
 param reportSchedule string = '0 0 6 * * *'
 
@@ -271,6 +280,7 @@ module app 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
     virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    corsAllowedOrigins: empty(corsAllowedOrigins) ? [] : map(split(corsAllowedOrigins, ','), origin => trim(origin))
   }
   // The app starts with its roles in place (host storage, vault), so its first start does not fail.
   dependsOn: [
@@ -334,6 +344,8 @@ module appSettings 'modules/app-settings.bicep' = {
       reportQueue: reportQueue
       reportRecipients: reportRecipients
       reportSender: reportSender
+      apiAllowedClientApps: apiAllowedClientApps
+      spaClientId: spaClientId
     }
     tuning: {
       graphEndpoint: graphEndpoint

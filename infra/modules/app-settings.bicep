@@ -82,5 +82,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REPORT_RECIPIENTS: features.reportRecipients
     REPORT_SENDER: features.reportSender
     REPORT_TOP_DEPARTMENTS: tuning.reportTopDepartments
+    API_ALLOWED_CLIENT_APPS: features.apiAllowedClientApps
+    SPA_CLIENT_ID: features.spaClientId
   }
 }

@@ -52,6 +52,9 @@ param zoneRedundant bool = false
 @description('Subnet for VNet integration (private networking), or empty.')
 param virtualNetworkSubnetId string = ''
 
+@description('Origins allowed by the platform\'s CORS (single-page apps calling with a person\'s token). The platform answers preflights itself, before the function runs. Empty: no cross-origin caller.')
+param corsAllowedOrigins array = []
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -91,6 +94,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       http20Enabled: true
+      // Bearer tokens, not cookies, cross origins: no credentials mode (docs/on-behalf-of.md).
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {

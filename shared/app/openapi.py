@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from shared.app.openapi_person import PERSON_ERROR_CODES, PERSON_PATHS, USER_BEARER_SCHEME
 from shared.core.cursor import MAX_CURSOR_LENGTH
 from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.graph.users import MAX_USER_ID_LENGTH
@@ -44,6 +45,7 @@ ERROR_CODES: tuple[str, ...] = (
     "storage_unavailable",
     "internal_error",
     *MAIL_ERROR_CODES,
+    *PERSON_ERROR_CODES,
     # Sign-in for people (session cookie)
     "sign_in_required",
     "session_expired",
@@ -134,10 +136,11 @@ _DOCUMENT: dict[str, Any] = {
                 "description": (
                     "Services (bearer token with the app role): app-only Graph, the app registration needs "
                     "the Graph application permission User.Read.All. People signed in to this app (session "
-                    "cookie): delegated Graph (User.ReadBasic.All), what Graph lets that person see. A "
+                    "cookie) or calling with their own token (scope access_as_user, exchanged on their "
+                    "behalf): delegated Graph (User.ReadBasic.All), what Graph lets that person see. A "
                     "bearer token wins over a cookie."
                 ),
-                "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+                "security": [{"bearerAuth": []}, {"userBearerAuth": []}, {"cookieAuth": []}],
                 "x-required-app-role": AppRole.USERS_READ,
                 "parameters": [
                     ref("parameters", "top"),
@@ -164,29 +167,7 @@ _DOCUMENT: dict[str, Any] = {
                 },
             }
         },
-        "/api/me": {
-            "get": {
-                "operationId": "getMe",
-                "summary": "The signed-in person's profile (Graph /me, delegated User.Read).",
-                "description": "People only (session cookie); bearer tokens get 403 caller_kind_not_allowed.",
-                "security": [{"cookieAuth": []}],
-                "responses": {
-                    "200": ok_response("The person's profile.", "User"),
-                    **error_refs("400", "401", "403", "500", "502", "503"),
-                },
-            }
-        },
-        "/api/me/sharepoint": {
-            "get": {
-                "operationId": "getMySharePointUser",
-                "summary": "The signed-in person's SharePoint user on SHAREPOINT_SITE_URL (AllSites.Read).",
-                "security": [{"cookieAuth": []}],
-                "responses": {
-                    "200": ok_response("The SharePoint current user.", "SharePointUser"),
-                    **error_refs("400", "401", "403", "500", "502", "503"),
-                },
-            }
-        },
+        **PERSON_PATHS,
         **MAIL_PATHS,
         "/api/openapi.json": {
             "get": {
@@ -206,6 +187,7 @@ _DOCUMENT: dict[str, Any] = {
     },
     "components": {
         "securitySchemes": {
+            "userBearerAuth": USER_BEARER_SCHEME,
             "bearerAuth": {
                 "type": "http",
                 "scheme": "bearer",

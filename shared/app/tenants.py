@@ -20,6 +20,8 @@ from shared.graph.sharepoint import current_user
 from shared.graph.token_source import TokenSource
 from shared.identity.bearer import CallerAuthenticator, TokenValidator
 from shared.identity.credentials import build_credential_source
+from shared.identity.obo_exchange import MsalExchange
+from shared.identity.on_behalf_of import OnBehalfOf
 from shared.identity.signing_keys import SigningKeys
 from shared.identity.tenancy import Tenant
 from shared.identity.tokens import TokenProvider, msal_app_factory
@@ -38,8 +40,6 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.keyvault.secrets import SecretClient
     from azure.storage.blob import BlobServiceClient
-
-    from shared.signin.delegated import DelegatedTokens
 
 
 class ProcessServices(Protocol):
@@ -105,6 +105,7 @@ class TenantServices(BuiltOnce):
         self._audit: AuditStore | None = None
         self._mail_reads: MailReads | None = None
         self._reports: ReportService | None = None
+        self._on_behalf_of: OnBehalfOf | None = None
 
     def tokens(self) -> TokenSource:
         """The app's own tokens in this tenant (:class:`~shared.identity.tokens.TokenProvider`: its Key Vault
@@ -163,6 +164,32 @@ class TenantServices(BuiltOnce):
 
         return self._once("_authenticator", build)
 
+    def on_behalf_of(self) -> OnBehalfOf:
+        """Exchanges of people's tokens for Graph (and SharePoint) tokens at this tenant's authority, with
+        the app's own credential, cached per person and scope set (:mod:`shared.identity.on_behalf_of`).
+
+        Raises:
+            ConfigurationError: the app's tokens are not a TokenProvider (no client credential to use).
+        """
+
+        def build() -> OnBehalfOf:
+            settings = self._process.settings()
+            tokens = self.tokens()
+            if not isinstance(tokens, TokenProvider):
+                raise ConfigurationError("On-behalf-of needs the app's TokenProvider (its client credential)")
+            transport = self._process.transport()
+            http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
+            exchange = MsalExchange(
+                client_id=settings.client_id,
+                authority=self.tenant.authority,
+                microsoft_cloud=settings.authority_is_microsoft_cloud,
+                credential=tokens.credential,
+                http_client=http_client,
+            )
+            return OnBehalfOf(exchange)
+
+        return self._once("_on_behalf_of", build)
+
     def audit(self) -> AuditStore:
         """The audit trail of mailbox reads in ``AUDIT_TABLE`` (an onboarded organisation's in its own table,
         ``AUDIT_TABLE`` + its storage prefix: an auditor of one tenant cannot page into another's)."""
@@ -218,7 +245,7 @@ class TenantServices(BuiltOnce):
 
         return self._once("_reports", build)
 
-    def sharepoint_profile(self, tokens: DelegatedTokens, scope: str) -> dict[str, Any]:
+    def sharepoint_profile(self, tokens: TokenSource, scope: str) -> dict[str, Any]:
         """The person's SharePoint user on ``SHAREPOINT_SITE_URL`` with their delegated ``tokens`` for
         ``scope``. Raises as :func:`~shared.graph.sharepoint.current_user`, and ConfigurationError without
         the setting."""

@@ -123,6 +123,8 @@ SETTING_NAMES: tuple[str, ...] = (
     "REPORT_SENDER",
     "REPORT_TOP_DEPARTMENTS",
     "WEBSITE_TIME_ZONE",
+    "API_ALLOWED_CLIENT_APPS",
+    "SPA_CLIENT_ID",
 )
 
 
@@ -174,6 +176,9 @@ class Settings(Record, hidden=("storage_connection",)):
     report_top_departments: int = 10
     #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
     report_time_zone: str | None = None
+    # Callers holding a person's token (docs/on-behalf-of.md)
+    api_allowed_client_apps: tuple[str, ...] = ()
+    spa_client_id: str | None = None
 
     @classmethod
     def from_env(
@@ -309,6 +314,10 @@ class Settings(Record, hidden=("storage_connection",)):
             report_sender=report_sender,
             report_top_departments=reader.number("REPORT_TOP_DEPARTMENTS", 10, int, 1, 100),
             report_time_zone=reader.get("WEBSITE_TIME_ZONE"),
+            api_allowed_client_apps=reader.guid_list(
+                "API_ALLOWED_CLIENT_APPS", "the client ids of the apps that may call for a person"
+            ),
+            spa_client_id=_lower(reader.guid("SPA_CLIENT_ID", "the single-page client's id", required=False)),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,
@@ -392,6 +401,10 @@ def tenancy_of(reader: Reader) -> Tenancy:
             "registration's signInAudience must then be AzureADMultipleOrgs, see docs/multi-tenant.md)"
         )
     return "single"
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
 
 
 def function_timeout_seconds(host_json: Path) -> float | None:

@@ -50,6 +50,14 @@ class Reader:
             return None
         return value
 
+    def guid_list(self, name: str, meaning: str) -> tuple[str, ...]:
+        """A comma-separated list of GUIDs (lower-cased); empty when unset."""
+        values = tuple(part.strip().lower() for part in (self.get(name) or "").split(",") if part.strip())
+        for value in values:
+            if not is_guid(value):
+                self.problem(f"{name}: '{value}' is not a GUID: list {meaning}, separated by commas")
+        return tuple(value for value in values if is_guid(value))
+
     def origin(self, name: str, default: str) -> str:
         """An https origin (scheme, host, optional port), no path; returned without trailing slash."""
         value = self.get(name) or default

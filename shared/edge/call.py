@@ -12,10 +12,16 @@ from typing import Any
 
 from shared.app.services import Runtime
 from shared.app.tenants import TenantServices
-from shared.core.errors import Forbidden, GraphFunctionsError
+from shared.core.errors import Forbidden, GraphFunctionsError, SignInRequired
 from shared.graph.client import GraphClient
+from shared.graph.scoped_tokens import PermissionScoped
+from shared.graph.token_source import TokenSource
+from shared.identity.obo_exchange import CLAIMS, REVOKED, ExchangeRefusedError
+from shared.identity.on_behalf_of import OboTokens
 from shared.identity.principal import Principal
 from shared.identity.tenancy import Tenant
+from shared.identity.user_tokens import UserAssertion
+from shared.signin.client import SIGN_IN_PERMISSIONS
 from shared.signin.delegated import DelegatedTokens
 from shared.signin.people import csrf_token, verify_csrf
 from shared.signin.sessions import Session
@@ -34,6 +40,8 @@ class Call:
         tenant: the caller's tenant (None: the home tenant); :attr:`services` are its services.
         session: a person's session (None for bearer callers and nobody).
         refusal: on audited endpoints, why the identified caller may not proceed (to be recorded).
+        assertion: a person's bearer token for this API, validated (kind ``user``; None otherwise): their
+            Graph tokens are exchanged on their behalf (:mod:`shared.identity.on_behalf_of`).
     """
 
     # A plain class: a call is built once per request and never compared or copied, and a dataclass's
@@ -48,8 +56,11 @@ class Call:
         tenant: Tenant | None = None,
         session: Session | None = None,
         refusal: Forbidden | None = None,
+        assertion: UserAssertion | None = None,
     ) -> None:
         self.request = request
+        self.assertion = assertion
+        self._obo_tokens: OboTokens | None = None
         self.principal = principal
         self.runtime = runtime
         self.origin = origin
@@ -89,9 +100,46 @@ class Call:
             sign_in=self.runtime.sign_in(), sessions=self.runtime.sessions(), session=self.session
         )
 
-    def delegated_graph(self) -> GraphClient:
-        """Graph acting for the signed-in person (claims challenges are answered inside the client)."""
-        return self.services.delegated_graph(self.delegated)
+    def person_tokens(self, permissions: tuple[str, ...] = SIGN_IN_PERMISSIONS) -> TokenSource:
+        """The tokens acting for the calling person, whichever way they call: exchanged on their behalf
+        for a bearer caller (``permissions`` on Graph), their session's delegated tokens otherwise.
+
+        Raises:
+            Forbidden: the caller is neither (``caller_kind_not_allowed``).
+        """
+        if self.assertion is not None:
+            settings = self.runtime.settings()
+            self._obo_tokens = OboTokens(
+                self.services.on_behalf_of(),
+                self.assertion,
+                graph_endpoint=settings.graph_endpoint,
+                permissions=permissions,
+                client_id=settings.client_id,
+            )
+            return self._obo_tokens
+        if set(permissions) <= set(SIGN_IN_PERMISSIONS):
+            return self.delegated
+        (permission,) = permissions  # a session asks for one more permission at a time
+        return PermissionScoped(
+            self.delegated, graph_endpoint=self.runtime.settings().graph_endpoint, permission=permission
+        )
+
+    def delegated_graph(self, permissions: tuple[str, ...] = SIGN_IN_PERMISSIONS) -> GraphClient:
+        """Graph acting for the calling person with ``permissions`` (claims challenges are answered inside
+        the client)."""
+        return self.services.delegated_graph(self.person_tokens(permissions))
+
+    def bearer_answer(self, error: SignInRequired) -> GraphFunctionsError:
+        """What a person's bearer caller is answered for ``error`` (Graph or SharePoint still refused the
+        exchanged token, or sent a second claims challenge): a claims challenge or a stable refusal, as for
+        a refused exchange (:func:`shared.identity.on_behalf_of.refusal_for`); ``error`` itself for anyone
+        else."""
+        if self.assertion is None:
+            return error
+        tokens = self._obo_tokens or self.person_tokens()
+        assert isinstance(tokens, OboTokens)  # noqa: S101 - person_tokens gives a bearer caller OboTokens
+        kind = CLAIMS if error.claims else REVOKED
+        return tokens.refusal(ExchangeRefusedError(error.message, kind=kind, claims=error.claims))
 
     def sharepoint_profile(self) -> dict[str, Any]:
         """The person's SharePoint user on ``SHAREPOINT_SITE_URL`` (the API and the page share it).
@@ -102,7 +150,7 @@ class Call:
             UpstreamError: SharePoint unreachable or failing (502).
         """
         scope = self.runtime.sign_in().sharepoint_scopes()[0]
-        return self.services.sharepoint_profile(self.delegated, scope)
+        return self.services.sharepoint_profile(self.person_tokens(), scope)
 
     @property
     def csrf_token(self) -> str:

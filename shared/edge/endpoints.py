@@ -73,6 +73,7 @@ def _call(http: func.HttpRequest, request_id: str, access: Access | None, runtim
         tenant=tenant,
         session=found.session,
         refusal=found.refusal,
+        assertion=found.assertion,
     )
 
 
@@ -115,7 +116,13 @@ def api(access: Access | None, *, refuse_cross_site: bool = False) -> Callable[[
             refused = _cross_site(call, http) if refuse_cross_site else None
             if refused is not None:
                 raise refused
-            return handler(call)
+            try:
+                return handler(call)
+            except SignInRequired as error:
+                if call.assertion is None:
+                    raise
+                # A person's bearer caller gets a claims challenge or a stable refusal, not a sign-in.
+                raise call.bearer_answer(error) from error
 
         return json_endpoint(_named_like(run, handler))
 

@@ -22,6 +22,7 @@ from shared.core.records import Record
 from shared.identity.access import Access, refusal
 from shared.identity.bearer import bearer_token, has_authorization
 from shared.identity.principal import Principal
+from shared.identity.user_tokens import ClaimsVerifier, UserAssertion, admit
 from shared.signin.people import current_session, person_of
 from shared.signin.sessions import Session
 
@@ -32,6 +33,7 @@ class Identified(Record):
     principal: Principal | None
     session: Session | None = None
     refusal: Forbidden | None = None
+    assertion: UserAssertion | None = None
 
 
 def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, origin: str) -> Identified:
@@ -43,7 +45,8 @@ def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, ori
         SignInRequired: no credential, a missing, unknown or expired session, or one Entra no longer
             confirms (401; the session is deleted), on an endpoint that accepts people (not raised when
             ``access.optional``: the caller is then None; a bearer token still decides alone there).
-        Forbidden: the caller may not call the endpoint (403), unless ``access.audited``.
+        Forbidden: the caller may not call the endpoint (403), unless ``access.audited``; or a person's
+            token from a client app outside ``API_ALLOWED_CLIENT_APPS`` (``client_app_not_allowed``).
         CredentialUnavailable, StorageUnavailable: the tenant's keys, the vault or Table Storage are
             down (503).
     """
@@ -51,7 +54,13 @@ def identify(request: func.HttpRequest, access: Access, *, runtime: Runtime, ori
     if has_authorization(headers) or not access.accepts_people:
         # Without a token, bearer_token raises the 401 every bearer endpoint has always answered.
         validator = runtime.bearer_validator()
-        principal = validator.validate(bearer_token(headers))
+        token = bearer_token(headers)
+        if "user" in access.kinds and isinstance(validator, ClaimsVerifier):
+            # A person's token for this API: checked for its exchange on their behalf (user_tokens).
+            allowed = runtime.settings().api_allowed_client_apps
+            principal, assertion = admit(validator, token, allowed_client_apps=allowed)
+            return _decided(Identified(principal, assertion=assertion), access)
+        principal = validator.validate(token)
         return _decided(Identified(principal), access)
     try:
         session = current_session(

@@ -16,8 +16,10 @@ from shared.identity.principal import (
 )
 from shared.identity.roles import AppRole
 from shared.identity.tenancy import Tenant, TenantDirectory
+from shared.identity.user_tokens import ACCESS_AS_USER
 
 __all__ = [
+    "ACCESS_AS_USER",
     "APPLICATIONS",
     "BEARER_KINDS",
     "KIND_NAMES",

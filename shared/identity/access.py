@@ -19,7 +19,9 @@ class Access(Record):
     Attributes:
         kinds: the caller kinds accepted; a bearer token wins over a session cookie on the same request.
         app_role: the app role a bearer caller (``application``/``user``) must hold; required when
-            ``kinds`` admits a bearer kind.
+            ``kinds`` admits a bearer kind, unless ``user_scope`` admits the ``user`` kind instead.
+        user_scope: the delegated scope (``scp``) of this API a ``user`` token must carry to call the
+            endpoint for its person (``access_as_user``); set, it replaces ``app_role`` for that kind.
         person_role: the app role a person must hold (from the ID token's ``roles``); None: any person.
         optional: a person or nobody (the home and sign-out pages): no credential is not an error.
         audited: refusals of an identified caller reach the handler (``Call.refusal``) to be recorded,
@@ -35,11 +37,13 @@ class Access(Record):
     person_role: str | None = None
     optional: bool = False
     audited: bool = False
+    user_scope: str | None = None
 
     def __post_init__(self) -> None:
         if not self.kinds:
             raise ValueError("An endpoint must accept at least one caller kind")
-        if self.kinds & BEARER_KINDS and self.app_role is None:
+        needs_role = self.kinds & {"application"} or ("user" in self.kinds and self.user_scope is None)
+        if needs_role and self.app_role is None:
             raise ValueError("An endpoint open to bearer callers must name the app role they need")
         object.__setattr__(self, "kinds", frozenset(self.kinds))
 
@@ -64,6 +68,13 @@ def refusal(principal: Principal, access: Access) -> Forbidden | None:
             f"This endpoint accepts tokens of {describe_kinds(accepted or access.kinds)}, "
             f"not of {KIND_NAMES[principal.kind]}",
             code="caller_kind_not_allowed",
+        )
+    if principal.kind == "user" and access.user_scope is not None:
+        if access.user_scope in principal.scopes:
+            return None
+        return Forbidden(
+            f"This endpoint needs a token for this API's delegated scope '{access.user_scope}'",
+            code="insufficient_scope",
         )
     if principal.is_person:
         if access.person_role is not None and not principal.has_role(access.person_role):

@@ -81,6 +81,16 @@ class CallerAuthenticator:
             Unauthenticated: the token fails any check (401).
             CredentialUnavailable: the tenant's signing keys cannot be fetched (503).
         """
+        return self.caller_of(self.verified_claims(token))
+
+    def caller_of(self, claims: Mapping[str, Any]) -> Principal:
+        """The caller named by ``claims`` that :meth:`verified_claims` returned (tenant, client and kind
+        checked here). Raises Unauthenticated (401) as :meth:`validate`."""
+        return self._caller(claims)
+
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The claims of ``token`` once its signature, issuer, audience and lifetime are verified (the
+        caller's kind and tenant are not checked yet: :meth:`caller_of`). Raises as :meth:`validate`."""
         import jwt  # noqa: PLC0415 - jwt is heavy: imported on first use (cold start)
 
         try:
@@ -119,7 +129,7 @@ class CallerAuthenticator:
             raise Unauthenticated(f"The bearer token lacks the '{exc.claim}' claim") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("The bearer token is invalid") from exc
-        return self._caller(claims)
+        return claims
 
     def _issuers(self, token: str) -> list[str]:
         """The issuers ``token`` may carry (this tenant's; a multi-tenant validator derives them from the

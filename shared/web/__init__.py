@@ -24,6 +24,9 @@ from shared.web.pages import (
     require_csrf_token,
     require_same_origin,
 )
+from shared.web.spa import SpaConfig
+from shared.web.spa import asset_response as spa_asset_response
+from shared.web.spa import config_response as spa_config_response
 
 __all__ = [
     "CALLBACK_PATH",
@@ -38,6 +41,7 @@ __all__ = [
     "Page",
     "PageRequest",
     "Redirect",
+    "SpaConfig",
     "app_origin",
     "clear_cookie",
     "cookie_value",
@@ -47,4 +51,6 @@ __all__ = [
     "require_same_origin",
     "safe_next",
     "set_cookie",
+    "spa_asset_response",
+    "spa_config_response",
 ]

@@ -157,6 +157,8 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "REPORT_RECIPIENTS": "",
         "REPORT_SENDER": "",
         "REPORT_TOP_DEPARTMENTS": "",
+        "API_ALLOWED_CLIENT_APPS": "",
+        "SPA_CLIENT_ID": "",
     }
     assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
     return environment

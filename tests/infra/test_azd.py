@@ -49,7 +49,7 @@ def test_one_python_function_service_tagged_like_the_site() -> None:
 
 def test_the_hooks_exist_and_parse() -> None:
     hooks = _azure_yaml()["hooks"]
-    assert set(hooks) == {"preprovision", "postprovision"}
+    assert set(hooks) == {"preprovision", "postprovision", "prepackage"}
     for name in hooks:
         for platform in ("posix", "windows"):
             assert (bicep.ROOT / hooks[name][platform]["run"]).is_file()

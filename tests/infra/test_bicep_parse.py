@@ -102,8 +102,18 @@ FLEX_REJECTED_SITE_PROPERTIES = (
     "dailyMemoryTimeQuota",
 )
 #: What siteConfig may hold on the Flex site: transport settings only. A new property must be checked against
-#: the Flex Consumption documentation before it joins this list.
-FLEX_SITE_CONFIG_ALLOWED = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled"}
+#: the Flex Consumption documentation before it joins this list. ``cors``: the platform's CORS (allowed
+#: origins, credentials), which ``az functionapp cors`` manages on every hosting plan (docs/on-behalf-of.md).
+FLEX_SITE_CONFIG_ALLOWED = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "cors"}
+
+
+def test_the_platform_cors_comes_from_a_parameter_without_credentials() -> None:
+    site = bicep.body(bicep.resources(bicep.MODULES / "function-app.bicep")["site"])
+    cors = site["properties"]["siteConfig"]["cors"]
+    assert bicep.accessor(cors["allowedOrigins"]) == ["corsAllowedOrigins"]
+    assert cors["supportCredentials"] is False  # bearer tokens cross origins, never cookies
+    parameters = json.loads((bicep.INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["corsAllowedOrigins"]["value"] == "${CORS_ALLOWED_ORIGINS=}"
 
 
 def test_no_site_property_flex_consumption_rejects() -> None:

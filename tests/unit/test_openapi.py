@@ -24,6 +24,7 @@ from schemathesis.core.transport import Response
 
 import function_app
 from shared.app.openapi import ERROR_CODES, USER_FIELD_SCHEMAS, openapi_document
+from shared.core import challenges as challenges_module
 from shared.core import errors as errors_module
 from shared.core.errors import BadRequest, GraphFunctionsError
 from shared.graph.users import validate_user_id
@@ -81,6 +82,7 @@ PAGE_ROUTES = {
     "/onboard",
     "/onboard/callback",
     "/tenants",
+    "/spa/{*path}",  # the single-page client's files and configuration (public, no API)
 }
 
 
@@ -150,7 +152,8 @@ def test_every_error_code_in_the_code_is_documented() -> None:
     literal_codes = set(re.findall(r'code="([a-z_]+)"', source))
     default_codes = {
         cls.default_code
-        for cls in vars(errors_module).values()
+        for module in (errors_module, challenges_module)
+        for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, GraphFunctionsError)
     }
     assert literal_codes | default_codes | {"internal_error"} == set(ERROR_CODES)
