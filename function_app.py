@@ -17,6 +17,7 @@ from blueprints import (
     health,
     mail,
     me,
+    notifications,
     openapi,
     pages,
     report_pages,
@@ -40,6 +41,7 @@ for blueprint in (
     report_pages.bp,
     openapi.bp,
     session_cleanup.bp,
+    notifications.bp,
 ):
     app.register_functions(blueprint)
 

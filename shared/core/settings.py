@@ -28,6 +28,8 @@ from shared.core.retry_policy import worst_case_call_seconds
 from shared.core.settings_parts import (
     CredentialMode,
     EntraApp,
+    IngestionMode,
+    NotificationSettings,
     ReportSettings,
     SignInSettings,
     StorageSettings,
@@ -37,6 +39,8 @@ from shared.core.settings_parts import (
 from shared.core.settings_reader import WHERE, Reader
 
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
+#: ``MAIL_INGESTION_MODE``: Graph change notifications + delta, delta from a timer alone, or nothing.
+INGESTION_MODES: tuple[IngestionMode, ...] = ("webhook", "poll", "off")
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
@@ -120,6 +124,10 @@ SETTING_NAMES: tuple[str, ...] = (
     "REPORT_SENDER",
     "REPORT_TOP_DEPARTMENTS",
     "WEBSITE_TIME_ZONE",
+    "MAIL_INGESTION_MODE",
+    "MAIL_EVENTS_QUEUE",
+    "MAIL_NOTIFICATION_QUEUE",
+    "NOTIFICATION_TABLE",
 )
 
 
@@ -167,6 +175,11 @@ class Settings(Record, hidden=("storage_connection",)):
     report_top_departments: int = 10
     #: ``WEBSITE_TIME_ZONE``: the platform's zone for timers (UTC when unset), so also the report's day.
     report_time_zone: str | None = None
+    # Mail ingestion (change notifications, delta catch-up, mail events): shared.notifications
+    mail_ingestion_mode: IngestionMode = "off"
+    mail_events_queue: str = "mail-events"
+    mail_notification_queue: str = "mail-notifications"
+    notification_table: str = "mailnotifications"
 
     @classmethod
     def from_env(
@@ -266,6 +279,16 @@ class Settings(Record, hidden=("storage_connection",)):
                 "REPORT_RECIPIENTS and REPORT_SENDER go together: set both to mail the daily summary, or "
                 "neither"
             )
+        mode_text = (reader.get("MAIL_INGESTION_MODE") or "off").lower()
+        ingestion_mode: IngestionMode = "off"
+        if mode_text in INGESTION_MODES:
+            ingestion_mode = mode_text
+        else:
+            reader.problem(
+                f"MAIL_INGESTION_MODE is '{mode_text}': set it to 'webhook' (Graph change notifications with "
+                "delta catch-up), 'poll' (delta from a timer alone, for deployments Graph cannot reach) or "
+                "'off'"
+            )
         settings = cls(
             tenant_id=(tenant_id or "").lower(),
             client_id=(client_id or "").lower(),
@@ -299,6 +322,10 @@ class Settings(Record, hidden=("storage_connection",)):
             report_sender=report_sender,
             report_top_departments=reader.number("REPORT_TOP_DEPARTMENTS", 10, int, 1, 100),
             report_time_zone=reader.get("WEBSITE_TIME_ZONE"),
+            mail_ingestion_mode=ingestion_mode,
+            mail_events_queue=reader.container_name("MAIL_EVENTS_QUEUE", "mail-events"),
+            mail_notification_queue=reader.container_name("MAIL_NOTIFICATION_QUEUE", "mail-notifications"),
+            notification_table=reader.table_name("NOTIFICATION_TABLE", "mailnotifications"),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,
@@ -357,6 +384,10 @@ class Settings(Record, hidden=("storage_connection",)):
     @property
     def report(self) -> ReportSettings:
         return part_of(self, ReportSettings)
+
+    @property
+    def notifications(self) -> NotificationSettings:
+        return part_of(self, NotificationSettings)
 
 
 def function_timeout_seconds(host_json: Path) -> float | None:

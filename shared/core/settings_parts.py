@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from shared.core.records import Record
 
 CredentialMode = Literal["keyvault", "managed-identity"]
+IngestionMode = Literal["webhook", "poll", "off"]
 _P = TypeVar("_P")
 
 
@@ -82,6 +83,20 @@ class ReportSettings(Record):
     public_base_url: str | None
     graph_timeout_seconds: float
     graph_retry_budget_seconds: float
+
+
+class NotificationSettings(Record):
+    """Mail ingestion (:mod:`shared.notifications`): the mode, its queues and table, where Graph calls back,
+    and the mailbox scope it follows."""
+
+    mail_ingestion_mode: IngestionMode
+    mail_events_queue: str
+    mail_notification_queue: str
+    notification_table: str
+    public_base_url: str | None
+    mailbox_scope: str | None
+    client_id: str
+    tenant_id: str
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:
