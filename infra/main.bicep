@@ -67,6 +67,10 @@ param publicBaseUrl string = ''
 @description('Object ID of the security group whose members\' mailboxes may be read, or * for every mailbox (MAILBOX_SCOPE). Empty: no mailbox may be read.')
 param mailboxScope string = ''
 
+@description('Mail ingestion (docs/change-notifications.md): webhook (Graph change notifications + delta), poll (delta from a timer) or off.')
+@allowed([ 'off', 'webhook', 'poll' ])
+param mailIngestionMode string = 'off'
+
 @description('NCRONTAB schedule of the daily user report (REPORT_SCHEDULE), UTC.')
 param reportSchedule string = '0 0 6 * * *'
 
@@ -149,6 +153,9 @@ var authFlowTable = 'authflows'
 var auditTable = 'mailaudit'
 var reportContainer = 'reports'
 var reportQueue = 'report-runs'
+var notificationTable = 'mailnotifications'
+var mailNotificationQueue = 'mail-notifications'
+var mailEventsQueue = 'mail-events'
 // The Microsoft Graph Bicep extension deploys in the public cloud only, and the app's federated assertion
 // uses the public cloud's audience (shared/identity/credentials.py); docs/deploy.md, national clouds.
 var publicCloud = environment().name == 'AzureCloud'
@@ -198,12 +205,16 @@ module storage 'modules/storage.bicep' = {
       sessionTable
       authFlowTable
       auditTable
+      notificationTable
     ]
     // The poison queue is created by the host on the first failure; creating it here lets operators alert on
     // it from day one.
     queueNames: [
       reportQueue
       '${reportQueue}-poison'
+      mailNotificationQueue
+      '${mailNotificationQueue}-poison'
+      mailEventsQueue
     ]
   }
 }
@@ -320,6 +331,10 @@ module appSettings 'modules/app-settings.bicep' = {
       reportSchedule: reportSchedule
       reportContainer: reportContainer
       reportQueue: reportQueue
+      mailIngestionMode: mailIngestionMode
+      mailEventsQueue: mailEventsQueue
+      mailNotificationQueue: mailNotificationQueue
+      notificationTable: notificationTable
       reportRecipients: reportRecipients
       reportSender: reportSender
     }

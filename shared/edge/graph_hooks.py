@@ -40,7 +40,9 @@ def webhook(handler: WebhookHandler) -> HttpFunction:
                 )
             declared = req.headers.get("content-length") or ""
             if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-                raise PayloadTooLargeError(f"A notification post may hold at most {MAX_BODY_BYTES} bytes")
+                raise PayloadTooLargeError(
+                    f"A notification post may hold at most {MAX_BODY_BYTES} bytes", code="payload_too_large"
+                )
             handler(process.current(), req.get_body())
             return func.HttpResponse(status_code=202, headers=headers)
         except GraphFunctionsError as error:

@@ -1,6 +1,6 @@
 """Microsoft Graph's subscription API, as the app uses it (``/v1.0/subscriptions``).
 
-Application permissions: ``Mail.Read`` (or ``Mail.ReadBasic``) for ``users/{id}/mailFolders('inbox')/
+Application permissions: ``Mail.Read`` (the app's; Graph accepts a narrower one too) for ``users/{id}/mailFolders('inbox')/
 messages``, ``User.Read.All`` for ``users``. Graph validates ``notificationUrl`` and
 ``lifecycleNotificationUrl`` (10 s handshake) before it answers a create.
 

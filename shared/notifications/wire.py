@@ -176,7 +176,9 @@ def parse_collection(body: bytes, *, lifecycle: bool = False) -> Collection:
         BadRequest: ``invalid_notification``: not JSON, no ``value`` list, too many or malformed items.
     """
     if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"A notification post may hold at most {MAX_BODY_BYTES} bytes")
+        raise PayloadTooLargeError(
+            f"A notification post may hold at most {MAX_BODY_BYTES} bytes", code="payload_too_large"
+        )
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
