@@ -81,6 +81,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     MAIL_EVENTS_QUEUE: features.mailEventsQueue
     MAIL_NOTIFICATION_QUEUE: features.mailNotificationQueue
     NOTIFICATION_TABLE: features.notificationTable
+    // Graph posts to PUBLIC_BASE_URL in Azure.
+    NOTIFICATION_BASE_URL: ''
     REPORT_RECIPIENTS: features.reportRecipients
     REPORT_SENDER: features.reportSender
     REPORT_TOP_DEPARTMENTS: tuning.reportTopDepartments

@@ -59,7 +59,7 @@ class TenantIngestion(BuiltOnce):
                 latest_key_version=lambda: parent.runtime.session_keys().latest_version(),
                 send_work=parent.work_queue().send,
                 scope=settings.mailbox_scope,
-                public_base_url=settings.public_base_url,
+                public_base_url=settings.notification_base_url or settings.public_base_url,
                 mode=settings.mail_ingestion_mode,
             )
 

@@ -128,6 +128,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "MAIL_EVENTS_QUEUE",
     "MAIL_NOTIFICATION_QUEUE",
     "NOTIFICATION_TABLE",
+    "NOTIFICATION_BASE_URL",
 )
 
 
@@ -180,6 +181,8 @@ class Settings(Record, hidden=("storage_connection",)):
     mail_events_queue: str = "mail-events"
     mail_notification_queue: str = "mail-notifications"
     notification_table: str = "mailnotifications"
+    #: Where Graph posts notifications (https); None: ``PUBLIC_BASE_URL``.
+    notification_base_url: str | None = None
 
     @classmethod
     def from_env(
@@ -326,6 +329,7 @@ class Settings(Record, hidden=("storage_connection",)):
             mail_events_queue=reader.container_name("MAIL_EVENTS_QUEUE", "mail-events"),
             mail_notification_queue=reader.container_name("MAIL_NOTIFICATION_QUEUE", "mail-notifications"),
             notification_table=reader.table_name("NOTIFICATION_TABLE", "mailnotifications"),
+            notification_base_url=reader.base_url("NOTIFICATION_BASE_URL"),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,

@@ -93,6 +93,7 @@ class NotificationSettings(Record):
     mail_events_queue: str
     mail_notification_queue: str
     notification_table: str
+    notification_base_url: str | None
     public_base_url: str | None
     mailbox_scope: str | None
     client_id: str

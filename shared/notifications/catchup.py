@@ -2,7 +2,8 @@
 
 Graph's notifications say "something changed" and may be lost (an outage, throttling, ``missed``, a
 subscription removed); delta says what. Each mailbox target keeps its inbox delta link
-(``GET /users/{id}/mailFolders/inbox/messages/delta``, application permission ``Mail.Read``, the app's). :meth:`CatchUp.run` follows it to the end: every message it names
+(``GET /users/{id}/mailFolders/inbox/messages/delta``, application permission ``Mail.Read``, the
+app's). :meth:`CatchUp.run` follows it to the end: every message it names
 that is not ``@removed`` goes through :meth:`~shared.notifications.ingest.MailIngest.ingest` (the ledger
 drops those already published), then the new delta link is stored. A run that fails part-way stores
 nothing and is retried from the same link: what it published already is a duplicate then, not an event.

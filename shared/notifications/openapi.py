@@ -64,11 +64,11 @@ PATHS: dict[str, Any] = {
     "/api/subscriptions": {
         "get": {
             "operationId": "listSubscriptions",
-            "summary": "The mail ingestion's subscriptions and their health (the /subscriptions page as JSON).",
+            "summary": "The mail ingestion's subscriptions and their health (/subscriptions as JSON).",
             "description": (
-                f"Services with the app role {AppRole.REPORTS_RUN} (bearer token), or operators signed in to the "
-                f"pages whose ID token carries {AppRole.REPORTS_RUN}. One entry per watched mailbox, and the "
-                "users subscription: resource, expiry, status, last notification, last catch-up."
+                f"Services with the app role {AppRole.REPORTS_RUN} (bearer token), or operators signed in to "
+                f"the pages whose ID token carries {AppRole.REPORTS_RUN}. One entry per watched mailbox, and "
+                "the users subscription: resource, expiry, status, last notification, last catch-up."
             ),
             "security": [{"bearerAuth": []}, {"cookieAuth": []}],
             "x-required-app-role": AppRole.REPORTS_RUN,

@@ -167,6 +167,7 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "MAIL_EVENTS_QUEUE": "mail-events",
         "MAIL_NOTIFICATION_QUEUE": "mail-notifications",
         "NOTIFICATION_TABLE": "mailnotifications",
+        "NOTIFICATION_BASE_URL": "",
     }
     assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
     return environment
