@@ -1,8 +1,9 @@
 """Microsoft Graph's subscription API, as the app uses it (``/v1.0/subscriptions``).
 
 Application permissions: ``Mail.Read`` (the app's; Graph accepts a narrower one too) for the
-inbox's messages (``users/{id}/mailFolders('inbox')/messages``), ``User.Read.All`` for ``users``. Graph validates ``notificationUrl`` and
-``lifecycleNotificationUrl`` (10 s handshake) before it answers a create.
+inbox's messages (``users/{id}/mailFolders('inbox')/messages``), ``User.Read.All`` for ``users``.
+Graph validates ``notificationUrl`` and ``lifecycleNotificationUrl`` (10 s handshake) before it
+answers a create.
 
 Lifetimes: Outlook messages allow 10,080 minutes in today's documentation, 4,230 in older versions, and a
 live tenant was seen refusing more than 10,070; the app asks for :data:`MAIL_LIFETIME_MINUTES` (under
