@@ -277,7 +277,8 @@ def _serve_tls(
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=graceful_timeout,
+        # Webhook posts are short; an idle keep-alive connection of the caller must not hold the stop.
+        timeout_graceful_shutdown=min(graceful_timeout, 2),
         ssl_certfile=tls.cert_file,
         ssl_keyfile=tls.key_file,
     )

@@ -3,8 +3,8 @@
 Each run (:meth:`SubscriptionKeeper.run`, every 5 minutes):
 
 1. **Scope.** The mailboxes to watch are ``MAILBOX_SCOPE``'s: the group's members, nested groups included
-   (``GET /groups/{id}/transitiveMembers/microsoft.graph.user``, ``GroupMember.Read.All``), or every user
-   for ``*`` (``User.Read.All``), or none. A new member gets a target row (``since`` = now: mail older
+   (``GET /groups/{id}/members``, then each nested group's; ``GroupMember.Read.All``), or every user for
+   ``*`` (``User.Read.All``), or none. A new member gets a target row (``since`` = now: mail older
    than that is not news) and a catch-up; a member who left loses the subscription and the row.
 2. **Subscriptions** (``MAIL_INGESTION_MODE=webhook``): a target without one gets one; one expiring within
    half its lifetime is renewed (PATCH); one Graph no longer has (404 on renewal, ``subscriptionRemoved``)
@@ -89,20 +89,36 @@ class SubscriptionKeeper:
     # -- scope --------------------------------------------------------------------------------------------
 
     def members(self) -> dict[str, str]:
-        """The in-scope mailboxes: object id -> UPN (lower-cased)."""
+        """The in-scope mailboxes: object id -> UPN (lower-cased). A group's members are listed with
+        ``GET /groups/{id}/members`` and each nested group's in turn (each group once, cycles included)."""
         if self._scope is None:
             return {}
-        if self._scope == "*":
-            path = "users"
-        else:
-            path = f"groups/{self._scope}/transitiveMembers/microsoft.graph.user"
         found: dict[str, str] = {}
-        for page in self._graph.iter_pages(path, params={"$select": "id,userPrincipalName", "$top": "999"}):
-            for user in page.items:
-                object_id, upn = user.get("id"), user.get("userPrincipalName")
-                if isinstance(object_id, str) and object_id:
-                    found[object_id.lower()] = upn.lower() if isinstance(upn, str) else ""
+        if self._scope == "*":
+            self._collect("users", found, [])
+            return found
+        pending, visited = [self._scope], {self._scope}
+        while pending:
+            nested: list[str] = []
+            self._collect(f"groups/{pending.pop()}/members", found, nested)
+            for group in nested:
+                if group not in visited:
+                    visited.add(group)
+                    pending.append(group)
         return found
+
+    def _collect(self, path: str, found: dict[str, str], groups: list[str]) -> None:
+        params = {"$select": "id,userPrincipalName", "$top": "999"}
+        for page in self._graph.iter_pages(path, params=params):
+            for item in page.items:
+                object_id, upn = item.get("id"), item.get("userPrincipalName")
+                if not isinstance(object_id, str) or not object_id:
+                    continue
+                kind = str(item.get("@odata.type", "#microsoft.graph.user")).lower()
+                if kind == "#microsoft.graph.group":
+                    groups.append(object_id.lower())
+                elif kind == "#microsoft.graph.user":
+                    found[object_id.lower()] = upn.lower() if isinstance(upn, str) else ""
 
     # -- the run ------------------------------------------------------------------------------------------
 
