@@ -14,9 +14,11 @@ change-notifications.md`` §1.3.)
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from shared.core.errors import NotFound, UpstreamError
+from shared.core.patterns import GUID_PATTERN
 from shared.core.records import Record
 from shared.graph.client import GraphClient
 
@@ -74,22 +76,42 @@ class GraphSubscriptions:
             UpstreamError: Graph refused (validation failed, quota, permission), or the answer has no id.
             UpstreamThrottled, CredentialUnavailable, ...: see GraphClient.
         """
-        body = self._graph.post_json(
-            "subscriptions",
-            {
-                "changeType": change_type,
-                "notificationUrl": notification_url,
-                "lifecycleNotificationUrl": lifecycle_url,
-                "resource": resource,
-                "expirationDateTime": iso(expires_at),
-                "clientState": client_state,
-                "latestSupportedTlsVersion": "v1_2",
-            },
-        )
+        request = {
+            "changeType": change_type,
+            "notificationUrl": notification_url,
+            "lifecycleNotificationUrl": lifecycle_url,
+            "resource": resource,
+            "expirationDateTime": iso(expires_at),
+            "clientState": client_state,
+            "latestSupportedTlsVersion": "v1_2",
+        }
+        try:
+            body = self._graph.post_json("subscriptions", request)
+        except UpstreamError as error:
+            # 409: this app already holds one for the resource (a row lost, or a create whose answer was
+            # lost). Its client state cannot be known again: delete it and create a new one, once.
+            found = (
+                re.search(GUID_PATTERN, error.graph_message or "") if "HTTP 409" in error.message else None
+            )
+            if found is None:
+                raise
+            self.delete(found.group(0))
+            body = self._graph.post_json("subscriptions", request)
         subscription_id = (body or {}).get("id")
         if not isinstance(subscription_id, str) or not subscription_id:
             raise UpstreamError("Microsoft Graph created a subscription without an id")
         return Created(subscription_id=subscription_id.lower(), expires_at=_expiry(body, expires_at))
+
+    def live(self) -> set[str]:
+        """The ids of the app's subscriptions Graph holds now (``GET /subscriptions``, every page): one
+        missing from it was removed or expired and must be created again."""
+        found: set[str] = set()
+        for page in self._graph.iter_pages("subscriptions"):
+            for item in page.items:
+                value = item.get("id")
+                if isinstance(value, str) and value:
+                    found.add(value.lower())
+        return found
 
     def renew(self, subscription_id: str, expires_at: datetime.datetime) -> datetime.datetime:
         """``PATCH /subscriptions/{id}`` with a new expiry (also reauthorizes). The expiry Graph set.

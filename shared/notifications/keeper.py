@@ -7,9 +7,9 @@ Each run (:meth:`SubscriptionKeeper.run`, every 5 minutes):
    ``*`` (``User.Read.All``), or none. A new member gets a target row (``since`` = now: mail older
    than that is not news) and a catch-up; a member who left loses the subscription and the row.
 2. **Subscriptions** (``MAIL_INGESTION_MODE=webhook``): a target without one gets one; one expiring within
-   half its lifetime is renewed (PATCH); one Graph no longer has (404 on renewal, ``subscriptionRemoved``)
-   is created again and caught up; one whose client state an older key version signed (a key rotation) is
-   replaced. At most :data:`MAX_CHANGES_PER_RUN` creations per run, so a large scope is brought up over a
+   half its lifetime is renewed (PATCH); one Graph no longer has (absent from ``GET /subscriptions``, 404
+   on renewal, ``subscriptionRemoved``) is created again and caught up; one whose client state an older
+   key version signed (a key rotation) is replaced. At most :data:`MAX_CHANGES_PER_RUN` creations per run, so a large scope is brought up over a
    few runs without piling validation handshakes on the endpoint or quotas (one subscription per mailbox
    stays far under Outlook's 1,000 per mailbox).
 3. **Catch-up.** A catch-up work message for each target that asked for one, each target on a process's
@@ -164,8 +164,14 @@ class SubscriptionKeeper:
         if self._mode == "webhook":
             if USERS_TARGET not in targets:
                 targets[USERS_TARGET] = Target(tenant_id=self._tenant, key=USERS_TARGET, since=now)
+            live = self._subscriptions.live()
             budget = MAX_CHANGES_PER_RUN
             for target in targets.values():
+                if target.subscription_id and target.subscription_id not in live:
+                    logger.info(
+                        "Graph no longer holds a subscription (expired or removed): creating it again"
+                    )
+                    target = target._replace(status="removed")
                 try:
                     outcome = self._keep(target, budget > 0)
                 except GraphFunctionsError as error:
