@@ -9,9 +9,9 @@ Each run (:meth:`SubscriptionKeeper.run`, every 5 minutes):
 2. **Subscriptions** (``MAIL_INGESTION_MODE=webhook``): a target without one gets one; one expiring within
    half its lifetime is renewed (PATCH); one Graph no longer has (absent from ``GET /subscriptions``, 404
    on renewal, ``subscriptionRemoved``) is created again and caught up; one whose client state an older
-   key version signed (a key rotation) is replaced. At most :data:`MAX_CHANGES_PER_RUN` creations per run, so a large scope is brought up over a
-   few runs without piling validation handshakes on the endpoint or quotas (one subscription per mailbox
-   stays far under Outlook's 1,000 per mailbox).
+   key version signed (a key rotation) is replaced. At most :data:`MAX_CHANGES_PER_RUN` creations per
+   run, so a large scope is brought up over a few runs without piling validation handshakes on the
+   endpoint or quotas (one subscription per mailbox stays far under Outlook's 1,000 per mailbox).
 3. **Catch-up.** A catch-up work message for each target that asked for one, each target on a process's
    first run (at start), each target not caught up for :data:`SWEEP_MINUTES` (an outage Graph did not
    report), and every target on every run in ``poll`` mode.
