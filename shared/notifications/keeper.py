@@ -166,7 +166,7 @@ class SubscriptionKeeper:
                 targets[USERS_TARGET] = Target(tenant_id=self._tenant, key=USERS_TARGET, since=now)
             live = self._subscriptions.live()
             budget = MAX_CHANGES_PER_RUN
-            for target in targets.values():
+            for target in list(targets.values()):
                 if target.subscription_id and target.subscription_id not in live:
                     logger.info(
                         "Graph no longer holds a subscription (expired or removed): creating it again"
@@ -192,6 +192,8 @@ class SubscriptionKeeper:
                 if outcome == "created":
                     budget -= 1
                     counts["created"] += 1
+                    if target.mailbox is not None:  # what the old subscription missed, found by delta
+                        targets[target.key] = target._replace(catch_up_requested=True)
                 elif outcome == "renewed":
                     counts["renewed"] += 1
         elif self._mode == "poll":
