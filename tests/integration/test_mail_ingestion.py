@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -15,6 +16,7 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
 from tests.integration.ingestion_kit import IngestionHost, add_message, flush, subscriptions, wait_for
+from tests.integration.test_signin_kit import WebBrowser, register_app_host
 from tests.support.tenant import LocalTenant
 
 
@@ -124,3 +126,28 @@ def test_the_handshake_is_echoed_as_text_and_forged_posts_queue_nothing(ingestio
     long_token = session.post(url, params={"validationToken": "x" * 2000}, timeout=10)
     assert long_token.status_code == 400
     assert work_done(ingestion) and len(ingestion.events()) == before
+
+
+def test_a_user_disabled_in_entra_loses_their_sessions_within_seconds(ingestion: IngestionHost) -> None:
+    tenant = ingestion.tenant
+    ingestion.run_timer()
+    wait_for(lambda: subscribed(ingestion), "the users subscription")
+    register_app_host(tenant, ingestion.host)
+    person, bystander = WebBrowser(tenant, ingestion.host), WebBrowser(tenant, ingestion.host)
+    assert (
+        person.sign_in(member(tenant), tenant.env["DEMO_USER_PASSWORD"], next_path="/me").status_code == 303
+    )
+    admin = (tenant.env["DEMO_ADMIN_USERNAME"], tenant.env["DEMO_ADMIN_PASSWORD"])
+    assert bystander.sign_in(*admin, next_path="/me").status_code == 303
+    assert person.get("/me").status_code == 200 and bystander.get("/me").status_code == 200
+    user = quote(member(tenant))
+    try:
+        tenant.control("PATCH", f"/users/{user}", {"accountEnabled": False})
+        flush(tenant)
+        wait_for(
+            lambda: person.get("/me").status_code != 200, "the disabled person's session to end", timeout=30
+        )
+        assert person.get("/me").status_code in (302, 303)  # back to sign-in
+        assert bystander.get("/me").status_code == 200  # nobody else is signed out
+    finally:
+        tenant.control("PATCH", f"/users/{user}", {"accountEnabled": True})
