@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import hmac
 import json
+import os
 import uuid
 from typing import Any
 
@@ -16,7 +19,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from emulator.graph.notify_crypto import encrypt_content
 from shared.core.errors import BadRequest
 from shared.notifications.client_state import ClientStates, fingerprint, key_version
 from shared.notifications.intake import MAX_WORK_BYTES, Intake, RecentNotifications
@@ -57,8 +59,8 @@ def body(*items: dict[str, Any], **extra: Any) -> bytes:
 
 
 class Sent(list[bytes]):
-    def __call__(self, message: bytes) -> None:
-        self.append(message)
+    def __call__(self, body: bytes) -> None:
+        self.append(body)
 
 
 def intake(client_states: ClientStates, sent: Sent, clock: Clock | None = None) -> Intake:
@@ -201,6 +203,34 @@ def test_resources_and_the_handshake_token() -> None:
 
 
 # -- rich notifications --------------------------------------------------------------------------------
+
+
+def encrypt_content(resource: dict[str, Any], certificate_b64: str, certificate_id: str) -> dict[str, str]:
+    """What Graph sends, written from its documentation (the local tenant's own implementation is tested
+    against the app in tests/integration): a fresh 32-byte key, AES-256-CBC with PKCS7 and the key's first
+    16 bytes as IV, HMAC-SHA256 over the ciphertext, the key wrapped with RSA-OAEP SHA-1."""
+    from cryptography.hazmat.primitives import padding as symmetric_padding
+    from cryptography.hazmat.primitives.asymmetric import padding as asymmetric
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = os.urandom(32)
+    padder = symmetric_padding.PKCS7(128).padder()
+    plain = padder.update(json.dumps(resource).encode()) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    data = encryptor.update(plain) + encryptor.finalize()
+    cert = x509.load_der_x509_certificate(base64.b64decode(certificate_b64))
+    public = cert.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    sha1 = hashes.SHA1()  # noqa: S303 - Graph's documented OAEP parameters
+    wrapped = public.encrypt(
+        key, asymmetric.OAEP(mgf=asymmetric.MGF1(algorithm=sha1), algorithm=sha1, label=None)
+    )
+    return {
+        "data": base64.b64encode(data).decode(),
+        "dataKey": base64.b64encode(wrapped).decode(),
+        "dataSignature": base64.b64encode(hmac.new(key, data, hashlib.sha256).digest()).decode(),
+        "encryptionCertificateId": certificate_id,
+    }
 
 
 def certificate() -> tuple[bytes, str]:
