@@ -11,7 +11,8 @@ For each post (:meth:`Intake.accept`):
    dropped, counted in the log, never echoed (the answer is 202 all the same, as Graph recommends, so a
    prober learns nothing);
 3. a notification seen in the last minutes (same subscription, change, resource and ETag: a replay, or
-   Graph's retry of a post already taken) is dropped (:class:`RecentNotifications`);
+   Graph's retry of a post already taken; for lifecycle notifications, Graph's notification id) is
+   dropped (:class:`RecentNotifications`);
 4. the rest go on the work queue (``MAIL_NOTIFICATION_QUEUE``) as one or more messages under the queue's
    64 KiB limit, each item carrying the client state's fingerprint (never the value). A storage failure is
    a 503, so Graph retries the post later (for up to 4 h).
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_WORK_BYTES = 45_000
 #: How long a notification is remembered as taken (replays and Graph's own retries inside it are dropped).
 REPLAY_SECONDS = 600.0
-#: Lifecycle notifications are remembered for less: a later ``missed`` is a new gap to catch up.
+#: Lifecycle notifications (by Graph's notification id) are remembered for less.
 LIFECYCLE_REPLAY_SECONDS = 60.0
 MAX_REMEMBERED = 100_000
 WORK_VERSION = 1
@@ -87,17 +88,16 @@ class RecentNotifications:
                 self._seen.popitem(last=False)
 
 
-def digest(item: Notification) -> str:
-    """What identifies a notification for replay detection (no secret in it)."""
-    text = "|".join(
-        (
-            item.subscription_id,
-            item.change_type or "",
-            item.lifecycle_event or "",
-            item.resource,
-            item.etag or "",
-        )
-    )
+def digest(item: Notification) -> str | None:
+    """What identifies a notification for replay detection (no secret in it); None when a repeat cannot be
+    told from news: a lifecycle notification without Graph's notification id (a second ``missed`` a minute
+    later is a new gap to catch up)."""
+    if item.lifecycle_event is not None:
+        if item.notification_id is None:
+            return None
+        text = f"{item.subscription_id}|{item.lifecycle_event}|{item.notification_id}"
+    else:
+        text = "|".join((item.subscription_id, item.change_type or "", item.resource, item.etag or ""))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -177,11 +177,12 @@ class Intake:
                 refused += 1
                 continue
             key = digest(item)
-            if self._recent.seen(key) or any(key == known for known, _ in digests):
+            if key is not None and (self._recent.seen(key) or any(key == known for known, _ in digests)):
                 replayed += 1
                 continue
             taken.append(item)
-            digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
+            if key is not None:
+                digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
         if taken:
             received = self._now().isoformat()
             for message in work_messages(

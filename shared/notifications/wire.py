@@ -71,6 +71,8 @@ class Notification(Record):
     resource: str
     etag: str | None = None
     encrypted: dict[str, Any] | None = None
+    #: ``value[].id``, Graph's id of the notification itself (optional; a retry of a post repeats it).
+    notification_id: str | None = None
 
     def __repr__(self) -> str:  # the client state is a credential: never in a repr (or a log)
         return (
@@ -131,6 +133,8 @@ def _notification(item: Any, *, lifecycle: bool) -> Notification:
     client_state = _text(item, "clientState", _MAX_CLIENT_STATE) or ""
     event = item.get("lifecycleEvent")
     change = item.get("changeType")
+    raw_id = item.get("id")
+    notification_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= _MAX_ETAG else None
     if lifecycle or event is not None:
         if event not in LIFECYCLE_EVENTS:
             raise BadRequest(
@@ -143,6 +147,7 @@ def _notification(item: Any, *, lifecycle: bool) -> Notification:
             change_type=None,
             lifecycle_event=str(event),
             resource="",
+            notification_id=notification_id,
         )
     if change not in CHANGE_TYPES:
         raise BadRequest(
@@ -164,6 +169,7 @@ def _notification(item: Any, *, lifecycle: bool) -> Notification:
         resource=resource,
         etag=etag,
         encrypted=encrypted if isinstance(encrypted, dict) else None,
+        notification_id=notification_id,
     )
 
 

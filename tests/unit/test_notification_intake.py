@@ -137,8 +137,13 @@ def test_lifecycle_posts_in_the_observed_shape_are_taken() -> None:
         "encryptedContent": None,
     }
     sent = Sent()
-    assert intake(client_states, sent).accept(body(observed), lifecycle=True).queued == 1
+    taker = intake(client_states, sent)
+    assert taker.accept(body(observed), lifecycle=True).queued == 1
     assert json.loads(sent[0])["items"][0]["lifecycleEvent"] == "missed"
+    assert taker.accept(body(observed), lifecycle=True).queued == 1  # no notification id: a new gap
+    with_id = {**observed, "id": "lsgTZMr9KwAAA"}
+    assert taker.accept(body(with_id), lifecycle=True).queued == 1
+    assert taker.accept(body(with_id), lifecycle=True).replayed == 1  # the same notification again
     with pytest.raises(BadRequest):
         parse_collection(body(item(good)), lifecycle=True)  # a change notification on the lifecycle URL
 
