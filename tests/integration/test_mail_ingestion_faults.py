@@ -134,8 +134,8 @@ def test_graph_down_for_several_mailboxes_at_once_then_recovery_publishes_each_o
 ) -> None:
     rule = fault(host, READ, status=500)
     ids = [add_message(host.tenant, member(host), subject=f"during the outage {n}") for n in range(4)]
-    flush(host.tenant)  # four notifications, each failing its worker run against a Graph that answers 500
-    wait_for(lambda: fired(host, int(rule["id"])) >= 4, "the failed reads")
+    flush(host.tenant)  # four notifications (one post or several): their worker runs fail on the 500s
+    wait_for(lambda: fired(host, int(rule["id"])) >= 1, "a failed read")
     assert all(count(host, m) == 0 for m in ids)
     host.tenant.control("DELETE", f"/faults/{rule['id']}")
     missed(host)  # recovery: the catch-up (or the worker's own retries) publishes each once
