@@ -217,8 +217,8 @@ def main() -> dict[str, Any]:
             workdir = work / "host"
             host = IngestionHost(tenant, storage, workdir)
             try:
+                e2e = end_to_end(host)  # first: the load's backlog would sit in front of its catch-ups
                 loaded = load(host, workdir)
-                e2e = end_to_end(host)
             finally:
                 host.stop()
     return {
