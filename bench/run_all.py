@@ -149,6 +149,8 @@ def _ingestion_webhook(result: dict[str, Any]) -> dict[str, Any]:
         "webhook_rate_per_second": load["achieved_rate_per_second"],
         "webhook_server_p50_ms": load["server_time_to_202"]["median_ms"],
         "webhook_server_p99_ms": load["server_time_to_202"]["p99_ms"],
+        "request_path_p50_ms": result["request_path_in_process"]["time_to_accept"]["median_ms"],
+        "request_path_p99_ms": result["request_path_in_process"]["time_to_accept"]["p99_ms"],
         "end_to_end_median_ms": e2e["arrival_to_event"]["median_ms"],
         "end_to_end_p99_ms": e2e["arrival_to_event"]["p99_ms"],
         "end_to_end_exactly_once": e2e["exactly_once"],
