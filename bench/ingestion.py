@@ -30,6 +30,7 @@ import base64
 import concurrent.futures
 import json
 import random
+import signal
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from bench.common import azurite, local_tenant, machine, write_result
@@ -131,18 +133,30 @@ class ChaosWorker:
 
     def loop(self) -> None:
         while not self.stop.is_set():
-            if not self.run_one():
+            try:
+                found = self.run_one()
+            except ResourceNotFoundError:  # the queue is created by the first enqueue
+                found = False
+            if not found:
                 time.sleep(0.05)
 
     def idle(self) -> bool:
-        return self._queue.get_queue_properties().approximate_message_count == 0
+        try:
+            return self._queue.get_queue_properties().approximate_message_count == 0
+        except ResourceNotFoundError:
+            return True
 
 
 def read_events(connection: str, name: str) -> list[dict[str, Any]]:
     queue = QueueClient.from_connection_string(connection, name)
     found: list[dict[str, Any]] = []
     while True:
-        batch = list(queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=300))
+        try:
+            batch = list(
+                queue.receive_messages(messages_per_page=32, max_messages=32, visibility_timeout=300)
+            )
+        except ResourceNotFoundError:
+            return found
         if not batch:
             return found
         for message in batch:
@@ -290,6 +304,8 @@ def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a timeout) unwinds like Ctrl+C, so the tenant, Azurite and devhost are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = main()
     print(write_result("ingestion", result))
     full, window = result["exactly_once_at_scale"], result["crashes_in_the_window"]
