@@ -304,7 +304,7 @@ def main() -> dict[str, Any]:
             window = scenario(tenant, storage, work, window=True, messages=300, outage=0)
     return {
         "machine": machine(),
-        # This machine is shared: throughput and catch-up time depend on what else ran (1-minute load average).
+        # A shared machine: throughput and catch-up time depend on what else ran (1-minute load average).
         "load_average_at_end": os.getloadavg()[0],
         "exactly_once_at_scale": full,
         "crashes_in_the_window": window,
