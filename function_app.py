@@ -17,6 +17,7 @@ from blueprints import (
     health,
     mail,
     me,
+    notifications,
     openapi,
     pages,
     report_pages,
@@ -44,6 +45,7 @@ for blueprint in (
     session_cleanup.bp,
     spa.bp,
     tenants.bp,
+    notifications.bp,
 ):
     app.register_functions(blueprint)
 

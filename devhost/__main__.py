@@ -22,7 +22,7 @@ from devhost.discovery import DiscoveryError, discover, import_app_module
 from devhost.host import banner_lines, build_state
 from devhost.queue_options import QueueOptionsError, parse_queue_options
 from devhost.schedule_status import create_store, host_id
-from devhost.server import HostState, build_app, serve
+from devhost.server import HostState, TlsListener, build_app, serve
 from devhost.settings import (
     DEFAULT_PORT,
     SettingsError,
@@ -67,6 +67,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=10,
         help="seconds to let in-flight work finish on shutdown (default: 10)",
     )
+    parser.add_argument(
+        "--https-port",
+        type=_port_number,
+        help="also serve HTTPS on this port (dev only: Graph calls https only); needs --tls-cert, --tls-key",
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate chain of the HTTPS listener")
+    parser.add_argument("--tls-key", help="PEM private key of the HTTPS listener")
     parser.add_argument(
         "--log-level",
         default="info",
@@ -143,7 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = resolve_port(args.port, local)
     _report(state, args, port)
     app = build_app(state, cors_origins=local.cors_origins, cors_credentials=local.cors_credentials)
-    if not serve(app, host=args.host, port=port, graceful_timeout=args.graceful_timeout):
+    tls = None
+    if args.https_port is not None:
+        if not args.tls_cert or not args.tls_key:
+            _log.error("--https-port needs --tls-cert and --tls-key")
+            return EXIT_CONFIG
+        tls = TlsListener(port=args.https_port, cert_file=args.tls_cert, key_file=args.tls_key)
+        shown = "localhost" if _is_local_or_any(args.host) else args.host
+        print(f"HTTPS: https://{shown}:{args.https_port} (the same functions)", flush=True)
+    if not serve(app, host=args.host, port=port, graceful_timeout=args.graceful_timeout, tls=tls):
         return 1
     stuck = state.invoker.threads_running
     if stuck:

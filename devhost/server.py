@@ -247,8 +247,46 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(app: Starlette, *, host: str, port: int, graceful_timeout: int) -> bool:
-    """Serve until SIGINT/SIGTERM; True if the server started and stopped cleanly."""
+class TlsListener:
+    """A second, HTTPS listener on the same app (dev only): Microsoft Graph calls only https webhook URLs,
+    so the local tenant, as strict, reaches the app over TLS with a certificate its CA signed."""
+
+    def __init__(self, *, port: int, cert_file: str, key_file: str) -> None:
+        self.port = port
+        self.cert_file = cert_file
+        self.key_file = key_file
+
+
+def _serve_tls(
+    app: Starlette, host: str, tls: TlsListener, graceful_timeout: int
+) -> tuple[_Server, threading.Thread]:
+    """Start the HTTPS listener in a thread of its own (no lifespan: the timers and queues are the main
+    listener's; no signal handlers: the main listener stops it)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=tls.port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # Webhook posts are short; an idle keep-alive connection of the caller must not hold the stop.
+        timeout_graceful_shutdown=min(graceful_timeout, 2),
+        ssl_certfile=tls.cert_file,
+        ssl_keyfile=tls.key_file,
+    )
+    server = _Server(config)
+    thread = threading.Thread(target=server.run, name="devhost-https", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def serve(
+    app: Starlette, *, host: str, port: int, graceful_timeout: int, tls: TlsListener | None = None
+) -> bool:
+    """Serve until SIGINT/SIGTERM (and HTTPS too with ``tls``); True if the server started and stopped
+    cleanly."""
+    secure = _serve_tls(app, host, tls, graceful_timeout) if tls is not None else None
     config = uvicorn.Config(
         app,
         host=host,
@@ -260,8 +298,13 @@ def serve(app: Starlette, *, host: str, port: int, graceful_timeout: int) -> boo
         timeout_graceful_shutdown=graceful_timeout,
     )
     server = _Server(config)
-    server.run()
-    return server.started
+    try:
+        server.run()
+    finally:
+        if secure is not None:
+            secure[0].should_exit = True
+            secure[1].join(graceful_timeout + 5)
+    return server.started and (secure is None or secure[0].started)
 
 
 def _find(functions: dict[str, FunctionSpec], name: str) -> FunctionSpec | None:

@@ -83,6 +83,10 @@ param apiAllowedClientApps string = ''
 @description('Client id of the single-page client served at /spa/ (SPA_CLIENT_ID). Empty: /spa/ answers 404.')
 param spaClientId string = ''
 
+@description('Mail ingestion (docs/change-notifications.md): webhook (Graph change notifications + delta), poll (delta from a timer) or off.')
+@allowed([ 'off', 'webhook', 'poll' ])
+param mailIngestionMode string = 'off'
+
 @description('NCRONTAB schedule of the daily user report (REPORT_SCHEDULE), UTC.')
 param reportSchedule string = '0 0 6 * * *'
 
@@ -166,6 +170,9 @@ var auditTable = 'mailaudit'
 var tenantsTable = 'tenants'
 var reportContainer = 'reports'
 var reportQueue = 'report-runs'
+var notificationTable = 'mailnotifications'
+var mailNotificationQueue = 'mail-notifications'
+var mailEventsQueue = 'mail-events'
 // The Microsoft Graph Bicep extension deploys in the public cloud only, and the app's federated assertion
 // uses the public cloud's audience (shared/identity/credentials.py); docs/deploy.md, national clouds.
 var publicCloud = environment().name == 'AzureCloud'
@@ -216,12 +223,16 @@ module storage 'modules/storage.bicep' = {
       authFlowTable
       auditTable
       tenantsTable
+      notificationTable
     ]
     // The poison queue is created by the host on the first failure; creating it here lets operators alert on
     // it from day one.
     queueNames: [
       reportQueue
       '${reportQueue}-poison'
+      mailNotificationQueue
+      '${mailNotificationQueue}-poison'
+      mailEventsQueue
     ]
   }
 }
@@ -342,6 +353,10 @@ module appSettings 'modules/app-settings.bicep' = {
       reportSchedule: reportSchedule
       reportContainer: reportContainer
       reportQueue: reportQueue
+      mailIngestionMode: mailIngestionMode
+      mailEventsQueue: mailEventsQueue
+      mailNotificationQueue: mailNotificationQueue
+      notificationTable: notificationTable
       reportRecipients: reportRecipients
       reportSender: reportSender
       apiAllowedClientApps: apiAllowedClientApps

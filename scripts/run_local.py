@@ -110,7 +110,9 @@ def register_onboarding(env: dict[str, str], port: int) -> None:
         requests.patch(control, json=body, verify=verify, timeout=30).raise_for_status()
 
 
-def write_local_settings(path: Path, env: dict[str, str], storage: str, tenancy: str = "single") -> None:
+def write_local_settings(
+    path: Path, env: dict[str, str], storage: str, https_port: int, tenancy: str = "single"
+) -> None:
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())
     values: dict[str, Any] = dict(sample["Values"])
     values.update({k: env[k] for k in APP_KEYS if k in env})
@@ -120,6 +122,11 @@ def write_local_settings(path: Path, env: dict[str, str], storage: str, tenancy:
     # Production's default reads no mailbox; the local tenant's "Mail Readers" group makes mail readable
     # out of the box (the demo member's, not the demo admin's own), still through a real scope check.
     values["MAILBOX_SCOPE"] = env.get("MAIL_READERS_GROUP_ID", "")
+    # Mail ingestion out of the box: the local tenant posts notifications to devhost's HTTPS listener (Graph
+    # calls https only; the local CA signs the listener's certificate), so a message added to the demo
+    # member's mailbox becomes a mail-events message.
+    values["MAIL_INGESTION_MODE"] = "webhook"
+    values["NOTIFICATION_BASE_URL"] = f"https://localhost:{https_port}"
     sample["Values"] = values
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(sample, indent=2) + "\n")
@@ -177,6 +184,8 @@ The OpenAPI document: {base}/api/openapi.json
 Sign in at {base}/ (pages /me, /users, /sharepoint, /auth/admin-consent); the tenant registers the
   redirect URIs of port 7071 (localhost and 127.0.0.1) only.
 Demo sign-in accounts: {env["DEMO_ADMIN_USERNAME"]} / {env["DEMO_USER_USERNAME"]} (passwords in the env file).
+Mail events: Graph (the local tenant) posts to https://localhost:{args.port + 1}/api/graph/notifications;
+  each new message of a "Mail Readers" member becomes a message on the Azurite queue mail-events.
 Mail: the demo admin reads the mailboxes of the local tenant's "Mail Readers" group (MAILBOX_SCOPE), e.g.
   {base}/mail?mailbox={env["DEMO_USER_USERNAME"]}
 Press Ctrl+C to stop everything.
@@ -214,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         tenant, env = start_tenant(local, args.tenant_port, args.users, tenant_args(tenancy))
         children.append(("local tenant", tenant))
         if not args.settings.exists():
-            write_local_settings(args.settings, env, storage, tenancy)
+            write_local_settings(args.settings, env, storage, args.port + 1, tenancy)
             print(f"run: wrote {args.settings} from the local tenant's env file")
         if tenancy == "multi":
             register_onboarding(env, args.port)
@@ -239,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.port),
                 "--settings",
                 str(args.settings),
+                # Graph calls https webhooks only: the tenant's CA-signed certificate on port + 1.
+                "--https-port",
+                str(args.port + 1),
+                "--tls-cert",
+                str(local / "tenant" / "tls" / "server.pem"),
+                "--tls-key",
+                str(local / "tenant" / "tls" / "server.key"),
             ]
         print(banner(args, env, "func start" if use_func else "devhost"), flush=True)
         host = subprocess.Popen(cmd, cwd=ROOT, env=host_env, start_new_session=True)  # noqa: S603

@@ -17,14 +17,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from emulator.graph import delta, groups, mail, sendmail, users
+from emulator.graph import delta, groups, mail, mail_delta, sendmail, subscriptions, users
 from emulator.graph.batch import batch_endpoint
 from emulator.graph.http import GraphError, GraphHeaders, render_error
 from emulator.graph.routing import Handler, endpoint
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
 
-TOP_SEGMENTS = {"users", "me", "groups", "$batch"}
+TOP_SEGMENTS = {"users", "me", "groups", "$batch", "subscriptions"}
 
 
 def _both(path: str) -> list[str]:
@@ -49,6 +49,14 @@ def build_app(state: EmulatorState) -> ASGIApp:
         (["/v1.0/groups/{gid}"], groups.get_group, ["GET"], 1),
         (["/v1.0/groups/{gid}/members"], groups.list_members, ["GET"], 3),
         (["/v1.0/groups/{gid}/members/$ref"], groups.add_member_ref, ["POST"], 1),
+        (["/v1.0/subscriptions"], subscriptions.create_subscription, ["POST"], None),
+        (["/v1.0/subscriptions"], subscriptions.list_subscriptions, ["GET"], None),
+        (["/v1.0/subscriptions/{sid}"], subscriptions.get_subscription, ["GET"], None),
+        (["/v1.0/subscriptions/{sid}"], subscriptions.update_subscription, ["PATCH"], None),
+        (["/v1.0/subscriptions/{sid}"], subscriptions.delete_subscription, ["DELETE"], None),
+        (["/v1.0/subscriptions/{sid}/reauthorize"], subscriptions.reauthorize_subscription, ["POST"], None),
+        (_both("/mailFolders/{fid}/messages/delta"), mail_delta.messages_delta, ["GET"], None),
+        (_both("/mailFolders/{fid}/messages/delta()"), mail_delta.messages_delta, ["GET"], None),
         (_both("/messages"), mail.list_messages, ["GET"], None),
         (_both("/messages/{mid}"), mail.get_message, ["GET"], None),
         (_both("/mailFolders"), mail.list_folders, ["GET"], None),

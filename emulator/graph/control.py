@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from emulator.clock import CLOCK
 from emulator.directory.model import UTC, Message, Recipient, User
+from emulator.graph.notify_events import record_mail_change, record_user_change
 from emulator.graph.sendmail import insert_message
 from emulator.graph.store import graph_store
 from emulator.state import EmulatorState
@@ -178,6 +179,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
             _apply(state, user, {k: v for k, v in body.items() if k not in ("userPrincipalName", "password")})
             directory.add_user(user)
             graph_store(state).created_seq[user.id] = directory.change_seq
+            record_user_change(state, user.id)
         except BadInput as exc:
             return _error(exc)
         return JSONResponse(
@@ -193,6 +195,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
             _apply(state, user, body)
         except BadInput as exc:
             return _error(exc)
+        record_user_change(state, user.id)
         return JSONResponse({**user.to_graph(), "mailboxEnabled": user.has_mailbox})
 
     async def delete_user(request: Request) -> Response:
@@ -204,6 +207,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         state.directory.remove_user(user.id)
         state.mailboxes.pop(user.id, None)
         graph_store(state).removed_reason[user.id] = "deleted" if permanent else "changed"
+        record_user_change(state, user.id, permanent_delete=permanent)
         return Response(status_code=204)
 
     async def add_message(request: Request) -> Response:
@@ -258,6 +262,7 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         except ValueError as exc:
             return _error(BadInput(str(exc)))
         insert_message(box, message)
+        record_mail_change(state, user.id, message, "created")
         return JSONResponse({"id": message.id, "folderId": folder.id}, status_code=201)
 
     def scope_json(app_id: str) -> dict[str, Any]:
@@ -341,9 +346,11 @@ def control_routes(state: EmulatorState) -> list[BaseRoute]:
         return Response(status_code=204)
 
     from emulator.graph.control_groups import group_control_routes
+    from emulator.graph.notify_control import notify_control_routes
 
     return [
         *group_control_routes(state),
+        *notify_control_routes(state),
         Route("/users", create_user, methods=["POST"]),
         Route("/users/{uid}", patch_user, methods=["PATCH"]),
         Route("/users/{uid}", delete_user, methods=["DELETE"]),

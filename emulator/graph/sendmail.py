@@ -21,6 +21,7 @@ from emulator.clock import CLOCK
 from emulator.directory.model import Mailbox, Message, Recipient, User
 from emulator.graph.http import Ctx, GraphError, read_json
 from emulator.graph.mailbox import open_mailbox
+from emulator.graph.notify_events import record_mail_change
 from emulator.graph.store import graph_store
 from emulator.tenants.registry import active, serving
 
@@ -174,25 +175,24 @@ async def send_mail(ctx: Ctx) -> Response:
         folder = box.folder(well_known) if box is not None else None
         if box is None or folder is None:
             return  # the mailbox went away before delivery
-        insert_message(
-            box,
-            Message(
-                id="AAMkAG" + uuid.uuid4().hex + "BGAAA=",
-                folder_id=folder.id,
-                subject=subject,
-                body_content_type=ctype,
-                body=content,
-                sender=sender,
-                to=list(to),
-                cc=list(cc),
-                received=CLOCK.now().replace(microsecond=0),
-                has_attachments=bool(attachments),
-                importance=importance,
-                is_read=is_read,
-                internet_message_id=imid,
-                conversation_id=conversation,
-            ),
+        message = Message(
+            id="AAMkAG" + uuid.uuid4().hex + "BGAAA=",
+            folder_id=folder.id,
+            subject=subject,
+            body_content_type=ctype,
+            body=content,
+            sender=sender,
+            to=list(to),
+            cc=list(cc),
+            received=CLOCK.now().replace(microsecond=0),
+            has_attachments=bool(attachments),
+            importance=importance,
+            is_read=is_read,
+            internet_message_id=imid,
+            conversation_id=conversation,
         )
+        insert_message(box, message)
+        record_mail_change(state, user_id, message, "created")  # change notifications, messages delta
 
     organization = active()  # delivered later, possibly during another organisation's request
 

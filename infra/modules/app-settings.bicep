@@ -27,7 +27,7 @@ param keyVaultUri string
 @description('Entra settings: tenantId, clientId, credential (keyvault or managed-identity), credentialName, tenancy (single or multi).')
 param entra object
 
-@description('Sign-in, mailbox and report settings: sharepointSiteUrl, publicBaseUrl, sessionKeyName, sessionTable, authFlowTable, auditTable, tenantsTable, mailboxScope, reportSchedule, reportContainer, reportQueue, reportRecipients, reportSender.')
+@description('Sign-in, mailbox and report settings: sharepointSiteUrl, publicBaseUrl, sessionKeyName, sessionTable, authFlowTable, auditTable, tenantsTable, mailboxScope, reportSchedule, reportContainer, reportQueue, reportRecipients, reportSender, mailIngestionMode, mailEventsQueue, mailNotificationQueue, notificationTable.')
 param features object
 
 @description('Operator tuning, each empty for the code\'s default: graphEndpoint, graphTimeoutSeconds, graphRetryBudgetSeconds, graphMaxRetries, sessionIdleMinutes, sessionMaxAgeHours, mailboxScopeCacheSeconds, reportTopDepartments.')
@@ -79,6 +79,12 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REPORT_SCHEDULE: features.reportSchedule
     REPORT_CONTAINER: features.reportContainer
     REPORT_QUEUE: features.reportQueue
+    MAIL_INGESTION_MODE: features.mailIngestionMode
+    MAIL_EVENTS_QUEUE: features.mailEventsQueue
+    MAIL_NOTIFICATION_QUEUE: features.mailNotificationQueue
+    NOTIFICATION_TABLE: features.notificationTable
+    // Graph posts to PUBLIC_BASE_URL in Azure.
+    NOTIFICATION_BASE_URL: ''
     REPORT_RECIPIENTS: features.reportRecipients
     REPORT_SENDER: features.reportSender
     REPORT_TOP_DEPARTMENTS: tuning.reportTopDepartments

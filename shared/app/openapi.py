@@ -15,6 +15,7 @@ from shared.core.patterns import GUID_PATTERN, UPN_PATTERN
 from shared.graph.users import MAX_USER_ID_LENGTH
 from shared.identity.roles import AppRole
 from shared.mail.openapi import MAIL_ERROR_CODES, MAIL_PARAMETERS, MAIL_PATHS, MAIL_SCHEMAS
+from shared.notifications import openapi as ingestion
 from shared.report import openapi as reports
 from shared.users.service import (
     DEFAULT_TOP,
@@ -46,6 +47,7 @@ ERROR_CODES: tuple[str, ...] = (
     "internal_error",
     *MAIL_ERROR_CODES,
     *PERSON_ERROR_CODES,
+    *ingestion.NOTIFICATION_ERROR_CODES,
     # Sign-in for people (session cookie)
     "sign_in_required",
     "session_expired",
@@ -358,6 +360,20 @@ def _merge_reports(document: dict[str, Any]) -> None:
 
 
 _merge_reports(_DOCUMENT)
+
+
+def _merge_notifications(document: dict[str, Any]) -> None:
+    """Add the mail ingestion's paths and components (:mod:`shared.notifications.openapi`)."""
+    document["paths"].update(ingestion.PATHS)
+    for kind, part in (
+        ("parameters", ingestion.PARAMETERS),
+        ("schemas", ingestion.SCHEMAS),
+        ("responses", ingestion.RESPONSES),
+    ):
+        document["components"][kind].update(part)
+
+
+_merge_notifications(_DOCUMENT)
 
 
 def openapi_document() -> dict[str, Any]:

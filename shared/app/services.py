@@ -19,6 +19,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from shared.app.notifications import NotificationServices
 from shared.app.tenants import TenantServices
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
@@ -94,6 +95,7 @@ class Runtime(BuiltOnce):
         self._bearer_validator: TokenValidator | None = None
         self._onboarding: Onboarding | None = None
         self._tenant_admin: TenantAdmin | None = None
+        self._notifications: NotificationServices | None = None
 
     def settings(self) -> Settings:
         """The validated settings. Raises ConfigurationError (the same one every time) if invalid."""
@@ -316,6 +318,10 @@ class Runtime(BuiltOnce):
         return self._once(
             "_role_confirmation", lambda: RoleConfirmation(sign_in=self.sign_in(), sessions=self.sessions())
         )
+
+    def notifications(self) -> NotificationServices:
+        """Mail ingestion: the webhook intake, the worker, each tenant's subscriptions and catch-up."""
+        return self._once("_notifications", lambda: NotificationServices(self))
 
     def sign_in_settings(self) -> SignInSettings:
         """The settings the sign-in steps read."""

@@ -28,6 +28,8 @@ from shared.core.retry_policy import worst_case_call_seconds
 from shared.core.settings_parts import (
     CredentialMode,
     EntraApp,
+    IngestionMode,
+    NotificationSettings,
     ReportSettings,
     SignInSettings,
     StorageSettings,
@@ -38,6 +40,8 @@ from shared.core.settings_parts import (
 from shared.core.settings_reader import WHERE, Reader
 
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
+#: ``MAIL_INGESTION_MODE``: Graph change notifications + delta, delta from a timer alone, or nothing.
+INGESTION_MODES: tuple[IngestionMode, ...] = ("webhook", "poll", "off")
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
@@ -125,6 +129,11 @@ SETTING_NAMES: tuple[str, ...] = (
     "WEBSITE_TIME_ZONE",
     "API_ALLOWED_CLIENT_APPS",
     "SPA_CLIENT_ID",
+    "MAIL_INGESTION_MODE",
+    "MAIL_EVENTS_QUEUE",
+    "MAIL_NOTIFICATION_QUEUE",
+    "NOTIFICATION_TABLE",
+    "NOTIFICATION_BASE_URL",
 )
 
 
@@ -179,6 +188,13 @@ class Settings(Record, hidden=("storage_connection",)):
     # Callers holding a person's token (docs/on-behalf-of.md)
     api_allowed_client_apps: tuple[str, ...] = ()
     spa_client_id: str | None = None
+    # Mail ingestion (change notifications, delta catch-up, mail events): shared.notifications
+    mail_ingestion_mode: IngestionMode = "off"
+    mail_events_queue: str = "mail-events"
+    mail_notification_queue: str = "mail-notifications"
+    notification_table: str = "mailnotifications"
+    #: Where Graph posts notifications (https); None: ``PUBLIC_BASE_URL``.
+    notification_base_url: str | None = None
 
     @classmethod
     def from_env(
@@ -279,6 +295,16 @@ class Settings(Record, hidden=("storage_connection",)):
                 "REPORT_RECIPIENTS and REPORT_SENDER go together: set both to mail the daily summary, or "
                 "neither"
             )
+        mode_text = (reader.get("MAIL_INGESTION_MODE") or "off").lower()
+        ingestion_mode: IngestionMode = "off"
+        if mode_text in INGESTION_MODES:
+            ingestion_mode = mode_text
+        else:
+            reader.problem(
+                f"MAIL_INGESTION_MODE is '{mode_text}': set it to 'webhook' (Graph change notifications with "
+                "delta catch-up), 'poll' (delta from a timer alone, for deployments Graph cannot reach) or "
+                "'off'"
+            )
         settings = cls(
             tenant_id=(tenant_id or "").lower(),
             client_id=(client_id or "").lower(),
@@ -318,6 +344,11 @@ class Settings(Record, hidden=("storage_connection",)):
                 "API_ALLOWED_CLIENT_APPS", "the client ids of the apps that may call for a person"
             ),
             spa_client_id=_lower(reader.guid("SPA_CLIENT_ID", "the single-page client's id", required=False)),
+            mail_ingestion_mode=ingestion_mode,
+            mail_events_queue=reader.container_name("MAIL_EVENTS_QUEUE", "mail-events"),
+            mail_notification_queue=reader.container_name("MAIL_NOTIFICATION_QUEUE", "mail-notifications"),
+            notification_table=reader.table_name("NOTIFICATION_TABLE", "mailnotifications"),
+            notification_base_url=reader.base_url("NOTIFICATION_BASE_URL"),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,
@@ -387,6 +418,10 @@ class Settings(Record, hidden=("storage_connection",)):
     @property
     def report(self) -> ReportSettings:
         return part_of(self, ReportSettings)
+
+    @property
+    def notifications(self) -> NotificationSettings:
+        return part_of(self, NotificationSettings)
 
 
 def tenancy_of(reader: Reader) -> Tenancy:

@@ -13,6 +13,7 @@ from shared.core.records import Record
 
 CredentialMode = Literal["keyvault", "managed-identity"]
 Tenancy = Literal["single", "multi"]
+IngestionMode = Literal["webhook", "poll", "off"]
 _P = TypeVar("_P")
 
 
@@ -87,6 +88,21 @@ class ReportSettings(Record):
     public_base_url: str | None
     graph_timeout_seconds: float
     graph_retry_budget_seconds: float
+
+
+class NotificationSettings(Record):
+    """Mail ingestion (:mod:`shared.notifications`): the mode, its queues and table, where Graph calls back,
+    and the mailbox scope it follows."""
+
+    mail_ingestion_mode: IngestionMode
+    mail_events_queue: str
+    mail_notification_queue: str
+    notification_table: str
+    notification_base_url: str | None
+    public_base_url: str | None
+    mailbox_scope: str | None
+    client_id: str
+    tenant_id: str
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:

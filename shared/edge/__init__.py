@@ -3,5 +3,6 @@ and its services); endpoints declare their access in the decorator (:func:`api`,
 
 from shared.edge.call import Call
 from shared.edge.endpoints import api, background, page
+from shared.edge.graph_hooks import webhook
 
-__all__ = ["Call", "api", "background", "page"]
+__all__ = ["Call", "api", "background", "page", "webhook"]

@@ -191,6 +191,30 @@ class GraphClient:
             return None
         return _json_object(response)
 
+    def patch_json(self, path_or_url: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """PATCH a JSON body (e.g. a subscription's expiry); the JSON object answered, or None when empty.
+
+        Raises:
+            The same errors as :meth:`get_json`.
+        """
+        response = self._send(
+            "PATCH",
+            self.resolve(path_or_url),
+            params=None,
+            eventual=False,
+            client_input=False,
+            data=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        )
+        return _json_object(response) if response.text.strip() else None
+
+    def delete(self, path_or_url: str) -> None:
+        """DELETE a resource (idempotent: retried like a GET).
+
+        Raises:
+            The same errors as :meth:`get_json` (NotFound for one already gone).
+        """
+        self._send("DELETE", self.resolve(path_or_url), params=None, eventual=False, client_input=False)
+
     def get_page(
         self,
         path_or_url: str,

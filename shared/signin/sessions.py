@@ -33,6 +33,7 @@ from shared.core.errors import GraphFunctionsError, StorageUnavailable
 from shared.core.records import Record
 from shared.identity.key_ring import SessionKeyRing, UnreadableRecordError, associated_data
 from shared.signin.cache_merge import merge_token_caches, without_access_tokens
+from shared.signin.person_sessions import PersonSessions
 from shared.storage.tables import (
     EnsuredTable,
     Now,
@@ -178,6 +179,9 @@ class SessionStore:
                     metadata = self._client().create_entity(entity)
             except ResourceExistsError:
                 continue
+            PersonSessions(self._table).add(
+                claims.tid, claims.oid, str(entity["RowKey"]), now + self._max_age
+            )
             logger.info("Session created for object id %s", claims.oid)
             return session._replace(key_version=version, etag=str(metadata["etag"]))
         raise StorageUnavailable("Could not store a new session (id collisions)")
@@ -250,6 +254,14 @@ class SessionStore:
         row = hashed_key(session_id)
         with storage_call(self._what):
             self._client().delete_entity(partition_of(row), row)
+
+    def end_for_person(self, tenant_id: str, object_id: str) -> int:
+        """End every session of the person (:mod:`shared.signin.person_sessions`); how many ended.
+
+        Raises:
+            StorageUnavailable.
+        """
+        return PersonSessions(self._table).end_all(tenant_id, object_id)
 
     def purge_expired(self, now: datetime.datetime | None = None, *, page_size: int = 100) -> int:
         """Delete every session expired at ``now`` (default: now); returns how many were deleted. A row

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator.webhook_receiver import Receiver, https_receiver
 from tests.support.tenant import LocalTenant, trusted_tenant
 
 
@@ -23,3 +24,22 @@ def fresh(tenant: LocalTenant) -> Iterator[LocalTenant]:
         yield tenant
     finally:
         tenant.reset()
+
+
+@pytest.fixture(scope="module")
+def receiver(tenant: LocalTenant) -> Iterator[Receiver]:
+    """A loopback HTTPS webhook receiver trusted by the tenant (change-notification tests)."""
+    from tests.emulator.notify_kit import HTTP
+
+    with https_receiver(tenant.state_dir) as r:
+        yield r
+    HTTP.close()  # let the tenant shut down without waiting for our idle keep-alive connection
+
+
+@pytest.fixture
+def hook(fresh: LocalTenant, receiver: Receiver) -> Iterator[Receiver]:
+    """The receiver, cleared, against a tenant whose deliveries run only on flush (deterministic)."""
+    receiver.clear()
+    fresh.control("PUT", "/graph/notifications/settings", {"autoDeliver": False})
+    yield receiver
+    receiver.clear()

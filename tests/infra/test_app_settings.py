@@ -105,10 +105,19 @@ def test_the_names_bicep_creates_are_the_names_the_code_uses() -> None:
     assert names["reportContainer"] == defaults["report_container"]
     assert names["reportQueue"] == defaults["report_queue"]
     storage = bicep.body(bicep.parse(bicep.MAIN)["modules"]["storage"])["params"]
-    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable", "tenantsTable"]
+    assert names["notificationTable"] == defaults["notification_table"]
+    assert names["mailNotificationQueue"] == defaults["mail_notification_queue"]
+    assert names["mailEventsQueue"] == defaults["mail_events_queue"]
+    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable", "tenantsTable", "notificationTable"]
     assert storage["containerNames"] == ["reportContainer"]
     # The host moves a message that failed maxDequeueCount times to `<queue>-poison`.
-    assert storage["queueNames"] == ["reportQueue", "${reportQueue}-poison"]
+    assert storage["queueNames"] == [
+        "reportQueue",
+        "${reportQueue}-poison",
+        "mailNotificationQueue",
+        "${mailNotificationQueue}-poison",
+        "mailEventsQueue",
+    ]
     parameters = bicep.parse(bicep.MAIN)["parameters"]
     assert parameters["sessionKeyName"]["default"] == defaults["session_key_name"]
     assert parameters["reportSchedule"]["default"] == defaults["report_schedule"]
@@ -159,6 +168,11 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "REPORT_TOP_DEPARTMENTS": "",
         "API_ALLOWED_CLIENT_APPS": "",
         "SPA_CLIENT_ID": "",
+        "MAIL_INGESTION_MODE": "off",
+        "MAIL_EVENTS_QUEUE": "mail-events",
+        "MAIL_NOTIFICATION_QUEUE": "mail-notifications",
+        "NOTIFICATION_TABLE": "mailnotifications",
+        "NOTIFICATION_BASE_URL": "",
     }
     assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
     return environment

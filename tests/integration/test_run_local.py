@@ -3,6 +3,7 @@ scripts/token.py lists users; Ctrl+C stops everything and frees every port."""
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import subprocess
@@ -12,21 +13,24 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
 from dotenv import dotenv_values
 
 from tests.devhost.fixtures import wait_until
 from tests.integration.fixtures import Evidence
 from tests.support.apphost import REPO_ROOT, port_is_free
-from tests.support.ports import free_port, free_port_range
+from tests.support.ports import free_port_range
 
 pytestmark = pytest.mark.integration
 
 
 def _ports() -> tuple[int, int, int]:
-    """(app, first tenant port, first Azurite port), non-overlapping and free."""
+    """(app, first tenant port, first Azurite port), non-overlapping and free (the app's HTTPS listener
+    takes the port after the app's)."""
     for _ in range(20):
-        app, tenant, azurite = free_port(), free_port_range(5), free_port_range(3)
-        used = [app, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
+        app, tenant, azurite = free_port_range(2), free_port_range(5), free_port_range(3)
+        used = [app, app + 1, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
         if len(set(used)) == len(used):
             return app, tenant, azurite
     raise RuntimeError("no disjoint free ports")
@@ -122,12 +126,43 @@ def test_run_local_serves_the_app_and_stops_cleanly_on_sigint(
         f"{base}/api/users/{tenant_env['DEMO_ADMIN_USERNAME']}/messages", headers=bearer, timeout=60
     )
     assert (outside.status_code, outside.json()["error"]["code"]) == (403, "mailbox_out_of_scope")
+    # Mail events out of the box (issue 19): the tenant posts to the app's HTTPS listener, and a message
+    # added to the demo member's mailbox becomes a message on the Azurite queue mail-events.
+    assert settings["Values"]["MAIL_INGESTION_MODE"] == "webhook"
+    assert settings["Values"]["NOTIFICATION_BASE_URL"] == f"https://localhost:{int(str(info['app'])) + 1}"
+    control = f"{tenant_env['EMULATOR_URL']}/_emulator"
+    ca = tenant_env["EMULATOR_CA_BUNDLE"]
+
+    def subscribed() -> bool:
+        listed = requests.get(f"{control}/graph/subscriptions", verify=ca, timeout=30).json()["value"]
+        return any("/messages" in str(s["resource"]) for s in listed)
+
+    wait_until(subscribed, timeout=90, what="the timer's subscriptions at start")
+    added = requests.post(
+        f"{control}/users/{tenant_env['DEMO_USER_USERNAME']}/messages",
+        json={"subject": "make run event", "body": "hi"},
+        verify=ca,
+        timeout=30,
+    )
+    assert added.status_code == 201, added.text
+    events = QueueClient.from_connection_string(settings["Values"]["AzureWebJobsStorage"], "mail-events")
+
+    def published() -> bool:
+        try:
+            return any(
+                json.loads(base64.b64decode(m.content))["messageId"] == added.json()["id"]
+                for m in events.peek_messages(max_messages=32)
+            )
+        except ResourceNotFoundError:
+            return False
+
+    wait_until(published, timeout=90, what="the mail event")
 
     process.send_signal(signal.SIGINT)
     assert process.wait(60) == 0
     assert "run: stopped" in Path(str(info["log"])).read_text(errors="replace")
     app, tenant, azurite = int(str(info["app"])), int(str(info["tenant"])), int(str(info["azurite"]))
-    ports = [app, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
+    ports = [app, app + 1, *range(tenant, tenant + 5), *range(azurite, azurite + 3)]
     assert [port for port in ports if not port_is_free(port)] == []
 
 

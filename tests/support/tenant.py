@@ -39,6 +39,7 @@ class LocalTenant:
     log_file: Path
     env: dict[str, str] = field(default_factory=dict)
     startup_seconds: float = 0.0
+    _session: requests.Session | None = field(default=None, repr=False)
 
     @property
     def ca_bundle(self) -> str:
@@ -56,7 +57,10 @@ class LocalTenant:
     ) -> Any:
         """A control-API call; ``tenant`` (an organisation's id or domain) scopes routes such as ``/users``
         or ``/graph/mailbox-scopes`` to that organisation (``X-Emulator-Tenant``)."""
-        resp = requests.request(
+        if self._session is None:
+            # one pooled connection: a new TLS connection costs ~0.2 s on a loaded 2-core machine
+            self._session = requests.Session()
+        resp = self._session.request(
             method,
             f"{self.env['EMULATOR_URL']}/_emulator{path}",
             json=json,
@@ -147,6 +151,9 @@ class LocalTenant:
                 os.environ[key] = value
 
     def stop(self, timeout: float = 10) -> int:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -38,7 +38,13 @@ from .test_endpoints import App, HttpFunction
 ROOT = Path(__file__).resolve().parents[2]
 PROTECTED_ERRORS = {"400", "401", "403", "500", "502", "503"}
 #: Timer and queue functions: not part of the HTTP API.
-NON_HTTP_FUNCTIONS = {"report_timer", "report_queue", "session_cleanup"}
+NON_HTTP_FUNCTIONS = {
+    "report_timer",
+    "report_queue",
+    "session_cleanup",
+    "mail_notification_worker",
+    "mail_subscriptions_timer",
+}
 APP_ROLES = {"Users.Read.All", "Reports.Read", "Reports.Run"}
 
 
@@ -83,6 +89,7 @@ PAGE_ROUTES = {
     "/onboard/callback",
     "/tenants",
     "/spa/{*path}",  # the single-page client's files and configuration (public, no API)
+    "/subscriptions",
 }
 
 
@@ -125,6 +132,8 @@ def required_role(path: str) -> str:
     """The app role each protected JSON endpoint requires of a service (the code's constants)."""
     if path.startswith("/api/audit/"):
         return AppRole.AUDIT_READ
+    if path == "/api/subscriptions":
+        return AppRole.REPORTS_RUN
     if path.startswith("/api/reports/"):
         return "Reports.Run" if path == "/api/reports/users" else "Reports.Read"
     return AppRole.MAIL_READ if "/messages" in path else "Users.Read.All"

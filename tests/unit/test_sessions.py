@@ -95,6 +95,16 @@ class FakeTable:
             raise ResourceModifiedError("412")
         del self.rows[(partition_key, row_key)]
 
+    def query_entities(self, query_filter: str, *, parameters: dict[str, Any], **_: Any) -> list[TableEntity]:
+        self._check()
+        assert query_filter == "PartitionKey eq @pk"  # the one query the person index makes
+        return [TableEntity(e) for (pk, _rk), (e, _etag) in self.rows.items() if pk == parameters["pk"]]
+
+
+def sessions_in(table: FakeTable) -> dict[tuple[str, str], Any]:
+    """The session rows (the person index's rows left out)."""
+    return {key: row for key, row in table.rows.items() if row[0].get("Kind") != "person-index"}
+
 
 class FakeService:
     def __init__(self, table: FakeTable) -> None:
@@ -167,7 +177,7 @@ def test_writes_are_coarsened_and_idle_expiry_counts_from_the_last_write() -> No
     assert sessions.load(session.id) is not None  # 59 min after the touch
     wall.now += datetime.timedelta(minutes=1)
     assert sessions.load(session.id) is None  # idle
-    assert not table.rows  # the expired row is deleted
+    assert not sessions_in(table)  # the expired row is deleted
 
 
 def test_absolute_expiry_is_never_extended_by_use() -> None:
@@ -181,7 +191,7 @@ def test_absolute_expiry_is_never_extended_by_use() -> None:
         assert sessions.save(loaded, token_cache='{"n":1}') is not None
     wall.now = T0 + datetime.timedelta(hours=1)
     assert sessions.load(session.id) is None
-    assert not table.rows
+    assert not sessions_in(table)
 
 
 def test_tampered_rows_are_none_and_deleted() -> None:
@@ -239,12 +249,12 @@ def test_a_session_deleted_meanwhile_is_not_written_back() -> None:
     session = sessions.create(CLAIMS, "{}")
     sessions.delete(session.id)
     assert sessions.save(session, token_cache='{"new":1}') is None
-    assert not table.rows
+    assert not sessions_in(table)
     # ... and a delete racing the write's re-read too
     session = sessions.create(CLAIMS, "{}")
     table.before_write = lambda: sessions.delete(session.id)
     assert sessions.save(session, token_cache='{"new":2}') is None
-    assert not table.rows
+    assert not sessions_in(table)
     sessions.delete(session.id)  # idempotent
 
 
@@ -310,3 +320,16 @@ def test_a_touch_racing_another_touch_writes_once() -> None:
     result = sessions.save(second)  # 412, and the fresher row was just touched: nothing left to do
     assert result is not None and result.last_seen == wall.now and table.writes == writes
     assert result.token_cache == '{"a":1}'
+
+
+def test_ending_a_persons_sessions_ends_them_all_and_no_one_elses() -> None:
+    table, wall = FakeTable(), Wall()
+    sessions = store(table, wall)
+    first, second = sessions.create(CLAIMS, "{}"), sessions.create(CLAIMS, "{}")
+    other = sessions.create(CLAIMS._replace(oid="o-2"), "{}")
+    assert sessions.end_for_person("T-1", "O-1") == 2  # ids compare case-insensitively
+    assert sessions.load(first.id) is None and sessions.load(second.id) is None
+    assert sessions.load(other.id) is not None
+    assert sessions.end_for_person("t-1", "o-1") == 0  # idempotent: the index went with the sessions
+    index_rows = [row for row in table.rows.values() if row[0].get("Kind") == "person-index"]
+    assert len(index_rows) == 1 and index_rows[0][0]["ExpiresAt"] == T0 + datetime.timedelta(hours=24)

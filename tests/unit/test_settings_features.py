@@ -101,6 +101,11 @@ def test_feature_values_are_parsed_and_normalised() -> None:
         ("MAILBOX_SCOPE", "report-readers", "object ID (a GUID)"),
         ("REPORT_SCHEDULE", "0 6 * * *", "six fields"),
         ("AzureWebJobsStorage__accountName", "Bad_Account", "storage account name"),
+        ("MAIL_INGESTION_MODE", "push", "'webhook'"),
+        ("MAIL_EVENTS_QUEUE", "Mail_Events", "not a storage container or queue name"),
+        ("MAIL_NOTIFICATION_QUEUE", "a--b", "not a storage container or queue name"),
+        ("NOTIFICATION_TABLE", "mail-notifications", "not an Azure table name"),
+        ("NOTIFICATION_BASE_URL", "https://app.contoso.com/api", "remove the rest"),
     ],
 )
 def test_invalid_feature_values_are_rejected(name: str, value: str, fragment: str) -> None:
@@ -114,3 +119,18 @@ def test_report_mail_needs_both_sender_and_recipients() -> None:
         {**BASE_ENV, "REPORT_RECIPIENTS": "not-an-address", "REPORT_SENDER": "r@contoso.com"}
     )
     assert any("'not-an-address' is not an email address" in problem for problem in problems)
+
+
+def test_mail_ingestion_is_off_by_default_and_reads_its_settings() -> None:
+    default = Settings.from_env(BASE_ENV, host_json=None)
+    assert (default.mail_ingestion_mode, default.mail_events_queue) == ("off", "mail-events")
+    assert (default.mail_notification_queue, default.notification_table) == (
+        "mail-notifications",
+        "mailnotifications",
+    )
+    chosen = Settings.from_env(
+        {**BASE_ENV, "MAIL_INGESTION_MODE": "Poll", "NOTIFICATION_BASE_URL": "https://hooks.contoso.com"},
+        host_json=None,
+    )
+    assert chosen.mail_ingestion_mode == "poll"
+    assert chosen.notifications.notification_base_url == "https://hooks.contoso.com"

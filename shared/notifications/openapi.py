@@ -1,0 +1,133 @@
+"""The mail ingestion's part of the OpenAPI document (merged into :mod:`shared.app.openapi`): Graph's two
+webhook endpoints and the operators' JSON view of the subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.identity.roles import AppRole
+from shared.web.openapi_parts import error_refs, ok_response, ref
+
+#: Codes the ingestion's endpoints answer (docs/errors.md).
+NOTIFICATION_ERROR_CODES: tuple[str, ...] = (
+    "invalid_notification",
+    "invalid_validation_token",
+    "payload_too_large",
+)
+
+_NULLABLE = {"type": "string", "nullable": True}
+_WHEN = {"type": "string", "format": "date-time", "nullable": True}
+
+
+def _webhook(operation_id: str, summary: str, what: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": (
+                f"Called by Microsoft Graph, which sends no token: {what} A post with a validationToken "
+                "query parameter is Graph's validation handshake, answered 200 with the token as text/plain. "
+                "Any other post must be a changeNotificationCollection; each notification is authenticated "
+                "by its clientState (the others are dropped without a word), the genuine ones are queued, "
+                "and the answer is 202 whatever became of each."
+            ),
+            "security": [],
+            "parameters": [ref("parameters", "validationToken")],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": ref("schemas", "ChangeNotificationCollection")}},
+            },
+            "responses": {
+                "200": {
+                    "description": "The validation handshake: the token, URL-decoded, as plain text.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "202": {"description": "The post was taken; its genuine notifications are queued."},
+                "413": ref("responses", "PayloadTooLarge"),
+                **error_refs("400", "500", "503"),
+            },
+        }
+    }
+
+
+PATHS: dict[str, Any] = {
+    "/api/graph/notifications": _webhook(
+        "graphNotifications",
+        "Graph change notifications (webhook).",
+        "change notifications of mail and users.",
+    ),
+    "/api/graph/lifecycle": _webhook(
+        "graphLifecycle",
+        "Graph lifecycle notifications (webhook).",
+        "reauthorizationRequired, subscriptionRemoved and missed.",
+    ),
+    "/api/subscriptions": {
+        "get": {
+            "operationId": "listSubscriptions",
+            "summary": "The mail ingestion's subscriptions and their health (/subscriptions as JSON).",
+            "description": (
+                f"Services with the app role {AppRole.REPORTS_RUN} (bearer token), or operators signed in to "
+                f"the pages whose ID token carries {AppRole.REPORTS_RUN}. One entry per watched mailbox, and "
+                "the users subscription: resource, expiry, status, last notification, last catch-up."
+            ),
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+            "x-required-app-role": AppRole.REPORTS_RUN,
+            "parameters": [],
+            "responses": {
+                "200": ok_response("The watched targets.", "SubscriptionList"),
+                **error_refs("400", "401", "403", "500", "502", "503"),
+            },
+        }
+    },
+}
+PARAMETERS: dict[str, Any] = {
+    "validationToken": {
+        "name": "validationToken",
+        "in": "query",
+        "required": False,
+        "description": "Graph's validation handshake token (at most 1,024 printable characters).",
+        "schema": {"type": "string", "maxLength": 1024},
+    }
+}
+
+SCHEMAS: dict[str, Any] = {
+    "ChangeNotificationCollection": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
+            "validationTokens": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Subscription": {
+        "type": "object",
+        "properties": {
+            "target": {"type": "string", "enum": ["mailbox", "users"]},
+            "mailbox": _NULLABLE,
+            "userPrincipalName": _NULLABLE,
+            "subscriptionId": _NULLABLE,
+            "resource": _NULLABLE,
+            "expirationDateTime": _WHEN,
+            "status": {"type": "string"},
+            "lastNotification": _WHEN,
+            "lastCatchUp": _WHEN,
+            "lastLifecycleEvent": _NULLABLE,
+            "lastError": _NULLABLE,
+        },
+    },
+    "SubscriptionList": {
+        "type": "object",
+        "required": ["mode", "value"],
+        "properties": {
+            "mode": {"type": "string", "enum": ["webhook", "poll", "off"]},
+            "value": {"type": "array", "items": ref("schemas", "Subscription")},
+        },
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "PayloadTooLarge": {
+        "description": "The post is larger than 1 MiB (payload_too_large).",
+        "content": {"application/json": {"schema": ref("schemas", "Error")}},
+    }
+}
