@@ -108,7 +108,13 @@ def test_the_names_bicep_creates_are_the_names_the_code_uses() -> None:
     assert names["notificationTable"] == defaults["notification_table"]
     assert names["mailNotificationQueue"] == defaults["mail_notification_queue"]
     assert names["mailEventsQueue"] == defaults["mail_events_queue"]
-    assert storage["tableNames"] == ["sessionTable", "authFlowTable", "auditTable", "tenantsTable", "notificationTable"]
+    assert storage["tableNames"] == [
+        "sessionTable",
+        "authFlowTable",
+        "auditTable",
+        "tenantsTable",
+        "notificationTable",
+    ]
     assert storage["containerNames"] == ["reportContainer"]
     # The host moves a message that failed maxDequeueCount times to `<queue>-poison`.
     assert storage["queueNames"] == [
