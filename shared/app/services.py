@@ -174,13 +174,14 @@ class Runtime(BuiltOnce):
             else (registry_row.mailbox_scope if registry_row else None),
         )
 
-    def forget_tenant(self, tenant_id: str) -> int:
-        """Drop ``tenant_id``'s services and cached app tokens (its realm only: other tenants keep
-        theirs); returns how many cached tokens were removed. Its next request builds them again."""
+    def forget_tenant(self, tenant_id: str, *, tokens: bool = True) -> int:
+        """Drop ``tenant_id``'s services and (``tokens``) its cached app tokens (its realm only: other
+        tenants keep theirs); returns how many cached tokens were removed. Its next request builds them
+        again."""
         key = tenant_id.lower()
         with self._lock:
             self._tenant_services.pop(key, None)
-        return self.app_tokens().forget(key) if self.settings().is_multi_tenant else 0
+        return self.app_tokens().forget(key) if tokens and self.settings().is_multi_tenant else 0
 
     def tenant_registry(self) -> TenantRegistry:
         """The onboarded organisations in ``TENANTS_TABLE`` (multi-tenant)."""
@@ -204,6 +205,7 @@ class Runtime(BuiltOnce):
                 graph_endpoint=settings.graph_endpoint,
                 tokens_for=self.app_tokens().provider,
                 forget=self.forget_tenant,
+                rebuild=lambda tenant_id: self.forget_tenant(tenant_id, tokens=False),
             )
 
         return self._once("_onboarding", build)

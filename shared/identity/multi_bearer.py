@@ -5,8 +5,9 @@ Entra's multi-tenant metadata (``{host}/organizations/v2.0/.well-known/openid-co
 the issuer as a template, ``https://login.microsoftonline.com/{tenantid}/v2.0``: the validator puts the
 token's ``tid`` (which must be a GUID) into it and requires an exact match with ``iss`` ("Validate the
 issuer", access-tokens.md; shared/reference/multi-tenant-and-obo.md A.5). The v1 issuer
-``https://sts.windows.net/{tid}/`` is derived the same way. Everything else (signature, audience, lifetime,
-caller kind) is :class:`~shared.identity.bearer.CallerAuthenticator`'s.
+``https://sts.windows.net/{tid}/`` is derived the same way. A signing key whose JWKS entry names one fixed
+``issuer`` (not the template) may only sign tokens of exactly that issuer ("the key's issuer"). Everything
+else (signature, audience, lifetime, caller kind) is :class:`~shared.identity.bearer.CallerAuthenticator`'s.
 
 Validation says who the caller is, not whether their organisation is served: the allow-list (onboarded and
 active) is decided afterwards by the tenant directory, so a valid token of another organisation is a 403
@@ -40,6 +41,7 @@ class MultiTenantAuthenticator(CallerAuthenticator):
 
     def _issuers(self, token: str) -> list[str]:
         tenant = _unverified_tenant(token)
+        fixed = self._fixed_key_issuer(token)
         issuers = []
         for template in self._keys.issuers():
             if TENANT_PLACEHOLDER in template:
@@ -48,7 +50,20 @@ class MultiTenantAuthenticator(CallerAuthenticator):
                 issuers.append(f"{match.group(1)}{tenant}/")
         if not issuers:  # a tenant-specific metadata document: no template to fill in
             raise Unauthenticated("The bearer token was not issued by this tenant")
+        if fixed is not None:
+            # A key published for one fixed issuer (e.g. Microsoft accounts' tenant) signs only that one.
+            issuers = [issuer for issuer in issuers if issuer == fixed]
+            if not issuers:
+                raise Unauthenticated("The bearer token's signing key is not valid for its tenant's issuer")
         return issuers
+
+    def _fixed_key_issuer(self, token: str) -> str | None:
+        """The issuer the token's signing key is restricted to (None: a template, or none named)."""
+        import jwt  # noqa: PLC0415 - jwt is heavy: imported on first use (cold start)
+
+        kid = jwt.get_unverified_header(token).get("kid")
+        issuer = self._keys.key_issuer(kid) if isinstance(kid, str) else None
+        return None if issuer is None or TENANT_PLACEHOLDER in issuer else issuer
 
     def _tenant_of(self, claims: Mapping[str, Any]) -> str:
         tid = claims.get("tid")

@@ -79,6 +79,7 @@ class SigningKeys:
         self._spawn = spawn or _refresh_thread
         self._fetch_lock = threading.Lock()  # held by fetchers only, never by requests with a known kid
         self._keys: dict[str, Any] = {}  # replaced whole, never mutated: readers need no lock
+        self._key_issuers: dict[str, str] = {}  # kid -> the key's own `issuer` where the JWKS names one
         self._issuers: tuple[str, ...] = ()
         self._fetched_at: float | None = None  # last successful fetch
         self._generation = 0  # successful fetches so far
@@ -97,6 +98,11 @@ class SigningKeys:
     def issuer(self) -> str:
         """The ``issuer`` of the tenant's v2 OpenID configuration (fetched if needed)."""
         return self.issuers()[0]
+
+    def key_issuer(self, kid: str) -> str | None:
+        """The ``issuer`` the JWKS publishes on key ``kid`` (multi-tenant key sets do: a template, or one
+        fixed issuer the key may sign for), None when it names none. Read after :meth:`key`."""
+        return self._key_issuers.get(kid)
 
     def key(self, kid: str) -> Any | None:
         """The public key for ``kid``, or None if the tenant does not publish it (even after a refresh).
@@ -174,6 +180,7 @@ class SigningKeys:
             raise CredentialUnavailable("The tenant's OpenID configuration lacks issuer or an https jwks_uri")
         jwks = self._get_json(jwks_uri)
         keys: dict[str, Any] = {}
+        key_issuers: dict[str, str] = {}
         entries = jwks.get("keys")
         for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
@@ -183,12 +190,15 @@ class SigningKeys:
                 continue
             try:
                 keys[kid] = jwt.PyJWK(entry, algorithm=ALGORITHM).key
+                if isinstance(entry.get("issuer"), str):
+                    key_issuers[kid] = entry["issuer"]
             except jwt.PyJWTError:
                 logger.warning("Ignoring unusable signing key %s", kid)
         if not keys:
             raise CredentialUnavailable("The tenant publishes no usable RS256 signing keys")
         v1 = self._v1_issuer()
         self._issuers = (issuer, v1) if v1 else (issuer,)
+        self._key_issuers = key_issuers
         self._keys, self._fetched_at = keys, self._clock()
         self._generation += 1
         logger.info("Loaded %d signing keys for issuer %s", len(keys), issuer)

@@ -109,10 +109,12 @@ class Onboarding:
         graph_endpoint: str,
         tokens_for: Callable[[str], TokenSource],
         forget: Callable[[str], object],
+        rebuild: Callable[[str], object] | None = None,
         now: Now = utcnow,
     ) -> None:
         """``tokens_for(tid)``: the app's token source in a tenant; ``forget(tid)``: drop what the process
-        holds for a tenant (its services, its cached tokens)."""
+        holds for a tenant (its services, its cached tokens); ``rebuild(tid)``: drop its services only, so
+        they are built again with what was recorded (default: ``forget``)."""
         self._sign_in = sign_in
         self._flows = flows
         self._registry = registry
@@ -122,6 +124,7 @@ class Onboarding:
         self._graph = graph_endpoint
         self._tokens_for = tokens_for
         self._forget = forget
+        self._rebuild = rebuild or forget
         self._now = now
 
     def start(self, origin: str, mailbox_group: str = "") -> Redirect:
@@ -254,7 +257,7 @@ class Onboarding:
             mailbox_scope=_chosen_scope(str(binding.get("group") or ""), previous),
         )
         self._registry.record(org)
-        self._forget(tid)  # services rebuilt with the recorded choices
+        self._rebuild(tid)  # services built again with the recorded choices; the proven token is kept
         logger.info("Onboarding: organisation %s is active", tid)
         return _page(
             "onboarded",

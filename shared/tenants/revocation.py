@@ -15,6 +15,7 @@ Re-onboarding makes it ``active`` again.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from shared.core.errors import AppNotProvisioned, GraphFunctionsError, TenantRefused
@@ -41,6 +42,8 @@ class RevocationWatch:
         self._tenant = tenant_id.lower()
         self._registry = registry
         self._forget = forget
+        self._lock = threading.Lock()
+        self._recorded: TenantRefused | None = None  # concurrent callers record the revocation once
 
     @property
     def inner(self) -> TokenSource:
@@ -62,6 +65,15 @@ class RevocationWatch:
         self._inner.invalidate(scope, token)
 
     def _revoked(self, error: AppNotProvisioned) -> TenantRefused:
+        """The refusal, recorded once however many callers met the failure together (each gets its own
+        exception object: one raised in several threads at once would share its traceback)."""
+        with self._lock:
+            if self._recorded is None:
+                self._recorded = self._record(error)
+            recorded = self._recorded
+        return TenantRefused(recorded.message, code=recorded.code)
+
+    def _record(self, error: AppNotProvisioned) -> TenantRefused:
         codes = ",".join(str(code) for code in sorted(error.aadsts)) or "-"
         logger.warning(
             "Organisation %s: the app is no longer provisioned there (AADSTS %s)", self._tenant, codes
@@ -74,11 +86,10 @@ class RevocationWatch:
             logger.error("Organisation %s: recording consent_revoked failed (%s)", self._tenant, failure.code)
             org = None
         self._forget(self._tenant)
-        refused = refusal(org)
-        if org is None:
-            return TenantRefused(
-                "Your organisation removed this app's consent (or the app itself). An administrator of your "
-                "organisation can restore access by onboarding again at /onboard.",
-                code="tenant_consent_revoked",
-            )
-        return refused
+        if org is not None:
+            return refusal(org)
+        return TenantRefused(
+            "Your organisation removed this app's consent (or the app itself). An administrator of your "
+            "organisation can restore access by onboarding again at /onboard.",
+            code="tenant_consent_revoked",
+        )

@@ -116,6 +116,28 @@ def test_an_issuer_that_is_not_exactly_the_tokens_tenants_is_a_401(
         orgs_validator.validate(make_token(**claims))
 
 
+def test_a_key_published_for_one_fixed_issuer_signs_only_that_issuer(
+    rsa_key: rsa.RSAPrivateKey, make_token: TokenFactory
+) -> None:
+    msa = "9188040d-6c67-4c5b-b112-36a304b66dad"
+    entry = {**jwk_of(rsa_key, "key-1"), "issuer": f"{AUTHORITY_HOST}/{msa}/v2.0"}
+    transport = FakeTransport()
+    transport.route(
+        ORGS_METADATA,
+        lambda request: respond(
+            200, {"issuer": f"{AUTHORITY_HOST}/{{tenantid}}/v2.0", "jwks_uri": ORGS_KEYS}
+        ),
+    )
+    transport.route(ORGS_KEYS, lambda request: respond(200, {"keys": [entry]}))
+    keys = SigningKeys(
+        metadata_url=ORGS_METADATA, transport=transport, clock=FakeClock(), spawn=lambda f: f()
+    )
+    validator = MultiTenantAuthenticator(audiences=make_settings().api_audiences, keys=keys)
+    assert validator.validate(make_token(tid=msa, iss=f"{AUTHORITY_HOST}/{msa}/v2.0")).tenant_id == msa
+    with pytest.raises(Unauthenticated, match="signing key"):
+        validator.validate(make_token(tid=CUSTOMER, iss=f"{AUTHORITY_HOST}/{CUSTOMER}/v2.0"))
+
+
 def test_a_token_without_tid_is_a_401(
     orgs_validator: MultiTenantAuthenticator, make_token: TokenFactory
 ) -> None:
@@ -274,6 +296,9 @@ def test_entra_refusing_the_app_in_an_organisation_marks_it_consent_revoked() ->
     assert refused.value.code == "tenant_consent_revoked"
     assert registry.statuses == [(CUSTOMER, "consent_revoked")] and forgotten == [CUSTOMER]
     assert "7000229" in registry.orgs[CUSTOMER].status_reason
+    with pytest.raises(TenantRefused):  # concurrent callers of the same failure: recorded once
+        watch.get_token("scope")
+    assert registry.statuses == [(CUSTOMER, "consent_revoked")]
     # An outage is not a revocation: it goes through untouched.
     outage = RevocationWatch(
         _Tokens(CredentialUnavailable("down")),
@@ -286,8 +311,9 @@ def test_entra_refusing_the_app_in_an_organisation_marks_it_consent_revoked() ->
     assert len(registry.statuses) == 1
     # The registry down: still the 403, recorded at the next request.
     registry.fail = True
+    fresh = RevocationWatch(_Tokens(missing), tenant_id=CUSTOMER, registry=registry, forget=forgotten.append)  # type: ignore[arg-type]
     with pytest.raises(TenantRefused) as again:
-        watch.get_token("scope")
+        fresh.get_token("scope")
     assert again.value.code == "tenant_consent_revoked"
 
 
