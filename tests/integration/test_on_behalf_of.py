@@ -23,6 +23,7 @@ import requests
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call
 from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
+from tests.integration.test_signin_kit import web_browser
 from tests.support.apphost import Caller, forge_token
 from tests.support.tenant import LocalTenant
 
@@ -234,6 +235,21 @@ def test_graphs_cae_challenge_is_answered_with_a_new_exchange(
     sent = exchanges(tenant, seq)
     assert again.status_code == 200, again.text
     assert graph == [401, 200] and len(sent) == 1  # the challenge, one exchange with the claims, the retry
+
+
+def test_own_mail_on_a_session_cookie(app_host: DevHostProcess, tenant: LocalTenant) -> None:
+    """The people signed in to the pages read their own mail too: Mail.Read comes from the sign-in's
+    refresh token once consented (Entra asks for the consent first). MSAL keeps Entra's refusal of that
+    refresh for 60 s (keyed by the request), so the consented read is a new sign-in's."""
+    account = (tenant.env["DEMO_USER_USERNAME"], tenant.env["DEMO_USER_PASSWORD"])
+    with web_browser(tenant, app_host) as web:
+        web.sign_in(*account)
+        assert_error(web.get("/api/me/messages"), 401, "interaction_required")
+    grant(tenant, "Mail.Read")
+    with web_browser(tenant, app_host) as web:
+        web.sign_in(*account)
+        mail = web.get("/api/me/messages", params={"top": "2"})
+        assert mail.status_code == 200 and len(mail.json()["value"]) == 2, mail.text
 
 
 # -- each refusal of an exchange ------------------------------------------------------------------
