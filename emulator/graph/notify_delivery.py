@@ -80,6 +80,11 @@ def sweep(store: NotifyStore) -> None:
         store.record({"event": "expired", "subscriptionId": sid})
     if expired:
         gone = set(expired)
+        for p in store.queue:
+            if p.sub_id in gone and p.kind == "change":
+                store.record(
+                    {"event": "discarded", "reason": "subscription expired", "url": p.url, **summary(p.item)}
+                )
         store.queue = [p for p in store.queue if p.sub_id not in gone or p.kind == "lifecycle"]
 
 
