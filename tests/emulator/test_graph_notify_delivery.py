@@ -255,3 +255,15 @@ def test_an_endpoint_with_an_untrusted_certificate_fails_the_handshake(
         err = subscribe(fresh, untrusted, expect=400, expirationDateTime=expiry(fresh, 60))["error"]
     assert err["message"] == "The underlying connection was closed: An unexpected error occurred on a send."
     assert untrusted.received == []
+
+
+def test_an_endpoint_with_a_leaf_from_the_local_ca_passes_the_handshake(
+    fresh: LocalTenant, tmp_path: Path
+) -> None:
+    from emulator.pki.leaf import main
+
+    assert main(["--state-dir", str(fresh.state_dir), "--out", str(tmp_path), "localhost", "127.0.0.1"]) == 0
+    assert oct((tmp_path / "server.key").stat().st_mode & 0o777) == "0o600"
+    with https_receiver(fresh.state_dir, tmp_path / "server.pem", tmp_path / "server.key") as app:
+        sub = subscribe(fresh, app, expirationDateTime=expiry(fresh, 60))
+    assert sub["id"] and len(app.validations()) == 1
