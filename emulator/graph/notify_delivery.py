@@ -71,6 +71,19 @@ def endpoint_status(store: NotifyStore, url: str, now: float) -> str:
     return "ok"
 
 
+def challenge(state: EmulatorState, store: NotifyStore, now: float) -> None:
+    """The scheduled ``reauthorizationRequired`` (setting ``reauthorization_before_expiry_minutes``)."""
+    lead = store.settings.reauthorization_before_expiry_minutes * 60
+    if lead <= 0:
+        return
+    from emulator.graph.notify_events import fire_lifecycle
+
+    for sub in list(store.subscriptions.values()):
+        if sub.expiration - lead <= now < sub.expiration and sub.challenged_for != sub.expiration:
+            sub.challenged_for = sub.expiration
+            fire_lifecycle(state, sub, "reauthorizationRequired")
+
+
 def sweep(store: NotifyStore) -> None:
     """Graph deletes expired subscriptions; their queued items go with them."""
     now = CLOCK.time()
@@ -202,7 +215,8 @@ def dispatch_due(state: EmulatorState) -> list[asyncio.Task[Any]]:
     """Send what is due now; returns the POST tasks started."""
     store = notify_store(state)
     sweep(store)
-    now = CLOCK.time()
+    challenge(state, store, CLOCK.time())
+    now = CLOCK.time()  # after the challenges: what they queued is due in this round
     due: list[Pending] = []
     keep: list[Pending] = []
     for p in store.queue:
@@ -276,5 +290,6 @@ async def _run(state: EmulatorState) -> None:
                 dispatch_due(state)
             else:
                 sweep(store)
+                challenge(state, store, CLOCK.time())
         except Exception:  # the loop must outlive any one bad round
             log.exception("change-notification delivery round failed")

@@ -83,7 +83,7 @@ def unknown_property(name: str) -> GraphError:
     )
 
 
-def _string(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+def string_field(data: dict[str, Any], name: str, required: bool = False) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -193,7 +193,7 @@ def rich_rules(target: Target, data: dict[str, Any]) -> tuple[bool, str | None, 
         include = False
     if not isinstance(include, bool):
         raise invalid("Cannot convert the value of 'includeResourceData' to 'Edm.Boolean'.", "BadRequest")
-    cert, cert_id = _string(data, "encryptionCertificate"), _string(data, "encryptionCertificateId")
+    cert, cert_id = string_field(data, "encryptionCertificate"), string_field(data, "encryptionCertificateId")
     if not include:
         return False, cert, cert_id
     if target.kind != "messages":

@@ -112,3 +112,25 @@ def test_refusals(fresh: LocalTenant, hook: Receiver) -> None:
     assert _fire(fresh, users["id"], "reauthorizationRequired")["queued"] is False
     assert _fire(fresh, users["id"], "expired", expect=400)
     assert _fire(fresh, "00000000-0000-0000-0000-000000000000", "missed", expect=404)
+
+
+def test_scheduled_reauthorization_before_expiry(fresh: LocalTenant, hook: Receiver) -> None:
+    fresh.control("PUT", "/graph/notifications/settings", {"reauthorizationBeforeExpiryMinutes": 30})
+    token = app_token(fresh)
+    sub = subscribe(fresh, hook, token=token, lifecycleNotificationUrl=hook.url(LIFECYCLE))  # 60 min
+    flush(fresh)
+    assert hook.items(LIFECYCLE) == []
+    fresh.advance_clock(31 * 60)
+    flush(fresh)
+    flush(fresh)  # a second round sends nothing more
+    assert [i["lifecycleEvent"] for i in hook.items(LIFECYCLE)] == ["reauthorizationRequired"]  # once
+    renewed = HTTP.patch(
+        graph(fresh, f"/subscriptions/{sub['id']}"),
+        json={"expirationDateTime": expiry(fresh, 60)},
+        headers=bearer(token),
+        timeout=30,
+    )
+    assert renewed.status_code == 200
+    fresh.advance_clock(31 * 60)
+    flush(fresh)
+    assert len(hook.items(LIFECYCLE)) == 2  # again for the new expiry

@@ -204,3 +204,25 @@ def test_unknown_fields_and_resources_are_refused(fresh: LocalTenant, hook: Rece
     assert err["code"] == "InvalidRequest"
     parts = urlsplit(hook.url(query="a=1"))
     assert parse_qs(parts.query) == {"a": ["1"]}
+
+
+def test_delegated_subscriptions_reach_only_the_own_mailbox(fresh: LocalTenant, hook: Receiver) -> None:
+    from tests.emulator.graph_kit import mint
+
+    me = mint(fresh, scopes=("Mail.Read",), oid=member_id(fresh))
+    sub = subscribe(fresh, hook, token=me, resource="me/mailFolders('Inbox')/messages", changeType="created")
+    assert sub["creatorId"] == member_id(fresh) and sub["resource"] == "me/mailFolders('Inbox')/messages"
+    listed = HTTP.get(graph(fresh, "/subscriptions"), headers=bearer(me), timeout=30).json()["value"]
+    assert [s["id"] for s in listed] == [sub["id"]]
+    admin = HTTP.get(
+        graph(fresh, f"/users/{fresh.env['DEMO_ADMIN_USERNAME']}?$select=id"),
+        headers=bearer(app_token(fresh)),
+        timeout=30,
+    ).json()["id"]
+    err = subscribe(fresh, hook, token=me, expect=403, resource=f"users/{admin}/messages")["error"]
+    assert err["code"] == "ExtensionError"
+    err = subscribe(fresh, hook, expect=400, resource="me/messages")["error"]  # app-only: no /me
+    assert err["code"] == "BadRequest"
+    add_message(fresh, fresh.env["DEMO_USER_USERNAME"])
+    flush(fresh)
+    assert [i["subscriptionId"] for i in hook.items()] == [sub["id"]]
