@@ -209,3 +209,31 @@ def fire_lifecycle(state: EmulatorState, sub: Subscription, event: str) -> bool:
         return False
     enqueue(state, sub, item, "lifecycle")
     return True
+
+
+def group_item(sub: Subscription, group_id: str, change: str) -> dict[str, Any]:
+    resource = f"Groups/{group_id}"
+    return {
+        "id": _item_id(),
+        "subscriptionId": sub.id,
+        "subscriptionExpirationDateTime": _stamp(sub.expiration),
+        "changeType": change,
+        "resource": resource,
+        "resourceData": {
+            "@odata.type": "#Microsoft.Graph.Group",
+            "@odata.id": resource,
+            "id": group_id,
+            "organizationId": sub.tenant_id,
+        },
+        "clientState": sub.client_state,
+        "tenantId": sub.tenant_id,
+    }
+
+
+def record_group_change(state: EmulatorState, group_id: str) -> None:
+    """Notify ``groups`` and ``groups/{id}`` subscriptions that a group was created or its members changed
+    (``updated``, as for users)."""
+    for sub in _live(notify_store(state)):
+        watches = sub.kind == "groups" or (sub.kind == "group" and sub.target == group_id)
+        if watches and "updated" in sub.change_types:
+            enqueue(state, sub, group_item(sub, group_id, "updated"))

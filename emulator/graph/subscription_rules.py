@@ -19,6 +19,8 @@ from emulator.graph.notify_store import NotifySettings, NotifyStore, Subscriptio
 
 _USERS = re.compile(r"users", re.IGNORECASE)
 _USER = re.compile(r"users/(?P<uid>[^/?']+)", re.IGNORECASE)
+_GROUPS = re.compile(r"groups", re.IGNORECASE)
+_GROUP = re.compile(r"groups/(?P<gid>[^/?']+)", re.IGNORECASE)
 _MESSAGES = re.compile(r"(?:users/(?P<uid>[^/?']+)|me)/messages", re.IGNORECASE)
 _FOLDER_MESSAGES = re.compile(
     r"(?:users/(?P<uid>[^/?']+)|me)/mailfolders(?:\('(?P<f1>[^'/]+)'\)|/(?P<f2>[^/?']+))/messages",
@@ -54,6 +56,10 @@ PATCH_FIELDS = frozenset(
     }
 )
 MAIL_SUBSCRIBE = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
+GROUP_SUBSCRIBE = frozenset(
+    {"Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+DIRECTORY_KINDS = frozenset({"users", "user", "groups", "group"})
 FORBIDDEN_EXTENSION = "Operation: Create; Exception: [Status Code: Forbidden; Reason: Forbidden]"
 NO_REST_MAILBOX = (
     "Operation: Create; Exception: [Status Code: NotFound; "
@@ -67,7 +73,7 @@ def invalid(message: str, code: str = "InvalidRequest", status: int = 400) -> Gr
 
 @dataclass
 class Target:
-    kind: str  # users | user | messages
+    kind: str  # users | user | groups | group | messages
     user_id: str | None
     folder_id: str | None
     select: list[str] | None
@@ -108,7 +114,7 @@ def change_types(value: str, kind: str) -> list[str]:
     wanted = [p.strip() for p in value.split(",")]
     out: list[str] = []
     for item in wanted:
-        if item not in CHANGE_TYPES or (kind in ("users", "user") and item == "created"):
+        if item not in CHANGE_TYPES or (kind in DIRECTORY_KINDS and item == "created"):
             raise invalid(f"Invalid 'changeType' attribute: '{item}'.")
         if item not in out:
             out.append(item)
@@ -130,6 +136,15 @@ def parse_resource(ctx: Ctx, raw: str) -> Target:
         if user is None:
             raise GraphError(404, "ResourceNotFound", f"Resource '{m.group('uid')}' does not exist.")
         return Target("user", user.id, None, None, None, path)
+    if _GROUPS.fullmatch(path) or (g := _GROUP.fullmatch(path)) is not None:
+        if options:
+            raise invalid(f"Query options are not supported for resource '{path}'.")  # [INFERRED]
+        if _GROUPS.fullmatch(path):
+            return Target("groups", None, None, None, None, path)
+        group = directory.group(g.group("gid"))
+        if group is None:
+            raise GraphError(404, "ResourceNotFound", f"Resource '{g.group('gid')}' does not exist.")
+        return Target("group", group.id, None, None, None, path)
     match = _MESSAGES.fullmatch(path) or _FOLDER_MESSAGES.fullmatch(path)
     if match is None:
         raise invalid(f"Resource '{path}' is not supported for change notifications.")  # [INFERRED]
@@ -171,6 +186,12 @@ def check_access(ctx: Ctx, target: Target) -> None:
         GraphError: 403 ``Authorization_RequestDenied`` (users) or ``ExtensionError`` (mail).
     """
     principal = ctx.principal
+    if target.kind in ("groups", "group"):
+        if not principal.has_any(GROUP_SUBSCRIBE):
+            raise GraphError(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        return
     if target.kind in ("users", "user"):
         if not principal.has_any(USER_READ_ALL):
             raise GraphError(

@@ -267,3 +267,26 @@ def test_an_endpoint_with_a_leaf_from_the_local_ca_passes_the_handshake(
     with https_receiver(fresh.state_dir, tmp_path / "server.pem", tmp_path / "server.key") as app:
         sub = subscribe(fresh, app, expirationDateTime=expiry(fresh, 60))
     assert sub["id"] and len(app.validations()) == 1
+
+
+def test_group_membership_changes_reach_groups_subscriptions(fresh: LocalTenant, hook: Receiver) -> None:
+    readers = fresh.env["MAIL_READERS_GROUP_ID"]
+    token = app_token(fresh, "Group.Read.All")
+    assert subscribe(fresh, hook, token=app_token(fresh), expect=403, resource="groups", changeType="updated")
+    one = subscribe(fresh, hook, token=token, resource=f"groups/{readers}", changeType="updated")
+    every = subscribe(fresh, hook, token=token, resource="groups", changeType="updated,deleted")
+    admin = fresh.env["DEMO_ADMIN_USERNAME"]
+    fresh.control("POST", f"/groups/{readers}/members", {"id": admin})
+    fresh.control("DELETE", f"/groups/{readers}/members/{quote(admin)}", expect=204)
+    fresh.control("DELETE", f"/groups/{readers}/members/{quote(admin)}", expect=404)
+    created = fresh.control("POST", "/groups", {"displayName": "Escalations"}, expect=201)
+    flush(fresh)
+    items = hook.items()
+    assert all(i["changeType"] == "updated" for i in items)
+    assert (
+        sorted(i["resource"] for i in items if i["subscriptionId"] == one["id"]) == [f"Groups/{readers}"] * 2
+    )
+    assert sorted(i["resource"] for i in items if i["subscriptionId"] == every["id"]) == sorted(
+        [f"Groups/{readers}"] * 2 + [f"Groups/{created['id']}"]
+    )
+    assert items[0]["resourceData"]["@odata.type"] == "#Microsoft.Graph.Group"
