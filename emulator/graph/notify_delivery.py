@@ -66,7 +66,7 @@ def endpoint_status(store: NotifyStore, url: str, now: float) -> str:
         return "drop"
     health.prune(now, s.slow_window_seconds)
     n = len(health.samples)
-    if n >= s.slow_min_sample and sum(1 for _, slow in health.samples if slow) / n > s.slow_fraction:
+    if n and n >= s.slow_min_sample and sum(1 for _, slow in health.samples if slow) / n > s.slow_fraction:
         return "slow"
     return "ok"
 

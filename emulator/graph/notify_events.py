@@ -58,8 +58,11 @@ def valid_filter(text: str) -> None:
 def _matches_filter(sub: Subscription, message: Message) -> bool:
     if not sub.filter:
         return True
-    predicate = Compiler(MESSAGE_FILTERS, MailFilterPolicy()).compile(parse_filter(sub.filter))
-    return bool(predicate(message))
+    try:
+        predicate = Compiler(MESSAGE_FILTERS, MailFilterPolicy()).compile(parse_filter(sub.filter))
+        return bool(predicate(message))
+    except (GraphError, FilterSyntaxError, TypeError, ValueError):
+        return False  # validated at creation; never fail the change that triggered this
 
 
 def message_item(sub: Subscription, user_id: str, message: Message, change: str) -> dict[str, Any]:

@@ -104,8 +104,13 @@ def string_field(data: dict[str, Any], name: str, required: bool = False) -> str
 
 def https_url(value: str, name: str = "notification") -> str:
     """A subscriber URL: absolute ``https://`` (Graph calls nothing else)."""
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" or not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 0 < parts.port < 65_536  # .port raises on a non-number
+    except ValueError:
+        raise invalid(f"Invalid {name} url='{value}'.") from None
+    bad = parts.scheme.lower() != "https" or not parts.hostname or parts.username or parts.password
+    if bad or not port_ok or any(c.isspace() for c in value):
         raise invalid(f"Invalid {name} url='{value}'.")
     return value
 

@@ -77,7 +77,10 @@ class WebhookClient:
 
     def _send(self, url: str, body: bytes, content_type: str, timeout: float) -> Reply:
         started = time.perf_counter()
-        if not is_loopback(url):
+        try:
+            if not is_loopback(url):
+                return Reply(None, "", b"", 0.0, "unreachable")
+        except ValueError:
             return Reply(None, "", b"", 0.0, "unreachable")
         try:
             resp = self._session().post(

@@ -226,3 +226,57 @@ def test_delegated_subscriptions_reach_only_the_own_mailbox(fresh: LocalTenant, 
     add_message(fresh, fresh.env["DEMO_USER_USERNAME"])
     flush(fresh)
     assert [i["subscriptionId"] for i in hook.items()] == [sub["id"]]
+
+
+def test_malformed_input_is_always_a_clean_4xx(fresh: LocalTenant, hook: Receiver) -> None:
+    token = app_token(fresh)
+    good = {
+        "changeType": "created",
+        "notificationUrl": hook.url(),
+        "resource": f"users/{member_id(fresh)}/messages",
+        "expirationDateTime": expiry(fresh, 60),
+    }
+    bad_values: list[tuple[str, object]] = [
+        ("changeType", 7),
+        ("changeType", "created,,updated"),
+        ("notificationUrl", "https://[::1"),
+        ("notificationUrl", "https://127.0.0.1:99999/x"),
+        ("notificationUrl", "https://127.0.0.1:1/ x"),
+        ("notificationUrl", "https://user:pw@127.0.0.1/"),
+        ("notificationUrl", ["https://127.0.0.1/"]),
+        ("resource", f"users/{member_id(fresh)}/messages?$filter=subject eq"),
+        ("resource", f"users/{member_id(fresh)}/messages?$filter=nope eq 1"),
+        ("resource", f"users/{member_id(fresh)}/messages?$top=5"),
+        ("resource", f"users/{member_id(fresh)}/mailFolders('nowhere')/messages"),
+        ("expirationDateTime", "tomorrow"),
+        ("expirationDateTime", 12),
+        ("includeResourceData", "yes"),
+        ("latestSupportedTlsVersion", "v9"),
+        ("encryptionCertificateId", {"a": 1}),
+    ]
+    for key, value in bad_values:
+        reply = HTTP.post(
+            graph(fresh, "/subscriptions"), json={**good, key: value}, headers=bearer(token), timeout=30
+        )
+        assert 400 <= reply.status_code < 500, (key, value, reply.status_code, reply.text)
+        assert reply.json()["error"]["code"], (key, value)
+    for raw, ctype in ((b"[]", "application/json"), (b"{", "application/json"), (b"", "application/json")):
+        reply = HTTP.post(
+            graph(fresh, "/subscriptions"),
+            data=raw,
+            headers=bearer(token, **{"Content-Type": ctype}),
+            timeout=30,
+        )
+        assert reply.status_code == 400, reply.text
+    sid = subscribe(fresh, hook, token=token)["id"]
+    for body in (
+        [],
+        {"expirationDateTime": None},
+        {"notificationUrl": "ftp://x"},
+        {"expirationDateTime": "x"},
+    ):
+        reply = HTTP.patch(
+            graph(fresh, f"/subscriptions/{sid}"), json=body, headers=bearer(token), timeout=30
+        )
+        assert reply.status_code == 400, (body, reply.text)
+    assert hook.notifications() == []
