@@ -215,6 +215,12 @@ class Message:
     is_read: bool = False
     internet_message_id: str = ""
     conversation_id: str = ""
+    #: Bumped by every change after creation, so the changeKey and @odata.etag move as Exchange's do.
+    version: int = 0
+
+    @property
+    def change_key(self) -> str:
+        return self.id[-16:] if not self.version else f"{self.id[-12:]}{self.version:04X}"
 
     @property
     def body_preview(self) -> str:
@@ -226,7 +232,7 @@ class Message:
     def to_graph(self) -> dict[str, Any]:
         stamp = iso(self.received)
         return {
-            "@odata.etag": f'W/"{self.id[-16:]}"',
+            "@odata.etag": f'W/"{self.change_key}"',
             "id": self.id,
             "createdDateTime": stamp,
             "lastModifiedDateTime": stamp,

@@ -30,7 +30,7 @@ def message_json(m: Message) -> dict[str, Any]:
     data = m.to_graph()
     data.update(
         {
-            "changeKey": m.id[-16:],
+            "changeKey": m.change_key,
             "categories": [],
             "isReadReceiptRequested": False,
             "isDeliveryReceiptRequested": False,

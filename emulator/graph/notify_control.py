@@ -204,6 +204,7 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         message.importance = body.get("importance", message.importance)
         if folder is not None:
             message.folder_id = folder.id
+        message.version += 1
         record_mail_change(state, user.id, message, "updated", old_folder)
         return JSONResponse({"id": message.id, "folderId": message.folder_id})
 

@@ -290,3 +290,23 @@ def test_group_membership_changes_reach_groups_subscriptions(fresh: LocalTenant,
         [f"Groups/{readers}"] * 2 + [f"Groups/{created['id']}"]
     )
     assert items[0]["resourceData"]["@odata.type"] == "#Microsoft.Graph.Group"
+
+
+def test_a_change_moves_the_etag_and_the_duplicate_keeps_it(fresh: LocalTenant, hook: Receiver) -> None:
+    subscribe(fresh, hook, changeType="created,updated")
+    member = fresh.env[MEMBER]
+    mid = add_message(fresh, member)
+    flush(fresh)
+    first = {i["changeType"]: i["resourceData"]["@odata.etag"] for i in hook.items()}
+    assert first["created"] == first["updated"]  # the same version, reported twice
+    hook.clear()
+    fresh.control("PATCH", f"/users/{quote(member)}/messages/{mid}", {"isRead": True})
+    flush(fresh)
+    [changed] = hook.items()
+    assert changed["changeType"] == "updated" and changed["resourceData"]["@odata.etag"] != first["created"]
+    read = HTTP.get(
+        graph(fresh, f"/users/{member_id(fresh)}/messages/{mid}?$select=isRead"),
+        headers=bearer(app_token(fresh)),
+        timeout=30,
+    ).json()
+    assert read["@odata.etag"] == changed["resourceData"]["@odata.etag"] and read["isRead"] is True
