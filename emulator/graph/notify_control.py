@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from starlette.requests import Request
@@ -199,13 +200,14 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         except ValueError as exc:
             return _bad(str(exc))
         old_folder = message.folder_id
+        before = copy.copy(message)
         message.is_read = body.get("isRead", message.is_read)
         message.subject = body.get("subject", message.subject)
         message.importance = body.get("importance", message.importance)
         if folder is not None:
             message.folder_id = folder.id
         message.version += 1
-        record_mail_change(state, user.id, message, "updated", old_folder)
+        record_mail_change(state, user.id, message, "updated", old_folder, before)
         return JSONResponse({"id": message.id, "folderId": message.folder_id})
 
     async def reset_mail_delta(request: Request) -> Response:

@@ -97,11 +97,18 @@ def message_item(sub: Subscription, user_id: str, message: Message, change: str)
 
 
 def record_mail_change(
-    state: EmulatorState, user_id: str, message: Message, change: str, old_folder: str | None = None
+    state: EmulatorState,
+    user_id: str,
+    message: Message,
+    change: str,
+    old_folder: str | None = None,
+    before: Message | None = None,
 ) -> None:
     """Write a message's change to its mailbox's log (messages delta) and notify its subscriptions.
 
-    ``change``: ``created``, ``updated`` (``old_folder`` set when it moved) or ``deleted``.
+    ``change``: ``created``, ``updated`` (``old_folder`` set when it moved; ``before`` = the message as it
+    was) or ``deleted``. With a ``$filter`` on the subscription, an update that makes the message match is
+    reported as ``created``, one that makes it stop matching as ``deleted`` (the Outlook overview's rule).
     """
     store = notify_store(state)
     log = store.mail_changes(user_id)
@@ -129,7 +136,12 @@ def record_mail_change(
                     continue
             elif sub.folder != message.folder_id:
                 continue
-        if kind != "deleted" and not _matches_filter(sub, message):
+        if sub.filter and kind == "updated" and before is not None:
+            was, now = _matches_filter(sub, before), _matches_filter(sub, message)
+            if not was and not now:
+                continue
+            kind = "updated" if was and now else "created" if now else "deleted"
+        elif kind != "deleted" and not _matches_filter(sub, message):
             continue
         if kind in sub.change_types:
             enqueue(state, sub, message_item(sub, user_id, message, kind))

@@ -310,3 +310,23 @@ def test_a_change_moves_the_etag_and_the_duplicate_keeps_it(fresh: LocalTenant, 
         timeout=30,
     ).json()
     assert read["@odata.etag"] == changed["resourceData"]["@odata.etag"] and read["isRead"] is True
+
+
+def test_a_filtered_subscription_sees_entering_and_leaving_as_created_and_deleted(
+    fresh: LocalTenant, hook: Receiver
+) -> None:
+    resource = f"users/{member_id(fresh)}/mailFolders('inbox')/messages?$filter=isRead eq false"
+    fresh.control("PUT", "/graph/notifications/settings", {"createdThenUpdated": False})
+    subscribe(fresh, hook, changeType="created,updated,deleted", resource=resource)
+    member = fresh.env[MEMBER]
+    unread = add_message(fresh, member)
+    add_message(fresh, member, isRead=True)  # does not match: no notification
+    fresh.control("PATCH", f"/users/{quote(member)}/messages/{unread}", {"subject": "still unread"})
+    fresh.control("PATCH", f"/users/{quote(member)}/messages/{unread}", {"isRead": True})  # leaves
+    fresh.control("PATCH", f"/users/{quote(member)}/messages/{unread}", {"subject": "read, unseen"})
+    fresh.control("PATCH", f"/users/{quote(member)}/messages/{unread}", {"isRead": False})  # enters
+    flush(fresh)
+    seen = sorted((i["resourceData"]["id"], i["changeType"]) for i in hook.items())
+    assert seen == sorted(
+        [(unread, "created"), (unread, "updated"), (unread, "deleted"), (unread, "created")]
+    )
