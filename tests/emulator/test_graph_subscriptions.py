@@ -280,3 +280,33 @@ def test_malformed_input_is_always_a_clean_4xx(fresh: LocalTenant, hook: Receive
         )
         assert reply.status_code == 400, (body, reply.text)
     assert hook.notifications() == []
+
+
+def test_subscription_writes_are_throttled_and_faults_apply(fresh: LocalTenant, hook: Receiver) -> None:
+    fresh.control(
+        "PUT", "/graph/notifications/settings", {"writesPer20s": 2, "duplicateSubscriptions": "allow"}
+    )
+    subscribe(fresh, hook)
+    subscribe(fresh, hook)
+    reply = HTTP.post(
+        graph(fresh, "/subscriptions"),
+        json={
+            "changeType": "created",
+            "notificationUrl": hook.url(),
+            "resource": f"users/{member_id(fresh)}/messages",
+            "expirationDateTime": expiry(fresh, 60),
+        },
+        headers=bearer(app_token(fresh)),
+        timeout=30,
+    )
+    assert reply.status_code == 429 and reply.json()["error"]["code"] == "TooManyRequests"
+    assert 1 <= int(reply.headers["Retry-After"]) <= 21
+    fresh.advance_clock(21)
+    subscribe(fresh, hook)  # the window has passed
+    # the fault API applies to the new routes like any Graph route
+    fresh.control(
+        "POST", "/faults", {"service": "graph", "path": "^/v1.0/subscriptions$", "status": 503, "times": 1}
+    )
+    err = subscribe(fresh, hook, expect=503)["error"]
+    assert err["code"] == "ServiceUnavailable"
+    subscribe(fresh, hook)  # recovered
