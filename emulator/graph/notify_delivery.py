@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -248,7 +249,7 @@ def dispatch_due(state: EmulatorState) -> list[asyncio.Task[Any]]:
     for url, items in by_url.items():
         for i in range(0, len(items), size):
             chunk = items[i : i + size]
-            tasks.append(_spawn(store, lambda url=url, chunk=chunk: _post(state, store, url, chunk)))
+            tasks.append(_spawn(store, functools.partial(_post, state, store, url, chunk)))
     return tasks
 
 

@@ -132,24 +132,19 @@ def parse_resource(ctx: Ctx, raw: str) -> Target:
     path, _, query = text.partition("?")
     options = {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=True)}
     directory = ctx.state.directory
-    if _USERS.fullmatch(path) or (m := _USER.fullmatch(path)) is not None:
+    for collection, single, kind in ((_USERS, _USER, "user"), (_GROUPS, _GROUP, "group")):
+        whole, one = collection.fullmatch(path), single.fullmatch(path)
+        if whole is None and one is None:
+            continue
         if options:
             raise invalid(f"Query options are not supported for resource '{path}'.")  # [INFERRED]
-        if _USERS.fullmatch(path):
-            return Target("users", None, None, None, None, path)
-        user = directory.user(m.group("uid"))
-        if user is None:
-            raise GraphError(404, "ResourceNotFound", f"Resource '{m.group('uid')}' does not exist.")
-        return Target("user", user.id, None, None, None, path)
-    if _GROUPS.fullmatch(path) or (g := _GROUP.fullmatch(path)) is not None:
-        if options:
-            raise invalid(f"Query options are not supported for resource '{path}'.")  # [INFERRED]
-        if _GROUPS.fullmatch(path):
-            return Target("groups", None, None, None, None, path)
-        group = directory.group(g.group("gid"))
-        if group is None:
-            raise GraphError(404, "ResourceNotFound", f"Resource '{g.group('gid')}' does not exist.")
-        return Target("group", group.id, None, None, None, path)
+        if one is None:
+            return Target(f"{kind}s", None, None, None, None, path)
+        key = one.group(1)
+        found = directory.user(key) if kind == "user" else directory.group(key)
+        if found is None:
+            raise GraphError(404, "ResourceNotFound", f"Resource '{key}' does not exist.")
+        return Target(kind, found.id, None, None, None, path)
     match = _MESSAGES.fullmatch(path) or _FOLDER_MESSAGES.fullmatch(path)
     if match is None:
         raise invalid(f"Resource '{path}' is not supported for change notifications.")  # [INFERRED]

@@ -98,7 +98,7 @@ def test_slow_endpoints_are_delayed_and_dropping_ones_lose_notifications(
     fresh.control(
         "PUT",
         "/graph/notifications/settings",
-        {"replyDeadlineMs": 1_000, "slowMinSample": 8, "createdThenUpdated": False},
+        {"replyDeadlineMs": 2_000, "slowMinSample": 8, "createdThenUpdated": False},
     )
     subscribe(fresh, hook, changeType="created", lifecycleNotificationUrl=hook.url("/api/graph/lifecycle"))
     slow = {"on": False}
@@ -106,7 +106,8 @@ def test_slow_endpoints_are_delayed_and_dropping_ones_lose_notifications(
         200 if r.validation_token is not None else 202,
         "text/plain",
         (r.validation_token or "").encode(),
-        delay=1.3 if slow["on"] and r.validation_token is None else 0.0,
+        # slow replies overrun the deadline by far; fast ones have 2 s of margin on a loaded machine
+        delay=2.5 if slow["on"] and r.validation_token is None and r.path != "/api/graph/lifecycle" else 0.0,
     )
     for _ in range(8):  # 8 fast replies
         add_message(fresh, fresh.env[MEMBER])
@@ -141,12 +142,11 @@ def test_slow_endpoints_are_delayed_and_dropping_ones_lose_notifications(
     seq = log_seq(fresh)
     add_message(fresh, fresh.env[MEMBER])
     entries = flush(fresh)
-    # the new message, and the retries of what the slow replies failed (two messages and the `missed`
-    # lifecycle POST, due 60 s after they failed), all delivered
+    # the new message, and the retries of the two slow ones (due 60 s after they failed), all delivered
     assert events(log_since(fresh, seq), "dropped") == []
     assert {e["outcome"] for e in events(entries, "attempt")} == {"delivered"}
     items = [i for e in events(entries, "attempt") for i in e["items"]]
-    assert sorted(str(i["changeType"] or i["lifecycleEvent"]) for i in items) == ["created"] * 3 + ["missed"]
+    assert [i["changeType"] for i in items] == ["created"] * 3
 
 
 def test_outage_mode_loses_notifications_but_not_the_mail(fresh: LocalTenant, hook: Receiver) -> None:
