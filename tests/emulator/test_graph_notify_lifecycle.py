@@ -134,3 +134,26 @@ def test_scheduled_reauthorization_before_expiry(fresh: LocalTenant, hook: Recei
     fresh.advance_clock(31 * 60)
     flush(fresh)
     assert len(hook.items(LIFECYCLE)) == 2  # again for the new expiry
+
+
+def test_control_inputs_are_checked(fresh: LocalTenant) -> None:
+    for body in (
+        {"nope": 1},
+        {"autoDeliver": "yes"},
+        {"replyDeadlineMs": -1},
+        {"replyDeadlineMs": 1.5},
+        {"lifecycleShape": "odd"},
+        {"duplicateRate": 2},
+    ):
+        assert fresh.control("PUT", "/graph/notifications/settings", body, expect=400)["error"]["message"]
+    settings = fresh.control("PUT", "/graph/notifications/settings", {"retryBaseSeconds": 5, "maxBatch": 3})
+    assert settings["retryBaseSeconds"] == 5 and settings["maxBatch"] == 3 and settings["autoDeliver"] is True
+    assert fresh.control("PUT", "/graph/notifications/outage", {"enabled": "on"}, expect=400)
+    member = fresh.env["DEMO_USER_USERNAME"]
+    mid = add_message(fresh, member)
+    assert fresh.control("PATCH", f"/users/{member}/messages/{mid}", {"isRead": "yes"}, expect=400)
+    assert fresh.control("PATCH", f"/users/{member}/messages/{mid}", {"folder": "nowhere"}, expect=404)
+    assert fresh.control("PATCH", f"/users/{member}/messages/nope", {"isRead": True}, expect=404)
+    assert fresh.control("GET", "/graph/notifications/log?since=x", expect=400)
+    fresh.control("POST", "/reset")
+    assert fresh.control("GET", "/graph/notifications/settings")["maxBatch"] == 50  # reset restores defaults
