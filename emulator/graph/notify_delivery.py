@@ -113,6 +113,8 @@ def enqueue(state: EmulatorState, sub: Subscription, item: dict[str, Any], kind:
     base = {"subscriptionId": sub.id, "url": url, "kind": kind, **summary(item)}
     if store.outage and (kind == "change" or store.outage_lifecycle):
         store.record({"event": "lost", **base})
+        if kind == "change":
+            store.outage_lost.add(sub.id)
         return
     due = now + s.delivery_delay_ms / 1000
     if kind == "change":

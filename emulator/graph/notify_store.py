@@ -194,6 +194,8 @@ class NotifyStore:
     health: dict[str, EndpointHealth] = field(default_factory=dict)
     outage: bool = False
     outage_lifecycle: bool = False
+    #: Subscriptions that lost change notifications in the current outage (for ``sendMissed`` at its end).
+    outage_lost: set[str] = field(default_factory=set)
     mail: dict[str, MailChanges] = field(default_factory=dict)
     #: Bumped by ``POST /_emulator/graph/mail/delta/reset``: older message delta links answer 410 Gone.
     mail_delta_reset: int = 0
@@ -223,6 +225,7 @@ class NotifyStore:
         self.log_seq = 0
         self.health.clear()
         self.outage = self.outage_lifecycle = False
+        self.outage_lost.clear()
         self.mail.clear()
         self.mail_delta_reset = 0
         self.writes.clear()

@@ -141,3 +141,20 @@ def test_delta_finds_what_an_outage_lost(fresh: LocalTenant, hook: Receiver) -> 
     assert notified == {seen}
     caught_up, _, _ = _round(link, token)
     assert {i["id"] for i in caught_up} == lost | {seen}
+
+
+def test_missed_after_an_outage_points_to_delta(fresh: LocalTenant, hook: Receiver) -> None:
+    token = app_token(fresh)
+    lifecycle = hook.url("/api/graph/lifecycle")
+    sub = subscribe(fresh, hook, changeType="created", lifecycleNotificationUrl=lifecycle)
+    quiet = subscribe(fresh, hook, changeType="updated", resource="users", lifecycleNotificationUrl=lifecycle)
+    _, link, _ = _round(_inbox_delta(fresh), token)
+    fresh.control("PUT", "/graph/notifications/outage", {"enabled": True})
+    lost = add_message(fresh, fresh.env[MEMBER])
+    ended = fresh.control("PUT", "/graph/notifications/outage", {"enabled": False, "sendMissed": True})
+    assert ended["missedSentTo"] == [sub["id"]] and quiet["id"] not in ended["missedSentTo"]
+    flush(fresh)
+    assert [(i["subscriptionId"], i["lifecycleEvent"]) for i in hook.items("/api/graph/lifecycle")] == [
+        (sub["id"], "missed")
+    ]
+    assert [i["id"] for i in _round(link, token)[0]] == [lost]
