@@ -217,6 +217,8 @@ class Message:
     conversation_id: str = ""
     #: Bumped by every change after creation, so the changeKey and @odata.etag move as Exchange's do.
     version: int = 0
+    #: When it last changed after creation (None: never; lastModifiedDateTime is then the received time).
+    modified: dt.datetime | None = None
 
     @property
     def change_key(self) -> str:
@@ -235,7 +237,7 @@ class Message:
             "@odata.etag": f'W/"{self.change_key}"',
             "id": self.id,
             "createdDateTime": stamp,
-            "lastModifiedDateTime": stamp,
+            "lastModifiedDateTime": iso(self.modified) if self.modified else stamp,
             "receivedDateTime": stamp,
             "sentDateTime": stamp,
             "hasAttachments": self.has_attachments,

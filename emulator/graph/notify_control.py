@@ -220,6 +220,7 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         if folder is not None:
             message.folder_id = folder.id
         message.version += 1
+        message.modified = CLOCK.now().replace(microsecond=0)
         record_mail_change(state, user.id, message, "updated", old_folder, before)
         return JSONResponse({"id": message.id, "folderId": message.folder_id})
 

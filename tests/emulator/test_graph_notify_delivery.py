@@ -300,16 +300,18 @@ def test_a_change_moves_the_etag_and_the_duplicate_keeps_it(fresh: LocalTenant, 
     first = {i["changeType"]: i["resourceData"]["@odata.etag"] for i in hook.items()}
     assert first["created"] == first["updated"]  # the same version, reported twice
     hook.clear()
+    fresh.advance_clock(120)
     fresh.control("PATCH", f"/users/{quote(member)}/messages/{mid}", {"isRead": True})
     flush(fresh)
     [changed] = hook.items()
     assert changed["changeType"] == "updated" and changed["resourceData"]["@odata.etag"] != first["created"]
-    read = HTTP.get(
-        graph(fresh, f"/users/{member_id(fresh)}/messages/{mid}?$select=isRead"),
-        headers=bearer(app_token(fresh)),
-        timeout=30,
-    ).json()
+    url = graph(
+        fresh,
+        f"/users/{member_id(fresh)}/messages/{mid}?$select=isRead,lastModifiedDateTime,receivedDateTime",
+    )
+    read = HTTP.get(url, headers=bearer(app_token(fresh)), timeout=30).json()
     assert read["@odata.etag"] == changed["resourceData"]["@odata.etag"] and read["isRead"] is True
+    assert read["lastModifiedDateTime"] > read["receivedDateTime"]  # the change moved it
 
 
 def test_a_filtered_subscription_sees_entering_and_leaving_as_created_and_deleted(
