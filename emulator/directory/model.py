@@ -218,6 +218,14 @@ class Message:
     is_read: bool = False
     internet_message_id: str = ""
     conversation_id: str = ""
+    #: Bumped by every change after creation, so the changeKey and @odata.etag move as Exchange's do.
+    version: int = 0
+    #: When it last changed after creation (None: never; lastModifiedDateTime is then the received time).
+    modified: dt.datetime | None = None
+
+    @property
+    def change_key(self) -> str:
+        return self.id[-16:] if not self.version else f"{self.id[-12:]}{self.version:04X}"
 
     @property
     def body_preview(self) -> str:
@@ -229,10 +237,10 @@ class Message:
     def to_graph(self) -> dict[str, Any]:
         stamp = iso(self.received)
         return {
-            "@odata.etag": f'W/"{self.id[-16:]}"',
+            "@odata.etag": f'W/"{self.change_key}"',
             "id": self.id,
             "createdDateTime": stamp,
-            "lastModifiedDateTime": stamp,
+            "lastModifiedDateTime": iso(self.modified) if self.modified else stamp,
             "receivedDateTime": stamp,
             "sentDateTime": stamp,
             "hasAttachments": self.has_attachments,

@@ -3,7 +3,10 @@
 Modules: ``auth`` (token → principal, permissions), ``query``/``odata``/``collection`` (query options,
 ``$filter`` parser, directory listing and paging), ``users``, ``groups``, ``mail``/``mailbox``/``sendmail``,
 ``membership`` (nested groups, transitive membership), ``delta``, ``batch``, ``throttle``, ``store`` (service
-state, reset hook, pending mail deliveries), ``control`` (control routes).
+state, reset hook, pending mail deliveries), ``control`` (control routes). Change notifications
+(docs/notifications.md): ``subscriptions``/``subscription_rules`` (the API), ``notify_delivery``,
+``notify_events``, ``notify_crypto``, ``notify_store``, ``notify_control``, ``webhook_client``; ``mail_delta``
+(messages delta).
 """
 
 from __future__ import annotations

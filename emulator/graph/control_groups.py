@@ -2,6 +2,9 @@
 
 * ``POST /groups`` — create a group, optionally with members (users by id or UPN, groups by id).
 * ``POST /groups/{id}/members`` ``{"id"}`` — add a user or a group as a direct member (nesting).
+* ``DELETE /groups/{id}/members/{memberId}`` — remove a direct member (a user by id or UPN, or a group).
+
+Each change notifies ``groups`` subscriptions (``updated``; docs/notifications.md).
 
 Membership rules are Graph's own (:func:`emulator.graph.membership.add_member`): a duplicate or a cycle is
 409 here, an unknown object 404.
@@ -21,6 +24,7 @@ from emulator.directory.model import Group
 from emulator.graph.control import BadInput, _body, _error, _slug
 from emulator.graph.http import GraphError
 from emulator.graph.membership import add_member, direct_members
+from emulator.graph.notify_events import record_group_change
 from emulator.state import EmulatorState
 
 GROUP_KEYS = frozenset(
@@ -85,6 +89,7 @@ def group_control_routes(state: EmulatorState) -> list[BaseRoute]:
                 raise
         except BadInput as exc:
             return _error(exc)
+        record_group_change(state, group.id)
         return JSONResponse(group_json(group), status_code=201)
 
     async def add_group_member(request: Request) -> Response:
@@ -96,9 +101,26 @@ def group_control_routes(state: EmulatorState) -> list[BaseRoute]:
             add(group, body.get("id"))
         except BadInput as exc:
             return _error(exc)
+        record_group_change(state, group.id)
         return JSONResponse(group_json(group))
+
+    async def remove_group_member(request: Request) -> Response:
+        group = state.directory.group(request.path_params["gid"])
+        if group is None:
+            return _error(BadInput(f"no group '{request.path_params['gid']}'", 404))
+        user = state.directory.user(request.path_params["mid"])
+        member = user.id if user is not None else request.path_params["mid"]
+        if member in group.members:
+            group.members.remove(member)
+        elif member in group.member_groups:
+            group.member_groups.remove(member)
+        else:
+            return _error(BadInput(f"'{member}' is not a direct member of the group", 404))
+        record_group_change(state, group.id)
+        return Response(status_code=204)
 
     return [
         Route("/groups", create_group, methods=["POST"]),
         Route("/groups/{gid}/members", add_group_member, methods=["POST"]),
+        Route("/groups/{gid}/members/{mid}", remove_group_member, methods=["DELETE"]),
     ]

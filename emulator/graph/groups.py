@@ -229,6 +229,9 @@ async def add_member_ref(ctx: Ctx) -> Response:
     if len(segments) < 2 or segments[-2].lower() not in ("directoryobjects", "users", "groups"):
         raise GraphError(400, "BadRequest", f"Invalid URL format specified in @odata.id: '{ref}'.")
     add_member(ctx.state.directory, group, segments[-1])
+    from emulator.graph.notify_events import record_group_change  # notify_events imports this package
+
+    record_group_change(ctx.state, group.id)
     return Response(status_code=204)
 
 

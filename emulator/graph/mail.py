@@ -30,7 +30,7 @@ def message_json(m: Message) -> dict[str, Any]:
     data = m.to_graph()
     data.update(
         {
-            "changeKey": m.id[-16:],
+            "changeKey": m.change_key,
             "categories": [],
             "isReadReceiptRequested": False,
             "isDeliveryReceiptRequested": False,
@@ -81,7 +81,9 @@ MESSAGE_FILTERS = {
     "receivedDateTime": Field("receivedDateTime", "datetime", lambda m: m.received, _DATE),
     "sentDateTime": Field("sentDateTime", "datetime", lambda m: m.received, _DATE),
     "createdDateTime": Field("createdDateTime", "datetime", lambda m: m.received, _DATE),
-    "lastModifiedDateTime": Field("lastModifiedDateTime", "datetime", lambda m: m.received, _DATE),
+    "lastModifiedDateTime": Field(
+        "lastModifiedDateTime", "datetime", lambda m: m.modified or m.received, _DATE
+    ),
     "isRead": Field("isRead", "bool", lambda m: m.is_read, _STR),
     "hasAttachments": Field("hasAttachments", "bool", lambda m: m.has_attachments, _STR),
     "importance": Field("importance", "enum", lambda m: m.importance, _STR),
@@ -104,7 +106,7 @@ SORT_VALUES: dict[str, Callable[[Message], Any]] = {
     "receivedDateTime": lambda m: m.received,
     "sentDateTime": lambda m: m.received,
     "createdDateTime": lambda m: m.received,
-    "lastModifiedDateTime": lambda m: m.received,
+    "lastModifiedDateTime": lambda m: m.modified or m.received,
     "subject": lambda m: m.subject.casefold(),
     "importance": lambda m: IMPORTANCE_RANK.get(m.importance, 1),
     "isRead": lambda m: m.is_read,

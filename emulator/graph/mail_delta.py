@@ -68,7 +68,7 @@ def _received_filter(text: str | None) -> tuple[str, float] | None:
 def _keep(message: Message, flt: list[Any] | None) -> bool:
     if flt is None:
         return True
-    op, stamp = flt
+    op, stamp = str(flt[0]), float(flt[1])
     received = message.received.timestamp()
     return received >= stamp if op == "ge" else received > stamp
 

@@ -4,7 +4,8 @@
 * ``POST /graph/notifications/flush`` — deliver everything due now and wait for the replies.
 * ``GET /graph/notifications/log?since=SEQ`` — attempts, validations, lost/dropped/delayed/discarded items.
 * ``GET /graph/notifications/queue`` — items waiting (due time, attempts).
-* ``PUT /graph/notifications/outage`` ``{"enabled", "lifecycle"?}`` — lose every new notification meanwhile.
+* ``PUT /graph/notifications/outage`` ``{"enabled", "lifecycle"?, "sendMissed"?}`` — lose every new
+  notification meanwhile; at its end, optionally send ``missed`` to the Outlook subscriptions that lost some.
 * ``GET /graph/subscriptions`` — every app's subscriptions with their emulator state.
 * ``POST /graph/subscriptions/{id}/lifecycle`` ``{"event"}`` — reauthorizationRequired, subscriptionRemoved,
   missed.
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from starlette.requests import Request
@@ -122,17 +124,29 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
 
     async def outage(request: Request) -> Response:
         store = store_of(state)
+        missed: list[str] = []
         if request.method == "PUT":
             try:
                 body = await _body(request)
-                enabled, lifecycle = body.get("enabled"), body.get("lifecycle", False)
-                if not isinstance(enabled, bool) or not isinstance(lifecycle, bool):
-                    raise ValueError("enabled (and lifecycle, optional) are booleans")
+                enabled = body.get("enabled")
+                lifecycle, send_missed = body.get("lifecycle", False), body.get("sendMissed", False)
+                if not all(isinstance(v, bool) for v in (enabled, lifecycle, send_missed)):
+                    raise ValueError("enabled (and lifecycle, sendMissed, optional) are booleans")
             except ValueError as exc:
                 return _bad(str(exc))
             store.outage, store.outage_lifecycle = enabled, lifecycle and enabled
             store.record({"event": "outage", "enabled": enabled, "lifecycle": store.outage_lifecycle})
-        return JSONResponse({"enabled": store.outage, "lifecycle": store.outage_lifecycle})
+            if not enabled:
+                lost, store.outage_lost = store.outage_lost, set()
+                # Graph tells Outlook subscribers with a lifecycle URL that notifications were missed
+                for sid in sorted(lost) if send_missed else ():
+                    sub = store.subscriptions.get(sid)
+                    if sub is not None and sub.is_outlook and fire_lifecycle(state, sub, "missed"):
+                        missed.append(sid)
+                ensure_running(state)
+        return JSONResponse(
+            {"enabled": store.outage, "lifecycle": store.outage_lifecycle, "missedSentTo": missed}
+        )
 
     async def all_subscriptions(request: Request) -> Response:
         store = store_of(state)
@@ -199,12 +213,15 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         except ValueError as exc:
             return _bad(str(exc))
         old_folder = message.folder_id
+        before = copy.copy(message)
         message.is_read = body.get("isRead", message.is_read)
         message.subject = body.get("subject", message.subject)
         message.importance = body.get("importance", message.importance)
         if folder is not None:
             message.folder_id = folder.id
-        record_mail_change(state, user.id, message, "updated", old_folder)
+        message.version += 1
+        message.modified = CLOCK.now().replace(microsecond=0)
+        record_mail_change(state, user.id, message, "updated", old_folder, before)
         return JSONResponse({"id": message.id, "folderId": message.folder_id})
 
     async def reset_mail_delta(request: Request) -> Response:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -66,9 +67,22 @@ def endpoint_status(store: NotifyStore, url: str, now: float) -> str:
         return "drop"
     health.prune(now, s.slow_window_seconds)
     n = len(health.samples)
-    if n >= s.slow_min_sample and sum(1 for _, slow in health.samples if slow) / n > s.slow_fraction:
+    if n and n >= s.slow_min_sample and sum(1 for _, slow in health.samples if slow) / n > s.slow_fraction:
         return "slow"
     return "ok"
+
+
+def challenge(state: EmulatorState, store: NotifyStore, now: float) -> None:
+    """The scheduled ``reauthorizationRequired`` (setting ``reauthorization_before_expiry_minutes``)."""
+    lead = store.settings.reauthorization_before_expiry_minutes * 60
+    if lead <= 0:
+        return
+    from emulator.graph.notify_events import fire_lifecycle
+
+    for sub in list(store.subscriptions.values()):
+        if sub.expiration - lead <= now < sub.expiration and sub.challenged_for != sub.expiration:
+            sub.challenged_for = sub.expiration
+            fire_lifecycle(state, sub, "reauthorizationRequired")
 
 
 def sweep(store: NotifyStore) -> None:
@@ -80,6 +94,11 @@ def sweep(store: NotifyStore) -> None:
         store.record({"event": "expired", "subscriptionId": sid})
     if expired:
         gone = set(expired)
+        for p in store.queue:
+            if p.sub_id in gone and p.kind == "change":
+                store.record(
+                    {"event": "discarded", "reason": "subscription expired", "url": p.url, **summary(p.item)}
+                )
         store.queue = [p for p in store.queue if p.sub_id not in gone or p.kind == "lifecycle"]
 
 
@@ -94,6 +113,8 @@ def enqueue(state: EmulatorState, sub: Subscription, item: dict[str, Any], kind:
     base = {"subscriptionId": sub.id, "url": url, "kind": kind, **summary(item)}
     if store.outage and (kind == "change" or store.outage_lifecycle):
         store.record({"event": "lost", **base})
+        if kind == "change":
+            store.outage_lost.add(sub.id)
         return
     due = now + s.delivery_delay_ms / 1000
     if kind == "change":
@@ -197,7 +218,8 @@ def dispatch_due(state: EmulatorState) -> list[asyncio.Task[Any]]:
     """Send what is due now; returns the POST tasks started."""
     store = notify_store(state)
     sweep(store)
-    now = CLOCK.time()
+    challenge(state, store, CLOCK.time())
+    now = CLOCK.time()  # after the challenges: what they queued is due in this round
     due: list[Pending] = []
     keep: list[Pending] = []
     for p in store.queue:
@@ -229,7 +251,7 @@ def dispatch_due(state: EmulatorState) -> list[asyncio.Task[Any]]:
     for url, items in by_url.items():
         for i in range(0, len(items), size):
             chunk = items[i : i + size]
-            tasks.append(_spawn(store, lambda url=url, chunk=chunk: _post(state, store, url, chunk)))
+            tasks.append(_spawn(store, functools.partial(_post, state, store, url, chunk)))
     return tasks
 
 
@@ -271,5 +293,6 @@ async def _run(state: EmulatorState) -> None:
                 dispatch_due(state)
             else:
                 sweep(store)
+                challenge(state, store, CLOCK.time())
         except Exception:  # the loop must outlive any one bad round
             log.exception("change-notification delivery round failed")

@@ -58,8 +58,11 @@ def valid_filter(text: str) -> None:
 def _matches_filter(sub: Subscription, message: Message) -> bool:
     if not sub.filter:
         return True
-    predicate = Compiler(MESSAGE_FILTERS, MailFilterPolicy()).compile(parse_filter(sub.filter))
-    return bool(predicate(message))
+    try:
+        predicate = Compiler(MESSAGE_FILTERS, MailFilterPolicy()).compile(parse_filter(sub.filter))
+        return bool(predicate(message))
+    except (GraphError, FilterSyntaxError, TypeError, ValueError):
+        return False  # validated at creation; never fail the change that triggered this
 
 
 def message_item(sub: Subscription, user_id: str, message: Message, change: str) -> dict[str, Any]:
@@ -94,11 +97,18 @@ def message_item(sub: Subscription, user_id: str, message: Message, change: str)
 
 
 def record_mail_change(
-    state: EmulatorState, user_id: str, message: Message, change: str, old_folder: str | None = None
+    state: EmulatorState,
+    user_id: str,
+    message: Message,
+    change: str,
+    old_folder: str | None = None,
+    before: Message | None = None,
 ) -> None:
     """Write a message's change to its mailbox's log (messages delta) and notify its subscriptions.
 
-    ``change``: ``created``, ``updated`` (``old_folder`` set when it moved) or ``deleted``.
+    ``change``: ``created``, ``updated`` (``old_folder`` set when it moved; ``before`` = the message as it
+    was) or ``deleted``. With a ``$filter`` on the subscription, an update that makes the message match is
+    reported as ``created``, one that makes it stop matching as ``deleted`` (the Outlook overview's rule).
     """
     store = notify_store(state)
     log = store.mail_changes(user_id)
@@ -126,7 +136,12 @@ def record_mail_change(
                     continue
             elif sub.folder != message.folder_id:
                 continue
-        if kind != "deleted" and not _matches_filter(sub, message):
+        if sub.filter and kind == "updated" and before is not None:
+            was, now = _matches_filter(sub, before), _matches_filter(sub, message)
+            if not was and not now:
+                continue
+            kind = "updated" if was and now else "created" if now else "deleted"
+        elif kind != "deleted" and not _matches_filter(sub, message):
             continue
         if kind in sub.change_types:
             enqueue(state, sub, message_item(sub, user_id, message, kind))
@@ -209,3 +224,31 @@ def fire_lifecycle(state: EmulatorState, sub: Subscription, event: str) -> bool:
         return False
     enqueue(state, sub, item, "lifecycle")
     return True
+
+
+def group_item(sub: Subscription, group_id: str, change: str) -> dict[str, Any]:
+    resource = f"Groups/{group_id}"
+    return {
+        "id": _item_id(),
+        "subscriptionId": sub.id,
+        "subscriptionExpirationDateTime": _stamp(sub.expiration),
+        "changeType": change,
+        "resource": resource,
+        "resourceData": {
+            "@odata.type": "#Microsoft.Graph.Group",
+            "@odata.id": resource,
+            "id": group_id,
+            "organizationId": sub.tenant_id,
+        },
+        "clientState": sub.client_state,
+        "tenantId": sub.tenant_id,
+    }
+
+
+def record_group_change(state: EmulatorState, group_id: str) -> None:
+    """Notify ``groups`` and ``groups/{id}`` subscriptions that a group was created or its members changed
+    (``updated``, as for users)."""
+    for sub in _live(notify_store(state)):
+        watches = sub.kind == "groups" or (sub.kind == "group" and sub.target == group_id)
+        if watches and "updated" in sub.change_types:
+            enqueue(state, sub, group_item(sub, group_id, "updated"))

@@ -69,6 +69,9 @@ class NotifySettings:
     drop_seconds: float = 600.0
     #: When an endpoint starts dropping, send ``missed`` to the lifecycle URL of each Outlook subscription.
     missed_on_drop: bool = True
+    #: Send ``reauthorizationRequired`` this many minutes before a subscription expires (once per expiry;
+    #: 0 = never). Graph sends it when the subscription nears expiry, on a cadence it calls subject to change.
+    reauthorization_before_expiry_minutes: int = 0
     #: Subscription API throttling (writes per app+tenant per 20 s).
     writes_per_20s: int = 1_000
     tick_ms: int = 50
@@ -112,6 +115,8 @@ class Subscription:
     #: Set by a reauthorizationRequired challenge; delivery is held until reauthorize/PATCH.
     reauthorization_required: bool = False
     last_notification: float | None = None
+    #: The expiry for which a scheduled reauthorizationRequired was already sent.
+    challenged_for: float | None = None
 
     @property
     def is_outlook(self) -> bool:
@@ -189,6 +194,8 @@ class NotifyStore:
     health: dict[str, EndpointHealth] = field(default_factory=dict)
     outage: bool = False
     outage_lifecycle: bool = False
+    #: Subscriptions that lost change notifications in the current outage (for ``sendMissed`` at its end).
+    outage_lost: set[str] = field(default_factory=set)
     mail: dict[str, MailChanges] = field(default_factory=dict)
     #: Bumped by ``POST /_emulator/graph/mail/delta/reset``: older message delta links answer 410 Gone.
     mail_delta_reset: int = 0
@@ -218,6 +225,7 @@ class NotifyStore:
         self.log_seq = 0
         self.health.clear()
         self.outage = self.outage_lifecycle = False
+        self.outage_lost.clear()
         self.mail.clear()
         self.mail_delta_reset = 0
         self.writes.clear()

@@ -19,6 +19,8 @@ from emulator.graph.notify_store import NotifySettings, NotifyStore, Subscriptio
 
 _USERS = re.compile(r"users", re.IGNORECASE)
 _USER = re.compile(r"users/(?P<uid>[^/?']+)", re.IGNORECASE)
+_GROUPS = re.compile(r"groups", re.IGNORECASE)
+_GROUP = re.compile(r"groups/(?P<gid>[^/?']+)", re.IGNORECASE)
 _MESSAGES = re.compile(r"(?:users/(?P<uid>[^/?']+)|me)/messages", re.IGNORECASE)
 _FOLDER_MESSAGES = re.compile(
     r"(?:users/(?P<uid>[^/?']+)|me)/mailfolders(?:\('(?P<f1>[^'/]+)'\)|/(?P<f2>[^/?']+))/messages",
@@ -54,6 +56,10 @@ PATCH_FIELDS = frozenset(
     }
 )
 MAIL_SUBSCRIBE = frozenset({"Mail.ReadBasic", "Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite"})
+GROUP_SUBSCRIBE = frozenset(
+    {"Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+DIRECTORY_KINDS = frozenset({"users", "user", "groups", "group"})
 FORBIDDEN_EXTENSION = "Operation: Create; Exception: [Status Code: Forbidden; Reason: Forbidden]"
 NO_REST_MAILBOX = (
     "Operation: Create; Exception: [Status Code: NotFound; "
@@ -67,7 +73,7 @@ def invalid(message: str, code: str = "InvalidRequest", status: int = 400) -> Gr
 
 @dataclass
 class Target:
-    kind: str  # users | user | messages
+    kind: str  # users | user | groups | group | messages
     user_id: str | None
     folder_id: str | None
     select: list[str] | None
@@ -83,7 +89,7 @@ def unknown_property(name: str) -> GraphError:
     )
 
 
-def _string(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+def string_field(data: dict[str, Any], name: str, required: bool = False) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -98,8 +104,13 @@ def _string(data: dict[str, Any], name: str, required: bool = False) -> str | No
 
 def https_url(value: str, name: str = "notification") -> str:
     """A subscriber URL: absolute ``https://`` (Graph calls nothing else)."""
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" or not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 0 < parts.port < 65_536  # .port raises on a non-number
+    except ValueError:
+        raise invalid(f"Invalid {name} url='{value}'.") from None
+    bad = parts.scheme.lower() != "https" or not parts.hostname or parts.username or parts.password
+    if bad or not port_ok or any(c.isspace() for c in value):
         raise invalid(f"Invalid {name} url='{value}'.")
     return value
 
@@ -108,7 +119,7 @@ def change_types(value: str, kind: str) -> list[str]:
     wanted = [p.strip() for p in value.split(",")]
     out: list[str] = []
     for item in wanted:
-        if item not in CHANGE_TYPES or (kind in ("users", "user") and item == "created"):
+        if item not in CHANGE_TYPES or (kind in DIRECTORY_KINDS and item == "created"):
             raise invalid(f"Invalid 'changeType' attribute: '{item}'.")
         if item not in out:
             out.append(item)
@@ -121,15 +132,19 @@ def parse_resource(ctx: Ctx, raw: str) -> Target:
     path, _, query = text.partition("?")
     options = {k.lower(): v for k, v in parse_qsl(query, keep_blank_values=True)}
     directory = ctx.state.directory
-    if _USERS.fullmatch(path) or (m := _USER.fullmatch(path)) is not None:
+    for collection, single, kind in ((_USERS, _USER, "user"), (_GROUPS, _GROUP, "group")):
+        whole, one = collection.fullmatch(path), single.fullmatch(path)
+        if whole is None and one is None:
+            continue
         if options:
             raise invalid(f"Query options are not supported for resource '{path}'.")  # [INFERRED]
-        if _USERS.fullmatch(path):
-            return Target("users", None, None, None, None, path)
-        user = directory.user(m.group("uid"))
-        if user is None:
-            raise GraphError(404, "ResourceNotFound", f"Resource '{m.group('uid')}' does not exist.")
-        return Target("user", user.id, None, None, None, path)
+        if one is None:
+            return Target(f"{kind}s", None, None, None, None, path)
+        key = one.group(1)
+        found = directory.user(key) if kind == "user" else directory.group(key)
+        if found is None:
+            raise GraphError(404, "ResourceNotFound", f"Resource '{key}' does not exist.")
+        return Target(kind, found.id, None, None, None, path)
     match = _MESSAGES.fullmatch(path) or _FOLDER_MESSAGES.fullmatch(path)
     if match is None:
         raise invalid(f"Resource '{path}' is not supported for change notifications.")  # [INFERRED]
@@ -171,6 +186,12 @@ def check_access(ctx: Ctx, target: Target) -> None:
         GraphError: 403 ``Authorization_RequestDenied`` (users) or ``ExtensionError`` (mail).
     """
     principal = ctx.principal
+    if target.kind in ("groups", "group"):
+        if not principal.has_any(GROUP_SUBSCRIBE):
+            raise GraphError(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+        return
     if target.kind in ("users", "user"):
         if not principal.has_any(USER_READ_ALL):
             raise GraphError(
@@ -193,7 +214,7 @@ def rich_rules(target: Target, data: dict[str, Any]) -> tuple[bool, str | None, 
         include = False
     if not isinstance(include, bool):
         raise invalid("Cannot convert the value of 'includeResourceData' to 'Edm.Boolean'.", "BadRequest")
-    cert, cert_id = _string(data, "encryptionCertificate"), _string(data, "encryptionCertificateId")
+    cert, cert_id = string_field(data, "encryptionCertificate"), string_field(data, "encryptionCertificateId")
     if not include:
         return False, cert, cert_id
     if target.kind != "messages":

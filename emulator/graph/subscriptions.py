@@ -21,7 +21,6 @@ from emulator.graph.subscription_rules import (
     CREATE_FIELDS,
     PATCH_FIELDS,
     TLS_VERSIONS,
-    _string,
     certificate,
     change_types,
     check_access,
@@ -31,6 +30,7 @@ from emulator.graph.subscription_rules import (
     parse_resource,
     quota,
     rich_rules,
+    string_field,
     throttle_writes,
     unknown_property,
     visible,
@@ -108,20 +108,20 @@ async def create_subscription(ctx: Ctx) -> Response:
     for key in data:
         if key not in CREATE_FIELDS:
             raise unknown_property(key)
-    raw_change = _string(data, "changeType", required=True) or ""
-    notification_url = https_url(_string(data, "notificationUrl", required=True) or "")
-    lifecycle = _string(data, "lifecycleNotificationUrl")
+    raw_change = string_field(data, "changeType", required=True) or ""
+    notification_url = https_url(string_field(data, "notificationUrl", required=True) or "")
+    lifecycle = string_field(data, "lifecycleNotificationUrl")
     if lifecycle is not None:
         lifecycle = https_url(lifecycle, "lifecycle notification")
-    target = parse_resource(ctx, _string(data, "resource", required=True) or "")
+    target = parse_resource(ctx, string_field(data, "resource", required=True) or "")
     change = change_types(raw_change, target.kind)
-    client_state = _string(data, "clientState")
+    client_state = string_field(data, "clientState")
     if client_state is not None and len(client_state) > 128:
         raise invalid("clientState must be at most 128 characters long.")  # [INFERRED] wording
-    tls = _string(data, "latestSupportedTlsVersion") or "v1_2"
+    tls = string_field(data, "latestSupportedTlsVersion") or "v1_2"
     if tls not in TLS_VERSIONS:
         raise invalid(f"Invalid latestSupportedTlsVersion '{tls}'.")  # [INFERRED] wording
-    url_app = _string(data, "notificationUrlAppId")
+    url_app = string_field(data, "notificationUrlAppId")
     include, cert, cert_id = rich_rules(target, data)
     if target.filter:
         from emulator.graph.notify_events import valid_filter
@@ -146,7 +146,7 @@ async def create_subscription(ctx: Ctx) -> Response:
         tenant_id=principal.tenant_id,
         creator_id=creator or "",
         delegated_user=principal.user_id if principal.delegated else None,
-        resource=(_string(data, "resource") or "").strip().lstrip("/"),
+        resource=(string_field(data, "resource") or "").strip().lstrip("/"),
         kind=target.kind,
         target=target.user_id,
         folder=target.folder_id,
@@ -200,10 +200,10 @@ async def update_subscription(ctx: Ctx) -> Response:
     expiry = sub.expiration
     if data.get("expirationDateTime") is not None:
         expiry = expiration(data["expirationDateTime"], store.settings, sub.kind, sub.include_resource_data)
-    cert, cert_id = _string(data, "encryptionCertificate"), _string(data, "encryptionCertificateId")
+    cert, cert_id = string_field(data, "encryptionCertificate"), string_field(data, "encryptionCertificateId")
     if cert is not None or cert_id is not None:
         certificate(cert or sub.certificate or "", cert_id or sub.certificate_id or "")
-    url = _string(data, "notificationUrl")
+    url = string_field(data, "notificationUrl")
     if url is not None:
         url = https_url(url)
         await handshake(ctx, url)

@@ -17,9 +17,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 USER_AGENT = "Microsoft-Graph-ChangeNotifications/1.0 (local tenant)"  # [INFERRED] value
@@ -67,6 +69,8 @@ class WebhookClient:
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
+        import requests  # deferred: the tenant starts without it until a subscription is validated
+
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
@@ -76,8 +80,13 @@ class WebhookClient:
         return session
 
     def _send(self, url: str, body: bytes, content_type: str, timeout: float) -> Reply:
+        import requests
+
         started = time.perf_counter()
-        if not is_loopback(url):
+        try:
+            if not is_loopback(url):
+                return Reply(None, "", b"", 0.0, "unreachable")
+        except ValueError:
             return Reply(None, "", b"", 0.0, "unreachable")
         try:
             resp = self._session().post(

@@ -87,3 +87,11 @@ def flush(tenant: LocalTenant) -> list[dict[str, Any]]:
 
 def events(entries: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["event"] == name]
+
+
+def log_seq(tenant: LocalTenant) -> int:
+    return int(tenant.control("GET", "/graph/notifications/log?since=999999999")["last"])
+
+
+def log_since(tenant: LocalTenant, seq: int) -> list[dict[str, Any]]:
+    return list(tenant.control("GET", f"/graph/notifications/log?since={seq}")["value"])

@@ -204,3 +204,109 @@ def test_unknown_fields_and_resources_are_refused(fresh: LocalTenant, hook: Rece
     assert err["code"] == "InvalidRequest"
     parts = urlsplit(hook.url(query="a=1"))
     assert parse_qs(parts.query) == {"a": ["1"]}
+
+
+def test_delegated_subscriptions_reach_only_the_own_mailbox(fresh: LocalTenant, hook: Receiver) -> None:
+    from tests.emulator.graph_kit import mint
+
+    me = mint(fresh, scopes=("Mail.Read",), oid=member_id(fresh))
+    sub = subscribe(fresh, hook, token=me, resource="me/mailFolders('Inbox')/messages", changeType="created")
+    assert sub["creatorId"] == member_id(fresh) and sub["resource"] == "me/mailFolders('Inbox')/messages"
+    listed = HTTP.get(graph(fresh, "/subscriptions"), headers=bearer(me), timeout=30).json()["value"]
+    assert [s["id"] for s in listed] == [sub["id"]]
+    admin = HTTP.get(
+        graph(fresh, f"/users/{fresh.env['DEMO_ADMIN_USERNAME']}?$select=id"),
+        headers=bearer(app_token(fresh)),
+        timeout=30,
+    ).json()["id"]
+    err = subscribe(fresh, hook, token=me, expect=403, resource=f"users/{admin}/messages")["error"]
+    assert err["code"] == "ExtensionError"
+    err = subscribe(fresh, hook, expect=400, resource="me/messages")["error"]  # app-only: no /me
+    assert err["code"] == "BadRequest"
+    add_message(fresh, fresh.env["DEMO_USER_USERNAME"])
+    flush(fresh)
+    assert [i["subscriptionId"] for i in hook.items()] == [sub["id"]]
+
+
+def test_malformed_input_is_always_a_clean_4xx(fresh: LocalTenant, hook: Receiver) -> None:
+    token = app_token(fresh)
+    good = {
+        "changeType": "created",
+        "notificationUrl": hook.url(),
+        "resource": f"users/{member_id(fresh)}/messages",
+        "expirationDateTime": expiry(fresh, 60),
+    }
+    bad_values: list[tuple[str, object]] = [
+        ("changeType", 7),
+        ("changeType", "created,,updated"),
+        ("notificationUrl", "https://[::1"),
+        ("notificationUrl", "https://127.0.0.1:99999/x"),
+        ("notificationUrl", "https://127.0.0.1:1/ x"),
+        ("notificationUrl", "https://user:pw@127.0.0.1/"),
+        ("notificationUrl", ["https://127.0.0.1/"]),
+        ("resource", f"users/{member_id(fresh)}/messages?$filter=subject eq"),
+        ("resource", f"users/{member_id(fresh)}/messages?$filter=nope eq 1"),
+        ("resource", f"users/{member_id(fresh)}/messages?$top=5"),
+        ("resource", f"users/{member_id(fresh)}/mailFolders('nowhere')/messages"),
+        ("expirationDateTime", "tomorrow"),
+        ("expirationDateTime", 12),
+        ("includeResourceData", "yes"),
+        ("latestSupportedTlsVersion", "v9"),
+        ("encryptionCertificateId", {"a": 1}),
+    ]
+    for key, value in bad_values:
+        reply = HTTP.post(
+            graph(fresh, "/subscriptions"), json={**good, key: value}, headers=bearer(token), timeout=30
+        )
+        assert 400 <= reply.status_code < 500, (key, value, reply.status_code, reply.text)
+        assert reply.json()["error"]["code"], (key, value)
+    for raw, ctype in ((b"[]", "application/json"), (b"{", "application/json"), (b"", "application/json")):
+        reply = HTTP.post(
+            graph(fresh, "/subscriptions"),
+            data=raw,
+            headers=bearer(token, **{"Content-Type": ctype}),
+            timeout=30,
+        )
+        assert reply.status_code == 400, reply.text
+    sid = subscribe(fresh, hook, token=token)["id"]
+    for body in (
+        [],
+        {"expirationDateTime": None},
+        {"notificationUrl": "ftp://x"},
+        {"expirationDateTime": "x"},
+    ):
+        reply = HTTP.patch(
+            graph(fresh, f"/subscriptions/{sid}"), json=body, headers=bearer(token), timeout=30
+        )
+        assert reply.status_code == 400, (body, reply.text)
+    assert hook.notifications() == []
+
+
+def test_subscription_writes_are_throttled_and_faults_apply(fresh: LocalTenant, hook: Receiver) -> None:
+    fresh.control(
+        "PUT", "/graph/notifications/settings", {"writesPer20s": 2, "duplicateSubscriptions": "allow"}
+    )
+    subscribe(fresh, hook)
+    subscribe(fresh, hook)
+    reply = HTTP.post(
+        graph(fresh, "/subscriptions"),
+        json={
+            "changeType": "created",
+            "notificationUrl": hook.url(),
+            "resource": f"users/{member_id(fresh)}/messages",
+            "expirationDateTime": expiry(fresh, 60),
+        },
+        headers=bearer(app_token(fresh)),
+        timeout=30,
+    )
+    assert reply.status_code == 429 and reply.json()["error"]["code"] == "TooManyRequests"
+    assert 1 <= int(reply.headers["Retry-After"]) <= 21
+    fresh.advance_clock(21)
+    subscribe(fresh, hook)  # the window has passed
+    # the fault API applies to the new routes like any Graph route
+    fresh.control(
+        "POST", "/faults", {"service": "graph", "path": "^/v1.0/subscriptions$", "status": 503, "times": 1}
+    )
+    err = subscribe(fresh, hook, expect=503)["error"]
+    assert err["code"] == "ServiceUnavailable"
+    subscribe(fresh, hook)  # recovered

@@ -84,8 +84,9 @@ class Receiver:
 
 
 @contextmanager
-def https_receiver(state_dir: Path) -> Iterator[Receiver]:
-    """Serve a :class:`Receiver` on 127.0.0.1 (a free port) until the block ends."""
+def https_receiver(state_dir: Path, cert: Path | None = None, key: Path | None = None) -> Iterator[Receiver]:
+    """Serve a :class:`Receiver` on 127.0.0.1 (a free port) until the block ends; with the tenant's server
+    certificate unless ``cert``/``key`` name another."""
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -117,13 +118,15 @@ def https_receiver(state_dir: Path) -> Iterator[Receiver]:
                 self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
                 self.wfile.write(answer.body)
-            except (BrokenPipeError, ConnectionResetError):
+            except OSError:  # the tenant gave up waiting (its deadline passed) and closed the connection
                 pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(state_dir / "tls" / "server.pem"), str(state_dir / "tls" / "server.key"))
+    context.load_cert_chain(
+        str(cert or state_dir / "tls" / "server.pem"), str(key or state_dir / "tls" / "server.key")
+    )
     server.socket = context.wrap_socket(server.socket, server_side=True)
     holder.append(Receiver(f"https://127.0.0.1:{server.server_address[1]}"))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
