@@ -348,7 +348,9 @@ def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool | None:
     return candidate.created > latest.created
 
 
-def build_key_ring(vault: VaultSettings, client: Callable[[], SecretClient]) -> SessionKeyRing:
+def build_key_ring(
+    vault: VaultSettings, client: Callable[[], SecretClient], *, clock: Clock = time.monotonic
+) -> SessionKeyRing:
     """The process's key ring, reading the vault ``KEY_VAULT_URL`` names through ``client()``.
 
     Raises:
@@ -359,4 +361,4 @@ def build_key_ring(vault: VaultSettings, client: Callable[[], SecretClient]) -> 
             "KEY_VAULT_URL is missing: sign-in keeps its session key (SESSION_KEY_NAME) in Key Vault, so set "
             "KEY_VAULT_URL even with ENTRA_CREDENTIAL=managed-identity"
         )
-    return SessionKeyRing(VaultKeySource(client(), vault.session_key_name, vault.key_vault_url))
+    return SessionKeyRing(VaultKeySource(client(), vault.session_key_name, vault.key_vault_url), clock=clock)
