@@ -8,14 +8,17 @@ the app's defaults stay ``time.monotonic`` / ``time.sleep``.
 
 Contract:
 
-* :meth:`DevClock.monotonic` never runs backwards: the offset only grows (:meth:`DevClock.advance` refuses a
-  negative amount), so an app that compares two readings never sees a negative duration.
+* :meth:`DevClock.monotonic` never runs backwards (:meth:`DevClock.advance` refuses a negative amount), so
+  an app that compares two readings never sees a negative duration.
+* :meth:`DevClock.freeze` stops it (only :meth:`DevClock.advance` moves it then), so a test's steps do not
+  depend on how fast a loaded machine runs them; thawing lets it run again from where it stood (the frozen
+  span is not replayed, the clock never jumps back or forward).
 * :meth:`DevClock.sleep` really sleeps, unless sleeps are skipped (:meth:`DevClock.skip_sleeps`): then it
   moves the clock forward by the amount at once, so a retry that waits out a ``Retry-After`` costs no real
   time while every deadline and budget computed on this clock still runs out as it would.
-* ``GET /admin/devhost/clock`` answers ``{"offsetSeconds", "skipSleeps"}``; ``POST`` with
-  ``{"advanceSeconds": n}`` and/or ``{"skipSleeps": bool}`` changes it (400 ``invalid_clock`` for anything
-  else). The devhost of a test starts at offset 0 with real sleeps.
+* ``GET /admin/devhost/clock`` answers ``{"offsetSeconds", "frozen", "skipSleeps"}``; ``POST`` with any of
+  ``{"advanceSeconds": n, "frozen": bool, "skipSleeps": bool}`` changes it (400 ``invalid_clock`` for
+  anything else). The devhost of a test starts at offset 0, running, with real sleeps.
 """
 
 from __future__ import annotations
@@ -32,20 +35,38 @@ class DevClock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._offset = 0.0
+        self._frozen_at: float | None = None  # time.monotonic() when frozen
         self._skip_sleeps = False
 
     @property
     def offset(self) -> float:
-        """Seconds this clock is ahead of ``time.monotonic()``."""
+        """Seconds this clock is ahead of ``time.monotonic()`` (while running; thawing lowers it by the
+        frozen span)."""
         return self._offset
 
     @property
     def sleeps_skipped(self) -> bool:
         return self._skip_sleeps
 
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
     def monotonic(self) -> float:
-        """``time.monotonic()`` plus the offset."""
-        return time.monotonic() + self._offset
+        """``time.monotonic()`` (where it stood when frozen) plus the offset."""
+        frozen_at = self._frozen_at
+        return (time.monotonic() if frozen_at is None else frozen_at) + self._offset
+
+    def freeze(self, frozen: bool) -> None:
+        """Stop the clock (``frozen``) or let it run again from where it stands."""
+        with self._lock:
+            now = time.monotonic()
+            if frozen and self._frozen_at is None:
+                self._frozen_at = now
+            elif not frozen and self._frozen_at is not None:
+                # Running again from the frozen reading: the real time that passed meanwhile is not counted.
+                self._offset -= now - self._frozen_at
+                self._frozen_at = None
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward by ``seconds``; returns the new offset.
@@ -71,20 +92,23 @@ class DevClock:
             time.sleep(seconds)
 
     def describe(self) -> dict[str, Any]:
-        return {"offsetSeconds": self._offset, "skipSleeps": self._skip_sleeps}
+        return {"offsetSeconds": self._offset, "frozen": self.frozen, "skipSleeps": self._skip_sleeps}
 
     def apply(self, body: Any) -> dict[str, Any]:
         """Apply a ``POST /admin/devhost/clock`` body; returns :meth:`describe`.
 
         Raises:
-            ValueError: the body is not an object of ``advanceSeconds`` (a number >= 0) and/or
-                ``skipSleeps`` (a boolean), or has other keys.
+            ValueError: the body is not an object of some of ``advanceSeconds`` (a number >= 0),
+                ``frozen`` and ``skipSleeps`` (booleans), or has other keys.
         """
-        if not isinstance(body, dict) or not body or set(body) - {"advanceSeconds", "skipSleeps"}:
-            raise ValueError("expected {'advanceSeconds': number >= 0} and/or {'skipSleeps': boolean}")
-        skip = body.get("skipSleeps")
-        if skip is not None and not isinstance(skip, bool):
-            raise ValueError("skipSleeps must be a boolean")
+        keys = {"advanceSeconds", "frozen", "skipSleeps"}
+        if not isinstance(body, dict) or not body or set(body) - keys:
+            raise ValueError(
+                "expected some of {'advanceSeconds': number >= 0, 'frozen': bool, 'skipSleeps': bool}"
+            )
+        skip, frozen = body.get("skipSleeps"), body.get("frozen")
+        if any(value is not None and not isinstance(value, bool) for value in (skip, frozen)):
+            raise ValueError("frozen and skipSleeps must be booleans")
         seconds = body.get("advanceSeconds")
         if seconds is not None:
             if isinstance(seconds, bool) or not isinstance(seconds, int | float):
@@ -92,6 +116,8 @@ class DevClock:
             self.advance(float(seconds))
         if skip is not None:
             self.skip_sleeps(skip)
+        if frozen is not None:
+            self.freeze(frozen)
         return self.describe()
 
 

@@ -26,6 +26,22 @@ def test_advance_moves_monotonic_forward_and_never_back() -> None:
     assert clock.offset == 90
 
 
+def test_a_frozen_clock_moves_only_when_advanced_and_thaws_without_a_jump() -> None:
+    clock = DevClock()
+    clock.freeze(True)
+    frozen = clock.monotonic()
+    time.sleep(0.05)
+    assert clock.monotonic() == frozen
+    clock.advance(10)
+    assert clock.monotonic() == frozen + 10
+    time.sleep(0.05)
+    clock.freeze(False)
+    thawed = clock.monotonic()
+    assert frozen + 10 <= thawed < frozen + 10.05  # from where it stood: the 50 ms frozen are not counted
+    time.sleep(0.02)
+    assert clock.monotonic() > thawed
+
+
 def test_skipped_sleeps_advance_the_clock_at_once() -> None:
     clock = DevClock()
     clock.skip_sleeps(True)
@@ -55,7 +71,7 @@ def test_apply_refuses_anything_but_the_documented_body(body: object) -> None:
     clock = DevClock()
     with pytest.raises(ValueError):
         clock.apply(body)
-    assert clock.describe() == {"offsetSeconds": 0.0, "skipSleeps": False}
+    assert clock.describe() == {"offsetSeconds": 0.0, "frozen": False, "skipSleeps": False}
 
 
 def test_the_admin_api_reads_and_moves_the_hosts_clock(http_host: DevHostProcess) -> None:
@@ -63,13 +79,15 @@ def test_the_admin_api_reads_and_moves_the_hosts_clock(http_host: DevHostProcess
     start = requests.get(url, timeout=10).json()
     moved = requests.post(url, json={"advanceSeconds": 30, "skipSleeps": True}, timeout=10)
     assert moved.status_code == 200
-    assert moved.json() == {"offsetSeconds": start["offsetSeconds"] + 30, "skipSleeps": True}
+    assert moved.json() == {"offsetSeconds": start["offsetSeconds"] + 30, "frozen": False, "skipSleeps": True}
+    assert requests.post(url, json={"frozen": True}, timeout=10).json()["frozen"] is True
+    assert requests.post(url, json={"frozen": False}, timeout=10).json()["frozen"] is False
     refused = requests.post(url, json={"advanceSeconds": -5}, timeout=10)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_clock"
     garbled = requests.post(url, data=b"{not json", timeout=10)
     assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "invalid_clock"
     assert requests.post(url, json={"skipSleeps": False}, timeout=10).json()["skipSleeps"] is False
-    assert requests.get(url, timeout=10).json()["offsetSeconds"] == start["offsetSeconds"] + 30
+    assert requests.get(url, timeout=10).json()["offsetSeconds"] <= start["offsetSeconds"] + 30
 
 
 def test_preload_runs_before_the_app_and_a_failing_one_stops_the_host(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call, wait_for_recovery
 from tests.integration.fixtures import FreshHosts
-from tests.support.apphost import Caller, advance_app_clock
+from tests.support.apphost import Caller, advance_app_clock, app_clock
 from tests.support.tenant import LocalTenant
 
 pytestmark = pytest.mark.integration
@@ -144,14 +144,17 @@ def test_entra_down_across_the_renewal_point_costs_callers_nothing(
 ) -> None:
     """The app's token (150 s: renewed from 75 s, served until 135 s) meets an outage from 65 s to 115 s.
 
-    The app's time and the tenant's move together (devhost's clock, the tenant's clock) in 5-second steps,
-    so the test does not sit through the lifetime: renewals start at the renewal point and fail while
-    Entra is down, every call meanwhile is served with the current token (which the tenant, at the same
-    time, still accepts), and the renewal that follows the app's hold after the outage succeeds. After
-    the outage real time runs (MSAL holds a failed request on its own real-time clock)."""
+    The app's clock (devhost's) and the tenant's are frozen and move together in steps, so the test does
+    not sit through the lifetime and a slow machine cannot age the token behind its back: renewals start
+    at the renewal point and fail while Entra is down, every call meanwhile is served with the current
+    token (which the tenant, at the same time, still accepts), and the renewal that follows the app's hold
+    after the outage succeeds. MSAL holds a failed request on real time, so after the outage each 1-second
+    step also waits a real second."""
     token = caller.token()  # the caller's token keeps the default lifetime
     tenant.control("PUT", "/lifetimes", {"accessToken": SHORT_LIFETIME})
     host = fresh_hosts.start(tenant, "entra-renewal", dev_clock=True)
+    app_clock(host, {"frozen": True})
+    tenant.freeze_clock()
     assert call(host, "/api/users", token, {"top": "1"}).status_code == 200
     seq = tenant.last_seq()
     statuses: list[int] = []
@@ -169,14 +172,13 @@ def test_entra_down_across_the_renewal_point_costs_callers_nothing(
     wait_until(lambda: _fired(tenant, rule) >= 1, timeout=30, what="a renewal attempt during the outage")
     tenant.control("DELETE", "/faults")
     # The renewal that follows the outage comes with the first call after the app's hold on the last
-    # failure and MSAL's own (5 s of real time): keep calling, each call must still succeed, until that
-    # renewal is in the log.
-    deadline = time.monotonic() + 60
-    while (_app_token_requests(tenant, seq) or [{"status": 0}])[-1][
-        "status"
-    ] != 200 and time.monotonic() < deadline:
-        statuses.append(call(host, "/api/users", token, {"top": "1"}).status_code)
-        time.sleep(0.5)
+    # failure and MSAL's own: keep calling, each call must still succeed, until that renewal is in the log
+    # (at most 19 steps: 134 s, the token's last second).
+    for _ in range(19):
+        if (_app_token_requests(tenant, seq) or [{"status": 0}])[-1]["status"] == 200:
+            break
+        step(1)
+        time.sleep(1)
     failed = [status for status in statuses if status != 200]
     requests = _app_token_requests(tenant, seq)
     print(
