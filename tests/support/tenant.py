@@ -120,7 +120,7 @@ class LocalTenant:
 
 
 def start_tenant(
-    tmp: Path, users: int = 60, seed: int = 42, extra_args: tuple[str, ...] = (), timeout: float = 30
+    tmp: Path, users: int = 60, seed: int = 42, extra_args: tuple[str, ...] = (), timeout: float = 120
 ) -> LocalTenant:
     port = free_port_range(len(SERVICES))
     state_dir, env_file, log_file = tmp / "state", tmp / "tenant.env", tmp / "emulator.log"
