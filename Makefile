@@ -18,7 +18,8 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit emulator-tests integration fuzz bench clean install check-chromium infra-tests
+.PHONY: run test lint typecheck unit devhost-tests emulator-tests browser-tests integration fuzz bench clean install \
+	check-chromium infra-tests
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
 
@@ -57,6 +58,7 @@ check-chromium:
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
@@ -65,8 +67,14 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+devhost-tests: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest $(XDIST) tests/devhost $(PYTEST_ARGS)
+
 emulator-tests: $(STAMP)
 	$(PY) -m pytest $(XDIST) tests/emulator $(PYTEST_ARGS)
+
+browser-tests: check-chromium install
+	$(PY) -m pytest $(XDIST) tests/browser $(PYTEST_ARGS)
 
 ## Offline checks of infra/ (Bicep parse, checkov, app settings and roles against the code, azure.yaml).
 infra-tests: $(STAMP) $(TOOLS_STAMP)

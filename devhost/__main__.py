@@ -11,6 +11,7 @@ stop the timers, exit 0.
 from __future__ import annotations
 
 import argparse
+import importlib
 import ipaddress
 import logging
 import os
@@ -75,6 +76,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-cert", help="PEM certificate chain of the HTTPS listener")
     parser.add_argument("--tls-key", help="PEM private key of the HTTPS listener")
     parser.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE after the settings are applied and before the app (repeatable); tests wire the "
+        "app to devhost's clock this way (devhost.clock)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -123,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log.warning("FUNCTIONS_WORKER_RUNTIME is %r; devhost runs Python apps", runtime)
 
     os.chdir(app_dir)  # the worker's working directory is the app root
+    for name in args.preload:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the module's own traceback: a typo or a failing import
+            _log.exception("Preloading %s failed", name)
+            return EXIT_INDEXING
     try:
         module = import_app_module(app_dir, os.environ.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"))
         specs = discover(module)

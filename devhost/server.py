@@ -8,6 +8,8 @@ Routes, checked in this order:
 * ``POST /admin/functions/{name}`` with ``{"input": ""}``: run a non-HTTP
   (timer) function now, like Core Tools; 202 Accepted, the invocation runs in
   the background. Errors are JSON ``{"error": {"code", "message"}}``.
+* ``GET|POST /admin/devhost/clock``: the served app's clock (:mod:`devhost.clock`; devhost only, tests
+  move it forward).
 * anything else: the functions' routes (``routePrefix`` + template).
 
 Auth levels are not enforced, as with Core Tools. A function that raises,
@@ -20,6 +22,7 @@ after Azure's 230 s HTTP limit gets a warning in the log. One log line per reque
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -37,6 +40,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from devhost.clock import CLOCK
 from devhost.convert import (
     RequestTooLargeError,
     UnsupportedResultError,
@@ -125,6 +129,14 @@ def build_app(
             return _error(503, "HostStopping", "the host is shutting down")
         return Response(status_code=202)
 
+    async def dev_clock(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                return JSONResponse(CLOCK.apply(json.loads(await request.body() or b"null")))
+            except ValueError as error:  # json.JSONDecodeError is a ValueError
+                return _error(400, "invalid_clock", str(error))
+        return JSONResponse(CLOCK.describe())
+
     async def dispatch(request: Request) -> Response:
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else str(raw_path)
@@ -165,6 +177,7 @@ def build_app(
         Route("/admin/host/status", host_status, methods=["GET"]),
         Route("/admin/functions", list_functions, methods=["GET"]),
         Route("/admin/functions/{name}", invoke_function, methods=["POST"]),
+        Route("/admin/devhost/clock", dev_clock, methods=["GET", "POST"]),
         # An ASGI endpoint (not a function) accepts every method; the router
         # below decides, answering 404 like the host for a method it lacks.
         Route("/{path:anything}", _AsgiEndpoint(dispatch)),

@@ -16,11 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from shared.app.notifications import NotificationServices
 from shared.app.tenants import TenantServices
+from shared.core.cooldown import Clock
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.lazy import BuiltOnce
@@ -72,8 +74,14 @@ class Runtime(BuiltOnce):
         authenticator: TokenValidator | None = None,
         table_service: TableServiceClient | None = None,
         session_keys: SessionKeyRing | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``clock`` and ``sleep`` are what the services wait on (token renewal and held failures, retry
+        budgets, the report's time budget); tests hand in a clock they move forward."""
         self._env = env
+        self._clock = clock
+        self._sleep = sleep
         super().__init__()
         self._settings = settings
         self._settings_error: ConfigurationError | None = None
@@ -151,6 +159,8 @@ class Runtime(BuiltOnce):
                 self,
                 tokens=self._home_tokens if home else None,
                 authenticator=self._home_authenticator if home else None,
+                clock=self._clock,
+                sleep=self._sleep,
             )
         # Multi-tenant: every tenant's tokens come from one credential and one MSAL token cache; the
         # home tenant reads MAILBOX_SCOPE, an organisation the group its administrator chose (none yet:
@@ -172,6 +182,8 @@ class Runtime(BuiltOnce):
             mailbox_scope=settings.mailbox_scope
             if home
             else (registry_row.mailbox_scope if registry_row else None),
+            clock=self._clock,
+            sleep=self._sleep,
         )
 
     def forget_tenant(self, tenant_id: str, *, tokens: bool = True) -> int:
@@ -275,7 +287,10 @@ class Runtime(BuiltOnce):
 
     def session_keys(self) -> SessionKeyRing:
         """The session key ring (``SESSION_KEY_NAME`` in Key Vault): seals sessions and flows, signs."""
-        return self._once("_session_keys", lambda: build_key_ring(self.settings().vault, self.secret_client))
+        return self._once(
+            "_session_keys",
+            lambda: build_key_ring(self.settings().vault, self.secret_client, clock=self._clock),
+        )
 
     def sessions(self) -> SessionStore:
         """Signed-in people's sessions in ``SESSION_TABLE``."""

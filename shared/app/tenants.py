@@ -8,8 +8,11 @@ TenantDirectory`; the edge binds the caller's tenant's set to each call.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from shared.core.cooldown import Clock
 from shared.core.errors import ConfigurationError
 from shared.core.http import RequestsTransport, Transport
 from shared.core.lazy import BuiltOnce
@@ -91,11 +94,16 @@ class TenantServices(BuiltOnce):
         tokens: TokenSource | None = None,
         authenticator: TokenValidator | None = None,
         mailbox_scope: str | _Unset | None = _UNSET,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``mailbox_scope``: the group whose members' mailboxes may be read (default: ``MAILBOX_SCOPE``;
-        an onboarded organisation's is its own choice, none until it chooses)."""
+        an onboarded organisation's is its own choice, none until it chooses). ``clock`` and ``sleep``:
+        what the app's tokens, Graph retries and report runs wait on."""
         self.tenant = tenant
         self._mailbox_scope = mailbox_scope
+        self._clock = clock
+        self._sleep = sleep
         self._process = process
         super().__init__()
         self._tokens = tokens
@@ -123,6 +131,7 @@ class TenantServices(BuiltOnce):
                     settings.entra_app._replace(authority=self.tenant.authority),
                     http_client=http_client,
                 ),
+                clock=self._clock,
             )
 
         return self._once("_tokens", build)
@@ -135,6 +144,8 @@ class TenantServices(BuiltOnce):
                 config=graph_config(self._process.settings()),
                 tokens=self.tokens(),
                 transport=self._process.transport(),
+                sleep=self._sleep,
+                clock=self._clock,
             ),
         )
 
@@ -142,7 +153,11 @@ class TenantServices(BuiltOnce):
         """Graph acting for a person with their delegated ``tokens``, sharing the process's transport.
         Cheap: one per request."""
         return GraphClient(
-            config=graph_config(self._process.settings()), tokens=tokens, transport=self._process.transport()
+            config=graph_config(self._process.settings()),
+            tokens=tokens,
+            transport=self._process.transport(),
+            sleep=self._sleep,
+            clock=self._clock,
         )
 
     def users(self) -> UsersService:
@@ -227,7 +242,9 @@ class TenantServices(BuiltOnce):
             config = graph_config(settings)
 
             def graph_for(transport: Transport) -> GraphClient:
-                return GraphClient(config=config, tokens=tokens, transport=transport)
+                return GraphClient(
+                    config=config, tokens=tokens, transport=transport, sleep=self._sleep, clock=self._clock
+                )
 
             mailer = ReportMailer(settings.report, store, self.graph())
             runner = ReportRunner(
@@ -237,6 +254,8 @@ class TenantServices(BuiltOnce):
                 graph_factory=graph_for,
                 function_timeout=function_timeout_seconds(HOST_JSON),
                 mail=mailer if mailer.enabled else None,
+                clock=self._clock,
+                sleep=self._sleep,
             )
             queue: Any = lambda: queue_client(queue_service(settings.storage), settings.report_queue)  # noqa: E731
             # One queue for every tenant: a message names its tenant (the home tenant's names none).

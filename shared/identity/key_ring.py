@@ -208,10 +208,15 @@ class SessionKeyRing:
                 return None
             self._keys[found.version] = found
             latest = self._latest
-            if latest is not None and _newer(found, latest):
+            newer = _newer(found, latest) if latest is not None else False
+            if newer:
                 # Another instance already seals with a newer version: follow it now, not at the re-read.
                 logger.info("Session key version %s (newer) seals new records", found.version)
                 self._latest = found
+            elif newer is None:
+                # Created in the same second as ours: the times cannot tell which is newer, the vault can.
+                # The next seal re-reads the latest version rather than wait for the periodic re-read.
+                self._next_refresh = 0.0
         return found
 
     def derive_key(self, purpose: str, *, version: str | None = None) -> tuple[str, bytes]:
@@ -333,13 +338,19 @@ def associated_data(kind: str, schema: int, row: str) -> bytes:
     return f"graph-functions/{kind}/v{schema}/{row}".encode("ascii")
 
 
-def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool:
-    if candidate.created is None or latest.created is None:
+def _newer(candidate: KeyVersion, latest: KeyVersion) -> bool | None:
+    """Whether ``candidate`` was created after ``latest``; None when the times cannot tell: another version
+    created within the same second (Key Vault's ``created`` has one-second resolution)."""
+    if candidate.created is None or latest.created is None or candidate.version == latest.version:
         return False
+    if int(candidate.created.timestamp()) == int(latest.created.timestamp()):
+        return None
     return candidate.created > latest.created
 
 
-def build_key_ring(vault: VaultSettings, client: Callable[[], SecretClient]) -> SessionKeyRing:
+def build_key_ring(
+    vault: VaultSettings, client: Callable[[], SecretClient], *, clock: Clock = time.monotonic
+) -> SessionKeyRing:
     """The process's key ring, reading the vault ``KEY_VAULT_URL`` names through ``client()``.
 
     Raises:
@@ -350,4 +361,4 @@ def build_key_ring(vault: VaultSettings, client: Callable[[], SecretClient]) -> 
             "KEY_VAULT_URL is missing: sign-in keeps its session key (SESSION_KEY_NAME) in Key Vault, so set "
             "KEY_VAULT_URL even with ENTRA_CREDENTIAL=managed-identity"
         )
-    return SessionKeyRing(VaultKeySource(client(), vault.session_key_name, vault.key_vault_url))
+    return SessionKeyRing(VaultKeySource(client(), vault.session_key_name, vault.key_vault_url), clock=clock)

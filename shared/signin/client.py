@@ -91,10 +91,13 @@ class SignInClient:
         *,
         credential: Callable[[], ClientCredential],
         http_client: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``credential`` returns the app's current client credential; ``http_client`` is the requests-like
-        client MSAL uses (the app's pooled transport with the project's CA bundle)."""
+        client MSAL uses (the app's pooled transport with the project's CA bundle). ``clock`` times the
+        hold that mirrors MSAL's throttle cache, which runs on real time: leave it real in a running app."""
         self._settings = settings
+        self._clock = clock
         self._credential = credential
         # Watches each token POST (per thread): MSAL hides a 5xx's response and returns a 429 as a result.
         self._observed = ObservedHttpClient(http_client) if http_client is not None else None
@@ -352,7 +355,7 @@ class SignInClient:
             seconds = float(last[1]) if last is not None and last[1] is not None else None
         except ValueError:
             seconds = None
-        now = time.monotonic()
+        now = self._clock()
         if seconds is not None:
             seconds = min(MAX_HOLD_SECONDS, max(1.0, seconds))
             self._held_until = max(self._held_until, now + seconds)

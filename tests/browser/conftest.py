@@ -3,10 +3,11 @@
 The browser is Debian's ``/usr/bin/chromium`` driven by the ``playwright`` package (its wheel carries the
 driver; ``playwright install`` is never used). A missing Chromium is a failure, never a skip.
 
-Everything here is **module**-scoped, not session-scoped: while ``sync_playwright()`` is open, playwright
-marks its asyncio loop as the main thread's running loop between calls, so every ``asyncio.run()`` in a
-later test (the in-process ASGI tests, devhost) would fail with "cannot be called from a running event
-loop". Closing it when the browser module ends clears that.
+The browser and the capture server are **module**-scoped, not session-scoped: while ``sync_playwright()``
+is open, playwright marks its asyncio loop as the main thread's running loop between calls, so every
+``asyncio.run()`` in a later test (the in-process ASGI tests, devhost) would fail with "cannot be called
+from a running event loop". Closing it when the browser module ends clears that. The tenant has no such
+tie: one serves every browser module of a session (or xdist worker), reset after each test.
 
 TLS trust: Chromium keeps its own trust store (NSS), so the tenant's CA bundle that ``requests`` uses means
 nothing to it. Rather than ``ignore_https_errors`` (which accepts any certificate at all), the browser is
@@ -55,7 +56,7 @@ def capture() -> Iterator[CaptureServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser_tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTenant]:
     with trusted_tenant(Path(tmp_path_factory.mktemp("browser-tenant")), users=20) as t:
         yield t

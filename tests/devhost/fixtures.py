@@ -32,6 +32,10 @@ from tests.support.ports import free_port, free_port_range
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Variables from the developer's shell that would change what a test host does.
 _INHERITED_PREFIXES = ("AzureWebJobs", "AzureFunctionsWebHost", "FIXTURE_", "PYTHON_THREADPOOL")
+# Polls (readiness, wait_until) start at 50 ms and back off to 250 ms: each poll of a host is a request that
+# costs CPU in the test and in the host, and on two cores that CPU is what the whole suite waits for.
+_FIRST_POLL = 0.05
+_LAST_POLL = 0.25
 
 
 @dataclass
@@ -69,8 +73,12 @@ def start_devhost(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 120.0,
 ) -> DevHostProcess:
+    """Start devhost and return once ``/admin/host/status`` answers.
+
+    ``startup_timeout`` only bounds a host that never comes up: a healthy one returns as soon as it answers,
+    so the bound is generous (at 30 s, four hosts failed to start on this 2-core machine at a load of 24)."""
     port = free_port()
     environment = {
         name: value for name, value in os.environ.items() if not name.startswith(_INHERITED_PREFIXES)
@@ -87,6 +95,7 @@ def start_devhost(
         )
     host = DevHostProcess(process, port, log_path)
     deadline = time.monotonic() + startup_timeout
+    interval = _FIRST_POLL
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"devhost exited with {process.returncode}:\n{host.log()}")
@@ -98,16 +107,20 @@ def start_devhost(
         if time.monotonic() > deadline:
             host.stop(signal.SIGKILL)
             raise RuntimeError(f"devhost did not start within {startup_timeout} s:\n{host.log()}")
-        time.sleep(0.05)
+        time.sleep(interval)
+        interval = min(interval * 1.5, _LAST_POLL)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``condition`` every 50 ms; fail the test after ``timeout`` seconds."""
+    """Poll ``condition`` (after 50 ms, then at growing intervals up to 250 ms); fail the test after
+    ``timeout`` seconds. Conditions are states that last (a file, a count, a run's state), never a moment."""
     deadline = time.monotonic() + timeout
+    interval = _FIRST_POLL
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
+        interval = min(interval * 1.5, _LAST_POLL)
 
 
 @pytest.fixture(scope="session")

@@ -191,11 +191,14 @@ class AppHosts:
         *,
         overrides: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        dev_clock: bool = False,
     ) -> DevHostProcess:
         workdir = self._tmp.mktemp(f"host-{name}")
         log_path = workdir / "devhost.log"
         self._evidence.logs.append(log_path)
-        host = start_app_host(workdir, tenant.env, self._storage, overrides=overrides, env=env)
+        host = start_app_host(
+            workdir, tenant.env, self._storage, overrides=overrides, env=env, dev_clock=dev_clock
+        )
         self.hosts.append(host)
         return host
 
@@ -237,8 +240,9 @@ class FreshHosts:
         *,
         overrides: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        dev_clock: bool = False,
     ) -> DevHostProcess:
-        host = self._hosts.start(tenant, name, overrides=overrides, env=env)
+        host = self._hosts.start(tenant, name, overrides=overrides, env=env, dev_clock=dev_clock)
         self.started.append(host)
         return host
 

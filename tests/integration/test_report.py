@@ -29,9 +29,16 @@ NEVER = "0 0 6 1 1 *"  # 1 January only: the schedule itself never fires during 
 
 
 def report_host(
-    hosts: FreshHosts, tenant: LocalTenant, name: str, *, container: str | None = None, **overrides: str
+    hosts: FreshHosts,
+    tenant: LocalTenant,
+    name: str,
+    *,
+    container: str | None = None,
+    dev_clock: bool = False,
+    **overrides: str,
 ) -> DevHostProcess:
-    """A fresh host with its own report container and queue (or the given container)."""
+    """A fresh host with its own report container and queue (or the given container); ``dev_clock``: on
+    devhost's clock (``tests.support.apphost.app_clock``)."""
     tag = uuid.uuid4().hex[:10]
     settings = {
         "REPORT_CONTAINER": container or f"rep{tag}",
@@ -39,7 +46,7 @@ def report_host(
         "REPORT_SCHEDULE": NEVER,
         **overrides,
     }
-    return hosts.start(tenant, name, overrides=settings)
+    return hosts.start(tenant, name, overrides=settings, dev_clock=dev_clock)
 
 
 def post_run(host: DevHostProcess, token: str, **params: str) -> requests.Response:

@@ -17,7 +17,7 @@ from tests.devhost.fixtures import wait_until
 from tests.integration.checks import assert_error, call
 from tests.integration.fixtures import Evidence, FreshHosts, own_caller
 from tests.integration.test_report import download, post_run, report_host, run_on_demand, wait_state
-from tests.support.apphost import Caller
+from tests.support.apphost import Caller, app_clock
 from tests.support.ports import free_port
 from tests.support.tenant import LocalTenant, start_tenant
 
@@ -82,10 +82,17 @@ def test_throttling_storm_loses_and_repeats_no_row(
 def test_throttling_past_the_run_budget_fails_visibly_then_the_next_run_completes(
     fresh_hosts: FreshHosts, fresh_big: LocalTenant, big_caller: Caller
 ) -> None:
-    # Per call 2 s of retries; the run waits at most 10 x 2 = 20 s in all.
+    # Per call 2 s of retries; the run waits at most 10 x 2 = 20 s in all, on the app's clock: its sleeps
+    # move that clock forward at once (skipSleeps), so the budget runs out without 20 s of real waiting.
     host = report_host(
-        fresh_hosts, fresh_big, "report-budget", GRAPH_RETRY_BUDGET_SECONDS="2", GRAPH_MAX_RETRIES="3"
+        fresh_hosts,
+        fresh_big,
+        "report-budget",
+        dev_clock=True,
+        GRAPH_RETRY_BUDGET_SECONDS="2",
+        GRAPH_MAX_RETRIES="3",
     )
+    app_clock(host, {"skipSleeps": True})
     token = big_caller.token()
     # The first page goes through; every later listing page is throttled.
     _fault(fresh_big, service="graph", path=LISTING, status=429, retryAfter=1)
@@ -96,6 +103,7 @@ def test_throttling_past_the_run_budget_fails_visibly_then_the_next_run_complete
     fresh_big.control("DELETE", "/faults")
     summary = run_on_demand(host, token, "2026-03-02")  # the next trigger completes it
     assert summary["totals"]["users"] == BIG
+    assert app_clock(host)["offsetSeconds"] >= 20  # the retries waited (on the app's clock) the budget out
 
 
 def wait_for(host: Any, token: str, date: str) -> dict[str, Any]:

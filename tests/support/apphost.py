@@ -76,16 +76,39 @@ def start_app_host(
     overrides: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
+    dev_clock: bool = False,
 ) -> DevHostProcess:
-    """devhost serving the repository's app with a settings file in ``workdir`` (log: ``devhost.log``)."""
+    """devhost serving the repository's app with a settings file in ``workdir`` (log: ``devhost.log``).
+
+    ``dev_clock``: the app's services wait on devhost's clock (:mod:`tests.support.app_clock`), which the
+    test moves with :func:`advance_app_clock`; otherwise the app is composed exactly as in production."""
     workdir.mkdir(parents=True, exist_ok=True)
     settings = write_app_settings(workdir / "local.settings.json", tenant_env, storage, overrides)
+    preload = ("--preload", "tests.support.app_clock") if dev_clock else ()
     return start_devhost(
         REPO_ROOT,
         log_path=workdir / "devhost.log",
         env=host_environment(tenant_env, env),
-        args=("--settings", str(settings), *args),
+        args=("--settings", str(settings), *preload, *args),
     )
+
+
+def app_clock(host: DevHostProcess, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The app clock of a ``dev_clock`` host (``GET``), or changed by ``body`` (``POST``: ``advanceSeconds``,
+    ``skipSleeps``; see devhost/clock.py)."""
+    url = host.url("/admin/devhost/clock")
+    method = "GET" if body is None else "POST"
+    response = requests.request(method, url, json=body, timeout=10)
+    assert response.status_code == 200, (response.status_code, response.text)
+    return dict(response.json())
+
+
+def advance_app_clock(host: DevHostProcess, seconds: float, tenant: LocalTenant | None = None) -> float:
+    """Move a ``dev_clock`` host's clock forward by ``seconds`` (and ``tenant``'s by as much, so the tokens
+    it issued age alike); returns the host's offset from real time."""
+    if tenant is not None:
+        tenant.advance_clock(seconds)
+    return float(app_clock(host, {"advanceSeconds": seconds})["offsetSeconds"])
 
 
 def tenant_session(tenant: LocalTenant) -> requests.Session:

@@ -329,3 +329,20 @@ def test_an_older_version_is_read_once_for_concurrent_requests_and_its_outage_is
     keys.down = False
     clock.now += HOLD_SECONDS
     assert other.open(old.version, old.blob, aad=b"a") == b"old"
+
+
+def test_a_version_created_in_the_same_second_as_ours_is_settled_by_the_vault_at_the_next_seal() -> None:
+    # Key Vault's `created` has one-second resolution: two versions of one second cannot be ordered by it.
+    keys, clock = FakeKeys(), Clock()
+    mine = ring(keys, clock)
+    ours = mine.latest_version()
+    same_second = keys.add()
+    keys.versions[same_second] = keys.versions[same_second]._replace(created=keys.versions[ours].created)
+    sealed = SessionKeyRing(keys, clock=Clock()).seal(b"from elsewhere", aad=b"a")
+    assert sealed.version == same_second
+    reads = len(keys.reads)
+    assert mine.open(sealed.version, sealed.blob, aad=b"a") == b"from elsewhere"
+    assert mine.latest_version() == same_second  # the vault was asked at once, not in 5 minutes
+    assert keys.reads[reads:] == [same_second, None]
+    assert mine.seal(b"x", aad=b"a").version == same_second
+    assert keys.reads[reads:] == [same_second, None]  # settled: no further read until the re-read is due
