@@ -14,8 +14,9 @@ For each post (:meth:`Intake.accept`):
    Graph's retry of a post already taken; for lifecycle notifications, Graph's notification id) is
    dropped (:class:`RecentNotifications`);
 4. the rest go on the work queue (``MAIL_NOTIFICATION_QUEUE``) as one or more messages under the queue's
-   64 KiB limit, each item carrying the client state's fingerprint (never the value). A storage failure is
-   a 503, so Graph retries the post later (for up to 4 h).
+   64 KiB limit, each item carrying the client state's fingerprint (never the value); concurrent posts
+   share queue writes (:mod:`shared.notifications.group_commit`). A storage failure is a 503, so Graph
+   retries the post later (for up to 4 h).
 
 Rich notifications' ``validationTokens`` travel with the items; the worker verifies them before it trusts
 ``encryptedContent`` (Graph: "answer 202 first, validate after").
@@ -35,6 +36,7 @@ from typing import Any, Protocol
 
 from shared.core.records import Record
 from shared.notifications.client_state import ClientStates, fingerprint
+from shared.notifications.group_commit import GroupCommit
 from shared.notifications.wire import Collection, Notification, parse_collection
 
 logger = logging.getLogger(__name__)
@@ -158,6 +160,7 @@ class Intake:
         self._send = send
         self._recent = recent or RecentNotifications()
         self._now = now
+        self._commit = GroupCommit(lambda items: work_messages(items, (), self._now().isoformat()), send)
 
     def accept(self, body: bytes, *, lifecycle: bool) -> IntakeResult:
         """Check ``body`` (a post to the notification or, ``lifecycle``, the lifecycle URL) and queue what
@@ -184,11 +187,12 @@ class Intake:
             if key is not None:
                 digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
         if taken:
-            received = self._now().isoformat()
-            for message in work_messages(
-                [work_item(item) for item in taken], collection.validation_tokens, received
-            ):
-                self._send(message)
+            items = [work_item(item) for item in taken]
+            if collection.validation_tokens:  # the tokens belong to this post: it is written alone
+                for message in work_messages(items, collection.validation_tokens, self._now().isoformat()):
+                    self._send(message)
+            else:
+                self._commit.submit(items)
             self._recent.remember(digests)
         if refused:
             logger.warning(

@@ -307,3 +307,48 @@ def test_validation_tokens_need_graphs_publisher_this_app_and_a_served_tenant() 
             check(bad)
     with pytest.raises(RichContentError):
         check()
+
+
+def test_concurrent_posts_share_queue_writes_and_a_failed_write_fails_each_of_them() -> None:
+    import threading
+
+    from shared.core.errors import StorageUnavailable
+    from shared.notifications.group_commit import GroupCommit
+
+    writes: list[list[dict[str, Any]]] = []
+    failing = {"on": False}
+
+    def send(message: bytes) -> None:
+        if failing["on"]:
+            raise StorageUnavailable("queue down")
+        writes.append(json.loads(message)["items"])
+
+    def encode(items: list[dict[str, Any]]) -> list[bytes]:
+        return [json.dumps({"items": items}).encode()]
+
+    commit = GroupCommit(encode, send, window=0.05)
+    errors: list[BaseException] = []
+
+    def post(n: int) -> None:
+        try:
+            commit.submit([{"n": n}])
+        except StorageUnavailable as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = sorted(item["n"] for items in writes for item in items)
+    assert stored == list(range(20)) and len(writes) < 20 and errors == []  # shared, and all stored
+    failing["on"] = True
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 5  # nobody is told 202 for items that were not stored
+    failing["on"] = False
+    commit.submit([{"n": 99}])  # the next post leads a new gathering
+    assert writes[-1] == [{"n": 99}]
