@@ -30,7 +30,7 @@ from shared.identity.key_ring import SessionKeyRing
 from shared.identity.key_source import VaultKeySource
 from shared.signin.flows import FLOW_LIFETIME_SECONDS
 from shared.signin.sessions import SessionClaims, SessionStore
-from shared.storage.tables import EnsuredTable, hashed_key
+from shared.storage.tables import EnsuredTable, hashed_key, partition_of
 from tests.devhost.fixtures import wait_until
 from tests.integration.fixtures import environment
 from tests.support.ports import free_port_range
@@ -134,7 +134,13 @@ def test_a_tampered_row_is_no_session_and_is_deleted(app: Runtime) -> None:
     table.update_entity(entity, mode=UpdateMode.REPLACE)
     assert sessions.load(session.id) is None
     assert sessions.load(session.id) is None
-    assert not list(table.query_entities("RowKey eq @row", parameters={"row": hashed_key(session.id)}))
+    # The session's own row (its person's index row, shared.signin.person_sessions, lives until its expiry)
+    row = hashed_key(session.id)
+    assert not list(
+        table.query_entities(
+            "PartitionKey eq @p and RowKey eq @r", parameters={"p": partition_of(row), "r": row}
+        )
+    )
 
 
 def test_idle_and_absolute_expiry_and_the_purge(app: Runtime) -> None:
@@ -163,6 +169,15 @@ def test_idle_and_absolute_expiry_and_the_purge(app: Runtime) -> None:
     clock["now"] = start + datetime.timedelta(minutes=151)  # two hours after its sign-in at minute 31
     assert sessions.load(fresh.id) is None
     client = table.client()
+    for gone in (idle, steady, fresh):
+        row = hashed_key(gone.id)  # the session's own row (its person's index row ends at its expiry)
+        assert not list(
+            client.query_entities(
+                "PartitionKey eq @p and RowKey eq @r", parameters={"p": partition_of(row), "r": row}
+            )
+        )
+    # Past every absolute expiry the purge also removes the person index rows: nothing of them is left.
+    sessions.purge_expired(start + datetime.timedelta(minutes=152))
     for gone in (idle, steady, fresh):
         assert not list(client.query_entities("RowKey eq @r", parameters={"r": hashed_key(gone.id)}))
 
