@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.app_kit import Shots, Watch, admin, browser_app, member, through_tenant
 from tests.devhost.fixtures import DevHostProcess
@@ -75,7 +75,8 @@ def test_sign_in_profile_mail_and_a_token_for_another_audience(
     assert page.locator("#mail-list img, #mail-list script").count() == 0 and watch.dialogs == []
 
     page.click("#wrong-audience")
-    page.wait_for_function("document.getElementById('wrong-audience-result').textContent.length > 0")
+    # A locator, not wait_for_function: a string predicate is an eval, which the page's CSP refuses.
+    expect(page.locator("#wrong-audience-result")).not_to_be_empty(timeout=30_000)
     result = page.inner_text("#wrong-audience-result")
     assert result.startswith("Refused as it must be: 401 unauthenticated"), result
     shots.take(page, "03-wrong-audience-refused")
