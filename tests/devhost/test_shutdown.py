@@ -35,7 +35,9 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
         (out / "slow.release").touch()
         response = in_flight.result(timeout=30)
     assert (response.status_code, response.text) == (200, "slow finished")
-    assert host.stop() == 0
+    # The first SIGTERM's exit, waited for: stop() would send a second one to a host still draining (on a
+    # loaded machine), and that one ends it with -15.
+    assert host.process.wait(30) == 0
     assert "Finished server process" in host.log()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.infra import bicep
 
 # Resource types with checkov checks: each such resource must appear in checkov's results, which proves
@@ -41,6 +43,12 @@ def _check_ids(report: dict, kind: str) -> set[str]:
     return {check["check_id"] for check in report["results"][kind]}
 
 
+# One checkov run is about 10 CPU-seconds but took over 120 s of wall on this 2-core machine at a load of 30
+# (the suite's default per-test timeout); its subprocess has its own 300 s bound.
+CHECKOV_TIMEOUT = pytest.mark.timeout(600)
+
+
+@CHECKOV_TIMEOUT
 def test_checkov_passes_with_the_configured_skips() -> None:
     report = bicep.checkov(with_config=True)
     failed = [
@@ -53,6 +61,7 @@ def test_checkov_passes_with_the_configured_skips() -> None:
     assert report["summary"]["passed"] > 0
 
 
+@CHECKOV_TIMEOUT
 def test_checkov_scanned_every_checkable_resource() -> None:
     report = bicep.checkov(with_config=True)
     seen = {(c["file_path"].lstrip("/"), c["resource"]) for c in report["results"]["passed_checks"]}
@@ -67,6 +76,7 @@ def test_checkov_scanned_every_checkable_resource() -> None:
     assert expected <= seen, f"checkov did not check: {sorted(expected - seen)}"
 
 
+@CHECKOV_TIMEOUT
 def test_every_skip_has_a_reason_and_is_still_needed() -> None:
     skips = _skips()
     assert skips, "no skip-check list found"
