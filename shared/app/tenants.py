@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.core.cooldown import Clock
 from shared.core.errors import ConfigurationError
+from shared.core.host_limits import HOST_JSON, function_timeout_seconds
 from shared.core.http import RequestsTransport, Transport
 from shared.core.lazy import BuiltOnce
-from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
+from shared.core.settings import Settings
 from shared.graph.client import GraphClient
 from shared.graph.config import GraphConfig
 from shared.graph.sharepoint import current_user

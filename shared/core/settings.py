@@ -13,7 +13,6 @@ This module uses only the standard library: it is imported when ``function_app``
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,10 +20,11 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from shared.core.clouds import DEFAULT_AUTHORITY_HOST, DEFAULT_GRAPH_ENDPOINT, MICROSOFT_AUTHORITY_HOSTS
 from shared.core.errors import ConfigurationError
+from shared.core.host_limits import HOST_JSON, check_retry_bounds, function_timeout_seconds
 from shared.core.patterns import is_guid
 from shared.core.records import Record
-from shared.core.retry_policy import worst_case_call_seconds
 from shared.core.settings_parts import (
     CredentialMode,
     EntraApp,
@@ -43,40 +43,8 @@ CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
 #: ``MAIL_INGESTION_MODE``: Graph change notifications + delta, delta from a timer alone, or nothing.
 INGESTION_MODES: tuple[IngestionMode, ...] = ("webhook", "poll", "off")
 
-DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
-DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
-
-#: Entra authority hosts of Microsoft's clouds (the set MSAL treats as well known). For any other host,
-#: e.g. a local emulator on 127.0.0.1, instance discovery against login.microsoftonline.com must be off.
-MICROSOFT_AUTHORITY_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoft.com",
-        "login.windows.net",
-        "sts.windows.net",
-        "login.chinacloudapi.cn",
-        "login.partner.microsoftonline.cn",
-        "login.microsoftonline.de",
-        "login-us.microsoftonline.com",
-        "login.microsoftonline.us",
-        "login.usgovcloudapi.net",
-        "login.sovcloud-identity.fr",
-        "login.sovcloud-identity.de",
-        "login.sovcloud-identity.sg",
-    }
-)
-
 # Key Vault secret names: 1-127 characters, alphanumerics and dashes.
 _SECRET_NAME = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - the pattern of a vault secret name, not a secret
-
-#: Azure's front end ends any HTTP request after 230 s, whatever functionTimeout says ("Function app timeout
-#: duration", Azure Functions scale and hosting docs).
-HTTP_RESPONSE_LIMIT_SECONDS = 230.0
-#: The app's host.json, read for ``functionTimeout`` (the Functions host runs from the app root).
-HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
-# host.json functionTimeout: a .NET TimeSpan, [d.]hh:mm[:ss[.fffffff]] or a bare number of days (as the
-# host parses it: "00:01" is one minute); "-1" means unbounded (Premium, Dedicated).
-_TIMESPAN = r"(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,7})?)?|(\d+)"
 
 
 DEFAULT_SESSION_KEY_NAME = "graph-functions-session-key"
@@ -440,39 +408,3 @@ def tenancy_of(reader: Reader) -> Tenancy:
 
 def _lower(value: str | None) -> str | None:
     return value.lower() if value else None
-
-
-def function_timeout_seconds(host_json: Path) -> float | None:
-    """host.json's ``functionTimeout`` in seconds; None when the file or the value is absent, unbounded
-    (``-1``) or unreadable (the 230 s HTTP limit then applies alone; it is below every plan's default)."""
-    try:
-        value = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
-    except (OSError, ValueError, AttributeError):
-        return None
-    match = re.fullmatch(_TIMESPAN, value.strip()) if isinstance(value, str) else None
-    if match is None:
-        return None
-    days, hours, minutes, seconds, whole_days = (int(part or 0) for part in match.groups())
-    return float((((days + whole_days) * 24 + hours) * 60 + minutes) * 60 + seconds)
-
-
-def check_retry_bounds(timeout: float, budget: float, function_timeout: float | None) -> str | None:
-    """The problem, if any, with GRAPH_TIMEOUT_SECONDS and GRAPH_RETRY_BUDGET_SECONDS together: the longest
-    one Graph call can take (:func:`~shared.core.retry_policy.worst_case_call_seconds`, ``budget + 2 x
-    timeout``) must stay under both Azure's 230 s HTTP response limit and host.json's ``functionTimeout``."""
-    limit, name = HTTP_RESPONSE_LIMIT_SECONDS, "Azure's 230 s HTTP response limit"
-    if function_timeout is not None and function_timeout < limit:
-        limit, name = function_timeout, f"host.json functionTimeout ({function_timeout:g} s)"
-    worst = worst_case_call_seconds(timeout, budget)
-    if worst < limit:
-        return None
-    fixes = [f"keep GRAPH_RETRY_BUDGET_SECONDS + 2 x GRAPH_TIMEOUT_SECONDS under {limit:g}"]
-    if limit - 2 * timeout > 0:
-        fixes.append(f"with this timeout, a budget below {limit - 2 * timeout:g}")
-    if (limit - budget) / 2 > 1:
-        fixes.append(f"with this budget, a timeout below {(limit - budget) / 2:g}")
-    return (
-        f"GRAPH_RETRY_BUDGET_SECONDS ({budget:g}) + 2 x GRAPH_TIMEOUT_SECONDS ({timeout:g}) = {worst:g} s, "
-        f"the longest one Graph call may take with its retries, reaches {name}, so callers could be cut off "
-        f"before the app answers: {'; '.join(fixes)} ({WHERE})"
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.core.patterns import GUID_PATTERN
 from shared.identity.roles import AppRole
 from shared.web.openapi_parts import error_refs, ok_response, ref
 
@@ -17,9 +18,30 @@ NOTIFICATION_ERROR_CODES: tuple[str, ...] = (
 
 _NULLABLE = {"type": "string", "nullable": True}
 _WHEN = {"type": "string", "format": "date-time", "nullable": True}
+_GUID = {"type": "string", "format": "uuid", "pattern": f"^{GUID_PATTERN}$"}
+#: What authenticates and routes a notification: its subscription, its tenant (``organizationId`` in the
+#: shape lifecycle events arrive in today) and the subscription's clientState.
+_NOTIFICATION_IDS: dict[str, Any] = {
+    "subscriptionId": _GUID,
+    "tenantId": _GUID,
+    "organizationId": _GUID,
+    "clientState": {"type": "string", "maxLength": 255},
+    "id": {"type": "string", "maxLength": 256},
+}
 
 
-def _webhook(operation_id: str, summary: str, what: str) -> dict[str, Any]:
+def _collection(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["value"],
+        "properties": {
+            "value": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("schemas", item)},
+            "validationTokens": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+
+
+def _webhook(operation_id: str, summary: str, what: str, collection: str) -> dict[str, Any]:
     return {
         "post": {
             "operationId": operation_id,
@@ -35,7 +57,7 @@ def _webhook(operation_id: str, summary: str, what: str) -> dict[str, Any]:
             "parameters": [ref("parameters", "validationToken")],
             "requestBody": {
                 "required": False,
-                "content": {"application/json": {"schema": ref("schemas", "ChangeNotificationCollection")}},
+                "content": {"application/json": {"schema": ref("schemas", collection)}},
             },
             "responses": {
                 "200": {
@@ -55,11 +77,13 @@ PATHS: dict[str, Any] = {
         "graphNotifications",
         "Graph change notifications (webhook).",
         "change notifications of mail and users.",
+        "ChangeNotificationCollection",
     ),
     "/api/graph/lifecycle": _webhook(
         "graphLifecycle",
         "Graph lifecycle notifications (webhook).",
         "reauthorizationRequired, subscriptionRemoved and missed.",
+        "LifecycleNotificationCollection",
     ),
     "/api/subscriptions": {
         "get": {
@@ -91,12 +115,32 @@ PARAMETERS: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, Any] = {
-    "ChangeNotificationCollection": {
+    "ChangeNotificationCollection": _collection("ChangeNotification"),
+    "LifecycleNotificationCollection": _collection("LifecycleNotification"),
+    "ChangeNotification": {
         "type": "object",
-        "required": ["value"],
+        "description": "One change (Graph's changeNotification); what the app reads of it.",
+        "required": ["subscriptionId", "clientState", "changeType", "resource"],
+        "anyOf": [{"required": ["tenantId"]}, {"required": ["organizationId"]}],
         "properties": {
-            "value": {"type": "array", "maxItems": 1000, "items": {"type": "object"}},
-            "validationTokens": {"type": "array", "items": {"type": "string"}},
+            **_NOTIFICATION_IDS,
+            "changeType": {"type": "string", "enum": ["created", "updated", "deleted"]},
+            "resource": {"type": "string", "maxLength": 1024},
+            "resourceData": {"type": "object"},
+            "encryptedContent": {"type": "object"},
+        },
+    },
+    "LifecycleNotification": {
+        "type": "object",
+        "description": "One lifecycle event (Graph's lifecycle notification).",
+        "required": ["subscriptionId", "clientState", "lifecycleEvent"],
+        "anyOf": [{"required": ["tenantId"]}, {"required": ["organizationId"]}],
+        "properties": {
+            **_NOTIFICATION_IDS,
+            "lifecycleEvent": {
+                "type": "string",
+                "enum": ["reauthorizationRequired", "subscriptionRemoved", "missed"],
+            },
         },
     },
     "Subscription": {

@@ -109,6 +109,8 @@ def known_messages(
 
 
 PUBLIC_PATHS = frozenset({"/api/health", "/api/openapi.json"})
+#: Graph's webhooks: anonymous at the host, authenticated by each notification's clientState.
+WEBHOOK_PATHS = frozenset({"/api/graph/notifications", "/api/graph/lifecycle"})
 
 
 def _bearer_accepted(operation: Any) -> bool:
@@ -236,7 +238,11 @@ def test_fuzz_without_a_token(
         if case.headers:
             case.headers.pop("Authorization", None)  # schemathesis fills one in from the security scheme
         response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
-        if protected:
+        if operation.path in WEBHOOK_PATHS:
+            # Graph sends no token: the handshake is echoed, a post is taken (202) or refused as malformed;
+            # its notifications are authenticated by their clientState, later.
+            assert response.status_code in (200, 202, 400, 413), response.text[:300]
+        elif protected:
             assert response.status_code == 401, response.text[:300]
             assert _header(response, "WWW-Authenticate") == "Bearer"
         else:

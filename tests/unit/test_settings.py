@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from shared.core.errors import ConfigurationError
-from shared.core.settings import HOST_JSON, Settings, function_timeout_seconds
+from shared.core.host_limits import HOST_JSON, function_timeout_seconds
+from shared.core.settings import Settings
 
 from .conftest import BASE_ENV, CLIENT, TENANT, make_settings
 
