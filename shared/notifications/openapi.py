@@ -110,7 +110,7 @@ PARAMETERS: dict[str, Any] = {
         "in": "query",
         "required": False,
         "description": "Graph's validation handshake token (at most 1,024 printable characters).",
-        "schema": {"type": "string", "maxLength": 1024},
+        "schema": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[\\x20-\\x7e]*$"},
     }
 }
 

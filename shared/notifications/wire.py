@@ -131,8 +131,10 @@ def _notification(item: Any, *, lifecycle: bool) -> Notification:
     subscription_id = _guid(item, "subscriptionId")
     tenant_id = _guid(item, "tenantId", "organizationId")
     client_state = _text(item, "clientState", _MAX_CLIENT_STATE) or ""
-    event = item.get("lifecycleEvent")
-    change = item.get("changeType")
+    # Only strings can be known values (an object or a list here would not even hash).
+    event, change = item.get("lifecycleEvent"), item.get("changeType")
+    event = event if isinstance(event, str) or event is None else ""
+    change = change if isinstance(change, str) else None
     raw_id = item.get("id")
     notification_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= _MAX_ETAG else None
     if lifecycle or event is not None:

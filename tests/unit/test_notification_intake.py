@@ -352,3 +352,20 @@ def test_concurrent_posts_share_queue_writes_and_a_failed_write_fails_each_of_th
     failing["on"] = False
     commit.submit([{"n": 99}])  # the next post leads a new gathering
     assert writes[-1] == [{"n": 99}]
+
+
+@pytest.mark.parametrize("lifecycle", [False, True])
+@pytest.mark.parametrize("field", ["changeType", "lifecycleEvent"])
+@pytest.mark.parametrize("value", [{}, [], 1])
+def test_a_non_string_change_or_event_is_a_400(lifecycle: bool, field: str, value: object) -> None:
+    # Found by schemathesis: an object here does not even hash, so a set lookup raised (a 500).
+    item = {
+        "subscriptionId": "b253d218-6c4a-47ea-8906-17f2747b6dba",
+        "tenantId": "e3e70682-c209-1cac-a29f-6fbed82c07cd",
+        "clientState": "",
+        "resource": "",
+        field: value,
+    }
+    with pytest.raises(BadRequest) as raised:
+        parse_collection(json.dumps({"value": [item]}).encode(), lifecycle=lifecycle)
+    assert raised.value.code == "invalid_notification"
