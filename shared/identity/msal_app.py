@@ -72,6 +72,25 @@ class _ObservedHttpClient:
         self._inner.close()
 
 
+def last_status_text(observed: _ObservedHttpClient | None) -> str:
+    """``HTTP {status}`` of this thread's last token request through ``observed``, else ``no response``."""
+    last = observed.last() if observed is not None else None
+    return f"HTTP {last[0]}" if last is not None else "no response"
+
+
+def last_retry_after(observed: _ObservedHttpClient | None) -> int:
+    """Entra's Retry-After for this thread's last token request through ``observed`` (within 1 s and
+    :data:`MAX_HOLD_SECONDS`), else the default hold :data:`REQUEST_FAILURE_HOLD_SECONDS`."""
+    last = observed.last() if observed is not None else None
+    try:
+        seconds = float(last[1]) if last is not None and last[1] is not None else None
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        return int(REQUEST_FAILURE_HOLD_SECONDS)
+    return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
+
+
 #: The same watcher for other MSAL confidential clients of the app (people's sign-in,
 #: :mod:`shared.signin.client`).
 ObservedHttpClient = _ObservedHttpClient
@@ -123,19 +142,10 @@ class _MsalClient:
         )
 
     def _status_text(self) -> str:
-        last = self._observed.last() if self._observed is not None else None
-        return f"HTTP {last[0]}" if last is not None else "no response"
+        return last_status_text(self._observed)
 
     def _retry_after(self) -> int:
-        """Entra's Retry-After for the last token request (within bounds), else the default hold."""
-        last = self._observed.last() if self._observed is not None else None
-        try:
-            seconds = float(last[1]) if last is not None and last[1] is not None else None
-        except ValueError:
-            seconds = None
-        if seconds is None:
-            return int(REQUEST_FAILURE_HOLD_SECONDS)
-        return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
+        return last_retry_after(self._observed)
 
 
 def remove_realm_tokens(cache: msal.TokenCache, *, client_id: str, realm: str) -> int:

@@ -42,10 +42,10 @@ from shared.core.errors import CredentialUnavailable, GraphFunctionsError
 from shared.core.records import Record
 from shared.identity.credentials import ClientCredential
 from shared.identity.msal_app import (
-    MAX_HOLD_SECONDS,
-    REQUEST_FAILURE_HOLD_SECONDS,
     ObservedHttpClient,
     SharedHttpCache,
+    last_retry_after,
+    last_status_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -221,15 +221,7 @@ class MsalExchange:
         return result
 
     def _status_text(self) -> str:
-        last = self._observed.last() if self._observed is not None else None
-        return f"HTTP {last[0]}" if last is not None else "no response"
+        return last_status_text(self._observed)
 
     def _retry_after(self) -> int:
-        last = self._observed.last() if self._observed is not None else None
-        try:
-            seconds = float(last[1]) if last is not None and last[1] is not None else None
-        except ValueError:
-            seconds = None
-        if seconds is None:
-            return int(REQUEST_FAILURE_HOLD_SECONDS)
-        return int(min(MAX_HOLD_SECONDS, max(1.0, seconds)))
+        return last_retry_after(self._observed)

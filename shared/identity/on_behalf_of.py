@@ -42,6 +42,7 @@ from shared.core.challenges import (
 from shared.core.cooldown import HeldFailure
 from shared.core.errors import CredentialUnavailable, GraphFunctionsError, Unauthenticated
 from shared.core.records import Record
+from shared.identity.flight import Flight
 from shared.identity.msal_app import REQUEST_FAILURE_HOLD_SECONDS
 from shared.identity.obo_exchange import (
     ASSERTION,
@@ -54,6 +55,8 @@ from shared.identity.obo_exchange import (
 from shared.identity.user_tokens import UserAssertion
 
 logger = logging.getLogger(__name__)
+#: How a waiter's 503 names the request it waited for.
+_FLIGHT_NAME = "an exchange on a person's behalf"
 
 #: A cached token is used until this long before its expiry (at most a tenth of its lifetime).
 EXPIRY_MARGIN_SECONDS = 60.0
@@ -80,26 +83,6 @@ class _Memo(Record, hidden=("token",)):
     usable_until: float
 
 
-class _Flight:
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._token: str | None = None
-        self._error: GraphFunctionsError | None = None
-
-    def finish(self, token: str | None = None, error: GraphFunctionsError | None = None) -> None:
-        self._token, self._error = token, error
-        self._done.set()
-
-    def wait(self, timeout: float) -> str:
-        if not self._done.wait(timeout):
-            raise CredentialUnavailable("Waited too long for an exchange on a person's behalf", retry_after=5)
-        if self._error is not None:
-            raise self._error
-        if self._token is None:  # finish() sets one of the two; kept for the type checker
-            raise CredentialUnavailable("An exchange ended without a token", retry_after=5)
-        return self._token
-
-
 class OnBehalfOf:
     """The cache, single-flight and failure hold of one tenant's OBO exchanges (module docstring).
     Thread-safe; one per tenant. ``token_requests`` counts exchanges sent (for tests and benchmarks)."""
@@ -116,7 +99,7 @@ class OnBehalfOf:
         self._max_entries = max_entries
         self._lock = threading.Lock()  # memo and flight bookkeeping; never held while Entra is asked
         self._memo: dict[Key, _Memo] = {}
-        self._flights: dict[Key, _Flight] = {}
+        self._flights: dict[Key, Flight] = {}
         self._held = HeldFailure(clock=clock)
         self.token_requests = 0
 
@@ -149,7 +132,7 @@ class OnBehalfOf:
             leader = flight is None
             if flight is None:
                 self._held.raise_if_held()
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = Flight(_FLIGHT_NAME)
         if not leader:
             return flight.wait(FLIGHT_WAIT_SECONDS)
         return self._exchange_now(key, assertion, None, flight)
@@ -168,7 +151,7 @@ class OnBehalfOf:
         return len(self._memo)
 
     def _exchange_now(
-        self, key: Key, assertion: UserAssertion, claims: str | None, flight: _Flight | None
+        self, key: Key, assertion: UserAssertion, claims: str | None, flight: Flight | None
     ) -> str:
         requested_at = self._clock()
         try:
@@ -194,7 +177,7 @@ class OnBehalfOf:
     def _finish(
         self,
         key: Key,
-        flight: _Flight | None,
+        flight: Flight | None,
         *,
         token: str | None = None,
         error: GraphFunctionsError | None = None,

@@ -39,6 +39,7 @@ from shared.core.errors import (
 from shared.core.records import Record
 from shared.core.threads import start_daemon
 from shared.identity.credentials import ClientCredential, CredentialSource
+from shared.identity.flight import Flight
 from shared.identity.msal_app import (
     REQUEST_FAILURE_HOLD_SECONDS,
     AppFactory,
@@ -49,6 +50,8 @@ from shared.identity.msal_app import (
 __all__ = ["AppFactory", "ConfidentialClient", "TokenProvider", "msal_app_factory"]
 
 logger = logging.getLogger(__name__)
+#: How a waiter's 503 names the request it waited for.
+_FLIGHT_NAME = "the app's token request"
 
 #: A token is renewed (in the background) once this fraction of its lifetime has passed (as MSAL's
 #: ``refresh_in``, half the lifetime).
@@ -80,28 +83,6 @@ class _Memo(Record):
 def _memo(token: str, expires_in: int, requested_at: float) -> _Memo:
     margin = min(EXPIRY_MARGIN_SECONDS, expires_in / 10)
     return _Memo(token, requested_at + expires_in * RENEW_AFTER_FRACTION, requested_at + expires_in - margin)
-
-
-class _Flight:
-    """One token request in progress for a scope; callers that arrive meanwhile wait for its outcome."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._token: str | None = None
-        self._error: GraphFunctionsError | None = None
-
-    def finish(self, token: str | None = None, error: GraphFunctionsError | None = None) -> None:
-        self._token, self._error = token, error
-        self._done.set()
-
-    def wait(self, timeout: float) -> str:
-        if not self._done.wait(timeout):
-            raise CredentialUnavailable("Waited too long for the app's token request", retry_after=5)
-        if self._error is not None:
-            raise self._error
-        if self._token is None:  # finish() sets one of the two; kept for the type checker
-            raise CredentialUnavailable("The app's token request ended without a token", retry_after=5)
-        return self._token
 
 
 def _renewal_thread(target: Callable[[], None]) -> None:
@@ -138,7 +119,7 @@ class TokenProvider:
         self._reread = Cooldown(reread_interval, clock=clock)  # only re-reads that a rejection caused
         self._held = HeldFailure(clock=clock)
         self._memo: dict[str, _Memo] = {}
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, Flight] = {}
         self.vault_reads = 0
         self.token_requests = 0
 
@@ -166,7 +147,7 @@ class TokenProvider:
                 leader = False
             else:
                 self._held.raise_if_held()
-                flight = self._flights[scope] = _Flight()
+                flight = self._flights[scope] = Flight(_FLIGHT_NAME)
                 leader = True
         if not leader:
             return flight.wait(FLIGHT_WAIT_SECONDS)
@@ -200,7 +181,7 @@ class TokenProvider:
         with self._state_lock:
             if scope in self._flights or self._held.remaining() > 0:
                 return  # already renewing, or Entra failed moments ago: the current token stays in use
-            flight = self._flights[scope] = _Flight()
+            flight = self._flights[scope] = Flight(_FLIGHT_NAME)
 
         def renew() -> None:
             try:
@@ -216,7 +197,7 @@ class TokenProvider:
 
         self._spawn(renew)
 
-    def _fly(self, scope: str, flight: _Flight, *, renew: bool) -> str:
+    def _fly(self, scope: str, flight: Flight, *, renew: bool) -> str:
         """Get a token for ``scope`` as the leader of ``flight``, and hand the outcome to its waiters."""
         requested_at = self._clock()
         try:
