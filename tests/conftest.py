@@ -16,14 +16,31 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.schedule import ModuleWeights, load_durations, module_of
+
 pytest_plugins = ["tests.devhost.fixtures", "tests.integration.fixtures"]
 
 EVIDENCE_DIR = "evidence"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist would reorder modules by their number of tests; the collection order below (slowest first)
+    # is the one that keeps every worker busy to the end (tests/support/schedule.py).
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The log scan reads the logs every other test produced, so it runs last."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/integration/test_log_scan.py"))
+    """The slowest modules first (tests/support/schedule.py), each module's tests in their order; the log
+    scan reads the logs every other test produced, so it runs last."""
+    weight = ModuleWeights(load_durations())
+    items.sort(
+        key=lambda item: (
+            item.nodeid.startswith("tests/integration/test_log_scan.py"),
+            -weight(module_of(item.nodeid)),
+            module_of(item.nodeid),
+        )
+    )
 
 
 def _run_root(config: pytest.Config) -> Path:
