@@ -102,6 +102,7 @@ def test_invalid_base64_goes_straight_to_poison_unchanged(
     azurite: Azurite, queue_host: tuple[DevHostProcess, Path, str]
 ) -> None:
     host, out, queue = queue_host
+    base64_queue(azurite.connection_string, queue)  # created (when this test runs alone)
     raw = raw_queue(azurite.connection_string, queue)
     poison = raw_queue(azurite.connection_string, f"{queue}-poison")
     before = len(records(out, "echo"))
