@@ -74,7 +74,7 @@ class PersonSessions:
         client = self._client()
         try:
             with storage_call(self._what):
-                client.get_entity(BACKFILL_PARTITION, BACKFILL_ROW, select=["RowKey"])
+                client.get_entity(BACKFILL_PARTITION, BACKFILL_ROW)
         except ResourceNotFoundError:
             pass
         else:
