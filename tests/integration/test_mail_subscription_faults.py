@@ -168,8 +168,9 @@ def fx(env: Env) -> Iterator[Env]:
         env.tenant.control("POST", f"/groups/{env.group}/members", {"id": env.second["id"]})
     except AssertionError as error:  # still a member (a test that did not remove it)
         assert " 409 " in str(error)
-    env.host.run_timer()
-    wait_for(env.settled, "the tenant back to converged")
+    if not env.settled():  # a test that removed the second mailbox: the timer subscribes it again
+        env.host.run_timer()
+        wait_for(env.settled, "the tenant back to converged")
 
 
 # -- the calls -------------------------------------------------------------------------------------------
