@@ -20,7 +20,8 @@ A failure with one target is recorded on its row (``lastError``) and the run goe
 renewal or creation that failed is tried again next run, a reauthorization the worker could not make is
 made by the next run's renewal (``reauthorizing``), a mailbox whose subscription could not be deleted keeps
 its row (``leaving``) until a run deletes it. A failure to read the scope changes nothing (a partial member
-list must not remove anyone); it is recorded on the users row (``scope: ...``) and the run fails.
+list must not remove anyone); it is recorded on the users row (``scope: ...``) and the run fails, as does
+a failure to list the app's subscriptions (``subscriptions: ...``; ``GET /subscriptions``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from shared.notifications.store import USERS_TARGET, NotificationTable, Target, 
 logger = logging.getLogger(__name__)
 
 MAX_CHANGES_PER_RUN = 200
+#: Prefixes of a whole run's failure, shown on the users row until a run gets past that step.
+_RUN_ERRORS = ("scope: ", "subscriptions: ")
 SWEEP_MINUTES = 60
 NOTIFICATION_PATH = "/api/graph/notifications"
 LIFECYCLE_PATH = "/api/graph/lifecycle"
@@ -134,7 +137,7 @@ class SubscriptionKeeper:
             changed); failures with single targets are recorded on their rows instead.
         """
         counts = {"created": 0, "renewed": 0, "removed": 0, "caught_up": 0, "failed": 0}
-        first_run, self._started = not self._started, True
+        first_run = not self._started  # until a run gets through: a failed first run must not skip it
         try:
             members = self.members()
         except GraphFunctionsError as error:
@@ -169,7 +172,7 @@ class SubscriptionKeeper:
             elif upn and targets[key].upn != upn:
                 self._table.update(self._tenant, key, upn=upn)
         users = targets.get(USERS_TARGET)
-        if users is not None and (users.last_error or "").startswith("scope: "):
+        if users is not None and (users.last_error or "").startswith(_RUN_ERRORS):
             self._table.update(self._tenant, USERS_TARGET, last_error=None)
             targets[USERS_TARGET] = users._replace(last_error=None)
         for key, target in list(targets.items()):
@@ -182,7 +185,16 @@ class SubscriptionKeeper:
         if self._mode == "webhook":
             if USERS_TARGET not in targets:
                 targets[USERS_TARGET] = Target(tenant_id=self._tenant, key=USERS_TARGET, since=now)
-            live = self._subscriptions.live()
+            try:
+                live = self._subscriptions.live()
+            except GraphFunctionsError as error:
+                # Without Graph's list a removed subscription cannot be told from a live one: change none.
+                self._table.update(
+                    self._tenant,
+                    USERS_TARGET,
+                    last_error=f"subscriptions: {error.code}: {error.message}"[:500],
+                )
+                raise
             budget = MAX_CHANGES_PER_RUN
             for target in list(targets.values()):
                 if target.subscription_id and target.subscription_id not in live:
@@ -234,6 +246,7 @@ class SubscriptionKeeper:
                 reason = "poll" if self._mode == "poll" else "start" if first_run else "sweep"
                 self._send_work(catch_up_message(self._tenant, target.key, reason))
                 counts["caught_up"] += 1
+        self._started = True
         logger.info("Subscriptions timer (%s): %s", self._mode, counts)
         return counts
 

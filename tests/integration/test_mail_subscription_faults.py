@@ -1,5 +1,6 @@
 """The subscriptions timer's and the directory reaction's upstream calls under the local tenant's fault API:
-renewal (``PATCH /subscriptions/{id}``), deletion when the scope shrinks (``DELETE``), reauthorization
+renewal (``PATCH /subscriptions/{id}``), the list of the app's subscriptions (``GET /subscriptions``),
+deletion when the scope shrinks (``DELETE``), reauthorization
 (``POST .../reauthorize``), the scope group's member walk (``GET /groups/{id}/members``) and the read of a
 changed user (``GET /users/{id}``). Each gets, through the fault API (nothing patched): a 5xx that outlasts
 the Graph client's retries, a 429 with ``Retry-After`` (honoured on the app's clock, counted in the tenant's
@@ -231,6 +232,26 @@ class Renew(Call):
         return self.renewed(env, env.member) and self.renewed(env, env.second_upn)
 
 
+class ListSubscriptions(Renew):
+    """``GET /subscriptions`` (every page): without it no subscription is renewed, created or replaced."""
+
+    name, method = "list", "GET"
+
+    def path(self, env: Env) -> str:
+        return r"/v1\.0/subscriptions$"
+
+    def failed(self, env: Env) -> bool:
+        row = env.row(env.member)
+        return (
+            str(env.users_row().get("LastError", "")).startswith("subscriptions: ")
+            and row is not None
+            and row["ExpiresAt"] - datetime.datetime.now(datetime.UTC) < datetime.timedelta(minutes=120)
+        )
+
+    def converged(self, env: Env) -> bool:
+        return super().converged(env) and not env.users_row().get("LastError")
+
+
 class Delete(Call):
     name, method = "delete", "DELETE"
 
@@ -361,7 +382,7 @@ class UserRead(Call):
         self.trigger(env)
 
 
-CALLS: list[Callable[[], Call]] = [Renew, Delete, Reauthorize, Members, UserRead]
+CALLS: list[Callable[[], Call]] = [Renew, ListSubscriptions, Delete, Reauthorize, Members, UserRead]
 IDS = [c.name for c in CALLS]  # type: ignore[attr-defined]
 
 
