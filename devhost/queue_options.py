@@ -9,6 +9,11 @@
 * ``maxDequeueCount``: 5; >= 1, attempts before the message moves to ``<queue>-poison``.
 * ``messageEncoding``: ``base64`` (or ``none``).
 
+An app setting ``AzureFunctionsJobHost__extensions__queues__<name>`` overrides host.json's ``<name>`` (the
+host's documented override of host.json values: https://learn.microsoft.com/azure/azure-functions/
+functions-host-json#override-hostjson-values), so a test host can shorten ``visibilityTimeout`` without its
+own host.json.
+
 A value the host would refuse (``ArgumentOutOfRangeException`` at start) raises ``QueueOptionsError``, so
 devhost stops at start (exit 2) as the host does. ``maxPollingInterval`` follows ``TimeSpan.Parse``: a bare
 number is **days** (``2000`` is 2000 days, not 2 s: Azure/azure-webjobs-sdk#2967), so a value above one hour
@@ -34,6 +39,7 @@ _DEFAULT_MAX_POLLING = dt.timedelta(minutes=1)  # QueuePollingIntervals.DefaultM
 _DEVELOPMENT_MAX_POLLING = dt.timedelta(seconds=2)  # StorageQueuesWebJobsBuilderExtensions, IsDevelopment()
 _MAX_BATCH_SIZE = 32
 _SUSPICIOUS_POLLING = dt.timedelta(hours=1)
+_OVERRIDE_PREFIX = "AzureFunctionsJobHost__extensions__queues__"
 _log = logging.getLogger("devhost")
 
 
@@ -75,6 +81,10 @@ def parse_queue_options(
     if not isinstance(raw, dict):
         raise QueueOptionsError(f"{path}: extensions.queues must be an object")
     options = {key.lower(): value for key, value in raw.items()}
+    prefix = _OVERRIDE_PREFIX.lower()
+    for name, value in values.items():
+        if name.lower().startswith(prefix) and name[len(prefix) :]:
+            options[name[len(prefix) :].lower()] = value
     batch_size = _integer(path, options, "batchSize", 16, low=1, high=_MAX_BATCH_SIZE)
     processors = processor_count or os.cpu_count() or 1
     if values.get("WEBSITE_SKU", "").lower() == "dynamic":

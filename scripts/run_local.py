@@ -4,7 +4,9 @@ Starts, in order: Azurite (storage for the Functions host: timers, later session
 local tenant (``python -m emulator``, state under ``.local/tenant``, env file ``.local/tenant.env``),
 then the Functions host: ``func start`` where Azure Functions Core Tools is installed, else
 ``python -m devhost`` on the same files. ``local.settings.json`` is written from the tenant's env
-file when absent. Ctrl+C (or SIGTERM) stops everything this started, in reverse order.
+file when absent; an existing one keeps every value it has and gets the keys it lacks (settings
+added since it was written, e.g. ``MAIL_INGESTION_MODE``), named in the output.
+Ctrl+C (or SIGTERM) stops everything this started, in reverse order.
 
 ``ENTRA_TENANCY=multi`` in ``local.settings.json`` (or ``--tenancy multi``) makes the local tenant's
 registration of the app multi-tenant (``--sign-in-audience AzureADMultipleOrgs``) and registers the
@@ -110,10 +112,11 @@ def register_onboarding(env: dict[str, str], port: int) -> None:
         requests.patch(control, json=body, verify=verify, timeout=30).raise_for_status()
 
 
-def write_local_settings(
-    path: Path, env: dict[str, str], storage: str, https_port: int, tenancy: str = "single"
-) -> None:
-    sample = json.loads((ROOT / "local.settings.sample.json").read_text())
+def local_settings(
+    env: dict[str, str], storage: str, https_port: int, tenancy: str = "single"
+) -> dict[str, Any]:
+    """The ``local.settings.json`` ``make run`` writes: the sample with the tenant's values and Azurite."""
+    sample: dict[str, Any] = json.loads((ROOT / "local.settings.sample.json").read_text())
     values: dict[str, Any] = dict(sample["Values"])
     values.update({k: env[k] for k in APP_KEYS if k in env})
     values["AzureWebJobsStorage"] = storage
@@ -128,9 +131,40 @@ def write_local_settings(
     values["MAIL_INGESTION_MODE"] = "webhook"
     values["NOTIFICATION_BASE_URL"] = f"https://localhost:{https_port}"
     sample["Values"] = values
+    return sample
+
+
+def _write(path: Path, settings: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sample, indent=2) + "\n")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def write_local_settings(
+    path: Path, env: dict[str, str], storage: str, https_port: int, tenancy: str = "single"
+) -> None:
+    _write(path, local_settings(env, storage, https_port, tenancy))
+
+
+def add_missing_settings(path: Path, fresh: dict[str, Any]) -> list[str]:
+    """Add to the existing ``path`` the ``Values`` keys of ``fresh`` it lacks (settings added since it was
+    written, e.g. ``MAIL_INGESTION_MODE``); the user's own values, even empty ones, are never changed.
+    Returns the added keys (sorted), the file untouched when there are none.
+
+    Raises:
+        ValueError: ``path`` is not a JSON object with an object ``Values`` (nothing is written).
+    """
+    existing = json.loads(path.read_text())
+    if not isinstance(existing, dict) or not isinstance(existing.get("Values", {}), dict):
+        raise ValueError(f"{path} is not a local.settings.json (an object with a 'Values' object)")
+    values: dict[str, Any] = existing.setdefault("Values", {})
+    added = sorted(key for key in fresh["Values"] if key not in values)
+    if not added:
+        return []
+    for key in added:
+        values[key] = fresh["Values"][key]
+    _write(path, existing)
+    return added
 
 
 def start_tenant(
@@ -225,6 +259,18 @@ def main(argv: list[str] | None = None) -> int:
         if not args.settings.exists():
             write_local_settings(args.settings, env, storage, args.port + 1, tenancy)
             print(f"run: wrote {args.settings} from the local tenant's env file")
+        else:
+            fresh = local_settings(env, storage, args.port + 1, tenancy)
+            try:
+                added = add_missing_settings(args.settings, fresh)
+            except ValueError as error:
+                print(f"run: {error}; left as it is", file=sys.stderr)
+                added = []
+            if added:
+                print(
+                    f"run: added {len(added)} settings missing from {args.settings} (your values are kept): "
+                    + ", ".join(added)
+                )
         if tenancy == "multi":
             register_onboarding(env, args.port)
             print(

@@ -4,7 +4,9 @@ poll mode).
 :meth:`MailIngest.ingest` claims the message in the ledger (:mod:`shared.notifications.ledger`), reads it
 through the same mailbox scope check and audit as an on-demand read (the reader the app wires in is
 :meth:`shared.mail.reads.MailReads.get_message`; the audit record's channel says ``notification``,
-``delta`` or ``poll``), and sends one event to ``MAIL_EVENTS_QUEUE`` in the host's queue encoding (base64):
+``delta`` or ``poll``), stages the event on the ledger row, and sends it to ``MAIL_EVENTS_QUEUE`` in the
+host's queue encoding (base64); a claimant taking over from a worker that died after staging sends the
+staged bytes without reading again:
 
 .. code-block:: json
 
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from shared.core.errors import GraphFunctionsError, MailboxOutOfScope, NotFound
-from shared.notifications.ledger import Ledger, event_id
+from shared.notifications.ledger import Claim, Ledger, event_id
 from shared.notifications.store import Target
 
 logger = logging.getLogger(__name__)
@@ -90,11 +92,15 @@ class MailIngest:
         send: QueueSender,
         *,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        checkpoint: Callable[[str], None] = lambda step: None,
     ) -> None:
+        """``checkpoint`` is called after each step (``claimed``, ``read``, ``staged``, ``sent``,
+        ``recorded``): production passes nothing; a test stops the worker there as a crash would."""
         self._ledger = ledger
         self._read = read
         self._send = send
         self._now = now
+        self._checkpoint = checkpoint
 
     def ingest(
         self,
@@ -120,6 +126,9 @@ class MailIngest:
         claim = self._ledger.claim(target.tenant_id, target.mailbox, message_id)
         if claim is None:
             return "duplicate"
+        self._checkpoint("claimed")
+        if claim.staged is not None:  # a worker died after staging it: send the very same bytes
+            return self._publish(claim, claim.staged, channel=channel)
         try:
             message = self._read(
                 target.tenant_id, target.mailbox, message_id, channel=channel, request_id=request_id
@@ -133,19 +142,31 @@ class MailIngest:
         except GraphFunctionsError:
             self._ledger.finish(claim, "pending", LeaseUntil=self._now())  # free for the retry at once
             raise
+        self._checkpoint("read")
         arrived = parse_time(message.get("receivedDateTime"))
         if target.since is not None and arrived is not None and arrived < target.since:
             self._ledger.finish(claim, "skipped", Reason="old")
             return "old"
         event = mail_event(target, message, channel=channel)
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        staged = self._ledger.stage(claim, body)
+        if staged is None:  # this claim lapsed and another worker took the message over: it publishes
+            logger.warning("A mail event's claim lapsed before it was sent; the new claimant sends it")
+            return "duplicate"
+        self._checkpoint("staged")
+        return self._publish(staged, body, channel=channel)
+
+    def _publish(self, claim: Claim, body: str, *, channel: str) -> str:
+        """Send the staged event, then record it ``published`` (the staged copy cleared)."""
+        identity = str(json.loads(body).get("eventId", ""))
         try:
-            self._send(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+            self._send(body.encode("utf-8"))
         except GraphFunctionsError:
-            self._ledger.finish(claim, "pending", LeaseUntil=self._now())
+            self._ledger.finish(claim, "sending", LeaseUntil=self._now())  # the retry sends the same bytes
             raise
-        if not self._ledger.finish(claim, "published", EventId=event["eventId"]):
-            logger.warning(
-                "Mail event %s: the claim lapsed while publishing (a copy may follow)", event["eventId"]
-            )
-        logger.info("Mail event %s published (%s)", event["eventId"], channel)
+        self._checkpoint("sent")
+        if not self._ledger.finish(claim, "published", EventId=identity, Event=""):
+            logger.warning("Mail event %s: the claim lapsed while publishing (a copy may follow)", identity)
+        self._checkpoint("recorded")
+        logger.info("Mail event %s published (%s)", identity, channel)
         return "published"

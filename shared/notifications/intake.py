@@ -93,7 +93,10 @@ class RecentNotifications:
 def digest(item: Notification) -> str | None:
     """What identifies a notification for replay detection (no secret in it); None when a repeat cannot be
     told from news: a lifecycle notification without Graph's notification id (a second ``missed`` a minute
-    later is a new gap to catch up)."""
+    later is a new gap to catch up), and a change without an ETag (users notifications carry none: a user
+    disabled, enabled and disabled again within minutes is three changes, and the last must end sessions)."""
+    if item.lifecycle_event is None and not item.etag:
+        return None
     if item.lifecycle_event is not None:
         if item.notification_id is None:
             return None

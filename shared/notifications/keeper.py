@@ -16,7 +16,12 @@ Each run (:meth:`SubscriptionKeeper.run`, every 5 minutes):
    first run (at start), each target not caught up for :data:`SWEEP_MINUTES` (an outage Graph did not
    report), and every target on every run in ``poll`` mode.
 
-A failure with one target is recorded on its row (``lastError``) and the run goes on with the others.
+A failure with one target is recorded on its row (``lastError``) and the run goes on with the others: a
+renewal or creation that failed is tried again next run, a reauthorization the worker could not make is
+made by the next run's renewal (``reauthorizing``), a mailbox whose subscription could not be deleted keeps
+its row (``leaving``) until a run deletes it. A failure to read the scope changes nothing (a partial member
+list must not remove anyone); it is recorded on the users row (``scope: ...``) and the run fails, as does
+a failure to list the app's subscriptions (``subscriptions: ...``; ``GET /subscriptions``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from shared.notifications.store import USERS_TARGET, NotificationTable, Target, 
 logger = logging.getLogger(__name__)
 
 MAX_CHANGES_PER_RUN = 200
+#: Prefixes of a whole run's failure, shown on the users row until a run gets past that step.
+_RUN_ERRORS = ("scope: ", "subscriptions: ")
 SWEEP_MINUTES = 60
 NOTIFICATION_PATH = "/api/graph/notifications"
 LIFECYCLE_PATH = "/api/graph/lifecycle"
@@ -130,8 +137,16 @@ class SubscriptionKeeper:
             changed); failures with single targets are recorded on their rows instead.
         """
         counts = {"created": 0, "renewed": 0, "removed": 0, "caught_up": 0, "failed": 0}
-        first_run, self._started = not self._started, True
-        members = self.members()
+        first_run = not self._started  # until a run gets through: a failed first run must not skip it
+        try:
+            members = self.members()
+        except GraphFunctionsError as error:
+            # Nothing changes (a member list read part-way must not remove anyone); operators see why.
+            if self._mode == "webhook":
+                self._table.update(
+                    self._tenant, USERS_TARGET, last_error=f"scope: {error.code}: {error.message}"[:500]
+                )
+            raise
         targets = {target.key: target for target in self._table.targets(self._tenant)}
         now = self._now()
         for object_id, upn in members.items():
@@ -156,15 +171,30 @@ class SubscriptionKeeper:
                 )
             elif upn and targets[key].upn != upn:
                 self._table.update(self._tenant, key, upn=upn)
+        users = targets.get(USERS_TARGET)
+        if users is not None and (users.last_error or "").startswith(_RUN_ERRORS):
+            self._table.update(self._tenant, USERS_TARGET, last_error=None)
+            targets[USERS_TARGET] = users._replace(last_error=None)
         for key, target in list(targets.items()):
             if target.mailbox is not None and target.mailbox not in members:
-                self._remove(target)
-                counts["removed"] += 1
+                if self._remove(target):
+                    counts["removed"] += 1
+                else:
+                    counts["failed"] += 1
                 del targets[key]
         if self._mode == "webhook":
             if USERS_TARGET not in targets:
                 targets[USERS_TARGET] = Target(tenant_id=self._tenant, key=USERS_TARGET, since=now)
-            live = self._subscriptions.live()
+            try:
+                live = self._subscriptions.live()
+            except GraphFunctionsError as error:
+                # Without Graph's list a removed subscription cannot be told from a live one: change none.
+                self._table.update(
+                    self._tenant,
+                    USERS_TARGET,
+                    last_error=f"subscriptions: {error.code}: {error.message}"[:500],
+                )
+                raise
             budget = MAX_CHANGES_PER_RUN
             for target in list(targets.values()):
                 if target.subscription_id and target.subscription_id not in live:
@@ -185,7 +215,8 @@ class SubscriptionKeeper:
                     self._table.update(
                         self._tenant,
                         target.key,
-                        status="failed",
+                        # still owed a reauthorization: the next run renews it whatever its expiry
+                        status="reauthorizing" if target.status == "reauthorizing" else "failed",
                         last_error=f"{error.code}: {error.message}"[:500],
                     )
                     continue
@@ -215,6 +246,7 @@ class SubscriptionKeeper:
                 reason = "poll" if self._mode == "poll" else "start" if first_run else "sweep"
                 self._send_work(catch_up_message(self._tenant, target.key, reason))
                 counts["caught_up"] += 1
+        self._started = True
         logger.info("Subscriptions timer (%s): %s", self._mode, counts)
         return counts
 
@@ -234,7 +266,9 @@ class SubscriptionKeeper:
             target = target._replace(subscription_id=None)
         if target.subscription_id and target.status != "removed" and target.expires_at is not None:
             lifetime = USERS_LIFETIME_MINUTES if target.is_users else MAIL_LIFETIME_MINUTES
-            if target.expires_at - now > datetime.timedelta(minutes=lifetime / 2):
+            # A reauthorization that failed (Graph holds delivery until one): a renewal reauthorizes too.
+            due = target.status == "reauthorizing"
+            if not due and target.expires_at - now > datetime.timedelta(minutes=lifetime / 2):
                 return "kept"
             try:
                 expires = self._subscriptions.renew(
@@ -296,10 +330,18 @@ class SubscriptionKeeper:
         self._table.update(self._tenant, target.key, **changes)
 
     def reauthorize(self, target: Target) -> None:
-        """Answer ``reauthorizationRequired``: reauthorize; a subscription Graph lost is created again."""
+        """Answer ``reauthorizationRequired``: reauthorize; a subscription Graph lost is created again.
+
+        The row is ``reauthorizing`` until Graph answers, so when every attempt of the worker fails (an
+        outage longer than its retries) the timer's next run renews it (a PATCH reauthorizes as well).
+
+        Raises:
+            UpstreamError, UpstreamThrottled, ...: the row stays ``reauthorizing``.
+        """
         if not target.subscription_id:
             self.create(target)
             return
+        self._table.update(self._tenant, target.key, status="reauthorizing")
         try:
             self._subscriptions.reauthorize(target.subscription_id)
         except NotFound:
@@ -318,7 +360,12 @@ class SubscriptionKeeper:
                 status="polling" if self._mode == "poll" else "new",
             )
 
-    def _remove(self, target: Target) -> None:
+    def _remove(self, target: Target) -> bool:
+        """Delete the subscription of a mailbox that left the scope, then its row; True when done.
+
+        When the DELETE fails the row stays (``leaving``, ``lastError``) so the next run deletes it again:
+        forgetting it would leave Graph posting for a mailbox out of scope until the subscription expires
+        (its notifications reach the read's scope check and are skipped, but cost a read each)."""
         try:
             if target.subscription_id:
                 self._subscriptions.delete(target.subscription_id)
@@ -326,5 +373,13 @@ class SubscriptionKeeper:
             logger.warning(
                 "Deleting the subscription of a mailbox that left the scope failed: %s", error.code
             )
+            self._table.update(
+                self._tenant,
+                target.key,
+                status="leaving",
+                last_error=f"{error.code}: {error.message}"[:500],
+            )
+            return False
         self._table.delete(target)
         logger.info("A mailbox left the scope: its subscription and row are removed")
+        return True

@@ -9,13 +9,17 @@ Graph's retries, a redelivered work message after a crash, a delta catch-up) goe
 * ``published`` or ``skipped``: nothing to do;
 * ``pending`` with a live lease: another worker is on it: :class:`ClaimHeldError` (the work message is
   retried after the queue's visibility timeout, and then finds it done);
-* ``pending`` with a lapsed lease (its worker died): taken over with an ETag-conditioned write.
+* ``pending`` or ``sending`` with a lapsed lease (its worker died): taken over with an ETag-conditioned
+  write (a ``sending`` row's staged event comes with the claim).
 
-The claimant reads the message, sends the event and then records ``published`` with the same ETag
-condition. The one window left is a worker dying after the queue accepted the event and before that
-write: the message is then published again when its lease lapses. Each event carries a stable
-``eventId`` (the message's identity), so a consumer that keeps ids drops that rare second copy
-(docs/change-notifications.md states the guarantee).
+The claimant reads the message, **stages** the event on the row (``sending``, the exact bytes, with the
+same ETag condition: :meth:`Ledger.stage`), sends it and then records ``published`` (the staged copy is
+cleared). A claimant that takes over a lapsed ``sending`` row sends the staged bytes again without a second
+read. The one window no producer can close with Azure Storage queues (a queue cannot take part in a
+transaction, and its message ids are the service's, so a lost answer to a send cannot be looked up) is a
+worker dying after the queue accepted the event and before the ``published`` write: the message is then
+sent again when its lease lapses, and that copy is **byte-identical** (same ``eventId``, same content),
+so a consumer that keeps ids drops it (docs/change-notifications.md states the guarantee).
 
 ``seen`` rows only save work (a Graph read and an audit record per duplicate); they are written after the
 notification was handled, so a crash never makes the worker skip one it did not finish.
@@ -47,11 +51,13 @@ class ClaimHeldError(GraphFunctionsError):
 
 
 class Claim(Record):
-    """A held claim: the row and the ETag of the write that took it."""
+    """A held claim: the row, the ETag of the write that took it, and the event staged by an earlier
+    claimant that died before recording it (:meth:`Ledger.stage`; None when nothing was staged)."""
 
     partition: str
     row: str
     etag: str
+    staged: str | None = None
 
 
 def _hash(text: str) -> str:
@@ -145,6 +151,11 @@ class Ledger:
                 raise ClaimHeldError(
                     "Another worker is publishing this message's event", retry_after=LEASE_SECONDS
                 )
+            staged = entity.get("Event") if state == "sending" else None
+            if isinstance(staged, str) and staged:
+                lease["State"] = "sending"  # the staged event is kept: the new claimant sends it as it is
+            else:
+                staged = None
             try:
                 with storage_call(self._table.what):
                     written = client.update_entity(
@@ -155,8 +166,33 @@ class Ledger:
                     )
             except ResourceModifiedError:
                 continue
-            return Claim(partition=partition, row=row, etag=str(written["etag"]))
+            return Claim(partition=partition, row=row, etag=str(written["etag"]), staged=staged)
         raise ClaimHeldError("The message's claim kept changing", retry_after=LEASE_SECONDS)
+
+    def stage(self, claim: Claim, event: str) -> Claim | None:
+        """Keep the event about to be sent on the claim's row (``sending``), so a worker that takes over
+        after this one died sends exactly these bytes again instead of reading the message a second time.
+        Returns the claim as it now holds (new ETag), None when another worker took the message over.
+
+        Raises:
+            StorageUnavailable.
+        """
+        from azure.core import MatchConditions  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.core.exceptions import ResourceModifiedError  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+        from azure.data.tables import UpdateMode  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+
+        entity = {"PartitionKey": claim.partition, "RowKey": claim.row, "State": "sending", "Event": event}
+        try:
+            with storage_call(self._table.what):
+                written = self._table.client().update_entity(
+                    entity,
+                    mode=UpdateMode.MERGE,
+                    etag=claim.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except ResourceModifiedError:
+            return None
+        return claim._replace(etag=str(written["etag"]), staged=event)
 
     def finish(self, claim: Claim, state: str, **columns: Any) -> bool:
         """Record the claim's outcome (``published`` or ``skipped``) if the claim still holds; False when

@@ -261,7 +261,17 @@ class SessionStore:
         Raises:
             StorageUnavailable.
         """
-        return PersonSessions(self._table).end_all(tenant_id, object_id)
+        index = PersonSessions(self._table)
+        index.backfill(_KIND, self._owner)  # sessions older than the index: found once, then indexed
+        return index.end_all(tenant_id, object_id)
+
+    def _owner(self, row: str, entity: Mapping[str, Any]) -> tuple[str, str, datetime.datetime] | None:
+        """A session row's person (tenant, object id) and absolute expiry, for the person index's backfill;
+        None when the row does not open. The row key is the associated data, so no cookie is needed."""
+        session = self._open("", row, entity, "")
+        if session is None:
+            return None
+        return session.claims.tid, session.claims.oid, session.created + self._max_age
 
     def purge_expired(self, now: datetime.datetime | None = None, *, page_size: int = 100) -> int:
         """Delete every session expired at ``now`` (default: now); returns how many were deleted. A row

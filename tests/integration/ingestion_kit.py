@@ -37,11 +37,13 @@ class IngestionHost:
         *,
         mode: str = "webhook",
         overrides: dict[str, str] | None = None,
+        dev_clock: bool = False,
     ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.tenant = tenant
         self.azurite = azurite
         self.https_port = free_port()
+        self.workdir = workdir
         self.events_queue = f"events-{tag}"
         self.work_queue = f"work-{tag}"
         self.table_name = f"ingest{tag}"
@@ -59,6 +61,9 @@ class IngestionHost:
                 "MAIL_NOTIFICATION_QUEUE": self.work_queue,
                 "NOTIFICATION_TABLE": self.table_name,
                 "AUDIT_TABLE": self.audit_table,
+                # A failed work message comes back after 1 s instead of host.json's 30 s (the host's
+                # documented app-setting override of host.json; devhost reads it as the host does).
+                "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:01",
                 **(overrides or {}),
             },
             args=(
@@ -70,10 +75,16 @@ class IngestionHost:
                 "--tls-key",
                 str(tls / "server.key"),
             ),
+            dev_clock=dev_clock,
         )
         self._events = QueueClient.from_connection_string(azurite.connection_string, self.events_queue)
         self._tables = TableServiceClient.from_connection_string(azurite.connection_string)
         self.seen_events: list[dict[str, Any]] = []
+
+    def host_settings(self, name: str) -> str:
+        """One of the host's settings (its ``local.settings.json`` value)."""
+        settings = json.loads((self.workdir / "local.settings.json").read_text())
+        return str(settings["Values"][name])
 
     @property
     def https_url(self) -> str:

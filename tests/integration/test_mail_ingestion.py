@@ -6,12 +6,14 @@ mailbox comes out as exactly one event on the events queue, read through the aud
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
+from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
@@ -25,7 +27,12 @@ def ingestion(
     local_tenant: LocalTenant, azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IngestionHost]:
     local_tenant.reset()
-    host = IngestionHost(local_tenant, azurite, Path(tmp_path_factory.mktemp("ingestion")))
+    host = IngestionHost(
+        local_tenant,
+        azurite,
+        Path(tmp_path_factory.mktemp("ingestion")),
+        overrides={"SESSION_TABLE": f"sess{uuid.uuid4().hex[:8]}"},  # its own: a test empties its index
+    )
     try:
         yield host
     finally:
@@ -149,5 +156,42 @@ def test_a_user_disabled_in_entra_loses_their_sessions_within_seconds(ingestion:
         )
         assert person.get("/me").status_code in (302, 303)  # back to sign-in
         assert bystander.get("/me").status_code == 200  # nobody else is signed out
+    finally:
+        tenant.control("PATCH", f"/users/{user}", {"accountEnabled": True})
+
+
+def test_sessions_created_before_the_person_index_existed_end_too(ingestion: IngestionHost) -> None:
+    """Sessions without an index row (created by a version before the index) are found by the worker's
+    one-time backfill: the disabled person's end, a bystander's stays and is indexed, the marker is kept."""
+    tenant = ingestion.tenant
+    ingestion.run_timer()
+    wait_for(lambda: subscribed(ingestion), "the users subscription")
+    register_app_host(tenant, ingestion.host)
+    person, bystander = WebBrowser(tenant, ingestion.host), WebBrowser(tenant, ingestion.host)
+    assert (
+        person.sign_in(member(tenant), tenant.env["DEMO_USER_PASSWORD"], next_path="/me").status_code == 303
+    )
+    admin = (tenant.env["DEMO_ADMIN_USERNAME"], tenant.env["DEMO_ADMIN_PASSWORD"])
+    assert bystander.sign_in(*admin, next_path="/me").status_code == 303
+    table = TableClient.from_connection_string(
+        ingestion.azurite.connection_string, ingestion.host_settings("SESSION_TABLE")
+    )
+    index = "PartitionKey ge 'person' and PartitionKey lt 'persoo'"
+    for row in list(table.query_entities(index)):  # as before the index: no index row, no marker
+        table.delete_entity(row["PartitionKey"], row["RowKey"])
+    assert not list(table.query_entities(index))
+    assert person.get("/me").status_code == 200 and bystander.get("/me").status_code == 200
+    user = quote(member(tenant))
+    try:
+        tenant.control("PATCH", f"/users/{user}", {"accountEnabled": False})
+        flush(tenant)
+        wait_for(
+            lambda: person.get("/me").status_code != 200, "the disabled person's session to end", timeout=30
+        )
+        assert person.get("/me").status_code in (302, 303)
+        assert bystander.get("/me").status_code == 200
+        rows = list(table.query_entities(index))
+        assert [r["RowKey"] for r in rows if r["PartitionKey"] == "person-index"] == ["backfilled"]
+        assert [r for r in rows if r.get("Kind") == "person-index"]  # the bystander, indexed
     finally:
         tenant.control("PATCH", f"/users/{user}", {"accountEnabled": True})

@@ -15,6 +15,7 @@ from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
 from tests.integration.ingestion_kit import IngestionHost, add_message, flush, subscriptions, wait_for
+from tests.support.apphost import app_clock
 from tests.support.tenant import LocalTenant
 
 #: The read's and delta's faults: each transient one is absorbed by the Graph client's retries.
@@ -38,8 +39,10 @@ def faulty(
         azurite,
         Path(tmp_path_factory.mktemp("ingestion-faults")),
         overrides={"GRAPH_TIMEOUT_SECONDS": "2", "GRAPH_RETRY_BUDGET_SECONDS": "6", "GRAPH_MAX_RETRIES": "2"},
+        dev_clock=True,
     )
     try:
+        app_clock(host.host, {"skipSleeps": True})  # a retry's wait moves the app's clock, not the test's
         host.run_timer()
         wait_for(lambda: own(host), "the subscriptions")
         wait_for(lambda: idle(host) and all(t.get("LastCatchUp") for t in mailboxes(host)), "first catch-up")
@@ -201,3 +204,26 @@ def test_a_dropped_create_whose_subscription_graph_kept_is_replaced_not_duplicat
     assert len(inbox) == 1
     resources = [s["resource"] for s in own(host)]
     assert len(resources) == len(set(resources))  # one subscription per mailbox, whatever was dropped
+
+
+def test_delta_down_past_the_retries_during_several_catch_ups_then_recovery_catches_up_once(
+    host: IngestionHost,
+) -> None:
+    host.tenant.control("PUT", "/graph/notifications/outage", {"enabled": True})
+    lost = [add_message(host.tenant, member(host), subject=f"lost {n}") for n in range(3)]
+    flush(host.tenant)
+    host.tenant.control("PUT", "/graph/notifications/outage", {"enabled": False})
+    row = next(t for t in mailboxes(host) if t.get("Upn") == member(host).lower())
+    rule = fault(host, DELTA, status=500)
+    for _ in range(3):  # several catch-ups asked for during the outage: each fails, none moves the link
+        missed(host)
+    wait_for(lambda: fired(host, int(rule["id"])) >= 3, "failed catch-ups")
+    after = next(t for t in mailboxes(host) if t.get("Upn") == member(host).lower())
+    assert after.get("DeltaLink") == row.get("DeltaLink")  # a failed round stores nothing
+    assert all(count(host, m) == 0 for m in lost)
+    host.tenant.control("DELETE", f"/faults/{rule['id']}")
+    missed(host)  # recovery; the failed catch-ups come back too: all go through the ledger
+    for message_id in lost:
+        wait_for(lambda m=message_id: count(host, m) >= 1, "the caught-up event")
+    wait_for(lambda: idle(host), "the work queue")
+    assert all(count(host, m) == 1 for m in lost)

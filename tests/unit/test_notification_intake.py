@@ -369,3 +369,17 @@ def test_a_non_string_change_or_event_is_a_400(lifecycle: bool, field: str, valu
     with pytest.raises(BadRequest) as raised:
         parse_collection(json.dumps({"value": [item]}).encode(), lifecycle=lifecycle)
     assert raised.value.code == "invalid_notification"
+
+
+def test_a_change_without_an_etag_is_never_taken_for_a_replay() -> None:
+    # Users notifications carry no ETag: disabled, enabled, disabled again within minutes is three changes.
+    client_states, _ = states()
+    good = client_states.issue(TENANT)
+    sent = Sent()
+    taker = intake(client_states, sent)
+    user = item(good, changeType="updated", resource="Users/50f0fd0a-750c-4b75-8ccc-9bc2a53f8a28")
+    del user["resourceData"]
+    for _ in range(3):
+        result = taker.accept(body(user), lifecycle=False)
+        assert (result.queued, result.replayed) == (1, 0)
+    assert len(sent) == 3

@@ -7,7 +7,10 @@ import datetime
 import json
 from typing import Any
 
+import pytest
+
 from shared.app.tenants import graph_config
+from shared.core.errors import GraphFunctionsError
 from shared.graph.client import GraphClient
 from shared.notifications.client_state import ClientStates, key_version
 from shared.notifications.graph_subscriptions import MAIL_LIFETIME_MINUTES
@@ -62,11 +65,14 @@ class FakeGraph:
         self.members = members
         self.live: dict[str, dict[str, Any]] = {}
         self.counter = 0
+        self.down: set[str] = set()  # "members" or an HTTP method of the subscription API: answers 403
         self.transport = FakeTransport()
         self.transport.route(f"{GRAPH}/v1.0/groups/", self._members)
         self.transport.route(f"{GRAPH}/v1.0/subscriptions", self._subscriptions)
 
     def _members(self, request: SentRequest) -> Any:
+        if "members" in self.down:
+            return graph_error(403, "Authorization_RequestDenied")
         users = [
             {"@odata.type": "#microsoft.graph.user", "id": m, "userPrincipalName": f"{m[:4]}@x"}
             for m in self.members
@@ -75,6 +81,8 @@ class FakeGraph:
 
     def _subscriptions(self, request: SentRequest) -> Any:
         path = request.url.removeprefix(f"{GRAPH}/v1.0/subscriptions").strip("/")
+        if request.method in self.down:
+            return graph_error(403, "ExtensionError")
         if request.method == "GET":
             return respond(200, {"value": list(self.live.values())})
         if request.method == "POST" and not path:
@@ -236,3 +244,47 @@ def test_webhook_mode_without_an_https_address_records_the_problem_on_each_row()
     assert counts["failed"] == 2 and graph.live == {}
     assert all("PUBLIC_BASE_URL" in row["last_error"] for row in table.rows.values())
     assert table.rows[f"mailbox-{ALICE}"]["status"] == "failed"
+
+
+def test_a_failed_member_walk_changes_nothing_shows_on_the_users_row_and_keeps_the_start_catch_up() -> None:
+    graph, table, wall, keys = FakeGraph([ALICE]), MemoryTable(), Wall(), FakeKeys()
+    run, work = keeper(graph, table, wall, keys)
+    graph.down = {"members"}
+    with pytest.raises(GraphFunctionsError):
+        run.run()
+    assert table.rows["users"]["last_error"].startswith("scope: ") and graph.live == {} and work == []
+    graph.down = set()
+    run.run()  # the first run that gets through is the process's start: every mailbox is caught up
+    assert [(w["target"], w["reason"]) for w in work] == [(f"mailbox-{ALICE}", "start")]
+    assert "last_error" not in table.rows["users"]
+
+
+def test_a_failed_delete_keeps_the_leaving_row_until_a_run_deletes_it() -> None:
+    graph, table, wall, keys = FakeGraph([ALICE, BOB]), MemoryTable(), Wall(), FakeKeys()
+    run, _ = keeper(graph, table, wall, keys)
+    run.run()
+    bob_sid = table.rows[f"mailbox-{BOB}"]["subscription_id"]
+    graph.members, graph.down = [ALICE], {"DELETE"}
+    counts = run.run()
+    assert counts["removed"] == 0 and counts["failed"] == 1
+    assert table.rows[f"mailbox-{BOB}"]["status"] == "leaving" and bob_sid in graph.live
+    graph.down = set()
+    assert run.run()["removed"] == 1
+    assert f"mailbox-{BOB}" not in table.rows and bob_sid not in graph.live
+
+
+def test_a_reauthorization_that_failed_is_made_by_the_next_runs_renewal() -> None:
+    graph, table, wall, keys = FakeGraph([ALICE]), MemoryTable(), Wall(), FakeKeys()
+    run, _ = keeper(graph, table, wall, keys)
+    run.run()
+    key = f"mailbox-{ALICE}"
+    target = next(t for t in table.targets(TENANT) if t.key == key)
+    graph.down = {"POST"}  # reauthorize (and create) refused
+    with pytest.raises(GraphFunctionsError):
+        run.reauthorize(target)
+    assert table.rows[key]["status"] == "reauthorizing"
+    graph.down = {"PATCH"}
+    run.run()  # far from half its lifetime, yet renewed; the failure keeps it owed
+    assert table.rows[key]["status"] == "reauthorizing" and len(graph.calls("PATCH")) >= 1
+    graph.down = set()
+    assert run.run()["renewed"] == 1 and table.rows[key]["status"] == "active"

@@ -97,8 +97,17 @@ class FakeTable:
 
     def query_entities(self, query_filter: str, *, parameters: dict[str, Any], **_: Any) -> list[TableEntity]:
         self._check()
-        assert query_filter == "PartitionKey eq @pk"  # the one query the person index makes
-        return [TableEntity(e) for (pk, _rk), (e, _etag) in self.rows.items() if pk == parameters["pk"]]
+        if query_filter == "Kind eq @kind":  # the person index's one-time backfill
+            found = [(e, etag) for (e, etag) in self.rows.values() if e.get("Kind") == parameters["kind"]]
+        else:
+            assert query_filter == "PartitionKey eq @pk"  # the person index's lookup
+            found = [(e, etag) for (pk, _rk), (e, etag) in self.rows.items() if pk == parameters["pk"]]
+        entities = []
+        for entity, etag in found:
+            row = TableEntity(entity)
+            row._metadata = {"etag": etag, "timestamp": None}
+            entities.append(row)
+        return entities
 
 
 def sessions_in(table: FakeTable) -> dict[tuple[str, str], Any]:
@@ -333,3 +342,21 @@ def test_ending_a_persons_sessions_ends_them_all_and_no_one_elses() -> None:
     assert sessions.end_for_person("t-1", "o-1") == 0  # idempotent: the index went with the sessions
     index_rows = [row for row in table.rows.values() if row[0].get("Kind") == "person-index"]
     assert len(index_rows) == 1 and index_rows[0][0]["ExpiresAt"] == T0 + datetime.timedelta(hours=24)
+
+
+def test_sessions_created_before_the_person_index_are_found_once_by_the_backfill() -> None:
+    table, wall = FakeTable(), Wall()
+    sessions = store(table, wall)
+    legacy, other = sessions.create(CLAIMS, "{}"), sessions.create(CLAIMS._replace(oid="o-2"), "{}")
+    for key in [k for k, row in table.rows.items() if row[0].get("Kind") == "person-index"]:
+        del table.rows[key]  # as a version without the index left them
+    assert sessions.end_for_person("T-1", "O-1") == 1  # found by the backfill
+    assert sessions.load(legacy.id) is None and sessions.load(other.id) is not None
+    marker = table.rows[("person-index", "backfilled")][0]
+    assert marker["Indexed"] == 2 and "ExpiresAt" not in marker  # the cleanup timer leaves it
+    indexed = [row for row in table.rows.values() if row[0].get("Kind") == "person-index"]
+    assert len(indexed) == 1 and indexed[0][0]["ExpiresAt"] == T0 + datetime.timedelta(hours=24)
+    newer = sessions.create(CLAIMS, "{}")  # indexed at creation; the backfill does not run again
+    rows_before = dict(table.rows)
+    assert sessions.end_for_person("t-1", "o-1") == 1 and sessions.load(newer.id) is None
+    assert table.rows[("person-index", "backfilled")] == rows_before[("person-index", "backfilled")]
