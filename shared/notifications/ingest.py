@@ -42,6 +42,21 @@ class MessageReader(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class PushedAccepter(Protocol):
+    """Takes a message Graph pushed (rich notification) as a read: scope check and audit, no Graph read."""
+
+    def __call__(
+        self,
+        tenant_id: str,
+        mailbox: str,
+        message_id: str,
+        resource: dict[str, Any],
+        *,
+        channel: str,
+        request_id: str,
+    ) -> dict[str, Any]: ...
+
+
 class QueueSender(Protocol):
     """Puts one message on a queue (raises StorageUnavailable)."""
 
@@ -89,10 +104,12 @@ class MailIngest:
         read: MessageReader,
         send: QueueSender,
         *,
+        accept: PushedAccepter | None = None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         self._ledger = ledger
         self._read = read
+        self._accept = accept
         self._send = send
         self._now = now
 
@@ -104,8 +121,11 @@ class MailIngest:
         channel: str,
         request_id: str,
         received: datetime.datetime | None = None,
+        pushed: dict[str, Any] | None = None,
     ) -> str:
-        """Publish ``message_id`` of ``target``'s mailbox once. Returns the outcome: ``published``,
+        """Publish ``message_id`` of ``target``'s mailbox once. ``pushed``: the message as a rich
+        notification carried it (decrypted and verified): taken through the scope check and audit without a
+        Graph read. Returns the outcome: ``published``,
         ``duplicate`` (its event is out already), ``old`` (received before the mailbox was watched),
         ``gone`` (no longer there) or ``out-of-scope``.
 
@@ -121,9 +141,19 @@ class MailIngest:
         if claim is None:
             return "duplicate"
         try:
-            message = self._read(
-                target.tenant_id, target.mailbox, message_id, channel=channel, request_id=request_id
-            )
+            if pushed is not None and self._accept is not None:
+                message = self._accept(
+                    target.tenant_id,
+                    target.mailbox,
+                    message_id,
+                    pushed,
+                    channel=channel,
+                    request_id=request_id,
+                )
+            else:
+                message = self._read(
+                    target.tenant_id, target.mailbox, message_id, channel=channel, request_id=request_id
+                )
         except NotFound:
             self._ledger.finish(claim, "skipped", Reason="gone")
             return "gone"

@@ -18,8 +18,15 @@ For each post (:meth:`Intake.accept`):
    share queue writes (:mod:`shared.notifications.group_commit`). A storage failure is a 503, so Graph
    retries the post later (for up to 4 h).
 
-Rich notifications' ``validationTokens`` travel with the items; the worker verifies them before it trusts
-``encryptedContent`` (Graph: "answer 202 first, validate after").
+Rich notifications (``encryptedContent``; :mod:`shared.notifications.rich`): the post's ``validationTokens``
+are verified here, with Microsoft's signing keys from the process's cache (no fetch while they are
+cached; nothing is decrypted and Graph is not called on this path). Items the tokens do not vouch for
+(forged, expired, another audience or publisher, another tenant) are refused like a wrong client state:
+not queued, the answer 202 all the same (Graph: never reveal the verdict). When the keys cannot be
+fetched (Entra unreachable with nothing cached), the items are queued marked unverified with the tokens,
+and the worker verifies them before it trusts the content (it retries until the keys come back; a
+token's lifetime is an hour, and the delta catch-up covers anything lost). With no certificate configured,
+``encryptedContent`` is dropped and the worker reads the message from Graph, as for a basic notification.
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from shared.core.errors import CredentialUnavailable
 from shared.core.records import Record
 from shared.notifications.client_state import ClientStates, fingerprint
 from shared.notifications.group_commit import GroupCommit
+from shared.notifications.rich import RichContent, RichContentError
 from shared.notifications.wire import Collection, Notification, parse_collection
 
 logger = logging.getLogger(__name__)
@@ -103,8 +112,10 @@ def digest(item: Notification) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def work_item(item: Notification) -> dict[str, Any]:
-    """A notification as the work queue carries it: the client state's fingerprint, not the value."""
+def work_item(item: Notification, verified: bool | None = None) -> dict[str, Any]:
+    """A notification as the work queue carries it: the client state's fingerprint, not the value;
+    ``verified`` (rich items): whether the webhook verified the post's validation tokens (None: the item's
+    ``encryptedContent`` is not kept)."""
     entry: dict[str, Any] = {
         "subscriptionId": item.subscription_id,
         "tenantId": item.tenant_id,
@@ -114,8 +125,9 @@ def work_item(item: Notification) -> dict[str, Any]:
         "resource": item.resource,
         "etag": item.etag,
     }
-    if item.encrypted is not None:
+    if item.encrypted is not None and verified is not None:
         entry["encryptedContent"] = item.encrypted
+        entry["verified"] = verified
     return entry
 
 
@@ -153,8 +165,11 @@ class Intake:
         serves: Callable[[str], bool],
         send: WorkSender,
         recent: RecentNotifications | None = None,
+        rich: RichContent | None = None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        """``rich``: the token check of rich notifications (None: the app asked for none)."""
+        self._rich = rich
         self._states = states
         self._serves = serves
         self._send = send
@@ -172,23 +187,34 @@ class Intake:
             CredentialUnavailable: no key to check client states with (Graph retries).
         """
         collection: Collection = parse_collection(body, lifecycle=lifecycle)
-        refused = replayed = 0
-        taken: list[Notification] = []
+        replayed = 0
+        genuine = [
+            item
+            for item in collection.items
+            if self._serves(item.tenant_id) and self._states.verify(item.tenant_id, item.client_state)
+        ]
+        refused = len(collection.items) - len(genuine)
+        verdict = self._verdict(collection, genuine)
+        taken: list[tuple[Notification, bool | None]] = []
         digests: list[tuple[str, float]] = []
-        for item in collection.items:
-            if not self._serves(item.tenant_id) or not self._states.verify(item.tenant_id, item.client_state):
-                refused += 1
-                continue
+        for item in genuine:
+            verified: bool | None = None
+            if item.encrypted is not None and verdict is not None:
+                verified = verdict is not False
+                if isinstance(verdict, frozenset) and item.tenant_id not in verdict:
+                    refused += 1
+                    continue
             key = digest(item)
             if key is not None and (self._recent.seen(key) or any(key == known for known, _ in digests)):
                 replayed += 1
                 continue
-            taken.append(item)
+            taken.append((item, verified))
             if key is not None:
                 digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
         if taken:
-            items = [work_item(item) for item in taken]
-            if collection.validation_tokens:  # the tokens belong to this post: it is written alone
+            items = [work_item(item, verified) for item, verified in taken]
+            if any(verified is False for _, verified in taken):
+                # Unverified rich items carry the post's tokens for the worker: this post is written alone.
                 for message in work_messages(items, collection.validation_tokens, self._now().isoformat()):
                     self._send(message)
             else:
@@ -201,3 +227,22 @@ class Intake:
                 len(collection.items),
             )
         return IntakeResult(queued=len(taken), refused=refused, replayed=replayed)
+
+    def _verdict(self, collection: Collection, genuine: list[Notification]) -> frozenset[str] | bool | None:
+        """What the post's validation tokens say of its rich items: the tenants they vouch for (empty: none,
+        the tokens are forged or stale), False when Microsoft's keys cannot be fetched now (the worker
+        verifies), None when there is nothing to verify (no rich item, or no certificate configured)."""
+        tenants = {item.tenant_id for item in genuine if item.encrypted is not None}
+        if self._rich is None or not tenants:
+            return None
+        try:
+            return self._rich.verify(collection.validation_tokens, tenants)
+        except RichContentError as error:
+            logger.warning("Graph webhook: rich notifications refused (%s)", error.message)
+            return frozenset()
+        except CredentialUnavailable as error:
+            logger.warning(
+                "Graph webhook: Microsoft's signing keys are unavailable (%s); rich items queued unverified",
+                error.code,
+            )
+            return False

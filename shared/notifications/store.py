@@ -42,6 +42,8 @@ class Target(Record):
     resource: str | None = None
     client_state_hash: str | None = None
     key_version: str | None = None
+    #: A rich subscription's ``encryptionCertificateId`` (the certificate's Key Vault version).
+    certificate_id: str | None = None
     expires_at: datetime.datetime | None = None
     status: str = "new"
     since: datetime.datetime | None = None
@@ -84,6 +86,7 @@ _COLUMNS = {
     "resource": "Resource",
     "client_state_hash": "ClientStateHash",
     "key_version": "KeyVersion",
+    "certificate_id": "CertificateId",
     "expires_at": "ExpiresAt",
     "status": "Status",
     "since": "Since",
