@@ -23,10 +23,11 @@ are verified here, with Microsoft's signing keys from the process's cache (no fe
 cached; nothing is decrypted and Graph is not called on this path). Items the tokens do not vouch for
 (forged, expired, another audience or publisher, another tenant) are refused like a wrong client state:
 not queued, the answer 202 all the same (Graph: never reveal the verdict). When the keys cannot be
-fetched (Entra unreachable with nothing cached), the items are queued marked unverified with the tokens,
-and the worker verifies them before it trusts the content (it retries until the keys come back; a
-token's lifetime is an hour, and the delta catch-up covers anything lost). With no certificate configured,
-``encryptedContent`` is dropped and the worker reads the message from Graph, as for a basic notification.
+fetched (Entra unreachable with nothing cached: each fetch is bounded at 1 s and a failure is answered
+from memory for 5 s, so concurrent posts do not pile up on it), the content cannot be trusted and the
+items are treated as basic notifications: their ``encryptedContent`` is dropped and the worker reads each
+message from Graph (their client state verified, as for any notification). Nothing waits for Entra and
+no unverified content is ever used. With no certificate configured, ``encryptedContent`` is dropped too.
 """
 
 from __future__ import annotations
@@ -112,10 +113,10 @@ def digest(item: Notification) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def work_item(item: Notification, verified: bool | None = None) -> dict[str, Any]:
+def work_item(item: Notification, verified: bool = False) -> dict[str, Any]:
     """A notification as the work queue carries it: the client state's fingerprint, not the value;
-    ``verified`` (rich items): whether the webhook verified the post's validation tokens (None: the item's
-    ``encryptedContent`` is not kept)."""
+    ``verified``: the webhook verified the post's validation tokens for this rich item (otherwise its
+    ``encryptedContent`` is not kept: the worker reads the message from Graph)."""
     entry: dict[str, Any] = {
         "subscriptionId": item.subscription_id,
         "tenantId": item.tenant_id,
@@ -125,9 +126,9 @@ def work_item(item: Notification, verified: bool | None = None) -> dict[str, Any
         "resource": item.resource,
         "etag": item.etag,
     }
-    if item.encrypted is not None and verified is not None:
+    if item.encrypted is not None and verified:
         entry["encryptedContent"] = item.encrypted
-        entry["verified"] = verified
+        entry["verified"] = True
     return entry
 
 
@@ -195,15 +196,15 @@ class Intake:
         ]
         refused = len(collection.items) - len(genuine)
         verdict = self._verdict(collection, genuine)
-        taken: list[tuple[Notification, bool | None]] = []
+        taken: list[tuple[Notification, bool]] = []
         digests: list[tuple[str, float]] = []
         for item in genuine:
-            verified: bool | None = None
-            if item.encrypted is not None and verdict is not None:
-                verified = verdict is not False
-                if isinstance(verdict, frozenset) and item.tenant_id not in verdict:
+            verified = False
+            if item.encrypted is not None and isinstance(verdict, frozenset):
+                if item.tenant_id not in verdict:
                     refused += 1
                     continue
+                verified = True
             key = digest(item)
             if key is not None and (self._recent.seen(key) or any(key == known for known, _ in digests)):
                 replayed += 1
@@ -212,13 +213,7 @@ class Intake:
             if key is not None:
                 digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
         if taken:
-            items = [work_item(item, verified) for item, verified in taken]
-            if any(verified is False for _, verified in taken):
-                # Unverified rich items carry the post's tokens for the worker: this post is written alone.
-                for message in work_messages(items, collection.validation_tokens, self._now().isoformat()):
-                    self._send(message)
-            else:
-                self._commit.submit(items)
+            self._commit.submit([work_item(item, verified) for item, verified in taken])
             self._recent.remember(digests)
         if refused:
             logger.warning(
@@ -230,8 +225,8 @@ class Intake:
 
     def _verdict(self, collection: Collection, genuine: list[Notification]) -> frozenset[str] | bool | None:
         """What the post's validation tokens say of its rich items: the tenants they vouch for (empty: none,
-        the tokens are forged or stale), False when Microsoft's keys cannot be fetched now (the worker
-        verifies), None when there is nothing to verify (no rich item, or no certificate configured)."""
+        the tokens are forged or stale), False when Microsoft's keys cannot be fetched now (the items are
+        taken as basic ones), None when there is nothing to verify (no rich item, or no certificate)."""
         tenants = {item.tenant_id for item in genuine if item.encrypted is not None}
         if self._rich is None or not tenants:
             return None
@@ -242,7 +237,7 @@ class Intake:
             return frozenset()
         except CredentialUnavailable as error:
             logger.warning(
-                "Graph webhook: Microsoft's signing keys are unavailable (%s); rich items queued unverified",
+                "Graph webhook: Microsoft's signing keys are unavailable (%s); rich items read from Graph",
                 error.code,
             )
             return False

@@ -37,6 +37,7 @@ class IngestionHost:
         *,
         mode: str = "webhook",
         overrides: dict[str, str] | None = None,
+        dev_clock: bool = False,
     ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.tenant = tenant
@@ -70,6 +71,7 @@ class IngestionHost:
                 "--tls-key",
                 str(tls / "server.key"),
             ),
+            dev_clock=dev_clock,
         )
         self._events = QueueClient.from_connection_string(azurite.connection_string, self.events_queue)
         self._tables = TableServiceClient.from_connection_string(azurite.connection_string)
