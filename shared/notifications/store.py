@@ -70,6 +70,7 @@ class Target(Record):
             "userPrincipalName": self.upn,
             "subscriptionId": self.subscription_id,
             "resource": self.resource,
+            "encryptionCertificateId": self.certificate_id,
             "expirationDateTime": when(self.expires_at),
             "status": self.status,
             "lastNotification": when(self.last_notification),
