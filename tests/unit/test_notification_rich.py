@@ -296,3 +296,101 @@ def test_with_the_keys_down_or_no_certificate_the_content_is_dropped_and_graph_r
         assert intake.accept(rich_body(good, signer.token()), lifecycle=False).queued == 1
         [queued] = json.loads(sent[0])["items"]
         assert "encryptedContent" not in queued and "verified" not in queued
+
+
+# -- the worker ---------------------------------------------------------------------------------------------
+
+
+class WorkerParts:
+    """The worker's table, ledger and ingest, in memory; the ingest records what it was given."""
+
+    def __init__(self) -> None:
+        from shared.notifications.store import Target
+
+        self.target = Target(
+            tenant_id=TENANT,
+            key=f"mailbox-{ALICE}",
+            mailbox=ALICE,
+            subscription_id="s1",
+            client_state_hash="h",
+        )
+        self.ingested: list[tuple[str, dict[str, Any] | None]] = []
+        self.marked: list[str] = []
+
+    def by_subscription(self, tenant_id: str, subscription_id: str) -> Any:
+        return self.target
+
+    def update(self, tenant_id: str, key: str, **changes: Any) -> None:
+        return None
+
+    def seen(self, tenant_id: str, resource: str, change: str, etag: str | None) -> bool:
+        return False
+
+    def mark_seen(self, tenant_id: str, resource: str, change: str, etag: str | None) -> None:
+        self.marked.append(resource)
+
+    def ingest(
+        self, target: Any, message_id: str, *, channel: str, request_id: str, pushed: Any = None
+    ) -> str:
+        self.ingested.append((message_id, pushed))
+        return "published"
+
+
+def test_the_worker_uses_verified_content_only_and_drops_what_does_not_decrypt() -> None:
+    import base64
+
+    from shared.notifications.rich import RichContent
+    from shared.notifications.worker import Worker
+
+    from .test_notification_intake import encrypt_content
+
+    pem, cert = certificate()
+    parts = WorkerParts()
+    rich = RichContent(
+        private_key=lambda version: pem if version == V1 else None,
+        signing_key=lambda kid: None,
+        client_id="app",
+        serves=lambda tenant: tenant == TENANT,
+    )
+    worker = Worker(
+        table=parts,  # type: ignore[arg-type]
+        ledger=parts,  # type: ignore[arg-type]
+        ingest=parts,  # type: ignore[arg-type]
+        tools=lambda tenant: None,  # type: ignore[arg-type,return-value]
+        send_work=lambda body: None,
+        serves=lambda tenant: tenant == TENANT,
+        rich=rich,
+    )
+
+    def run(message_id: str, encrypted: dict[str, Any] | None, verified: bool = True) -> dict[str, int]:
+        entry: dict[str, Any] = {
+            "subscriptionId": "s1",
+            "tenantId": TENANT,
+            "clientState": "h",
+            "changeType": "created",
+            "resource": f"Users/{ALICE}/Messages/{message_id}",
+            "etag": "W/1",
+        }
+        if encrypted is not None:
+            entry.update(encryptedContent=encrypted, verified=verified)
+        work = {"v": 1, "kind": "notifications", "items": [entry]}
+        return worker.handle(json.dumps(work).encode(), request_id="r")
+
+    resource = {"id": "AAMk1=", "subject": "Invoice", "receivedDateTime": "2026-12-07T08:00:00Z"}
+    assert run("AAMk1=", encrypt_content(resource, cert, V1)) == {"published": 1}
+    assert parts.ingested[-1] == ("AAMk1=", resource)  # built from the content: no Graph read
+    assert run("AAMk2=", encrypt_content({**resource, "id": "AAMk2="}, cert, V1), verified=False) == {
+        "published": 1
+    }
+    assert parts.ingested[-1] == ("AAMk2=", None)  # tokens not verified: read from Graph
+    good = encrypt_content({**resource, "id": "AAMk3="}, cert, V1)
+    data = bytearray(base64.b64decode(good["data"]))
+    data[0] ^= 1
+    for bad in (
+        {**good, "data": base64.b64encode(bytes(data)).decode()},  # tampered
+        {**good, "encryptionCertificateId": V2},  # a version the vault does not have
+        encrypt_content(resource, cert, V1),  # genuine content of another message
+    ):
+        before = len(parts.ingested)
+        assert run("AAMk3=", bad) == {"rejected": 1}
+        assert len(parts.ingested) == before and f"Users/{ALICE}/Messages/AAMk3=" not in parts.marked
