@@ -45,23 +45,40 @@ def _b64(value: Any, name: str) -> bytes:
         raise RichContentError(f"encryptedContent.{name} is not base64") from exc
 
 
-def decrypt(encrypted: dict[str, Any], private_key_pem: bytes) -> dict[str, Any]:
-    """The resource JSON of ``encrypted`` (module docstring).
+def load_key(private_key_pem: bytes) -> Any:
+    """The RSA private key of a PEM (loading checks the key: about 100 ms, so callers keep the result).
+
+    Raises:
+        RichContentError: not an RSA private key.
+    """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+
+    try:
+        private_key = serialization.load_pem_private_key(private_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise RichContentError("The encryption key is not a PEM private key") from exc
+    if not isinstance(private_key, RSAPrivateKey):
+        raise RichContentError("The encryption key is not an RSA key")
+    return private_key
+
+
+def decrypt(encrypted: dict[str, Any], private_key: bytes | Any) -> dict[str, Any]:
+    """The resource JSON of ``encrypted`` (module docstring); ``private_key`` is PEM bytes or a key
+    :func:`load_key` returned.
 
     Raises:
         RichContentError: malformed, wrong key, signature mismatch, bad padding or not JSON.
     """
-    from cryptography.hazmat.primitives import hashes, padding, serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives import hashes, padding  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
     from cryptography.hazmat.primitives.asymmetric import padding as asymmetric  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     data = _b64(encrypted.get("data"), "data")
     wrapped = _b64(encrypted.get("dataKey"), "dataKey")
     signature = _b64(encrypted.get("dataSignature"), "dataSignature")
-    private_key = serialization.load_pem_private_key(private_key_pem, password=None)
-    if not isinstance(private_key, RSAPrivateKey):
-        raise RichContentError("The encryption key is not an RSA key")
+    if isinstance(private_key, bytes):
+        private_key = load_key(private_key)
     # SHA-1 OAEP is what Graph wraps the key with (its documentation; SHA-256 fails to unwrap).
     sha1 = hashes.SHA1()  # noqa: S303 - Graph's OAEP parameters, not a choice
     try:
@@ -154,6 +171,7 @@ class RichContent:
     ) -> None:
         """``private_key(version)``: the PEM key of a certificate version, None when retired."""
         self._key = private_key
+        self._loaded: dict[tuple[str, bytes], Any] = {}  # (version, PEM) -> loaded key
         self._signing_key = signing_key
         self._client_id = client_id
         self._serves = serves
@@ -178,7 +196,13 @@ class RichContent:
             CredentialUnavailable: the vault cannot be read now (retry).
         """
         version = encrypted.get("encryptionCertificateId")
-        key = self._key(version) if isinstance(version, str) else None
-        if key is None:
+        pem = self._key(version) if isinstance(version, str) else None
+        if pem is None or not isinstance(version, str):
             raise RichContentError("The content names no certificate version of this app")
+        key = self._loaded.get((version, pem))
+        if key is None:
+            key = load_key(pem)
+            if len(self._loaded) >= 16:  # versions come and go: a small cache, never unbounded
+                self._loaded.clear()
+            self._loaded[(version, pem)] = key
         return decrypt(encrypted, key)

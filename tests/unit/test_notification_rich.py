@@ -382,7 +382,8 @@ def test_the_worker_uses_verified_content_only_and_drops_what_does_not_decrypt()
     assert run("AAMk2=", encrypt_content({**resource, "id": "AAMk2="}, cert, V1), verified=False) == {
         "published": 1
     }
-    assert parts.ingested[-1] == ("AAMk2=", None)  # tokens not verified: read from Graph
+    last: Any = parts.ingested[-1]
+    assert last == ("AAMk2=", None)  # tokens not verified: read from Graph
     good = encrypt_content({**resource, "id": "AAMk3="}, cert, V1)
     data = bytearray(base64.b64decode(good["data"]))
     data[0] ^= 1
