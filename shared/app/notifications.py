@@ -111,7 +111,6 @@ class NotificationServices(BuiltOnce):
         self._ingest: MailIngest | None = None
         self._worker: Worker | None = None
         self._certificates: NotificationCertificates | None = None
-        self._validation_keys: SigningKeys | None = None
         self._rich: RichContent | None = None
         self._tenants: dict[str, TenantIngestion] = {}
 
@@ -186,7 +185,6 @@ class NotificationServices(BuiltOnce):
                 timeout=VALIDATION_KEYS_TIMEOUT_SECONDS,
                 clock=runtime.clock,
             )
-            self._validation_keys = keys
             return RichContent(
                 private_key=certificates.private_key,
                 signing_key=keys.key,
