@@ -110,6 +110,11 @@ def digest(item: Notification) -> str | None:
         text = f"{item.subscription_id}|{item.lifecycle_event}|{item.notification_id}"
     else:
         text = "|".join((item.subscription_id, item.change_type or "", item.resource, item.etag or ""))
+        if item.encrypted is not None:
+            # Rich: the content is part of what was taken, so a post with forged or tampered content that
+            # passes the webhook's checks cannot make Graph's genuine post look like a replay (the worker
+            # drops the bad one; the ledger still lets one event out per message).
+            text += "|" + json.dumps(item.encrypted, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

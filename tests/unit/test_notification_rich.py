@@ -280,6 +280,14 @@ def test_the_webhook_queues_rich_content_only_when_its_tokens_vouch_for_the_tena
     [queued] = json.loads(sent[0])["items"]
     assert queued["verified"] is True and queued["encryptedContent"]["encryptionCertificateId"] == V1
     assert "validationTokens" not in json.loads(sent[0])  # verified here: the tokens stay out of the queue
+    # The same post again is a replay; the same notification with other content is not (a tampered copy
+    # taken first must not make Graph's genuine one look like a replay).
+    assert intake.accept(rich_body(good, signer.token()), lifecycle=False).replayed == 1
+    other = body(
+        item(good, encryptedContent={"data": "BBBB", "encryptionCertificateId": V1}),
+        validationTokens=[signer.token()],
+    )
+    assert intake.accept(other, lifecycle=False).queued == 1
 
 
 def test_with_the_keys_down_or_no_certificate_the_content_is_dropped_and_graph_read() -> None:
