@@ -15,11 +15,12 @@ fetch bounded by :data:`VALIDATION_KEYS_TIMEOUT_SECONDS` because the webhook wai
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from shared.core.lazy import BuiltOnce
 from shared.core.settings_parts import NotificationSettings
 from shared.identity.principal import Principal
-from shared.identity.signing_keys import SigningKeys
+from shared.identity.signing_keys import GLOBAL_V1_ISSUER_HOST, V1_ISSUER_HOSTS, SigningKeys
 from shared.notifications.catchup import CatchUp
 from shared.notifications.certificates import NotificationCertificates
 from shared.notifications.client_state import ClientStates
@@ -179,6 +180,7 @@ class NotificationServices(BuiltOnce):
         def build() -> RichContent:
             runtime = self.runtime
             settings = runtime.settings()
+            host = urlsplit(settings.authority_host).hostname or ""
             keys = SigningKeys(
                 metadata_url=f"{settings.authority_host}/common/v2.0/.well-known/openid-configuration",
                 transport=runtime.transport(),
@@ -190,6 +192,7 @@ class NotificationServices(BuiltOnce):
                 signing_key=keys.key,
                 client_id=settings.client_id,
                 serves=self.serves,
+                issuer_host=V1_ISSUER_HOSTS.get(host.lower(), GLOBAL_V1_ISSUER_HOST),
             )
 
         return self._once("_rich", build)

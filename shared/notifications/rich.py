@@ -114,6 +114,7 @@ def check_tokens(
     signing_key: Callable[[str], Any],
     client_id: str,
     tenant_ids: Collection[str],
+    issuer_host: str = "sts.windows.net",
 ) -> frozenset[str]:
     """The tenants the tokens vouch for; raise unless every token is valid (module docstring) and there is
     at least one.
@@ -147,7 +148,7 @@ def check_tokens(
         except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise RichContentError("A validation token does not verify") from exc
         issuer = str(claims.get("iss", ""))
-        tenant = next((t for t in tenant_ids if issuer == f"https://sts.windows.net/{t}/"), None)
+        tenant = next((t for t in tenant_ids if issuer == f"https://{issuer_host}/{t}/"), None)
         if tenant is None:
             raise RichContentError("A validation token has another issuer")
         if claims.get("appid") != GRAPH_PUBLISHER_APP_ID:
@@ -168,8 +169,11 @@ class RichContent:
         signing_key: Callable[[str], Any],
         client_id: str,
         serves: Callable[[str], bool],
+        issuer_host: str = "sts.windows.net",
     ) -> None:
-        """``private_key(version)``: the PEM key of a certificate version, None when retired."""
+        """``private_key(version)``: the PEM key of a certificate version, None when retired;
+        ``issuer_host``: the v1 token issuer of the app's cloud (``sts.chinacloudapi.cn`` in 21Vianet's)."""
+        self._issuer_host = issuer_host
         self._key = private_key
         self._loaded: dict[tuple[str, bytes], Any] = {}  # (version, PEM) -> loaded key
         self._signing_key = signing_key

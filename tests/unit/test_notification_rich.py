@@ -403,3 +403,24 @@ def test_the_worker_uses_verified_content_only_and_drops_what_does_not_decrypt()
         before = len(parts.ingested)
         assert run("AAMk3=", bad) == {"rejected": 1}
         assert len(parts.ingested) == before and f"Users/{ALICE}/Messages/AAMk3=" not in parts.marked
+
+
+def test_the_token_issuer_is_the_v1_issuer_of_the_apps_cloud() -> None:
+    from shared.notifications.rich import RichContentError, check_tokens
+
+    signer = Signer()
+    china = signer.token(iss=f"https://sts.chinacloudapi.cn/{INTAKE_TENANT}/")
+
+    def check(token: str, host: str) -> frozenset[str]:
+        return check_tokens(
+            [token],
+            signing_key=lambda kid: signer.key.public_key(),
+            client_id=signer.client_id,
+            tenant_ids=[INTAKE_TENANT],
+            issuer_host=host,
+        )
+
+    assert check(china, "sts.chinacloudapi.cn") == {INTAKE_TENANT}
+    assert check(signer.token(), "sts.windows.net") == {INTAKE_TENANT}
+    with pytest.raises(RichContentError, match="issuer"):
+        check(signer.token(), "sts.chinacloudapi.cn")
