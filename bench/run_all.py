@@ -188,6 +188,14 @@ def _ingestion_webhook(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rich(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "basic_post_median_ms": result["request_path_basic_post"]["median_ms"],
+        "rich_post_median_ms": result["request_path_rich_post"]["median_ms"],
+        "decrypt_median_ms": result["worker_decrypt_item"]["median_ms"],
+    }
+
+
 def _ingestion(result: dict[str, Any]) -> dict[str, Any]:
     full, window = result["exactly_once_at_scale"], result["crashes_in_the_window"]
     return {
@@ -217,6 +225,7 @@ BENCHMARKS: list[tuple[str, str, Headline]] = [
     ("bench.tenants", "tenants.json", _tenants),
     ("bench.ingestion_webhook", "ingestion_webhook.json", _ingestion_webhook),
     ("bench.ingestion", "ingestion.json", _ingestion),
+    ("bench.rich_notifications", "rich_notifications.json", _rich),
 ]
 #: Benchmarks that take longer than the default 900 s (10,000 messages through the whole pipeline).
 LONG_RUNNING = {"bench.ingestion": 2400}

@@ -112,6 +112,42 @@ def register_onboarding(env: dict[str, str], port: int) -> None:
         requests.patch(control, json=body, verify=verify, timeout=30).raise_for_status()
 
 
+#: The local vault's secret with the rich notifications' certificate (docs/change-notifications.md).
+NOTIFICATION_CERTIFICATE = "graph-notify-cert"
+
+
+def store_notification_certificate(env: dict[str, str]) -> None:
+    """A self-signed certificate + key (PEM) in the local vault, as an operator stores one in Key Vault, so
+    mail subscriptions are rich out of the box (a new version each start: a rotation the timer follows)."""
+    import datetime
+
+    import requests
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graph-functions-notifications")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    url = f"{env['EMULATOR_URL']}/_emulator/vault/secrets/{NOTIFICATION_CERTIFICATE}"
+    reply = requests.put(url, json={"value": pem.decode()}, verify=env["EMULATOR_CA_BUNDLE"], timeout=30)
+    reply.raise_for_status()
+
+
 def local_settings(
     env: dict[str, str], storage: str, https_port: int, tenancy: str = "single"
 ) -> dict[str, Any]:
@@ -130,6 +166,8 @@ def local_settings(
     # member's mailbox becomes a mail-events message.
     values["MAIL_INGESTION_MODE"] = "webhook"
     values["NOTIFICATION_BASE_URL"] = f"https://localhost:{https_port}"
+    # Rich notifications: the message comes in the notification, encrypted for this certificate.
+    values["NOTIFICATION_CERTIFICATE_NAME"] = NOTIFICATION_CERTIFICATE
     sample["Values"] = values
     return sample
 
@@ -256,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         tenancy = tenancy_of(args.settings, args.tenancy)
         tenant, env = start_tenant(local, args.tenant_port, args.users, tenant_args(tenancy))
         children.append(("local tenant", tenant))
+        store_notification_certificate(env)
         if not args.settings.exists():
             write_local_settings(args.settings, env, storage, args.port + 1, tenancy)
             print(f"run: wrote {args.settings} from the local tenant's env file")

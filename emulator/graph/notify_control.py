@@ -3,7 +3,12 @@
 * ``GET|PUT /graph/notifications/settings`` — delivery, retry, slow/drop, lifetime and quota knobs.
 * ``POST /graph/notifications/flush`` — deliver everything due now and wait for the replies.
 * ``GET /graph/notifications/log?since=SEQ`` — attempts, validations, lost/dropped/delayed/discarded items.
-* ``GET /graph/notifications/queue`` — items waiting (due time, attempts).
+* ``GET /graph/notifications/queue`` — items waiting (due time, attempts); ``?items=true`` adds each item
+  as it will be posted (``item``: clientState and encryptedContent included), for tests that replay or
+  tamper with one.
+* ``POST /graph/notifications/validation-token`` ``{"appId", "tenantId", "claims"?, "foreignKey"?}`` — a
+  ``validationTokens`` entry as delivery mints it, ``claims`` overriding any claim (``null`` removes it),
+  ``foreignKey`` signing it with a key the tenant does not publish (a forgery).
 * ``PUT /graph/notifications/outage`` ``{"enabled", "lifecycle"?, "sendMissed"?}`` — lose every new
   notification meanwhile; at its end, optionally send ``missed`` to the Outlook subscriptions that lost some.
 * ``GET /graph/subscriptions`` — every app's subscriptions with their emulator state.
@@ -24,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from emulator.clock import CLOCK
+from emulator.graph.notify_crypto import validation_token
 from emulator.graph.notify_delivery import endpoint_status, ensure_running, flush, sweep
 from emulator.graph.notify_events import LIFECYCLE_EVENTS, fire_lifecycle, record_mail_change
 from emulator.graph.notify_store import SETTING_NAMES, NotifySettings, notify_store
@@ -116,6 +122,7 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
                         "changeType": p.item.get("changeType"),
                         "lifecycleEvent": p.item.get("lifecycleEvent"),
                         "resource": p.item.get("resource"),
+                        **({"item": p.item} if request.query_params.get("items") == "true" else {}),
                     }
                     for p in store.queue
                 ],
@@ -224,6 +231,17 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         record_mail_change(state, user.id, message, "updated", old_folder, before)
         return JSONResponse({"id": message.id, "folderId": message.folder_id})
 
+    async def mint_validation_token(request: Request) -> Response:
+        data = await _body(request)
+        app_id, tenant_id = data.get("appId"), data.get("tenantId")
+        claims = data.get("claims") or {}
+        if not isinstance(app_id, str) or not isinstance(tenant_id, str) or not isinstance(claims, dict):
+            return _bad("appId and tenantId (strings) are required; claims must be an object")
+        token = validation_token(
+            state.tokens, app_id, tenant_id, claims, foreign=data.get("foreignKey") is True
+        )
+        return JSONResponse({"token": token})
+
     async def reset_mail_delta(request: Request) -> Response:
         store_of(state).mail_delta_reset += 1
         return Response(status_code=204)
@@ -233,6 +251,7 @@ def notify_control_routes(state: EmulatorState) -> list[BaseRoute]:
         Route("/graph/notifications/flush", flush_now, methods=["POST"]),
         Route("/graph/notifications/log", log, methods=["GET"]),
         Route("/graph/notifications/queue", queue, methods=["GET"]),
+        Route("/graph/notifications/validation-token", mint_validation_token, methods=["POST"]),
         Route("/graph/notifications/outage", outage, methods=["GET", "PUT"]),
         Route("/graph/subscriptions", all_subscriptions, methods=["GET"]),
         Route("/graph/subscriptions/{sid}/lifecycle", lifecycle, methods=["POST"]),

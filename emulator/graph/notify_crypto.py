@@ -82,8 +82,17 @@ def encrypt_content(resource: dict[str, Any], certificate_b64: str, certificate_
     }
 
 
-def validation_token(tokens: TokenService, app_id: str, tenant_id: str) -> str:
-    """A validation token for the items of ``app_id`` in ``tenant_id`` (the documented claim set)."""
+def validation_token(
+    tokens: TokenService,
+    app_id: str,
+    tenant_id: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    foreign: bool = False,
+) -> str:
+    """A validation token for the items of ``app_id`` in ``tenant_id`` (the documented claim set);
+    ``overrides`` (the control API's, for tests) replace claims, a None value removing one; ``foreign``
+    signs with a fresh key the tenant does not publish (same ``kid``: a forgery)."""
     now = int(CLOCK.time())
     issuer = f"https://sts.windows.net/{tenant_id}/"
     claims = {
@@ -100,4 +109,16 @@ def validation_token(tokens: TokenService, app_id: str, tenant_id: str) -> str:
         "uti": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("="),
         "ver": "1.0",
     }
+    for name, value in (overrides or {}).items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    if foreign:
+        import jwt
+
+        signed = tokens.sign(claims, x5t=True)
+        header = jwt.get_unverified_header(signed)
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": header.get("kid")})
     return tokens.sign(claims, x5t=True)

@@ -85,6 +85,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     NOTIFICATION_TABLE: features.notificationTable
     // Graph posts to PUBLIC_BASE_URL in Azure.
     NOTIFICATION_BASE_URL: ''
+    NOTIFICATION_CERTIFICATE_NAME: ''
     REPORT_RECIPIENTS: features.reportRecipients
     REPORT_SENDER: features.reportSender
     REPORT_TOP_DEPARTMENTS: tuning.reportTopDepartments

@@ -4,22 +4,33 @@ the webhook intake, the queue worker, each tenant's subscription keeper, catch-u
 What the capability cannot import it receives here: the audited message read of :mod:`shared.mail`
 (:meth:`~shared.mail.reads.MailReads.get_message`, as the app itself, with the audit channel), and the end of
 a person's sessions (:meth:`~shared.signin.sessions.SessionStore.end_for_person`).
+
+Rich notifications (``NOTIFICATION_CERTIFICATE_NAME``): the certificate's versions in Key Vault
+(:class:`~shared.notifications.certificates.NotificationCertificates`, through the runtime's one
+``SecretClient``) and Microsoft's tenant-independent signing keys for the ``validationTokens``
+(:class:`~shared.identity.signing_keys.SigningKeys` of ``{authority}/common``, cached per process, each
+fetch bounded by :data:`VALIDATION_KEYS_TIMEOUT_SECONDS` because the webhook waits on a first fetch).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from shared.core.lazy import BuiltOnce
 from shared.core.settings_parts import NotificationSettings
 from shared.identity.principal import Principal
+from shared.identity.signing_keys import GLOBAL_V1_ISSUER_HOST, V1_ISSUER_HOSTS, SigningKeys
 from shared.notifications.catchup import CatchUp
+from shared.notifications.certificates import NotificationCertificates
 from shared.notifications.client_state import ClientStates
 from shared.notifications.directory import DirectoryReaction
+from shared.notifications.graph_subscriptions import Encryption
 from shared.notifications.ingest import MailIngest
 from shared.notifications.intake import Intake
 from shared.notifications.keeper import SubscriptionKeeper
 from shared.notifications.ledger import Ledger
+from shared.notifications.rich import RichContent
 from shared.notifications.store import NotificationTable
 from shared.notifications.worker import Worker
 from shared.storage.clients import queue_client, queue_service
@@ -30,6 +41,10 @@ if TYPE_CHECKING:
     from azure.storage.queue import QueueServiceClient
 
     from shared.app.services import Runtime
+
+#: Each fetch of Microsoft's signing keys (metadata, then keys) on the webhook's path: Graph wants an answer
+#: within 3 s; past this the post's rich items are queued unverified and the worker verifies them.
+VALIDATION_KEYS_TIMEOUT_SECONDS = 1.0
 
 
 class TenantIngestion(BuiltOnce):
@@ -61,6 +76,7 @@ class TenantIngestion(BuiltOnce):
                 scope=settings.mailbox_scope,
                 public_base_url=settings.notification_base_url or settings.public_base_url,
                 mode=settings.mail_ingestion_mode,
+                encryption=parent.encryption,
             )
 
         return self._once("_keeper", build)
@@ -95,6 +111,8 @@ class NotificationServices(BuiltOnce):
         self._ledger: Ledger | None = None
         self._ingest: MailIngest | None = None
         self._worker: Worker | None = None
+        self._certificates: NotificationCertificates | None = None
+        self._rich: RichContent | None = None
         self._tenants: dict[str, TenantIngestion] = {}
 
     def settings(self) -> NotificationSettings:
@@ -131,9 +149,60 @@ class NotificationServices(BuiltOnce):
     def client_states(self) -> ClientStates:
         return self._once("_states", lambda: ClientStates(self.runtime.session_keys()))
 
+    def certificates(self) -> NotificationCertificates | None:
+        """The notification certificate's versions in Key Vault; None without
+        ``NOTIFICATION_CERTIFICATE_NAME`` (basic notifications)."""
+        name = self.settings().notification_certificate_name
+        if name is None:
+            return None
+        runtime = self.runtime
+        vault_url = str(runtime.settings().key_vault_url)
+        return self._once(
+            "_certificates",
+            lambda: NotificationCertificates(runtime.secret_client, name, vault_url, clock=runtime.clock),
+        )
+
+    def encryption(self) -> Encryption | None:
+        """What rich mail subscriptions are created with now; None for basic ones. Raises what the vault
+        read raises (CredentialUnavailable, ConfigurationError)."""
+        certificates = self.certificates()
+        if certificates is None:
+            return None
+        current = certificates.current()
+        return Encryption(certificate=current.certificate, certificate_id=current.version)
+
+    def rich(self) -> RichContent | None:
+        """The token check and decryption of rich notifications; None without a certificate."""
+        certificates = self.certificates()
+        if certificates is None:
+            return None
+
+        def build() -> RichContent:
+            runtime = self.runtime
+            settings = runtime.settings()
+            host = urlsplit(settings.authority_host).hostname or ""
+            keys = SigningKeys(
+                metadata_url=f"{settings.authority_host}/common/v2.0/.well-known/openid-configuration",
+                transport=runtime.transport(),
+                timeout=VALIDATION_KEYS_TIMEOUT_SECONDS,
+                clock=runtime.clock,
+            )
+            return RichContent(
+                private_key=certificates.private_key,
+                signing_key=keys.key,
+                client_id=settings.client_id,
+                serves=self.serves,
+                issuer_host=V1_ISSUER_HOSTS.get(host.lower(), GLOBAL_V1_ISSUER_HOST),
+            )
+
+        return self._once("_rich", build)
+
     def intake(self) -> Intake:
         return self._once(
-            "_intake", lambda: Intake(self.client_states(), serves=self.serves, send=self.work_queue().send)
+            "_intake",
+            lambda: Intake(
+                self.client_states(), serves=self.serves, send=self.work_queue().send, rich=self.rich()
+            ),
         )
 
     def ledger(self) -> Ledger:
@@ -144,17 +213,39 @@ class NotificationServices(BuiltOnce):
             tenant_id: str, mailbox: str, message_id: str, *, channel: str, request_id: str
         ) -> dict[str, Any]:
             runtime = self.runtime
-            me = Principal(
-                kind="application",
-                app_id=runtime.settings().client_id,
-                object_id=None,
-                tenant_id=tenant_id,
-                roles=frozenset(),
-            )
             reads = runtime.tenant(runtime.tenants().get(tenant_id)).mail_reads()
-            return reads.get_message(me, mailbox, message_id, {}, request_id=request_id, channel=channel)
+            return reads.get_message(
+                self._me(tenant_id), mailbox, message_id, {}, request_id=request_id, channel=channel
+            )
 
-        return self._once("_ingest", lambda: MailIngest(self.ledger(), read, self.event_queue().send))
+        def accept(
+            tenant_id: str,
+            mailbox: str,
+            message_id: str,
+            resource: dict[str, Any],
+            *,
+            channel: str,
+            request_id: str,
+        ) -> dict[str, Any]:
+            runtime = self.runtime
+            reads = runtime.tenant(runtime.tenants().get(tenant_id)).mail_reads()
+            return reads.accept_pushed(
+                self._me(tenant_id), mailbox, message_id, resource, request_id=request_id, channel=channel
+            )
+
+        return self._once(
+            "_ingest", lambda: MailIngest(self.ledger(), read, self.event_queue().send, accept=accept)
+        )
+
+    def _me(self, tenant_id: str) -> Principal:
+        """The app itself as the reader recorded in the audit."""
+        return Principal(
+            kind="application",
+            app_id=self.runtime.settings().client_id,
+            object_id=None,
+            tenant_id=tenant_id,
+            roles=frozenset(),
+        )
 
     def tenant(self, tenant_id: str) -> TenantIngestion:
         with self._lock:
@@ -173,5 +264,6 @@ class NotificationServices(BuiltOnce):
                 tools=self.tenant,
                 send_work=self.work_queue().send,
                 serves=self.serves,
+                rich=self.rich(),
             ),
         )

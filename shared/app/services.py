@@ -231,6 +231,11 @@ class Runtime(BuiltOnce):
             ),
         )
 
+    @property
+    def clock(self) -> Clock:
+        """What the process's services wait on (monotonic seconds)."""
+        return self._clock
+
     def app_tokens(self) -> AppTokens:
         """The app's token providers of every tenant: one credential, one MSAL token cache."""
 

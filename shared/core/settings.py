@@ -37,14 +37,11 @@ from shared.core.settings_parts import (
     VaultSettings,
     part_of,
 )
-from shared.core.settings_reader import WHERE, Reader
+from shared.core.settings_reader import WHERE, Reader, notification_certificate
 
 CREDENTIAL_MODES: tuple[CredentialMode, ...] = ("keyvault", "managed-identity")
 #: ``MAIL_INGESTION_MODE``: Graph change notifications + delta, delta from a timer alone, or nothing.
 INGESTION_MODES: tuple[IngestionMode, ...] = ("webhook", "poll", "off")
-
-# Key Vault secret names: 1-127 characters, alphanumerics and dashes.
-_SECRET_NAME = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - the pattern of a vault secret name, not a secret
 
 
 DEFAULT_SESSION_KEY_NAME = "graph-functions-session-key"
@@ -102,6 +99,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "MAIL_NOTIFICATION_QUEUE",
     "NOTIFICATION_TABLE",
     "NOTIFICATION_BASE_URL",
+    "NOTIFICATION_CERTIFICATE_NAME",
 )
 
 
@@ -163,6 +161,8 @@ class Settings(Record, hidden=("storage_connection",)):
     notification_table: str = "mailnotifications"
     #: Where Graph posts notifications (https); None: ``PUBLIC_BASE_URL``.
     notification_base_url: str | None = None
+    #: Key Vault secret with the PEM certificate + key of rich notifications; None: basic notifications.
+    notification_certificate_name: str | None = None
 
     @classmethod
     def from_env(
@@ -197,11 +197,8 @@ class Settings(Record, hidden=("storage_connection",)):
                     "ENTRA_CREDENTIAL_NAME is missing: set it to the name of the Key Vault secret that holds "
                     f"this app's client secret or certificate, {WHERE}"
                 )
-            elif not re.fullmatch(_SECRET_NAME, credential_name):
-                reader.problem(
-                    f"ENTRA_CREDENTIAL_NAME '{credential_name}' is not a Key Vault secret name: use 1-127 "
-                    "letters, digits and dashes"
-                )
+            else:
+                reader.secret_name("ENTRA_CREDENTIAL_NAME", credential_name)
         mi_client_id = reader.guid(
             "ENTRA_MANAGED_IDENTITY_CLIENT_ID",
             "the client ID of the user-assigned managed identity (leave empty for system-assigned)",
@@ -228,11 +225,7 @@ class Settings(Record, hidden=("storage_connection",)):
         )
         public_base_url = reader.base_url("PUBLIC_BASE_URL")
         session_key_name = reader.get("SESSION_KEY_NAME") or DEFAULT_SESSION_KEY_NAME
-        if not re.fullmatch(_SECRET_NAME, session_key_name):
-            reader.problem(
-                f"SESSION_KEY_NAME '{session_key_name}' is not a Key Vault secret name: use 1-127 letters, "
-                "digits and dashes"
-            )
+        reader.secret_name("SESSION_KEY_NAME", session_key_name)
         mailbox_scope = reader.get("MAILBOX_SCOPE")
         if mailbox_scope is not None and mailbox_scope != "*" and not is_guid(mailbox_scope):
             reader.problem(
@@ -317,6 +310,7 @@ class Settings(Record, hidden=("storage_connection",)):
             mail_notification_queue=reader.container_name("MAIL_NOTIFICATION_QUEUE", "mail-notifications"),
             notification_table=reader.table_name("NOTIFICATION_TABLE", "mailnotifications"),
             notification_base_url=reader.base_url("NOTIFICATION_BASE_URL"),
+            notification_certificate_name=notification_certificate(reader, key_vault_url),
         )
         limit = check_retry_bounds(
             settings.graph_timeout_seconds,

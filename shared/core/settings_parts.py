@@ -103,6 +103,9 @@ class NotificationSettings(Record):
     mailbox_scope: str | None
     client_id: str
     tenant_id: str
+    #: ``NOTIFICATION_CERTIFICATE_NAME``: rich notifications' certificate in Key Vault (None: basic ones).
+    notification_certificate_name: str | None
+    authority_host: str
 
 
 def part_of(settings: Any, part: type[_P]) -> _P:

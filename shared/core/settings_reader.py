@@ -18,6 +18,9 @@ WHERE = "in local.settings.json (locally) or the Function App's configuration (i
 _TABLE_NAME = r"^[A-Za-z][A-Za-z0-9]{2,62}$"
 _CONTAINER_NAME = r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$"
 
+# Key Vault secret names: 1-127 characters, alphanumerics and dashes.
+_SECRET_NAME = r"^[0-9A-Za-z-]{1,127}$"  # noqa: S105 - the pattern of a vault secret name, not a secret
+
 _N = TypeVar("_N", int, float)
 
 
@@ -49,6 +52,13 @@ class Reader:
             )
             return None
         return value
+
+    def secret_name(self, name: str, value: str) -> bool:
+        """Whether ``value`` (of setting ``name``) is a Key Vault secret name; a problem if not."""
+        if re.fullmatch(_SECRET_NAME, value):
+            return True
+        self.problem(f"{name} '{value}' is not a Key Vault secret name: use 1-127 letters, digits and dashes")
+        return False
 
     def guid_list(self, name: str, meaning: str) -> tuple[str, ...]:
         """A comma-separated list of GUIDs (lower-cased); empty when unset."""
@@ -193,3 +203,20 @@ class _Split(Record):
 def origin_of(hostname: str, port: int | None) -> str:
     host = f"[{hostname}]" if ":" in hostname else hostname  # IPv6 literals keep their brackets
     return f"https://{host}" if port in (None, 443) else f"https://{host}:{port}"
+
+
+def notification_certificate(reader: Reader, key_vault_url: str | None) -> str | None:
+    """``NOTIFICATION_CERTIFICATE_NAME``: the Key Vault secret holding the certificate and private key (PEM)
+    Graph encrypts rich notifications for; None (unset): basic notifications. It is read from
+    ``KEY_VAULT_URL`` with the app's identity, so that must be set too."""
+    name = reader.get("NOTIFICATION_CERTIFICATE_NAME")
+    if name is None or not reader.secret_name("NOTIFICATION_CERTIFICATE_NAME", name):
+        return None
+    if key_vault_url is None:
+        reader.problem(
+            "NOTIFICATION_CERTIFICATE_NAME is set but KEY_VAULT_URL is not: the notification certificate is "
+            f"read from Key Vault, so set KEY_VAULT_URL {WHERE}, or unset NOTIFICATION_CERTIFICATE_NAME for "
+            "basic notifications"
+        )
+        return None
+    return name

@@ -104,6 +104,11 @@ def _summary(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def summary_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A Graph message resource (e.g. a rich notification's decrypted content) in the API's summary shape."""
+    return _summary(item)
+
+
 def _message(item: dict[str, Any]) -> dict[str, Any]:
     body = item.get("body")
     body = body if isinstance(body, dict) else {}

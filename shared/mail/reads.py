@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from shared.core.errors import GraphFunctionsError, NotFound
 from shared.identity.principal import Principal
 from shared.mail.audit import AuditEntry, AuditStore
-from shared.mail.messages import MailService, MessagesPage
+from shared.mail.messages import MailService, MessagesPage, summary_of
 from shared.mail.query import (
     FOLDERS,
     parse_get_query,
@@ -134,6 +134,41 @@ class MailReads:
             message_id=re.sub(_UNPRINTABLE, "?", message_id)[:520],
             request_id=request_id,
             refusal=refusal,
+            channel=channel,
+        )
+
+    def accept_pushed(
+        self,
+        actor: Principal,
+        mailbox: str,
+        message_id: str,
+        resource: dict[str, Any],
+        *,
+        request_id: str,
+        channel: str,
+    ) -> dict[str, Any]:
+        """A message Graph pushed (a rich notification's decrypted ``resource``) taken as a read of it: the
+        same mailbox scope check and audit record as :meth:`get_message`, without reading Graph. Returns the
+        message in the API's summary shape; raises MailboxOutOfScope, NotFound (no such owner), ..."""
+        owners: list[MailboxOwner] = []
+
+        def read() -> dict[str, Any]:
+            owner = validate_mailbox(mailbox)
+            validate_message_id(message_id)
+            self._scope.require(owner, owners.append)
+            return summary_of(resource)
+
+        return self._audited(
+            read,
+            owners,
+            lambda _: 1,
+            actor=actor,
+            mailbox=mailbox,
+            endpoint=GET_ENDPOINT,
+            folder=None,
+            message_id=re.sub(_UNPRINTABLE, "?", message_id)[:520],
+            request_id=request_id,
+            refusal=None,
             channel=channel,
         )
 

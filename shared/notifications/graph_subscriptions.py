@@ -9,6 +9,11 @@ Lifetimes: Outlook messages allow 10,080 minutes in today's documentation, 4,230
 live tenant was seen refusing more than 10,070; the app asks for :data:`MAIL_LIFETIME_MINUTES` (under
 every value) and renews at half. Users allow 41,760 minutes. (Sources: ``../shared/reference/
 change-notifications.md`` §1.3.)
+
+Rich mail subscriptions (``includeResourceData``, §4): Outlook requires a ``$select`` on the resource
+(the event's fields only; ``Body``/``UniqueBody`` are refused) and allows 1,440 minutes; the app asks for
+:data:`RICH_MAIL_LIFETIME_MINUTES` (a margin for clock skew) and renews at half, like basic ones. The
+certificate is rotated with ``PATCH`` (``encryptionCertificate`` + ``encryptionCertificateId``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from shared.core.records import Record
 from shared.graph.client import GraphClient
 
 MAIL_LIFETIME_MINUTES = 4200
+RICH_MAIL_LIFETIME_MINUTES = 1430
+#: What a mail event needs of a message (shared.notifications.ingest.mail_event); ``id`` always comes.
+RICH_MAIL_FIELDS = ("receivedDateTime", "from", "subject", "hasAttachments", "webLink")
 USERS_LIFETIME_MINUTES = 41_000
 MAIL_CHANGE_TYPE = "created"
 USERS_CHANGE_TYPE = "updated,deleted"
@@ -30,6 +38,22 @@ USERS_CHANGE_TYPE = "updated,deleted"
 
 def mailbox_resource(object_id: str) -> str:
     return f"users/{object_id}/mailFolders('inbox')/messages"
+
+
+def rich_mailbox_resource(object_id: str) -> str:
+    """The inbox's messages with the ``$select`` rich Outlook subscriptions require."""
+    return f"{mailbox_resource(object_id)}?$select={','.join(RICH_MAIL_FIELDS)}"
+
+
+def is_rich_resource(resource: str | None) -> bool:
+    return resource is not None and "?$select=" in resource
+
+
+class Encryption(Record):
+    """What a rich subscription is created or rotated with: the certificate (base64 DER) and its id."""
+
+    certificate: str
+    certificate_id: str
 
 
 def iso(when: datetime.datetime) -> str:
@@ -69,6 +93,7 @@ class GraphSubscriptions:
         lifecycle_url: str,
         expires_at: datetime.datetime,
         client_state: str,
+        encryption: Encryption | None = None,
     ) -> Created:
         """``POST /subscriptions``.
 
@@ -76,7 +101,7 @@ class GraphSubscriptions:
             UpstreamError: Graph refused (validation failed, quota, permission), or the answer has no id.
             UpstreamThrottled, CredentialUnavailable, ...: see GraphClient.
         """
-        request = {
+        request: dict[str, Any] = {
             "changeType": change_type,
             "notificationUrl": notification_url,
             "lifecycleNotificationUrl": lifecycle_url,
@@ -85,6 +110,10 @@ class GraphSubscriptions:
             "clientState": client_state,
             "latestSupportedTlsVersion": "v1_2",
         }
+        if encryption is not None:
+            request["includeResourceData"] = True
+            request["encryptionCertificate"] = encryption.certificate
+            request["encryptionCertificateId"] = encryption.certificate_id
         try:
             body = self._graph.post_json("subscriptions", request)
         except UpstreamError as error:
@@ -121,6 +150,25 @@ class GraphSubscriptions:
         """
         body = self._graph.patch_json(
             f"subscriptions/{subscription_id}", {"expirationDateTime": iso(expires_at)}
+        )
+        return _expiry(body, expires_at)
+
+    def rotate(
+        self, subscription_id: str, encryption: Encryption, expires_at: datetime.datetime
+    ) -> datetime.datetime:
+        """``PATCH /subscriptions/{id}`` with a new certificate and id (and a new expiry: Graph's PATCH needs
+        ``expirationDateTime``). The expiry Graph set.
+
+        Raises:
+            NotFound: Graph deleted it: create a new one.
+        """
+        body = self._graph.patch_json(
+            f"subscriptions/{subscription_id}",
+            {
+                "expirationDateTime": iso(expires_at),
+                "encryptionCertificate": encryption.certificate,
+                "encryptionCertificateId": encryption.certificate_id,
+            },
         )
         return _expiry(body, expires_at)
 

@@ -44,6 +44,21 @@ class MessageReader(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class PushedAccepter(Protocol):
+    """Takes a message Graph pushed (rich notification) as a read: scope check and audit, no Graph read."""
+
+    def __call__(
+        self,
+        tenant_id: str,
+        mailbox: str,
+        message_id: str,
+        resource: dict[str, Any],
+        *,
+        channel: str,
+        request_id: str,
+    ) -> dict[str, Any]: ...
+
+
 class QueueSender(Protocol):
     """Puts one message on a queue (raises StorageUnavailable)."""
 
@@ -91,6 +106,7 @@ class MailIngest:
         read: MessageReader,
         send: QueueSender,
         *,
+        accept: PushedAccepter | None = None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         checkpoint: Callable[[str], None] = lambda step: None,
     ) -> None:
@@ -98,6 +114,7 @@ class MailIngest:
         ``recorded``): production passes nothing; a test stops the worker there as a crash would."""
         self._ledger = ledger
         self._read = read
+        self._accept = accept
         self._send = send
         self._now = now
         self._checkpoint = checkpoint
@@ -110,8 +127,11 @@ class MailIngest:
         channel: str,
         request_id: str,
         received: datetime.datetime | None = None,
+        pushed: dict[str, Any] | None = None,
     ) -> str:
-        """Publish ``message_id`` of ``target``'s mailbox once. Returns the outcome: ``published``,
+        """Publish ``message_id`` of ``target``'s mailbox once. ``pushed``: the message as a rich
+        notification carried it (decrypted and verified): taken through the scope check and audit without a
+        Graph read. Returns the outcome: ``published``,
         ``duplicate`` (its event is out already), ``old`` (received before the mailbox was watched),
         ``gone`` (no longer there) or ``out-of-scope``.
 
@@ -130,9 +150,19 @@ class MailIngest:
         if claim.staged is not None:  # a worker died after staging it: send the very same bytes
             return self._publish(claim, claim.staged, channel=channel)
         try:
-            message = self._read(
-                target.tenant_id, target.mailbox, message_id, channel=channel, request_id=request_id
-            )
+            if pushed is not None and self._accept is not None:
+                message = self._accept(
+                    target.tenant_id,
+                    target.mailbox,
+                    message_id,
+                    pushed,
+                    channel=channel,
+                    request_id=request_id,
+                )
+            else:
+                message = self._read(
+                    target.tenant_id, target.mailbox, message_id, channel=channel, request_id=request_id
+                )
         except NotFound:
             self._ledger.finish(claim, "skipped", Reason="gone")
             return "gone"

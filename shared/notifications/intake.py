@@ -18,8 +18,16 @@ For each post (:meth:`Intake.accept`):
    share queue writes (:mod:`shared.notifications.group_commit`). A storage failure is a 503, so Graph
    retries the post later (for up to 4 h).
 
-Rich notifications' ``validationTokens`` travel with the items; the worker verifies them before it trusts
-``encryptedContent`` (Graph: "answer 202 first, validate after").
+Rich notifications (``encryptedContent``; :mod:`shared.notifications.rich`): the post's ``validationTokens``
+are verified here, with Microsoft's signing keys from the process's cache (no fetch while they are
+cached; nothing is decrypted and Graph is not called on this path). Items the tokens do not vouch for
+(forged, expired, another audience or publisher, another tenant) are refused like a wrong client state:
+not queued, the answer 202 all the same (Graph: never reveal the verdict). When the keys cannot be
+fetched (Entra unreachable with nothing cached: each fetch is bounded at 1 s and a failure is answered
+from memory for 5 s, so concurrent posts do not pile up on it), the content cannot be trusted and the
+items are treated as basic notifications: their ``encryptedContent`` is dropped and the worker reads each
+message from Graph (their client state verified, as for any notification). Nothing waits for Entra and
+no unverified content is ever used. With no certificate configured, ``encryptedContent`` is dropped too.
 """
 
 from __future__ import annotations
@@ -34,9 +42,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from shared.core.errors import CredentialUnavailable
 from shared.core.records import Record
 from shared.notifications.client_state import ClientStates, fingerprint
 from shared.notifications.group_commit import GroupCommit
+from shared.notifications.rich import RichContent, RichContentError
 from shared.notifications.wire import Collection, Notification, parse_collection
 
 logger = logging.getLogger(__name__)
@@ -103,11 +113,18 @@ def digest(item: Notification) -> str | None:
         text = f"{item.subscription_id}|{item.lifecycle_event}|{item.notification_id}"
     else:
         text = "|".join((item.subscription_id, item.change_type or "", item.resource, item.etag or ""))
+        if item.encrypted is not None:
+            # Rich: the content is part of what was taken, so a post with forged or tampered content that
+            # passes the webhook's checks cannot make Graph's genuine post look like a replay (the worker
+            # drops the bad one; the ledger still lets one event out per message).
+            text += "|" + json.dumps(item.encrypted, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def work_item(item: Notification) -> dict[str, Any]:
-    """A notification as the work queue carries it: the client state's fingerprint, not the value."""
+def work_item(item: Notification, verified: bool = False) -> dict[str, Any]:
+    """A notification as the work queue carries it: the client state's fingerprint, not the value;
+    ``verified``: the webhook verified the post's validation tokens for this rich item (otherwise its
+    ``encryptedContent`` is not kept: the worker reads the message from Graph)."""
     entry: dict[str, Any] = {
         "subscriptionId": item.subscription_id,
         "tenantId": item.tenant_id,
@@ -117,8 +134,9 @@ def work_item(item: Notification) -> dict[str, Any]:
         "resource": item.resource,
         "etag": item.etag,
     }
-    if item.encrypted is not None:
+    if item.encrypted is not None and verified:
         entry["encryptedContent"] = item.encrypted
+        entry["verified"] = True
     return entry
 
 
@@ -156,8 +174,11 @@ class Intake:
         serves: Callable[[str], bool],
         send: WorkSender,
         recent: RecentNotifications | None = None,
+        rich: RichContent | None = None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        """``rich``: the token check of rich notifications (None: the app asked for none)."""
+        self._rich = rich
         self._states = states
         self._serves = serves
         self._send = send
@@ -175,27 +196,32 @@ class Intake:
             CredentialUnavailable: no key to check client states with (Graph retries).
         """
         collection: Collection = parse_collection(body, lifecycle=lifecycle)
-        refused = replayed = 0
-        taken: list[Notification] = []
+        replayed = 0
+        genuine = [
+            item
+            for item in collection.items
+            if self._serves(item.tenant_id) and self._states.verify(item.tenant_id, item.client_state)
+        ]
+        refused = len(collection.items) - len(genuine)
+        verdict = self._verdict(collection, genuine)
+        taken: list[tuple[Notification, bool]] = []
         digests: list[tuple[str, float]] = []
-        for item in collection.items:
-            if not self._serves(item.tenant_id) or not self._states.verify(item.tenant_id, item.client_state):
-                refused += 1
-                continue
+        for item in genuine:
+            verified = False
+            if item.encrypted is not None and isinstance(verdict, frozenset):
+                if item.tenant_id not in verdict:
+                    refused += 1
+                    continue
+                verified = True
             key = digest(item)
             if key is not None and (self._recent.seen(key) or any(key == known for known, _ in digests)):
                 replayed += 1
                 continue
-            taken.append(item)
+            taken.append((item, verified))
             if key is not None:
                 digests.append((key, LIFECYCLE_REPLAY_SECONDS if item.lifecycle_event else REPLAY_SECONDS))
         if taken:
-            items = [work_item(item) for item in taken]
-            if collection.validation_tokens:  # the tokens belong to this post: it is written alone
-                for message in work_messages(items, collection.validation_tokens, self._now().isoformat()):
-                    self._send(message)
-            else:
-                self._commit.submit(items)
+            self._commit.submit([work_item(item, verified) for item, verified in taken])
             self._recent.remember(digests)
         if refused:
             logger.warning(
@@ -204,3 +230,22 @@ class Intake:
                 len(collection.items),
             )
         return IntakeResult(queued=len(taken), refused=refused, replayed=replayed)
+
+    def _verdict(self, collection: Collection, genuine: list[Notification]) -> frozenset[str] | bool | None:
+        """What the post's validation tokens say of its rich items: the tenants they vouch for (empty: none,
+        the tokens are forged or stale), False when Microsoft's keys cannot be fetched now (the items are
+        taken as basic ones), None when there is nothing to verify (no rich item, or no certificate)."""
+        tenants = {item.tenant_id for item in genuine if item.encrypted is not None}
+        if self._rich is None or not tenants:
+            return None
+        try:
+            return self._rich.verify(collection.validation_tokens, tenants)
+        except RichContentError as error:
+            logger.warning("Graph webhook: rich notifications refused (%s)", error.message)
+            return frozenset()
+        except CredentialUnavailable as error:
+            logger.warning(
+                "Graph webhook: Microsoft's signing keys are unavailable (%s); rich items read from Graph",
+                error.code,
+            )
+            return False

@@ -38,10 +38,14 @@ from shared.notifications.client_state import ClientStates, fingerprint, key_ver
 from shared.notifications.graph_subscriptions import (
     MAIL_CHANGE_TYPE,
     MAIL_LIFETIME_MINUTES,
+    RICH_MAIL_LIFETIME_MINUTES,
     USERS_CHANGE_TYPE,
     USERS_LIFETIME_MINUTES,
+    Encryption,
     GraphSubscriptions,
+    is_rich_resource,
     mailbox_resource,
+    rich_mailbox_resource,
 )
 from shared.notifications.ingest import QueueSender
 from shared.notifications.store import USERS_TARGET, NotificationTable, Target, mailbox_target
@@ -78,8 +82,11 @@ class SubscriptionKeeper:
         scope: str | None,
         public_base_url: str | None,
         mode: str,
+        encryption: Callable[[], Encryption | None] = lambda: None,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
+        """``encryption()``: the certificate rich mail subscriptions use now (None: basic ones)."""
+        self._encryption = encryption
         self._tenant = tenant_id
         self._graph = graph
         self._subscriptions = GraphSubscriptions(graph)
@@ -264,8 +271,21 @@ class SubscriptionKeeper:
             logger.info("A subscription's client state was signed by an older key version: replacing it")
             self._drop_subscription(target)
             target = target._replace(subscription_id=None)
+        encryption = None if target.is_users else self._encryption()
+        if target.subscription_id and not target.is_users and target.status != "removed":
+            # Rich notifications turned on or off (NOTIFICATION_CERTIFICATE_NAME): switch the subscription.
+            if is_rich_resource(target.resource) != (encryption is not None):
+                if not may_create:
+                    return "deferred"
+                logger.info(
+                    "Switching a mailbox subscription to %s notifications", "rich" if encryption else "basic"
+                )
+                self._drop_subscription(target)
+                target = target._replace(subscription_id=None)
+            elif encryption is not None and target.certificate_id != encryption.certificate_id:
+                return self._rotate(target, encryption, may_create)
         if target.subscription_id and target.status != "removed" and target.expires_at is not None:
-            lifetime = USERS_LIFETIME_MINUTES if target.is_users else MAIL_LIFETIME_MINUTES
+            lifetime = self._lifetime(target.is_users, is_rich_resource(target.resource))
             # A reauthorization that failed (Graph holds delivery until one): a renewal reauthorizes too.
             due = target.status == "reauthorizing"
             if not due and target.expires_at - now > datetime.timedelta(minutes=lifetime / 2):
@@ -287,6 +307,38 @@ class SubscriptionKeeper:
         self.create(target)
         return "created"
 
+    @staticmethod
+    def _lifetime(users: bool, rich: bool) -> int:
+        if users:
+            return USERS_LIFETIME_MINUTES
+        return RICH_MAIL_LIFETIME_MINUTES if rich else MAIL_LIFETIME_MINUTES
+
+    def _rotate(self, target: Target, encryption: Encryption, may_create: bool) -> str:
+        """A new certificate version: PATCH it onto the subscription (items Graph encrypted with the older
+        one still decrypt: the worker reads that version from the vault)."""
+        logger.info("Rotating a mailbox subscription to certificate version %s", encryption.certificate_id)
+        try:
+            expires = self._subscriptions.rotate(
+                str(target.subscription_id),
+                encryption,
+                self._now() + datetime.timedelta(minutes=RICH_MAIL_LIFETIME_MINUTES),
+            )
+        except NotFound:
+            self._table.unindex(self._tenant, str(target.subscription_id))
+            if not may_create:
+                return "deferred"
+            self.create(target)
+            return "created"
+        self._table.update(
+            self._tenant,
+            target.key,
+            certificate_id=encryption.certificate_id,
+            expires_at=expires,
+            status="active",
+            last_error=None,
+        )
+        return "renewed"
+
     def create(self, target: Target) -> None:
         """A new subscription for ``target`` (its old one, if any, forgotten), then a catch-up request.
 
@@ -295,14 +347,14 @@ class SubscriptionKeeper:
         """
         notification_url, lifecycle_url = self._urls()
         state = self._states.issue(self._tenant)
+        encryption = None if target.is_users else self._encryption()
         if target.is_users:
-            resource, change, lifetime = "users", USERS_CHANGE_TYPE, USERS_LIFETIME_MINUTES
+            resource, change = "users", USERS_CHANGE_TYPE
+        elif encryption is not None:
+            resource, change = rich_mailbox_resource(str(target.mailbox)), MAIL_CHANGE_TYPE
         else:
-            resource, change, lifetime = (
-                mailbox_resource(str(target.mailbox)),
-                MAIL_CHANGE_TYPE,
-                MAIL_LIFETIME_MINUTES,
-            )
+            resource, change = mailbox_resource(str(target.mailbox)), MAIL_CHANGE_TYPE
+        lifetime = self._lifetime(target.is_users, encryption is not None)
         created = self._subscriptions.create(
             resource=resource,
             change_type=change,
@@ -310,6 +362,7 @@ class SubscriptionKeeper:
             lifecycle_url=lifecycle_url,
             expires_at=self._now() + datetime.timedelta(minutes=lifetime),
             client_state=state,
+            encryption=encryption,
         )
         if target.subscription_id and target.subscription_id != created.subscription_id:
             self._table.unindex(self._tenant, target.subscription_id)
@@ -319,6 +372,7 @@ class SubscriptionKeeper:
             "resource": resource,
             "client_state_hash": fingerprint(state),
             "key_version": key_version(state),
+            "certificate_id": encryption.certificate_id if encryption is not None else None,
             "expires_at": created.expires_at,
             "status": "active",
             "last_error": None,

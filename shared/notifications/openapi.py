@@ -36,7 +36,15 @@ def _collection(item: str) -> dict[str, Any]:
         "required": ["value"],
         "properties": {
             "value": {"type": "array", "minItems": 1, "maxItems": 1000, "items": ref("schemas", item)},
-            "validationTokens": {"type": "array", "items": {"type": "string"}},
+            "validationTokens": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": (
+                    "Rich notifications: JWTs Microsoft signs for the post's items (issuer "
+                    "https://sts.windows.net/{tenant}/, audience this app, appid Graph's notification "
+                    "publisher); items with encryptedContent they do not vouch for are dropped."
+                ),
+            },
         },
     }
 
@@ -51,7 +59,8 @@ def _webhook(operation_id: str, summary: str, what: str, collection: str) -> dic
                 "query parameter is Graph's validation handshake, answered 200 with the token as text/plain. "
                 "Any other post must be a changeNotificationCollection; each notification is authenticated "
                 "by its clientState (the others are dropped without a word), the genuine ones are queued, "
-                "and the answer is 202 whatever became of each."
+                "and the answer is 202 whatever became of each. Rich items (encryptedContent) also need the "
+                "post's validationTokens to verify; their content is decrypted later, never on this path."
             ),
             "security": [],
             "parameters": [ref("parameters", "validationToken")],
@@ -127,7 +136,20 @@ SCHEMAS: dict[str, Any] = {
             "changeType": {"type": "string", "enum": ["created", "updated", "deleted"]},
             "resource": {"type": "string", "maxLength": 1024},
             "resourceData": {"type": "object"},
-            "encryptedContent": {"type": "object"},
+            "encryptedContent": {
+                "type": "object",
+                "description": (
+                    "Rich notifications (NOTIFICATION_CERTIFICATE_NAME): the message's selected fields, "
+                    "encrypted for the app's certificate version encryptionCertificateId."
+                ),
+                "properties": {
+                    "data": {"type": "string"},
+                    "dataKey": {"type": "string"},
+                    "dataSignature": {"type": "string"},
+                    "encryptionCertificateId": {"type": "string"},
+                    "encryptionCertificateThumbprint": {"type": "string"},
+                },
+            },
         },
     },
     "LifecycleNotification": {
@@ -151,6 +173,10 @@ SCHEMAS: dict[str, Any] = {
             "userPrincipalName": _NULLABLE,
             "subscriptionId": _NULLABLE,
             "resource": _NULLABLE,
+            "encryptionCertificateId": {
+                **_NULLABLE,
+                "description": "Rich subscriptions: the certificate's Key Vault version Graph encrypts for.",
+            },
             "expirationDateTime": _WHEN,
             "status": {"type": "string"},
             "lastNotification": _WHEN,

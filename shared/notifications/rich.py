@@ -45,23 +45,40 @@ def _b64(value: Any, name: str) -> bytes:
         raise RichContentError(f"encryptedContent.{name} is not base64") from exc
 
 
-def decrypt(encrypted: dict[str, Any], private_key_pem: bytes) -> dict[str, Any]:
-    """The resource JSON of ``encrypted`` (module docstring).
+def load_key(private_key_pem: bytes) -> Any:
+    """The RSA private key of a PEM (loading checks the key: about 100 ms, so callers keep the result).
+
+    Raises:
+        RichContentError: not an RSA private key.
+    """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+
+    try:
+        private_key = serialization.load_pem_private_key(private_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise RichContentError("The encryption key is not a PEM private key") from exc
+    if not isinstance(private_key, RSAPrivateKey):
+        raise RichContentError("The encryption key is not an RSA key")
+    return private_key
+
+
+def decrypt(encrypted: dict[str, Any], private_key: bytes | Any) -> dict[str, Any]:
+    """The resource JSON of ``encrypted`` (module docstring); ``private_key`` is PEM bytes or a key
+    :func:`load_key` returned.
 
     Raises:
         RichContentError: malformed, wrong key, signature mismatch, bad padding or not JSON.
     """
-    from cryptography.hazmat.primitives import hashes, padding, serialization  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
+    from cryptography.hazmat.primitives import hashes, padding  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
     from cryptography.hazmat.primitives.asymmetric import padding as asymmetric  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415 - cryptography is heavy: imported on first use (cold start)
 
     data = _b64(encrypted.get("data"), "data")
     wrapped = _b64(encrypted.get("dataKey"), "dataKey")
     signature = _b64(encrypted.get("dataSignature"), "dataSignature")
-    private_key = serialization.load_pem_private_key(private_key_pem, password=None)
-    if not isinstance(private_key, RSAPrivateKey):
-        raise RichContentError("The encryption key is not an RSA key")
+    if isinstance(private_key, bytes):
+        private_key = load_key(private_key)
     # SHA-1 OAEP is what Graph wraps the key with (its documentation; SHA-256 fails to unwrap).
     sha1 = hashes.SHA1()  # noqa: S303 - Graph's OAEP parameters, not a choice
     try:
@@ -87,59 +104,109 @@ def decrypt(encrypted: dict[str, Any], private_key_pem: bytes) -> dict[str, Any]
     return document
 
 
+#: Clock skew allowed on ``exp``/``nbf`` (Entra's own validators allow five minutes).
+LEEWAY_SECONDS = 300
+
+
 def check_tokens(
-    tokens: list[str],
+    tokens: list[str] | tuple[str, ...],
     *,
     signing_key: Callable[[str], Any],
     client_id: str,
     tenant_ids: Collection[str],
-) -> None:
-    """Raise unless every token is valid (module docstring) and there is at least one.
+    issuer_host: str = "sts.windows.net",
+) -> frozenset[str]:
+    """The tenants the tokens vouch for; raise unless every token is valid (module docstring) and there is
+    at least one.
 
-    ``signing_key(kid)`` returns the public key of the token's ``kid`` (Microsoft's published keys).
+    ``signing_key(kid)`` returns the public key of the token's ``kid`` (Microsoft's published keys), None
+    for a kid Microsoft does not publish; it raises ``CredentialUnavailable`` when no keys can be fetched
+    (that propagates: the tokens were not judged).
+
+    Raises:
+        RichContentError: no token, or one that does not verify.
     """
     import jwt  # noqa: PLC0415 - PyJWT is heavy: imported on first use (cold start)
 
     if not tokens:
         raise RichContentError("A rich notification came without validationTokens")
+    vouched: set[str] = set()
     for token in tokens:
         try:
             header = jwt.get_unverified_header(token)
             key = signing_key(str(header.get("kid", "")))
+            if key is None:
+                raise RichContentError("A validation token names a key Microsoft does not publish")
             claims = jwt.decode(
                 token,
                 key=key,
                 algorithms=["RS256"],
                 audience=client_id,
+                leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "nbf", "iss", "aud"]},
             )
-        except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
             raise RichContentError("A validation token does not verify") from exc
         issuer = str(claims.get("iss", ""))
-        if not any(issuer == f"https://sts.windows.net/{tenant}/" for tenant in tenant_ids):
+        tenant = next((t for t in tenant_ids if issuer == f"https://{issuer_host}/{t}/"), None)
+        if tenant is None:
             raise RichContentError("A validation token has another issuer")
         if claims.get("appid") != GRAPH_PUBLISHER_APP_ID:
             raise RichContentError("A validation token was not issued to Graph's notification publisher")
+        vouched.add(tenant)
+    return frozenset(vouched)
 
 
 class RichContent:
-    """Checks a rich item's tokens and decrypts its content (wired by :mod:`shared.app` when the app has
-    an encryption key)."""
+    """Checks rich items' tokens (the webhook, on the request path, with cached keys) and decrypts their
+    content (the worker) with the version of the app's certificate the item names. Wired by
+    :mod:`shared.app` when ``NOTIFICATION_CERTIFICATE_NAME`` is set."""
 
     def __init__(
         self,
         *,
-        private_key_pem: Callable[[], bytes],
+        private_key: Callable[[str], bytes | None],
         signing_key: Callable[[str], Any],
         client_id: str,
-        tenant_ids: Collection[str],
+        serves: Callable[[str], bool],
+        issuer_host: str = "sts.windows.net",
     ) -> None:
-        self._key = private_key_pem
+        """``private_key(version)``: the PEM key of a certificate version, None when retired;
+        ``issuer_host``: the v1 token issuer of the app's cloud (``sts.chinacloudapi.cn`` in 21Vianet's)."""
+        self._issuer_host = issuer_host
+        self._key = private_key
+        self._loaded: dict[tuple[str, bytes], Any] = {}  # (version, PEM) -> loaded key
         self._signing_key = signing_key
         self._client_id = client_id
-        self._tenants = tenant_ids
+        self._serves = serves
 
-    def check(self, encrypted: dict[str, Any], tokens: list[str], *, tenant_id: str) -> dict[str, Any]:
-        """The decrypted resource of a verified rich item. Raises RichContentError."""
-        check_tokens(tokens, signing_key=self._signing_key, client_id=self._client_id, tenant_ids=[tenant_id])
-        return decrypt(encrypted, self._key())
+    def verify(self, tokens: list[str] | tuple[str, ...], tenant_ids: Collection[str]) -> frozenset[str]:
+        """The tenants (of ``tenant_ids`` the app serves) the post's tokens vouch for.
+
+        Raises:
+            RichContentError: a token does not verify (nothing of the post is trusted).
+            CredentialUnavailable: Microsoft's signing keys cannot be fetched (the tokens are not judged).
+        """
+        served = [tenant for tenant in tenant_ids if self._serves(tenant)]
+        return check_tokens(
+            tokens, signing_key=self._signing_key, client_id=self._client_id, tenant_ids=served
+        )
+
+    def open(self, encrypted: dict[str, Any]) -> dict[str, Any]:
+        """The decrypted resource of ``encrypted`` with the key version it names.
+
+        Raises:
+            RichContentError: unknown or retired certificate id, tampered or malformed content.
+            CredentialUnavailable: the vault cannot be read now (retry).
+        """
+        version = encrypted.get("encryptionCertificateId")
+        pem = self._key(version) if isinstance(version, str) else None
+        if pem is None or not isinstance(version, str):
+            raise RichContentError("The content names no certificate version of this app")
+        key = self._loaded.get((version, pem))
+        if key is None:
+            key = load_key(pem)
+            if len(self._loaded) >= 16:  # versions come and go: a small cache, never unbounded
+                self._loaded.clear()
+            self._loaded[(version, pem)] = key
+        return decrypt(encrypted, key)

@@ -42,6 +42,8 @@ class Target(Record):
     resource: str | None = None
     client_state_hash: str | None = None
     key_version: str | None = None
+    #: A rich subscription's ``encryptionCertificateId`` (the certificate's Key Vault version).
+    certificate_id: str | None = None
     expires_at: datetime.datetime | None = None
     status: str = "new"
     since: datetime.datetime | None = None
@@ -68,6 +70,7 @@ class Target(Record):
             "userPrincipalName": self.upn,
             "subscriptionId": self.subscription_id,
             "resource": self.resource,
+            "encryptionCertificateId": self.certificate_id,
             "expirationDateTime": when(self.expires_at),
             "status": self.status,
             "lastNotification": when(self.last_notification),
@@ -84,6 +87,7 @@ _COLUMNS = {
     "resource": "Resource",
     "client_state_hash": "ClientStateHash",
     "key_version": "KeyVersion",
+    "certificate_id": "CertificateId",
     "expires_at": "ExpiresAt",
     "status": "Status",
     "since": "Since",

@@ -8,7 +8,12 @@ Two kinds of work message:
 
   - a mailbox notification: de-duplicated by resource, change type and ETag (:class:`~shared.
     notifications.ledger.Ledger` ``seen``), ``deleted`` ignored, else the message is ingested
-    (:class:`~shared.notifications.ingest.MailIngest`: one event per message, ever);
+    (:class:`~shared.notifications.ingest.MailIngest`: one event per message, ever). A rich one
+    (``encryptedContent``, with ``NOTIFICATION_CERTIFICATE_NAME`` set) is decrypted with the certificate
+    version it names and its content becomes the event, without a Graph read (the same scope check and
+    audit); only content whose tokens the webhook verified (``verified``) is used; content that does not
+    decrypt or verify is dropped (logged without content, no event: the delta catch-up still finds a
+    genuine message);
   - a users notification: the directory reaction (:class:`~shared.notifications.directory.
     DirectoryReaction`): a user disabled or deleted has their sessions in this app ended;
   - a lifecycle notification: ``reauthorizationRequired`` reauthorizes, ``subscriptionRemoved``
@@ -117,11 +122,10 @@ class Worker:
 
     def _notifications(self, work: dict[str, Any], *, request_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
-        tokens = work.get("validationTokens")
         for item in work["items"]:
             if not isinstance(item, dict):
                 continue
-            outcome = self._item(item, tokens if isinstance(tokens, list) else [], request_id=request_id)
+            outcome = self._item(item, request_id=request_id)
             counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
@@ -139,7 +143,7 @@ class Worker:
             return None
         return target
 
-    def _item(self, item: dict[str, Any], tokens: list[Any], *, request_id: str) -> str:
+    def _item(self, item: dict[str, Any], *, request_id: str) -> str:
         target = self._bound(item)
         if target is None:
             return "unbound"
@@ -167,17 +171,34 @@ class Worker:
         if self._ledger.seen(target.tenant_id, resource, change, etag):
             return "duplicate"
         encrypted = item.get("encryptedContent")
-        if self._rich is not None and isinstance(encrypted, dict):
+        pushed: dict[str, Any] | None = None
+        if self._rich is not None and isinstance(encrypted, dict) and item.get("verified") is True:
             try:
-                self._rich.check(
-                    encrypted, [t for t in tokens if isinstance(t, str)], tenant_id=target.tenant_id
-                )
-            except RichContentError:
-                logger.warning("Dropped a rich notification whose validation tokens or content do not verify")
+                pushed = self._open(encrypted, found[1])
+            except RichContentError as error:
+                # Never the content: only that it did not verify, and why in general terms.
+                logger.warning("Dropped a rich notification: %s", error.message)
                 return "rejected"
-        outcome = self._ingest.ingest(target, found[1], channel="notification", request_id=request_id)
+        outcome = self._ingest.ingest(
+            target, found[1], channel="notification", request_id=request_id, pushed=pushed
+        )
         self._ledger.mark_seen(target.tenant_id, resource, change, etag)
         return outcome
+
+    def _open(self, encrypted: dict[str, Any], message_id: str) -> dict[str, Any]:
+        """The decrypted message of a rich item whose tokens the webhook verified.
+
+        Raises:
+            RichContentError: unknown certificate id, signature or content do not verify, or the content is
+                about another message than the notification's resource.
+            CredentialUnavailable: the vault cannot be read now (the work message is retried).
+        """
+        if self._rich is None:
+            raise RichContentError("No certificate to decrypt with")
+        message = self._rich.open(encrypted)
+        if str(message.get("id") or "") != message_id:
+            raise RichContentError("The content is about another message than the notification's resource")
+        return message
 
     def _touch(self, target: Target) -> None:
         now = self._now()

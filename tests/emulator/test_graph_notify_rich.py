@@ -142,3 +142,77 @@ def test_basic_and_rich_items_in_one_post_carry_tokens_only_for_rich(
     body = post.json()
     assert len(body["value"]) == 2 and len(body["validationTokens"]) == 1
     assert sorted("encryptedContent" in i for i in body["value"]) == [False, True]
+
+
+def test_a_rotation_patches_the_certificate_and_include_resource_data_cannot_be_patched(
+    fresh: LocalTenant, hook: Receiver, encryption: tuple[rsa.RSAPrivateKey, str]
+) -> None:
+    from tests.emulator.notify_kit import app_token, bearer, graph
+
+    old_key, old_cert = encryption
+    assert (
+        "encryptionCertificateId"
+        in rich(fresh, hook, old_cert, expect=400, encryptionCertificateId=None)["error"]["message"]
+    )
+    sub = rich(fresh, hook, old_cert)
+    in_flight = add_message(fresh, fresh.env["DEMO_USER_USERNAME"], subject="before")
+    new_key, new_der = self_signed_rsa("graph-functions-notifications-2", days=30)
+    new_cert = base64.b64encode(new_der.public_bytes(serialization.Encoding.DER)).decode()
+    url, headers = graph(fresh, f"/subscriptions/{sub['id']}"), bearer(app_token(fresh))
+    refused = HTTP.patch(url, json={"includeResourceData": False, "expirationDateTime": expiry(fresh, 60)},
+                         headers=headers, timeout=30)  # fmt: skip
+    assert refused.status_code == 400 and "includeResourceData" in refused.json()["error"]["message"]
+    body = {
+        "encryptionCertificate": new_cert,
+        "encryptionCertificateId": "v2",
+        "expirationDateTime": expiry(fresh, 60),
+    }
+    patched = HTTP.patch(url, json=body, headers=headers, timeout=30)
+    assert patched.status_code == 200 and patched.json()["encryptionCertificateId"] == "v2"
+    after = add_message(fresh, fresh.env["DEMO_USER_USERNAME"], subject="after")
+    flush(fresh)
+    items = {
+        i["resourceData"]["id"]: i["encryptedContent"]
+        for p in hook.notifications()
+        for i in p.json()["value"]
+    }
+    # An item queued before the PATCH names (and needs) the old key; later ones the new.
+    assert items[in_flight]["encryptionCertificateId"] == "notifications-2026-12"
+    assert decrypt(old_key, items[in_flight])["subject"] == "before"
+    assert (
+        items[after]["encryptionCertificateId"] == "v2"
+        and decrypt(new_key, items[after])["subject"] == "after"
+    )
+
+
+def test_the_control_api_shows_queued_items_and_mints_chosen_or_forged_validation_tokens(
+    fresh: LocalTenant, hook: Receiver, encryption: tuple[rsa.RSAPrivateKey, str]
+) -> None:
+    fresh.control("PUT", "/graph/notifications/settings", {"autoDeliver": False})
+    rich(fresh, hook, encryption[1])
+    mid = add_message(fresh, fresh.env["DEMO_USER_USERNAME"])
+    [waiting] = fresh.control("GET", "/graph/notifications/queue?items=true")["value"]
+    assert waiting["item"]["resourceData"]["id"] == mid and waiting["item"]["encryptedContent"]["data"]
+    assert "item" not in fresh.control("GET", "/graph/notifications/queue")["value"][0]
+    app, tid = fresh.env["ENTRA_CLIENT_ID"], fresh.env["ENTRA_TENANT_ID"]
+    jwks = HTTP.get(f"{fresh.env['ENTRA_AUTHORITY_HOST']}/common/discovery/v2.0/keys", timeout=30).json()
+
+    def mint(**body: Any) -> str:
+        return str(
+            fresh.control(
+                "POST", "/graph/notifications/validation-token", {"appId": app, "tenantId": tid, **body}
+            )["token"]
+        )
+
+    def key_of(token: str) -> Any:
+        kid = jwt.get_unverified_header(token)["kid"]
+        return jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == kid)).key
+
+    chosen = mint(claims={"aud": "someone-else", "uti": None})
+    claims = jwt.decode(chosen, key_of(chosen), algorithms=["RS256"], audience="someone-else")
+    assert claims["appid"] == PUBLISHER and "uti" not in claims
+    forged = mint(foreignKey=True)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, key_of(forged), algorithms=["RS256"], audience=app)
+    bad = fresh.control("POST", "/graph/notifications/validation-token", {"appId": app}, expect=400)
+    assert bad["error"]["code"] == "BadRequest" and "tenantId" in bad["error"]["message"]

@@ -179,6 +179,7 @@ def _azure_environment(credential: str) -> dict[str, str]:
         "MAIL_NOTIFICATION_QUEUE": "mail-notifications",
         "NOTIFICATION_TABLE": "mailnotifications",
         "NOTIFICATION_BASE_URL": "",
+        "NOTIFICATION_CERTIFICATE_NAME": "",
     }
     assert set(environment) == set(bicep.app_settings()), "keep this example in step with function-app.bicep"
     return environment

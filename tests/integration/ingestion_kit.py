@@ -38,8 +38,11 @@ class IngestionHost:
         mode: str = "webhook",
         overrides: dict[str, str] | None = None,
         dev_clock: bool = False,
+        tag: str | None = None,
     ) -> None:
-        tag = uuid.uuid4().hex[:8]
+        """``tag``: another host's (``self.tag``), to share its queues and tables (a restart)."""
+        tag = tag or uuid.uuid4().hex[:8]
+        self.tag = tag
         self.tenant = tenant
         self.azurite = azurite
         self.https_port = free_port()

@@ -143,6 +143,10 @@ def test_run_local_serves_the_app_and_stops_cleanly_on_sigint(
         return any("/messages" in str(s["resource"]) for s in listed)
 
     wait_until(subscribed, timeout=90, what="the timer's first round at start")
+    # Rich notifications out of the box: the certificate make run stored in the local vault.
+    assert settings["Values"]["NOTIFICATION_CERTIFICATE_NAME"] == "graph-notify-cert"
+    listed = requests.get(f"{control}/graph/subscriptions", verify=ca, timeout=30).json()["value"]
+    assert all(s["includeResourceData"] for s in listed if "/messages" in str(s["resource"]))
     added = requests.post(
         f"{control}/users/{tenant_env['DEMO_USER_USERNAME']}/messages",
         json={"subject": "make run event", "body": "hi"},

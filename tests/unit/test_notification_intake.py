@@ -22,7 +22,13 @@ from cryptography.x509.oid import NameOID
 from shared.core.errors import BadRequest
 from shared.notifications.client_state import ClientStates, fingerprint, key_version
 from shared.notifications.intake import MAX_WORK_BYTES, Intake, RecentNotifications
-from shared.notifications.rich import GRAPH_PUBLISHER_APP_ID, RichContentError, check_tokens, decrypt
+from shared.notifications.rich import (
+    GRAPH_PUBLISHER_APP_ID,
+    RichContent,
+    RichContentError,
+    check_tokens,
+    decrypt,
+)
 from shared.notifications.wire import (
     PayloadTooLargeError,
     message_of,
@@ -185,12 +191,43 @@ def test_a_large_batch_is_split_under_the_queue_limit_and_huge_content_is_left_t
         item(good, resource=f"Users/u/Messages/{n}", encryptedContent={"data": "A" * 2000}) for n in range(60)
     ]
     items.append(item(good, resource="Users/u/Messages/huge", encryptedContent={"data": "A" * 60_000}))
-    assert intake(client_states, sent).accept(body(*items), lifecycle=False).queued == 61
+    signer = Signer()
+    accepted = Intake(client_states, serves=lambda t: t == TENANT, send=sent, rich=signer.rich()).accept(
+        body(*items, validationTokens=[signer.token()]), lifecycle=False
+    )
+    assert accepted.queued == 61
     assert len(sent) > 1 and all(len(message) <= MAX_WORK_BYTES for message in sent)
     queued = [i for message in sent for i in json.loads(message)["items"]]
     assert len(queued) == 61
     huge = next(i for i in queued if i["resource"].endswith("/huge"))
     assert "encryptedContent" not in huge
+
+
+class Signer:
+    """Validation tokens signed by a key of its own, and the RichContent that trusts that key."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.client_id = str(uuid.uuid4())
+
+    def token(self, **claims: Any) -> str:
+        now = int(datetime.datetime.now(datetime.UTC).timestamp())
+        base = {
+            "aud": self.client_id,
+            "iss": f"https://sts.windows.net/{TENANT}/",
+            "appid": GRAPH_PUBLISHER_APP_ID,
+            "nbf": now - 10,
+            "exp": now + 3600,
+        }
+        return jwt.encode({**base, **claims}, self.key, algorithm="RS256", headers={"kid": "k1"})
+
+    def rich(self, signing_key: Any = None) -> RichContent:
+        return RichContent(
+            private_key=lambda version: None,
+            signing_key=signing_key or (lambda kid: self.key.public_key() if kid == "k1" else None),
+            client_id=self.client_id,
+            serves=lambda tenant: tenant == TENANT,
+        )
 
 
 def test_resources_and_the_handshake_token() -> None:
@@ -300,7 +337,8 @@ def test_validation_tokens_need_graphs_publisher_this_app_and_a_served_tenant() 
         token(appid=str(uuid.uuid4())),
         token(aud=str(uuid.uuid4())),
         token(iss=f"https://sts.windows.net/{OTHER_TENANT}/"),
-        token(exp=now - 60),
+        token(exp=now - 600),
+        token(nbf=now + 600),
         token()[:-4] + "AAAA",
     ):
         with pytest.raises(RichContentError):
