@@ -129,7 +129,7 @@ def test_twenty_cold_callers_behind_a_slow_entra_cause_one_token_request(
     host = fresh_hosts.start(tenant, "entra-slow", overrides={"GRAPH_TIMEOUT_SECONDS": str(ATTEMPT_TIMEOUT)})
     seq = tenant.last_seq()
     # Latency well past the attempt timeout: every token request the app sends times out.
-    rule = _app_token_fault(tenant, latencyMs=(ATTEMPT_TIMEOUT + 4) * 1000, status=503)
+    rule = _app_token_fault(tenant, latencyMs=(ATTEMPT_TIMEOUT + 2) * 1000, status=503)
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         outcomes = list(pool.map(lambda _: _timed_call(host, token), range(20)))
     statuses = [status for status, _, _ in outcomes]
