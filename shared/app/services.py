@@ -249,6 +249,7 @@ class Runtime(BuiltOnce):
                 authority_host=settings.authority_host,
                 credential=SharedCredential(source),
                 http_client=http_client,
+                clock=self._clock,
             )
 
         return self._once("_app_tokens", build)

@@ -19,6 +19,7 @@ would drop every tenant's) and its provider, for suspension, offboarding and rev
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -81,8 +82,10 @@ class AppTokens:
         credential: SharedCredential,
         http_client: Any | None = None,
         provider: Callable[[CredentialSource, Any], TokenProvider] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``provider`` builds a tenant's provider from its credential view and app factory (tests)."""
+        """``provider`` builds a tenant's provider from its credential view and app factory (tests);
+        ``clock`` is what each provider's renewals and held failures wait on (the process's clock)."""
         self._registration = registration
         self._host = authority_host
         self._credential = credential
@@ -91,7 +94,7 @@ class AppTokens:
         self._lock = threading.Lock()
         self._providers: dict[str, TokenProvider] = {}
         self._build = provider or (
-            lambda source, factory: TokenProvider(credential_source=source, app_factory=factory)
+            lambda source, factory: TokenProvider(credential_source=source, app_factory=factory, clock=clock)
         )
 
     @property

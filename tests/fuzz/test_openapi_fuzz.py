@@ -16,7 +16,8 @@ bounded and derandomized: the same cases every run.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import http.cookiejar
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -60,6 +61,18 @@ OPERATIONS = [
 def fuzz_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
     """The app with MAILBOX_SCOPE=* (the session host reads no mailbox: every mail case would be a 403)."""
     return app_hosts.start(local_tenant, "fuzz", overrides={"MAILBOX_SCOPE": "*"})
+
+
+@pytest.fixture(scope="module")
+def keep_alive() -> Iterator[requests.Session]:
+    """One keep-alive session for every fuzzed request: without one, schemathesis builds a new session and a
+    new connection per case (a connection set up and torn down on both sides, thousands of times a run).
+    It keeps no cookie: each case is sent with only what it carries, as with a new session."""
+    session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    yield session
+    assert not session.cookies
+    session.close()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +209,7 @@ REPORT_STATUSES = (400, 404)
 def test_fuzz_with_a_caller_token(
     live_schema: Any,
     fuzz_host: DevHostProcess,
+    keep_alive: requests.Session,
     caller: Caller,
     known_ids: list[str],
     known_messages: list[tuple[str, str]],
@@ -211,7 +225,9 @@ def test_fuzz_with_a_caller_token(
         # Replace the Authorization value schemathesis generates from the security scheme (it would win
         # over call_and_validate's extra headers).
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {caller.token()}"}
-        response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
+        response = case.call_and_validate(
+            base_url=fuzz_host.base_url, session=keep_alive, checks=CHECKS, timeout=60
+        )
         statuses.append(response.status_code)
         allowed = (
             REPORT_STATUSES if reports else ((200, 400, 404) if bearer else (403,)) if protected else (200,)
@@ -229,7 +245,11 @@ def test_fuzz_with_a_caller_token(
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_without_a_token(
-    live_schema: Any, fuzz_host: DevHostProcess, known_ids: list[str], label: str
+    live_schema: Any,
+    fuzz_host: DevHostProcess,
+    keep_alive: requests.Session,
+    known_ids: list[str],
+    label: str,
 ) -> None:
     operation = live_schema.find_operation_by_label(label)
     protected = operation.path not in PUBLIC_PATHS
@@ -237,7 +257,9 @@ def test_fuzz_without_a_token(
     def send(case: Any) -> None:
         if case.headers:
             case.headers.pop("Authorization", None)  # schemathesis fills one in from the security scheme
-        response = case.call_and_validate(base_url=fuzz_host.base_url, checks=CHECKS, timeout=60)
+        response = case.call_and_validate(
+            base_url=fuzz_host.base_url, session=keep_alive, checks=CHECKS, timeout=60
+        )
         if operation.path in WEBHOOK_PATHS:
             # Graph sends no token: the handshake is echoed, a post is taken (202) or refused as malformed;
             # its notifications are authenticated by their clientState, later.

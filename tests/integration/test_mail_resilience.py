@@ -27,6 +27,17 @@ def open_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
     return app_hosts.start(local_tenant, "mail-open-resilience", overrides={"MAILBOX_SCOPE": "*"})
 
 
+@pytest.fixture(scope="module")
+def scoped_host(app_hosts: AppHosts, local_tenant: LocalTenant, directory: Directory) -> DevHostProcess:
+    """A host reading the readers group's mailboxes, checking the scope on every read (no cache): the
+    membership check's and the owner lookup's outages (each test's faults end with its tenant reset)."""
+    return app_hosts.start(
+        local_tenant,
+        "mail-scope-outage",
+        overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},
+    )
+
+
 # -- throttling ----------------------------------------------------------------------------------------------
 
 
@@ -102,13 +113,9 @@ def retried(tenant: LocalTenant, since: int, path_end: str) -> list[int]:
 
 
 def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
-    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
+    scoped_host: DevHostProcess, tenant: LocalTenant, caller: Caller, directory: Directory
 ) -> None:
-    host = fresh_hosts.start(
-        tenant,
-        "mail-scope-outage",
-        overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},
-    )
+    host = scoped_host
     token = caller.token()
     path = "/checkMemberGroups$"
     tenant.control(
@@ -129,16 +136,12 @@ def test_membership_check_outage_is_retried_or_a_clean_error_then_recovers(
 
 
 def test_owner_lookup_outage_is_retried_or_a_clean_error_then_recovers(
-    fresh_hosts: FreshHosts, tenant: LocalTenant, caller: Caller, directory: Directory
+    scoped_host: DevHostProcess, tenant: LocalTenant, caller: Caller, directory: Directory
 ) -> None:
     """The scope check's first call, the mailbox owner's lookup (``GET /users/{id}``, for the audit's object
     id and UPN): a 429 and a dropped connection are retried; a 5xx for four concurrent readers is a clean,
     recorded 502 each; then reads recover."""
-    host = fresh_hosts.start(
-        tenant,
-        "mail-owner-outage",
-        overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},
-    )
+    host = scoped_host
     token = caller.token()
     path = "/v1.0/users/[^/]+$"
     for fault in ({"status": 429, "retryAfter": 1}, {"drop": True}):

@@ -29,6 +29,7 @@ from shared.identity.msal_app import remove_realm_tokens
 from shared.identity.multi_bearer import MultiTenantAuthenticator
 from shared.identity.signing_keys import SigningKeys
 from shared.identity.tenancy import Tenant
+from shared.identity.tokens import LOAD_FAILURE_HOLD_SECONDS
 from shared.tenants import Organisation, RegistryDirectory, RevocationWatch, fan_out, tenant_of_message
 from shared.tenants.onboarding import _chosen_scope, _consent_error, _roles_of
 
@@ -201,6 +202,36 @@ def test_every_tenants_provider_shares_one_credential_read() -> None:
     assert view.load().fingerprint == "1" and view.load().fingerprint == "2"  # a rejection re-reads
     tokens.forget(CUSTOMER)
     assert len(tokens) == 2
+
+
+class _FailingOnce:
+    """A credential source whose first read fails (the vault down), then works."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    def load(self) -> ClientCredential:
+        self.loads += 1
+        if self.loads == 1:
+            raise CredentialUnavailable("the vault is down", retry_after=5)
+        return ClientCredential(kind="secret", msal_credential="secret", fingerprint=str(self.loads))
+
+
+def test_an_organisations_held_failure_waits_on_the_process_clock() -> None:
+    source, clock = _FailingOnce(), FakeClock()
+    tokens = AppTokens(
+        registration=make_settings().entra_app,
+        authority_host=AUTHORITY_HOST,
+        credential=SharedCredential(source),
+        clock=clock,
+    )
+    provider = tokens.provider(CUSTOMER)
+    for _ in range(2):  # the failed read is held: the second caller does not read again
+        with pytest.raises(CredentialUnavailable):
+            provider.credential()
+    assert source.loads == 1
+    clock.advance(LOAD_FAILURE_HOLD_SECONDS)  # the hold ends on the clock the provider was given
+    assert provider.credential().fingerprint == "2" and source.loads == 2
 
 
 # -- the directory's refusals ------------------------------------------------------------------------------
