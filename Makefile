@@ -18,7 +18,12 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit devhost-tests emulator-tests browser-tests integration fuzz bench clean install \
+# A shell may set PYTHONDONTWRITEBYTECODE: every process of the suite (pytest workers, app hosts, local
+# tenants) then compiled, and pytest assertion-rewrote, the same sources again, 17 CPU-s per worker just to
+# collect. Bytecode goes to __pycache__ (ignored by git).
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: run test collect lint typecheck unit devhost-tests emulator-tests browser-tests integration fuzz bench clean install \
 	check-chromium infra-tests
 
 install: $(STAMP) $(NODE_STAMP) $(TOOLS_STAMP)
@@ -45,8 +50,13 @@ run: install
 	$(PY) -m scripts.run_local
 
 ## Every check CI runs: lint, types, and all tests (unit, devhost, local tenant, browser, integration, fuzz).
-test: check-chromium install lint typecheck
+test: check-chromium install lint typecheck collect
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# One collection before the workers start (beside lint and types under make -j): it writes the compiled and
+# assertion-rewritten tests once, which each worker then reads (a worker's collection: 17 -> 6 CPU-s).
+collect: $(STAMP)
+	$(PY) -m pytest --collect-only -q -p no:cacheprovider >/dev/null
 
 ## tests/browser drive Debian's Chromium: installed when missing (as root); otherwise `make test` fails
 ## with the command to run (the browser tests are never skipped).
