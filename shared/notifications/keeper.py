@@ -48,6 +48,7 @@ from shared.notifications.graph_subscriptions import (
     rich_mailbox_resource,
 )
 from shared.notifications.ingest import QueueSender
+from shared.notifications.scope import scope_members
 from shared.notifications.store import USERS_TARGET, NotificationTable, Target, mailbox_target
 
 logger = logging.getLogger(__name__)
@@ -103,36 +104,8 @@ class SubscriptionKeeper:
     # -- scope --------------------------------------------------------------------------------------------
 
     def members(self) -> dict[str, str]:
-        """The in-scope mailboxes: object id -> UPN (lower-cased). A group's members are listed with
-        ``GET /groups/{id}/members`` and each nested group's in turn (each group once, cycles included)."""
-        if self._scope is None:
-            return {}
-        found: dict[str, str] = {}
-        if self._scope == "*":
-            self._collect("users", found, [])
-            return found
-        pending, visited = [self._scope], {self._scope}
-        while pending:
-            nested: list[str] = []
-            self._collect(f"groups/{pending.pop()}/members", found, nested)
-            for group in nested:
-                if group not in visited:
-                    visited.add(group)
-                    pending.append(group)
-        return found
-
-    def _collect(self, path: str, found: dict[str, str], groups: list[str]) -> None:
-        params = {"$select": "id,userPrincipalName", "$top": "999"}
-        for page in self._graph.iter_pages(path, params=params):
-            for item in page.items:
-                object_id, upn = item.get("id"), item.get("userPrincipalName")
-                if not isinstance(object_id, str) or not object_id:
-                    continue
-                kind = str(item.get("@odata.type", "#microsoft.graph.user")).lower()
-                if kind == "#microsoft.graph.group":
-                    groups.append(object_id.lower())
-                elif kind == "#microsoft.graph.user":
-                    found[object_id.lower()] = upn.lower() if isinstance(upn, str) else ""
+        """The in-scope mailboxes (:func:`shared.notifications.scope.scope_members`)."""
+        return scope_members(self._graph, self._scope)
 
     # -- the run ------------------------------------------------------------------------------------------
 
