@@ -72,7 +72,12 @@ class HeldFailure:
         self._until = 0.0
 
     def hold(self, error: GraphFunctionsError, seconds: float) -> None:
-        """Answer ``error`` for the next ``seconds`` (replacing any failure held before)."""
+        """Answer ``error`` for the next ``seconds`` (replacing any failure held before). An error whose
+        ``retry_after`` is shorter than the hold is told the hold's length (rounded up): the caller that
+        raises it would otherwise come back into the hold (a 1 s Retry-After under a 5 s hold). A longer
+        one is left as it is: the dependency's own advice to callers, while the app tries sooner."""
+        if error.retry_after is not None and error.retry_after < seconds:
+            error.retry_after = max(1, math.ceil(seconds))
         with self._lock:
             self._error, self._until = error, self._clock() + seconds
 

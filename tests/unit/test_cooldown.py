@@ -90,3 +90,19 @@ def test_a_new_hold_replaces_the_previous_one() -> None:
     held.hold(CredentialUnavailable("second", retry_after=1), 2)
     error = held.held()
     assert error is not None and error.message == "second" and error.retry_after == 2
+
+
+def test_the_first_caller_is_told_the_whole_hold_and_a_longer_retry_after_is_kept() -> None:
+    clock = FakeClock()
+    held = HeldFailure(clock=clock)
+    first = CredentialUnavailable("vault answered 503", retry_after=1)
+    held.hold(first, 5)
+    assert first.retry_after == 5  # not 1: a caller back after 1 s would meet the hold again
+    clock.advance(4.5)
+    error = held.held()
+    assert error is not None and error.retry_after == 1
+    longer = CredentialUnavailable("vault throttled", retry_after=30)
+    held.hold(longer, 5)
+    assert longer.retry_after == 30  # the dependency's own advice; the app tries again after 5 s
+    clock.advance(5)
+    assert held.held() is None
