@@ -198,7 +198,11 @@ def _reopen_stdio(*, unbuffered: bool) -> None:
         errors = "backslashreplace" if fd == 2 else "strict"
         streams.append(
             io.TextIOWrapper(
-                raw, encoding=encoding, errors=errors, line_buffering=fd == 2, write_through=unbuffered
+                raw,
+                encoding=encoding,
+                errors=errors,
+                line_buffering=fd == 2 and not unbuffered,
+                write_through=unbuffered,
             )
         )
     for name, stream in zip(("stdin", "stdout", "stderr"), streams, strict=True):
