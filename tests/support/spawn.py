@@ -135,6 +135,11 @@ class ForkedProcess:
     def _close(self) -> None:
         self._status.close()
         os.close(self._pidfd)
+        self._pidfd = -1
+
+    def __del__(self) -> None:
+        if self._pidfd >= 0:  # a handle dropped before its child ended: the zygote still reaps the child
+            self._close()
 
     def __repr__(self) -> str:
         return f"<ForkedProcess pid={self.pid} returncode={self.returncode}>"
@@ -143,9 +148,14 @@ class ForkedProcess:
 class Zygote:
     """The client of one zygote process (tests/support/zygote.py); thread-safe."""
 
-    def __init__(self, timeout: float = 120) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, timeout: float = 120) -> None:
+        """Start a zygote with ``environ`` (default: this process's environment) and wait until it is ready.
+
+        Raises:
+            RuntimeError: it could not start (its error: a preload that failed, a thread, a descriptor).
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.environ = dict(os.environ)
+        self.environ = dict(os.environ if environ is None else environ)
         self.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the zygote's own modules are compiled once
         self.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
@@ -226,13 +236,16 @@ def _discard(fds: list[int]) -> None:
         os.close(fd)
 
 
-_state: dict[str, Any] = {"enabled": False, "zygote": None, "failed": None}
+_state: dict[str, Any] = {"enabled": False, "environ": None, "zygote": None, "failed": None}
 _state_lock = threading.Lock()
 
 
 def enable() -> None:
     """Fork hosts from a zygote in this process from now on (unless ``PYTEST_ZYGOTE=0``)."""
     _state["enabled"] = os.environ.get(SWITCH, "1") != "0" and hasattr(os, "pidfd_open")
+    # The environment of the session's start, not of whichever test first starts a host (a test may have
+    # changed TZ or trusted a tenant's CA for itself).
+    _state["environ"] = dict(os.environ)
 
 
 def shutdown() -> None:
@@ -250,7 +263,7 @@ def zygote() -> Zygote | None:
             return None
         if _state["zygote"] is None:
             try:
-                _state["zygote"] = Zygote()
+                _state["zygote"] = Zygote(_state["environ"])
             except (OSError, RuntimeError) as error:
                 _state["failed"] = str(error)
                 print(f"tests.support.spawn: no zygote ({error}); starting plain processes", file=sys.stderr)
