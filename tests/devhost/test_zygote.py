@@ -173,3 +173,37 @@ def test_a_lost_zygote_is_reported_not_hidden(tmp_path: Path) -> None:
         process.wait(30)
     os.kill(process.pid, signal.SIGKILL)  # reparented, still running: end it
     server.close()
+
+
+def children_of(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_concurrent_starts_each_get_their_own_child(zygote: Zygote, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(code: int) -> tuple[int, int]:
+        process = forked(zygote, tmp_path / f"{code}.log", "exit", str(code))
+        return process.pid, process.wait(60)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(run, range(10, 22)))
+    assert [code for _, code in results] == list(range(10, 22))
+    assert len({pid for pid, _ in results}) == 12
+
+
+def test_the_child_of_an_abandoned_request_is_not_left_running(zygote: Zygote, tmp_path: Path) -> None:
+    """A caller interrupted between its request and the answer (a test's timeout) leaves an answer nobody
+    reads: the next caller skips it and ends that child, which no handle could stop."""
+    import socket
+
+    with (tmp_path / "abandoned.log").open("ab") as out:
+        request = {"id": -1, "module": CHILD, "argv": ["serve"], "cwd": str(ROOT), "env": child_env()}
+        socket.send_fds(zygote._socket, [json.dumps(request).encode()], [0, out.fileno(), out.fileno()])
+    wait_for_line(tmp_path / "abandoned.log", "ready")
+    assert len(children_of(zygote.info["pid"])) == 1
+    assert forked(zygote, tmp_path / "next.log", "exit", "5").wait(60) == 5
+    deadline = time.monotonic() + 30
+    while children_of(zygote.info["pid"]):
+        assert time.monotonic() < deadline, "the abandoned child still runs"
+        time.sleep(0.05)
