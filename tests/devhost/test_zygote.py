@@ -148,6 +148,8 @@ def test_spawn_module_falls_back_to_a_plain_process(monkeypatch: pytest.MonkeyPa
     server = spawn.zygote()
     assert server is not None, "the session forks its hosts"
     assert server.accepts(child_env()) and not server.accepts(child_env(PYTHONHASHSEED="7"))
+    assert not server.accepts(child_env(TZ="Europe/Paris"))
+    assert server.accepts(child_env(PYTHON_THREADPOOL_THREAD_COUNT="8"))  # a host setting, read at run time
     assert isinstance(start(child_env()), ForkedProcess)
     seeded = start(child_env(PYTHONHASHSEED="7"))
     assert isinstance(seeded, subprocess.Popen) and seeded.wait(60) == 4

@@ -13,8 +13,8 @@ The handle (:class:`ForkedProcess`) has the part of ``subprocess.Popen``'s API t
 A plain subprocess is started instead when ``PYTEST_ZYGOTE=0`` (debugging: one ``python -m`` per host),
 outside pytest (benchmarks measure cold starts), when the zygote cannot start, and when the child's
 environment differs from the zygote's in a variable read when the interpreter or a library starts
-(``PYTHON*`` such as ``PYTHONHASHSEED`` or ``PYTHONWARNINGS``, ``TZ``, the locale): such a child needs a
-new interpreter to be what the test asked for.
+(CPython's ``PYTHON*`` such as ``PYTHONHASHSEED`` or ``PYTHONWARNINGS``, ``TZ``, the locale): such a
+child needs a new interpreter to be what the test asked for.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -222,8 +223,8 @@ class Zygote:
 
 
 def _read_at_start(name: str) -> bool:
-    if name.startswith("PYTHON"):
-        return name not in _PER_CHILD
+    if re.fullmatch("PYTHON[A-Z0-9]+", name):  # CPython's own have no underscore (unlike the Functions
+        return name not in _PER_CHILD  # host's PYTHON_THREADPOOL_THREAD_COUNT, an app setting)
     return name in _LIBRARY_START or name.startswith("LC_")
 
 
