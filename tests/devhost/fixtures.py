@@ -9,7 +9,8 @@ in the top-level ``tests/conftest.py``):
   lacks Azurite.
 
 Helpers: ``start_devhost(app_dir, ...)`` runs ``python -m devhost`` on a free
-port and returns a ``DevHostProcess`` once ``/admin/host/status`` answers.
+port and returns a ``DevHostProcess`` once ``/admin/host/status`` answers. In a pytest session the process is
+forked from this worker's zygote (tests/support/spawn.py; ``PYTEST_ZYGOTE=0`` starts plain processes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +27,9 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite, AzuriteError, azurite_executable
+from tests.support import spawn
 from tests.support.ports import free_port, free_port_range
+from tests.support.spawn import ChildProcess, spawn_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Variables from the developer's shell that would change what a test host does.
@@ -40,7 +42,7 @@ _LAST_POLL = 0.25
 
 @dataclass
 class DevHostProcess:
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     port: int
     log_path: Path
 
@@ -87,11 +89,20 @@ def start_devhost(
         p for p in (str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
     )
     environment["PYTHONUNBUFFERED"] = "1"
+    # The shell's PYTHONDONTWRITEBYTECODE made every host compile the app's sources again (about 0.2 CPU-s):
+    # hosts write their bytecode (__pycache__ is ignored by git) unless the test asks otherwise.
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     environment.update(env or {})
-    command = [sys.executable, "-m", "devhost", "--app-dir", str(app_dir), "--port", str(port), *args]
+    command = ["--app-dir", str(app_dir), "--port", str(port), *args]
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        process = spawn_module(
+            "devhost",
+            command,
+            cwd=REPO_ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
         )
     host = DevHostProcess(process, port, log_path)
     deadline = time.monotonic() + startup_timeout
@@ -121,6 +132,15 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str =
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
         interval = min(interval * 1.5, _LAST_POLL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hosts and tenants of this session (of each xdist worker) fork from one zygote per process."""
+    spawn.enable()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    spawn.shutdown()
 
 
 @pytest.fixture(scope="session")

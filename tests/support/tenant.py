@@ -2,7 +2,8 @@
 
 Everything talks to it over real HTTPS sockets; nothing is patched. ``LocalTenant.trust()`` points
 ``REQUESTS_CA_BUNDLE``/``SSL_CERT_FILE`` at the combined bundle, since this machine presets both to the
-system bundle (which does not hold the local CA).
+system bundle (which does not hold the local CA). In a pytest session the tenant is forked from the worker's
+zygote (tests/support/spawn.py; ``PYTEST_ZYGOTE=0`` starts a plain process).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +23,7 @@ import requests
 from dotenv import dotenv_values
 
 from tests.support.ports import free_port_range
+from tests.support.spawn import ChildProcess, spawn_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("login", "graph", "vault", "sharepoint", "identity")
@@ -32,7 +33,7 @@ _TRUSTED: list[str] = []
 
 @dataclass
 class LocalTenant:
-    process: subprocess.Popen[bytes]
+    process: ChildProcess
     port: int
     state_dir: Path
     env_file: Path
@@ -190,28 +191,14 @@ def start_tenant(
     state_dir, env_file, log_file = tmp / "state", tmp / "tenant.env", tmp / "emulator.log"
     env_file.unlink(missing_ok=True)  # its appearance is the readiness signal
     started = time.perf_counter()
-    log = log_file.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state_dir),
-            "--env-file",
-            str(env_file),
-            "--users",
-            str(users),
-            "--seed",
-            str(seed),
-            *extra_args,
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)  # the tenant's ~100 modules compile once, not per start
+    arguments = ["--port", str(port), "--state-dir", str(state_dir), "--env-file", str(env_file)]
+    arguments += ["--users", str(users), "--seed", str(seed), *extra_args]
+    with log_file.open("wb") as log:
+        process = spawn_module(
+            "emulator", arguments, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
     tenant = LocalTenant(process, port, state_dir, env_file, log_file)
     deadline = time.monotonic() + timeout
     while not env_file.exists():
