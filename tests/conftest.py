@@ -61,7 +61,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         from tests.integration.fixtures import _EVIDENCE
 
-        if _EVIDENCE.logs or _EVIDENCE.secrets:
+        if _EVIDENCE.all_logs() or _EVIDENCE.secrets:
             worker = str(config.workerinput["workerid"])
             _EVIDENCE.dump(_run_root(config) / EVIDENCE_DIR / f"{worker}.json")
         return

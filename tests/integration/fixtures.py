@@ -28,6 +28,7 @@ from tests.support.apphost import (
     CERTIFICATE_PEM,
     CERTIFICATE_PFX,
     CLIENT_SECRET_NAME,
+    HOST_LOGS,
     Caller,
     start_app_host,
     tenant_session,
@@ -50,11 +51,15 @@ class Evidence:
     def all_tokens(self) -> set[str]:
         return set(self.tokens) | {token for caller in self.callers for token in caller.issued}
 
+    def all_logs(self) -> list[Path]:
+        """The logs collected here and every app host's log this process started (each once)."""
+        return list(dict.fromkeys([*self.logs, *HOST_LOGS]))
+
     def dump(self, path: Path) -> None:
         """Write the evidence (log paths, every token, the secrets) for the session-end scan of parallel
         runs, readable by this user only (it holds the local tenant's secrets)."""
         data = {
-            "logs": [str(p) for p in self.logs],
+            "logs": [str(p) for p in self.all_logs()],
             "tokens": sorted(self.all_tokens()),
             "secrets": self.secrets,
         }

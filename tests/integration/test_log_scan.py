@@ -58,7 +58,9 @@ def test_no_secret_or_token_in_any_log(app_host: DevHostProcess, caller: Caller,
     assert call(app_host, "/api/users", caller.token(), {"top": "3"}).status_code == 200
     assert call(app_host, "/api/users", "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln").status_code == 401
 
-    logs = {str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.logs if p.exists()}
+    logs = {
+        str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.all_logs() if p.exists()
+    }
     assert str(app_host.log_path) in logs and "GET /api/users 200" in logs[str(app_host.log_path)]
     assert evidence.secrets and all(len(value) >= 8 for value in evidence.secrets.values())
     tokens = {token for token in evidence.all_tokens() if len(token) > 40}
@@ -106,7 +108,9 @@ def test_mail_reads_log_one_audit_line_and_no_mail_content(
     addresses = {m["from"]["address"] for m in messages if m["from"] and m["from"]["address"]} - {
         mailbox.lower()
     }
-    logs = {str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.logs if p.exists()}
+    logs = {
+        str(p): p.read_text(encoding="utf-8", errors="replace") for p in evidence.all_logs() if p.exists()
+    }
     # A sender who is also a user of the tenant may be a mailbox read elsewhere in the session: as the
     # mailbox (the audit line's "mailbox", the request path) it is no correspondent.
     read = {m.group(1) for text in logs.values() for m in re.finditer(r'"mailbox":"([^"]+)"', text)}

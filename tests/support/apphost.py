@@ -41,6 +41,9 @@ USERS_ROLE = "Users.Read.All"
 CERTIFICATE_PFX = "graph-functions-certificate"
 CERTIFICATE_PEM = "graph-functions-certificate-pem"
 CLIENT_SECRET_NAME = "graph-functions-client-secret"
+#: Every app host's log this process started, whoever started it: the log scan reads them all
+#: (tests/integration/test_log_scan.py), hosts of the kits and browser tests included.
+HOST_LOGS: list[Path] = []
 
 
 def write_app_settings(
@@ -85,6 +88,7 @@ def start_app_host(
     workdir.mkdir(parents=True, exist_ok=True)
     settings = write_app_settings(workdir / "local.settings.json", tenant_env, storage, overrides)
     preload = ("--preload", "tests.support.app_clock") if dev_clock else ()
+    HOST_LOGS.append(workdir / "devhost.log")
     return start_devhost(
         REPO_ROOT,
         log_path=workdir / "devhost.log",
