@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import uuid
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess, wait_until
@@ -102,7 +103,8 @@ def test_invalid_base64_goes_straight_to_poison_unchanged(
     azurite: Azurite, queue_host: tuple[DevHostProcess, Path, str]
 ) -> None:
     host, out, queue = queue_host
-    base64_queue(azurite.connection_string, queue)  # created (when this test runs alone)
+    with contextlib.suppress(ResourceExistsError):
+        base64_queue(azurite.connection_string, queue)  # created (when this test runs alone)
     raw = raw_queue(azurite.connection_string, queue)
     poison = raw_queue(azurite.connection_string, f"{queue}-poison")
     before = len(records(out, "echo"))
