@@ -7,6 +7,7 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -17,6 +18,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.keys import private_key
 from tests.support.tenant import LocalTenant
 
 REDIRECT = "http://localhost:7071/auth/callback"
@@ -79,7 +81,7 @@ class Browser:
     @classmethod
     def open(cls, tenant: LocalTenant) -> Browser:
         s = requests.Session()
-        s.verify = tenant.ca_bundle
+        s.verify = tenant.ca_cert
         return cls(tenant, s)
 
     @property
@@ -140,8 +142,12 @@ class AppCert:
 
 def app_certificate(tenant: LocalTenant) -> AppCert:
     """Graph Functions' certificate, read from the state dir (the same one the vault seed holds)."""
-    data = (tenant.state_dir / "apps" / "graph-functions.pem").read_bytes()
-    key = serialization.load_pem_private_key(data, None)
+    return _app_certificate((tenant.state_dir / "apps" / "graph-functions.pem").read_bytes())
+
+
+@lru_cache(maxsize=16)  # parsing and validating the key costs about 60 ms of CPU; tests ask for it often
+def _app_certificate(data: bytes) -> AppCert:
+    key = private_key(data)
     cert = x509.load_pem_x509_certificate(data)
     der = cert.public_bytes(serialization.Encoding.DER)
     key_pem = key.private_bytes(
@@ -189,7 +195,7 @@ def assertion(
     if alg == "PS256":
         hdr = {"x5t#S256": base64.urlsafe_b64encode(hashlib.sha256(cert.der).digest()).decode().rstrip("=")}
     hdr.update(headers or {})
-    return jwt.encode(payload, key_pem or cert.key_pem, algorithm=alg, headers=hdr)
+    return jwt.encode(payload, private_key(key_pem or cert.key_pem), algorithm=alg, headers=hdr)
 
 
 def token_post(
@@ -201,7 +207,7 @@ def token_post(
 ) -> requests.Response:
     segment = tenant_segment or tenant.env["ENTRA_TENANT_ID"]
     url = f"{tenant.env['ENTRA_AUTHORITY_HOST']}/{segment}/oauth2/v2.0/token"
-    return requests.post(url, data=data, auth=auth, verify=tenant.ca_bundle, timeout=30)
+    return requests.post(url, data=data, auth=auth, verify=tenant.ca_cert, timeout=30)
 
 
 def assert_aadsts(resp: requests.Response, status: int, error: str, code: int) -> dict[str, Any]:
@@ -218,9 +224,9 @@ def assert_aadsts(resp: requests.Response, status: int, error: str, code: int) -
 def verify_with_jwks(tenant: LocalTenant, token: str, audience: str) -> dict[str, Any]:
     """Verify a token exactly as a resource server would: via discovery and the published JWKS."""
     meta = requests.get(
-        f"{tenant.authority}/v2.0/.well-known/openid-configuration", verify=tenant.ca_bundle, timeout=30
+        f"{tenant.authority}/v2.0/.well-known/openid-configuration", verify=tenant.ca_cert, timeout=30
     ).json()
-    jwks = requests.get(meta["jwks_uri"], verify=tenant.ca_bundle, timeout=30).json()
+    jwks = requests.get(meta["jwks_uri"], verify=tenant.ca_cert, timeout=30).json()
     kid = jwt.get_unverified_header(token)["kid"]
     jwk = next(k for k in jwks["keys"] if k["kid"] == kid)
     key = jwt.PyJWK(jwk).key
@@ -245,7 +251,7 @@ def graph_token_claims(tenant: LocalTenant, token: str) -> dict[str, Any]:
     answer = requests.get(
         f"{tenant.env['GRAPH_ENDPOINT']}{path}",
         headers={"Authorization": f"Bearer {token}"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
     assert answer.status_code != 401, answer.text

@@ -25,6 +25,7 @@ from emulator.config import GRAPH_APP_ID, EmulatorConfig
 from emulator.directory.model import User
 from emulator.pki.signing_keys import KeyRing
 from emulator.state import EmulatorState
+from tests.support.keys import private_key
 from tests.support.tenant import LocalTenant
 
 # consented to Graph Functions
@@ -299,4 +300,4 @@ def client_assertion(tenant: LocalTenant) -> str:
         "iat": now,
         "exp": now + 600,
     }
-    return jwt.encode(claims, cred["private_key"], algorithm="RS256", headers={"x5t": x5t})
+    return jwt.encode(claims, private_key(cred["private_key"]), algorithm="RS256", headers={"x5t": x5t})

@@ -89,7 +89,7 @@ def post_token(tenant: LocalTenant, data: dict[str, str], *, origin: str | None 
     if origin is None:
         return token_post(tenant, data)
     url = f"{tenant.authority}/oauth2/v2.0/token"
-    return requests.post(url, data=data, headers={"Origin": origin}, verify=tenant.ca_bundle, timeout=30)
+    return requests.post(url, data=data, headers={"Origin": origin}, verify=tenant.ca_cert, timeout=30)
 
 
 def obo_form(tenant: LocalTenant, assertion: str, scope: str = "User.Read", **over: Any) -> dict[str, str]:

@@ -255,7 +255,7 @@ def test_common_and_organizations_cannot_mint_app_tokens(tenant: LocalTenant) ->
 
 
 def test_token_endpoint_only_accepts_post(tenant: LocalTenant) -> None:
-    resp = requests.get(f"{tenant.authority}/oauth2/v2.0/token", verify=tenant.ca_bundle, timeout=30)
+    resp = requests.get(f"{tenant.authority}/oauth2/v2.0/token", verify=tenant.ca_cert, timeout=30)
     assert_aadsts(resp, 400, "invalid_request", 900561)
 
 

@@ -61,7 +61,7 @@ def graph_me(tenant: LocalTenant, token: str) -> requests.Response:
     return requests.get(
         f"{tenant.env['GRAPH_ENDPOINT']}/v1.0/me",
         headers={"Authorization": f"Bearer {token}"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
 

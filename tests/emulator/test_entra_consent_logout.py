@@ -198,7 +198,7 @@ def test_logout_with_id_token_hint(fresh: LocalTenant) -> None:
 def test_app_registration_never_shows_secret_values(tenant: LocalTenant) -> None:
     caller = tenant.env["CALLER_CLIENT_ID"]
     resp = requests.get(
-        f"{tenant.env['EMULATOR_URL']}/_emulator/apps/{caller}", verify=tenant.ca_bundle, timeout=30
+        f"{tenant.env['EMULATOR_URL']}/_emulator/apps/{caller}", verify=tenant.ca_cert, timeout=30
     )
     assert resp.status_code == 200 and tenant.env["CALLER_CLIENT_SECRET"] not in resp.text
     body = resp.json()
@@ -216,14 +216,14 @@ def read_vault_secret(tenant: LocalTenant, name: str, version: str = "") -> dict
         tenant.env["IDENTITY_ENDPOINT"],
         params={"api-version": "2019-08-01", "resource": "https://vault.azure.net"},
         headers={"X-IDENTITY-HEADER": tenant.env["IDENTITY_HEADER"]},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     ).json()["access_token"]
     resp = requests.get(
         f"{tenant.env['KEY_VAULT_URL']}secrets/{name}/{version}",
         params={"api-version": "7.5"},
         headers={"Authorization": f"Bearer {token}"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
     assert resp.status_code == 200, resp.text

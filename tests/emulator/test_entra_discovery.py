@@ -38,7 +38,7 @@ RECORDED_FIELDS = [
 
 
 def get(tenant: LocalTenant, path: str) -> requests.Response:
-    return requests.get(f"{tenant.env['ENTRA_AUTHORITY_HOST']}{path}", verify=tenant.ca_bundle, timeout=30)
+    return requests.get(f"{tenant.env['ENTRA_AUTHORITY_HOST']}{path}", verify=tenant.ca_cert, timeout=30)
 
 
 @pytest.mark.parametrize("segment", ["id", "domain"])

@@ -24,7 +24,7 @@ def mi_token(tenant: LocalTenant, resource: str = EXCHANGE, client_id: str | Non
         tenant.env["IDENTITY_ENDPOINT"],
         params=params,
         headers={"X-IDENTITY-HEADER": tenant.env["IDENTITY_HEADER"]},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
     assert resp.status_code == 200, resp.text

@@ -29,7 +29,7 @@ def graph(tenant: LocalTenant, token: str, path: str) -> requests.Response:
     return requests.get(
         f"{tenant.env['GRAPH_ENDPOINT']}/v1.0{path}",
         headers={"Authorization": f"Bearer {token}"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
 

@@ -27,7 +27,7 @@ def control(tenant: LocalTenant, method: str, path: str, body: object = None) ->
         method,
         f"{tenant.env['EMULATOR_URL']}/_emulator{path}",
         json=body,
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
 

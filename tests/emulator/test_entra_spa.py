@@ -155,7 +155,7 @@ def test_token_endpoint_cors_only_for_registered_spa_origins(tenant: LocalTenant
                 "Access-Control-Request-Method": "POST",
                 "Access-Control-Request-Headers": "content-type",
             },
-            verify=tenant.ca_bundle,
+            verify=tenant.ca_cert,
             timeout=30,
         )
         assert pre.status_code == 204

@@ -133,7 +133,7 @@ def test_graph_tokens_have_a_header_nonce_and_do_not_verify_against_the_jwks(
     answer = requests.get(
         f"{tenant.env['GRAPH_ENDPOINT']}/v1.0/users?$top=1",
         headers={"Authorization": f"Bearer {forged_header}.{payload}.{signature}"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
     assert answer.status_code == 401, answer.text

@@ -42,7 +42,7 @@ def test_discovery_names_each_tenant_and_the_template_for_organizations(tenant: 
 
     def meta(segment: str) -> dict[str, str]:
         url = f"{host}/{segment}/v2.0/.well-known/openid-configuration"
-        answer = requests.get(url, verify=tenant.ca_bundle, timeout=30)
+        answer = requests.get(url, verify=tenant.ca_cert, timeout=30)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
@@ -52,7 +52,7 @@ def test_discovery_names_each_tenant_and_the_template_for_organizations(tenant: 
     assert meta(tenant.env["ENTRA_TENANT_ID"])["issuer"] == f"{host}/{tenant.env['ENTRA_TENANT_ID']}/v2.0"
     for segment in ("organizations", "common"):
         assert meta(segment)["issuer"] == f"{host}/{{tenantid}}/v2.0"
-    keys = requests.get(f"{host}/{customer}/discovery/v2.0/keys", verify=tenant.ca_bundle, timeout=30).json()
+    keys = requests.get(f"{host}/{customer}/discovery/v2.0/keys", verify=tenant.ca_cert, timeout=30).json()
     assert {k["issuer"] for k in keys["keys"]} == {f"{host}/{customer}/v2.0"}
 
 

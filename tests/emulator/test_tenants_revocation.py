@@ -83,7 +83,7 @@ def test_one_managed_identity_assertion_serves_every_onboarded_organisation(fres
         env["IDENTITY_ENDPOINT"],
         params={"api-version": "2019-08-01", "resource": "api://AzureADTokenExchange"},
         headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
-        verify=fresh.ca_bundle,
+        verify=fresh.ca_cert,
         timeout=30,
     )
     assertion = answer.json()["access_token"]

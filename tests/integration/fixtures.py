@@ -115,7 +115,7 @@ def read_vault_secrets(tenant: LocalTenant, names: tuple[str, ...]) -> dict[str,
             tenant.env["KEY_VAULT_URL"],
             credential,
             verify_challenge_resource=False,  # a loopback vault is never under vault.azure.net
-            connection_verify=tenant.ca_bundle,
+            connection_verify=tenant.ca_cert,
         )
         try:
             return {name: str(client.get_secret(name).value) for name in names}

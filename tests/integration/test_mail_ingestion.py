@@ -102,7 +102,7 @@ def test_the_timer_subscribes_and_a_new_message_becomes_exactly_one_event(ingest
 
 def test_the_handshake_is_echoed_as_text_and_forged_posts_queue_nothing(ingestion: IngestionHost) -> None:
     session = requests.Session()
-    session.verify = ingestion.tenant.ca_bundle
+    session.verify = ingestion.tenant.ca_cert
     url = f"{ingestion.https_url}/api/graph/notifications"
     token = "Validation: Testing client application reachability for subscription Request-Id: 1"
     reply = session.post(url, params={"validationToken": token}, timeout=10)

@@ -184,7 +184,7 @@ def token(tenant: LocalTenant, **claims: Any) -> str:
 
 def post(host: IngestionHost, body: dict[str, Any]) -> requests.Response:
     session = requests.Session()
-    session.verify = host.tenant.ca_bundle
+    session.verify = host.tenant.ca_cert
     return session.post(f"{host.https_url}/api/graph/notifications", json=body, timeout=10)
 
 

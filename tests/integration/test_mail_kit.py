@@ -40,7 +40,7 @@ def graph_get(tenant: LocalTenant, token: str, path: str, **params: str) -> Any:
         f"{tenant.env['GRAPH_ENDPOINT']}/v1.0/{path}",
         params=params,
         headers={"Authorization": f"Bearer {token}", "ConsistencyLevel": "eventual"},
-        verify=tenant.ca_bundle,
+        verify=tenant.ca_cert,
         timeout=30,
     )
     assert response.status_code == 200, response.text

@@ -53,7 +53,7 @@ class WebBrowser:
 
     def __post_init__(self) -> None:
         self.session.trust_env = False
-        self.session.verify = self.tenant.ca_bundle
+        self.session.verify = self.tenant.ca_cert
 
     def get(self, path_or_url: str, **kwargs: Any) -> requests.Response:
         url = path_or_url if "://" in path_or_url else self.host.url(path_or_url)

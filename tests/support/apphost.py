@@ -33,6 +33,7 @@ import requests
 # host's environment) are one list, shared with `make run`.
 from scripts.run_local import APP_KEYS, FORCED_ENV
 from tests.devhost.fixtures import DevHostProcess, start_devhost
+from tests.support.keys import private_key
 from tests.support.tenant import LocalTenant
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def tenant_session(tenant: LocalTenant) -> requests.Session:
     """
     session = requests.Session()
     session.trust_env = False
-    session.verify = tenant.ca_bundle
+    session.verify = tenant.ca_cert
     return session
 
 
@@ -197,7 +198,7 @@ def forge_token(
     current_kid, current_key = current_signing_key(tenant)
     return jwt.encode(
         token_claims(tenant, **claims),
-        key if key is not None else current_key,
+        key if key is not None else private_key(current_key),
         algorithm=algorithm,
         headers={"kid": kid or current_kid, "typ": "JWT"},
     )

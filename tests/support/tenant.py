@@ -47,7 +47,15 @@ class LocalTenant:
 
     @property
     def ca_bundle(self) -> str:
+        """The bundle the tenant writes for the app: the system roots and its CA (``REQUESTS_CA_BUNDLE``)."""
         return self.env["EMULATOR_CA_BUNDLE"]
+
+    @property
+    def ca_cert(self) -> str:
+        """The tenant's CA certificate alone: what the tests' own clients trust. Tests talk to loopback only,
+        and a client without a pool loads its trust into a new TLS context on every connection, about 100 ms
+        of CPU for the system roots of :attr:`ca_bundle` against 0.5 ms for one CA."""
+        return str(_ca_only(self.ca_bundle))
 
     def origin(self, service: str) -> str:
         return f"https://127.0.0.1:{self.port + SERVICES.index(service)}"
@@ -61,7 +69,7 @@ class LocalTenant:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # the process's CA variables may name another tenant's bundle
-            session.verify = self.ca_bundle
+            session.verify = self.ca_cert
             self._control_http = session
         return session
 
@@ -123,7 +131,7 @@ class LocalTenant:
         if capabilities:
             data["claims"] = json.dumps({"access_token": {"xms_cc": {"values": capabilities}}})
         resp = requests.post(
-            f"{self.authority}/oauth2/v2.0/token", data=data, verify=self.ca_bundle, timeout=30
+            f"{self.authority}/oauth2/v2.0/token", data=data, verify=self.ca_cert, timeout=30
         )
         if resp.status_code != 200:
             raise AssertionError(f"person token: {resp.status_code} {resp.text}")
