@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography import x509
@@ -35,15 +36,21 @@ class AppCertificate:
 
     def pfx_base64(self) -> str:
         """Base64 PKCS#12 with an empty password, as Key Vault returns a certificate-backed secret."""
-        key = serialization.load_pem_private_key(self.key_pem, None)
-        data = pkcs12.serialize_key_and_certificates(
-            b"graph-functions", key, self.cert, None, serialization.NoEncryption()
-        )  # type: ignore[arg-type]
-        return base64.b64encode(data).decode("ascii")
+        return _pfx_base64(self.key_pem, self.cert_pem)
 
     def pem_bundle(self) -> str:
         """PEM private key + certificate, as Key Vault returns an ``application/x-pem-file`` secret."""
         return (self.key_pem + self.cert_pem).decode("ascii")
+
+
+@lru_cache(maxsize=8)  # each reset reseeds the vault: loading and checking the key costs about 60 ms of CPU
+def _pfx_base64(key_pem: bytes, cert_pem: bytes) -> str:
+    key = serialization.load_pem_private_key(key_pem, None)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    data = pkcs12.serialize_key_and_certificates(
+        b"graph-functions", key, cert, None, serialization.NoEncryption()
+    )  # type: ignore[arg-type]
+    return base64.b64encode(data).decode("ascii")
 
 
 def load_or_create(path: Path, common_name: str = "graph-functions") -> AppCertificate:

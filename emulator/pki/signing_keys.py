@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,14 @@ def _new_key() -> SigningKey:
     return SigningKey(kid=kid, private_key=key, cert_der=der)
 
 
+@lru_cache(maxsize=64)  # loading and checking an RSA key costs ~60 ms; rings are reloaded from disk often
+def _load_key(pem: bytes) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem, None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("a signing key must be RSA")
+    return key
+
+
 class KeyRing:
     """The published signing keys; the first is current. Thread-safe; persisted on every change."""
 
@@ -75,7 +84,7 @@ class KeyRing:
                 self._keys.append(
                     SigningKey(
                         kid=item["kid"],
-                        private_key=serialization.load_pem_private_key(item["key"].encode(), None),  # type: ignore[arg-type]
+                        private_key=_load_key(item["key"].encode()),
                         cert_der=base64.b64decode(item["cert"]),
                     )
                 )
