@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.app.notifications import NotificationServices
 from shared.app.tenants import TenantServices
@@ -243,7 +243,9 @@ class Runtime(BuiltOnce):
             settings = self.settings()
             transport = self.transport()
             http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
-            source = build_credential_source(settings.vault, secret_client=self.secret_client)
+            source = build_credential_source(
+                settings.vault, secret_client=self.secret_client, azure_transport=self.azure_transport
+            )
             return AppTokens(
                 registration=settings.entra_app,
                 authority_host=settings.authority_host,
@@ -279,6 +281,11 @@ class Runtime(BuiltOnce):
         """ONE Table service client for the ``AzureWebJobsStorage`` account (sessions, flows, audit)."""
         return self._once("_table_service", lambda: clients.table_service(self.settings().storage))
 
+    def azure_transport(self) -> Any:
+        """An azure-core transport over the process's pooled session; None when the transport is a fake."""
+        transport = self.transport()
+        return transport.azure_transport() if isinstance(transport, RequestsTransport) else None
+
     def secret_client(self) -> SecretClient:
         """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""
 
@@ -287,7 +294,12 @@ class Runtime(BuiltOnce):
 
             settings = self.settings()
             options = secret_client_options(settings.vault)  # raises ConfigurationError without KEY_VAULT_URL
-            return SecretClient(str(settings.key_vault_url), azure_credential(settings.vault), **options)
+            shared = self.azure_transport()  # the vault and its identity send through the pooled session
+            if shared is not None:
+                options["transport"] = shared
+            return SecretClient(
+                str(settings.key_vault_url), azure_credential(settings.vault, transport=shared), **options
+            )
 
         return self._once("_secret_client", build)
 

@@ -59,6 +59,8 @@ class ProcessServices(Protocol):
 
     def secret_client(self) -> SecretClient: ...
 
+    def azure_transport(self) -> Any: ...
+
 
 def graph_config(settings: Settings) -> GraphConfig:
     """The Graph client's part of the settings."""
@@ -126,7 +128,9 @@ class TenantServices(BuiltOnce):
             http_client = transport.msal_http_client() if isinstance(transport, RequestsTransport) else None
             return TokenProvider(
                 credential_source=build_credential_source(
-                    settings.vault, secret_client=self._process.secret_client
+                    settings.vault,
+                    secret_client=self._process.secret_client,
+                    azure_transport=self._process.azure_transport,
                 ),
                 app_factory=msal_app_factory(
                     settings.entra_app._replace(authority=self.tenant.authority),

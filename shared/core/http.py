@@ -172,6 +172,16 @@ class RequestsTransport:
         given an ``http_client``, so the timeout is applied here instead."""
         return MsalHttpClient(self, timeout or self._default_timeout)
 
+    def azure_transport(self) -> Any:
+        """An azure-core transport (``transport=`` of an Azure SDK client or credential) over this session,
+        which it does not own. Its connections verify TLS with the session's cached contexts: azure-core's
+        own session loads the CA bundle into a new context for every connection (about 100 ms of CPU each
+        for the system roots), which the first Key Vault read and managed-identity token of every cold
+        process paid on top of this session's."""
+        from azure.core.pipeline.transport import RequestsTransport as AzureRequestsTransport  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
+
+        return AzureRequestsTransport(session=self.session(), session_owner=False)
+
     def close(self) -> None:
         with self._lock:
             if self._session is not None:

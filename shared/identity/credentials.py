@@ -96,12 +96,16 @@ class CredentialSource(Protocol):
 
 
 def build_credential_source(
-    vault: VaultSettings, *, secret_client: Callable[[], SecretClient] | None = None
+    vault: VaultSettings,
+    *,
+    secret_client: Callable[[], SecretClient] | None = None,
+    azure_transport: Callable[[], Any] | None = None,
 ) -> CredentialSource:
     """The source ``ENTRA_CREDENTIAL`` selects. ``secret_client`` gives the process's one vault client
-    (the session key is read through it too), so one identity token serves both reads."""
+    (the session key is read through it too), so one identity token serves both reads; ``azure_transport``
+    the azure-core transport the managed identity's requests go through (the process's pooled session)."""
     if vault.credential_mode == "managed-identity":
-        return ManagedIdentityAssertionSource(vault)
+        return ManagedIdentityAssertionSource(vault, azure_transport=azure_transport)
     return KeyVaultCredentialSource(vault, secret_client=secret_client() if secret_client else None)
 
 
@@ -176,11 +180,19 @@ class ManagedIdentityAssertionSource:
     The app registration must trust the managed identity (issuer ``{authority}/v2.0``, subject = the
     identity's object id, audience ``api://AzureADTokenExchange``)."""
 
-    def __init__(self, vault: VaultSettings, *, identity: TokenCredential | None = None) -> None:
-        """``identity`` replaces the ManagedIdentityCredential built on first use (tests pass a fake)."""
+    def __init__(
+        self,
+        vault: VaultSettings,
+        *,
+        identity: TokenCredential | None = None,
+        azure_transport: Callable[[], Any] | None = None,
+    ) -> None:
+        """``identity`` replaces the ManagedIdentityCredential built on first use (tests pass a fake);
+        ``azure_transport`` gives the azure-core transport it sends through."""
         self._vault = vault
         self._lock = threading.Lock()
         self._credential = identity
+        self._azure_transport = azure_transport
 
     def _identity(self) -> TokenCredential:
         with self._lock:
@@ -188,7 +200,11 @@ class ManagedIdentityAssertionSource:
                 from azure.identity import ManagedIdentityCredential  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
                 # Only a managed identity can be trusted as a federated credential, so no dev-tool fallback.
-                self._credential = ManagedIdentityCredential(client_id=self._vault.managed_identity_client_id)
+                transport = self._azure_transport() if self._azure_transport else None
+                options = {"transport": transport} if transport is not None else {}
+                self._credential = ManagedIdentityCredential(
+                    client_id=self._vault.managed_identity_client_id, **options
+                )
             return self._credential
 
     def _assertion(self) -> str:
@@ -233,10 +249,14 @@ def azure_credential_options(vault: VaultSettings) -> dict[str, Any]:
     return options
 
 
-def azure_credential(vault: VaultSettings) -> TokenCredential:
+def azure_credential(vault: VaultSettings, *, transport: Any = None) -> TokenCredential:
+    """The identity that reads the vault; ``transport`` (azure-core) carries its token requests."""
     from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
-    return DefaultAzureCredential(**azure_credential_options(vault))
+    options = azure_credential_options(vault)
+    if transport is not None:
+        options["transport"] = transport
+    return DefaultAzureCredential(**options)
 
 
 def credential_from_secret(
