@@ -135,3 +135,40 @@ def test_a_name_the_certificate_does_not_cover_is_refused(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_vault_client_and_managed_identity_share_the_sessions_trust(
+    local_tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real Key Vault client and managed-identity credential, built as the app builds them (over
+    ``RequestsTransport.azure_transport``), send through the app's session: its one context per bundle
+    verifies them, and a bundle without the local CA still refuses the tenant."""
+    from azure.core.exceptions import ServiceRequestError
+    from azure.identity import ManagedIdentityCredential
+    from azure.keyvault.secrets import SecretClient
+
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
+        monkeypatch.setenv(name, local_tenant.env[name])
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", local_tenant.ca_bundle)
+    transport = RequestsTransport()
+    shared = transport.azure_transport()
+    assert shared.session is transport.session()
+    identity = ManagedIdentityCredential(transport=transport.azure_transport())
+    vault = SecretClient(
+        local_tenant.env["KEY_VAULT_URL"], identity, transport=shared, verify_challenge_resource=False
+    )
+    for _ in range(3):
+        assert vault.get_secret(local_tenant.env["SESSION_KEY_NAME"]).value
+    adapter = transport.session().get_adapter(local_tenant.env["KEY_VAULT_URL"])
+    assert list(adapter._contexts) == [(local_tenant.ca_bundle, None)]  # type: ignore[attr-defined]
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_BUNDLE)
+    transport.session().close()  # drop the pooled connections: the next ones must verify again
+    with pytest.raises(ServiceRequestError):
+        SecretClient(
+            local_tenant.env["KEY_VAULT_URL"],
+            ManagedIdentityCredential(transport=transport.azure_transport()),
+            transport=transport.azure_transport(),
+            verify_challenge_resource=False,
+            retry_total=0,
+        ).get_secret(local_tenant.env["SESSION_KEY_NAME"])
