@@ -150,12 +150,24 @@ class EmulatorState:
         vault = VaultStore(name="kv-graph-functions")
         vault.set(SECRET_NAME, self.ids.app_secret, None, tags={"app": "graph-functions"})
         kid = f"{self.config.vault_origin}/keys/{CERTIFICATE_NAME}/"
+        # Key Vault mirrors the certificate's validity to its secret; the dates are given rather than parsed
+        # back out of the value at every reset.
+        cert = self.app_certificate.cert
+        validity = {"not_before": cert.not_valid_before_utc, "expires": cert.not_valid_after_utc}
         pfx = vault.set(
-            CERTIFICATE_NAME, self.app_certificate.pfx_base64(), "application/x-pkcs12", managed=True
+            CERTIFICATE_NAME,
+            self.app_certificate.pfx_base64(),
+            "application/x-pkcs12",
+            managed=True,
+            **validity,
         )
         pfx.key_id = kid + pfx.version
         pem = vault.set(
-            CERTIFICATE_PEM_NAME, self.app_certificate.pem_bundle(), "application/x-pem-file", managed=True
+            CERTIFICATE_PEM_NAME,
+            self.app_certificate.pem_bundle(),
+            "application/x-pem-file",
+            managed=True,
+            **validity,
         )
         pem.key_id = f"{self.config.vault_origin}/keys/{CERTIFICATE_PEM_NAME}/{pem.version}"
         vault.set("disabled-secret", "you should never read this", None, enabled=False)

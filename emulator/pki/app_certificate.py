@@ -6,8 +6,8 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +21,7 @@ class AppCertificate:
     key_pem: bytes  # PKCS8, unencrypted
     cert_pem: bytes
     cert: x509.Certificate
+    pfx: str = ""  # base64 PKCS#12 of the two, made once from the loaded key (loading one costs ~60 ms)
 
     @property
     def der(self) -> bytes:
@@ -36,17 +37,14 @@ class AppCertificate:
 
     def pfx_base64(self) -> str:
         """Base64 PKCS#12 with an empty password, as Key Vault returns a certificate-backed secret."""
-        return _pfx_base64(self.key_pem, self.cert_pem)
+        return self.pfx or _pfx_base64(serialization.load_pem_private_key(self.key_pem, None), self.cert)
 
     def pem_bundle(self) -> str:
         """PEM private key + certificate, as Key Vault returns an ``application/x-pem-file`` secret."""
         return (self.key_pem + self.cert_pem).decode("ascii")
 
 
-@lru_cache(maxsize=8)  # each reset reseeds the vault: loading and checking the key costs about 60 ms of CPU
-def _pfx_base64(key_pem: bytes, cert_pem: bytes) -> str:
-    key = serialization.load_pem_private_key(key_pem, None)
-    cert = x509.load_pem_x509_certificate(cert_pem)
+def _pfx_base64(key: Any, cert: x509.Certificate) -> str:
     data = pkcs12.serialize_key_and_certificates(
         b"graph-functions", key, cert, None, serialization.NoEncryption()
     )  # type: ignore[arg-type]
@@ -61,7 +59,9 @@ def load_or_create(path: Path, common_name: str = "graph-functions") -> AppCerti
         key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        return AppCertificate(key_pem, cert.public_bytes(serialization.Encoding.PEM), cert)
+        return AppCertificate(
+            key_pem, cert.public_bytes(serialization.Encoding.PEM), cert, _pfx_base64(key, cert)
+        )
     key, cert = self_signed_rsa(common_name, days=365)
     key_pem = pkcs8_pem(key)
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
@@ -69,4 +69,4 @@ def load_or_create(path: Path, common_name: str = "graph-functions") -> AppCerti
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key_pem + cert_pem)
-    return AppCertificate(key_pem, cert_pem, cert)
+    return AppCertificate(key_pem, cert_pem, cert, _pfx_base64(key, cert))
