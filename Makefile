@@ -13,9 +13,7 @@ PYTEST_ARGS ?=
 # Parallel workers (pytest-xdist) for the suites that wait on processes and sockets: each worker starts its
 # own local tenant, Azurite and app hosts on its own ports; --dist loadfile keeps a module on one worker, in
 # order, so module fixtures are built once. PYTEST_WORKERS=0 runs in this process (one test, a debugger).
-# 5 on 2 cores: the run is CPU-bound, but at 4 workers the cores were still idle 9 % of the time (tests
-# waiting on sockets and clocks); a fifth worker filled most of it (279 -> 270 s on one pair of runs).
-PYTEST_WORKERS ?= 5
+PYTEST_WORKERS ?= 4
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHROMIUM := /usr/bin/chromium
