@@ -21,7 +21,7 @@ class AppCertificate:
     key_pem: bytes  # PKCS8, unencrypted
     cert_pem: bytes
     cert: x509.Certificate
-    pfx: str = ""  # base64 PKCS#12 of the two, made once from the loaded key (loading one costs ~60 ms)
+    pfx: str  # base64 PKCS#12 of the two, made once from the loaded key (loading one again costs ~60 ms)
 
     @property
     def der(self) -> bytes:
@@ -37,7 +37,7 @@ class AppCertificate:
 
     def pfx_base64(self) -> str:
         """Base64 PKCS#12 with an empty password, as Key Vault returns a certificate-backed secret."""
-        return self.pfx or _pfx_base64(serialization.load_pem_private_key(self.key_pem, None), self.cert)
+        return self.pfx
 
     def pem_bundle(self) -> str:
         """PEM private key + certificate, as Key Vault returns an ``application/x-pem-file`` secret."""

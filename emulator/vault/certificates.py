@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -19,7 +18,6 @@ PFX = "application/x-pkcs12"
 PEM = "application/x-pem-file"
 
 
-@lru_cache(maxsize=32)  # the seeded PFX is read at every reset; parsing it loads and checks its key (~60 ms)
 def _from_pfx(value: str) -> x509.Certificate | None:
     try:
         data = base64.b64decode(value, validate=True)
