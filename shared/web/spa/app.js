@@ -7,7 +7,8 @@
 // a new token with those claims (an interactive step-up: MFA, a Conditional Access policy) and calls again.
 // Everything shown is set as text, never as HTML (mail subjects and names are hostile input).
 
-import { InteractionRequiredAuthError, PublicClientApplication } from "/spa/vendor/msal-browser/index.mjs";
+// MSAL.js is Microsoft's minified browser bundle (index.html loads it first): it defines the global `msal`.
+const { InteractionRequiredAuthError, PublicClientApplication } = globalThis.msal;
 
 // Set before a step-up redirect, read after it: a second challenge right after a step-up is shown, not
 // followed again (no redirect loop).
