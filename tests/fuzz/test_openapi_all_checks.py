@@ -39,7 +39,7 @@ import pytest
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts, Evidence
+from tests.integration.fixtures import Evidence, FreshHosts
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
 
@@ -62,9 +62,9 @@ class Run(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def all_checks_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
+def all_checks_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
     """The app with MAILBOX_SCOPE=* (every mailbox readable: mail cases reach Graph, not a scope 403)."""
-    return app_hosts.start(local_tenant, "fuzz-all", overrides={"MAILBOX_SCOPE": "*"})
+    return module_hosts.start(local_tenant, "fuzz-all", overrides={"MAILBOX_SCOPE": "*"})
 
 
 #: Schemathesis' failure codes (``st explain``) and the checks that report them.

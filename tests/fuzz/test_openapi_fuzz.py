@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.app.openapi import openapi_document
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts
+from tests.integration.fixtures import FreshHosts
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
 
@@ -58,9 +58,9 @@ OPERATIONS = [
 
 
 @pytest.fixture(scope="module")
-def fuzz_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
+def fuzz_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
     """The app with MAILBOX_SCOPE=* (the session host reads no mailbox: every mail case would be a 403)."""
-    return app_hosts.start(local_tenant, "fuzz", overrides={"MAILBOX_SCOPE": "*"})
+    return module_hosts.start(local_tenant, "fuzz", overrides={"MAILBOX_SCOPE": "*"})
 
 
 @pytest.fixture(scope="module")

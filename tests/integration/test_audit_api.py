@@ -15,7 +15,7 @@ from azure.data.tables import TableServiceClient
 from devhost.azurite import Azurite
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, Evidence, FreshHosts
+from tests.integration.fixtures import Evidence, FreshHosts
 from tests.integration.test_mail_kit import (
     Directory,
     app_graph_token,
@@ -36,8 +36,8 @@ __all__ = ["directory"]  # a fixture, used by name
 
 
 @pytest.fixture(scope="module")
-def host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(
+def host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(
         local_tenant, "audit", overrides={"MAILBOX_SCOPE": "*", "AUDIT_TABLE": AUDIT_TABLE}
     )
 

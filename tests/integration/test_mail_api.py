@@ -15,7 +15,7 @@ import requests
 
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_mail_kit import (
     Directory,
     audit_records,
@@ -44,13 +44,13 @@ LIST_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def group_host(app_hosts: AppHosts, local_tenant: LocalTenant, directory: Directory) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "mail-group", overrides={"MAILBOX_SCOPE": directory.readers})
+def group_host(module_hosts: FreshHosts, local_tenant: LocalTenant, directory: Directory) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "mail-group", overrides={"MAILBOX_SCOPE": directory.readers})
 
 
 @pytest.fixture(scope="module")
-def open_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "mail-open", overrides={"MAILBOX_SCOPE": "*"})
+def open_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "mail-open", overrides={"MAILBOX_SCOPE": "*"})
 
 
 # -- who may read ----------------------------------------------------------------------------------------

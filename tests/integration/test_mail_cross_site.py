@@ -18,7 +18,7 @@ import requests
 
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_mail_kit import Directory, audit_records, directory
 from tests.integration.test_report_people import admin, page_html
 from tests.integration.test_signin_kit import WebBrowser, register_app_host
@@ -32,8 +32,8 @@ __all__ = ["directory"]  # a fixture, used by name
 
 
 @pytest.fixture(scope="module")
-def host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(
+def host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(
         local_tenant, "mail-cross-site", overrides={"MAILBOX_SCOPE": "*", "AUDIT_TABLE": AUDIT_TABLE}
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts, Evidence
+from tests.integration.fixtures import Evidence, FreshHosts
 from tests.integration.test_mail_kit import app_graph_token, graph_get
 from tests.integration.test_report_people import admin, page_html
 from tests.integration.test_signin_kit import WebBrowser, register_app_host
@@ -44,9 +44,9 @@ def scope_groups(local_tenant: LocalTenant, evidence: Evidence) -> dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def reader(app_hosts: AppHosts, local_tenant: LocalTenant) -> Iterator[WebBrowser]:
+def reader(module_hosts: FreshHosts, local_tenant: LocalTenant) -> Iterator[WebBrowser]:
     """The demo admin signed in to a host configured as ``make run`` configures it."""
-    host: DevHostProcess = app_hosts.start(
+    host: DevHostProcess = module_hosts.start(
         local_tenant,
         "mail-default-scope",
         overrides={"MAILBOX_SCOPE": local_tenant.env["MAIL_READERS_GROUP_ID"]},

@@ -13,7 +13,7 @@ import pytest
 
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_mail_kit import Directory, audit_records, directory, messages
 from tests.support.apphost import Caller
 from tests.support.tenant import LocalTenant
@@ -23,15 +23,15 @@ __all__ = ["directory"]  # a fixture, used by name
 
 
 @pytest.fixture(scope="module")
-def open_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "mail-open-resilience", overrides={"MAILBOX_SCOPE": "*"})
+def open_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "mail-open-resilience", overrides={"MAILBOX_SCOPE": "*"})
 
 
 @pytest.fixture(scope="module")
-def scoped_host(app_hosts: AppHosts, local_tenant: LocalTenant, directory: Directory) -> DevHostProcess:
+def scoped_host(module_hosts: FreshHosts, local_tenant: LocalTenant, directory: Directory) -> DevHostProcess:
     """A host reading the readers group's mailboxes, checking the scope on every read (no cache): the
     membership check's and the owner lookup's outages (each test's faults end with its tenant reset)."""
-    return app_hosts.start(
+    return module_hosts.start(
         local_tenant,
         "mail-scope-outage",
         overrides={"MAILBOX_SCOPE": directory.readers, "MAILBOX_SCOPE_CACHE_SECONDS": "0"},

@@ -24,7 +24,7 @@ import requests
 
 from tests.devhost.fixtures import DevHostProcess, wait_until
 from tests.integration.checks import assert_error, call
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_report import NEVER, run_on_demand, wait_state
 from tests.integration.test_signin_kit import (
     SESSION_COOKIE,
@@ -65,8 +65,8 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(app_hosts: AppHosts, local_tenant: LocalTenant, caller: Caller) -> Iterator[Site]:
-    host = app_hosts.start(local_tenant, "report-people", overrides=report_settings())
+def site(module_hosts: FreshHosts, local_tenant: LocalTenant, caller: Caller) -> Iterator[Site]:
+    host = module_hosts.start(local_tenant, "report-people", overrides=report_settings())
     register_app_host(local_tenant, host)
     try:
         people = WebBrowser(local_tenant, host), WebBrowser(local_tenant, host)

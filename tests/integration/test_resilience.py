@@ -12,7 +12,7 @@ import pytest
 
 from tests.devhost.fixtures import DevHostProcess
 from tests.integration.checks import assert_error, call, list_all, wait_for_recovery
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import FreshHosts
 from tests.support.apphost import Caller, advance_app_clock
 from tests.support.tenant import LocalTenant
 
@@ -23,9 +23,9 @@ TIGHT_BUDGET = {"GRAPH_RETRY_BUDGET_SECONDS": "2", "GRAPH_MAX_RETRIES": "3"}
 
 
 @pytest.fixture(scope="module")
-def tight_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
+def tight_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
     """A host whose Graph retry budget is 2 s, so throttling outlasts it quickly."""
-    return app_hosts.start(local_tenant, "tight-budget", overrides=TIGHT_BUDGET)
+    return module_hosts.start(local_tenant, "tight-budget", overrides=TIGHT_BUDGET)
 
 
 def _fault(tenant: LocalTenant, **rule: Any) -> dict[str, Any]:

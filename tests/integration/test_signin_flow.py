@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_signin_kit import (
     SESSION_COOKIE,
     WebBrowser,
@@ -26,8 +26,8 @@ from tests.support.tenant import LocalTenant
 
 
 @pytest.fixture(scope="module")
-def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "signin")
+def web_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "signin")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_signin_kit import (
     WebBrowser,
     forms_of,
@@ -29,8 +29,8 @@ MARKER = "INJECTED-7f3a"
 
 
 @pytest.fixture(scope="module")
-def inputs_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "signin-inputs")
+def inputs_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "signin-inputs")
 
 
 @pytest.fixture

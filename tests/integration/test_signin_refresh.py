@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts, FreshHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_signin_kit import (
     SESSION_COOKIE,
     WebBrowser,
@@ -34,8 +34,8 @@ STALE_ON_ARRIVAL = 299
 
 
 @pytest.fixture(scope="module")
-def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "signin-refresh")
+def web_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "signin-refresh")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import requests
 
 from shared.signin.sessions import SessionClaims
 from tests.devhost.fixtures import DevHostProcess
-from tests.integration.fixtures import AppHosts
+from tests.integration.fixtures import FreshHosts
 from tests.integration.test_signin_kit import (
     FLOW_COOKIE,
     SESSION_COOKIE,
@@ -27,8 +27,8 @@ from tests.support.tenant import LocalTenant
 
 
 @pytest.fixture(scope="module")
-def web_host(app_hosts: AppHosts, local_tenant: LocalTenant) -> DevHostProcess:
-    return app_hosts.start(local_tenant, "signin-security")
+def web_host(module_hosts: FreshHosts, local_tenant: LocalTenant) -> DevHostProcess:
+    return module_hosts.start(local_tenant, "signin-security")
 
 
 @pytest.fixture
