@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 4
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
-CHROMIUM := /usr/bin/chromium
+CHROMIUM := /usr/bin/chromium-headless-shell
 
 # A shell may set PYTHONDONTWRITEBYTECODE: every process of the suite (pytest workers, app hosts, local
 # tenants) then compiled, and pytest assertion-rewrote, the same sources again, 17 CPU-s per worker just to
@@ -58,13 +58,13 @@ test: check-chromium install lint typecheck collect
 collect: $(STAMP)
 	$(PY) -m pytest --collect-only -q -p no:cacheprovider >/dev/null
 
-## tests/browser drive Debian's Chromium: installed when missing (as root); otherwise `make test` fails
-## with the command to run (the browser tests are never skipped).
+## tests/browser drive Debian's Chromium headless shell: installed when missing (as root); otherwise
+## `make test` fails with the command to run (the browser tests are never skipped).
 check-chromium:
-	@test -x $(CHROMIUM) || { echo "make test: installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| { echo "make test: Chromium is missing at $(CHROMIUM) and could not be installed." \
-		"Install the Debian package: apt-get install chromium" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make test: installing Debian's chromium-headless-shell for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; } \
+		|| { echo "make test: Chromium's headless shell is missing at $(CHROMIUM) and could not be installed." \
+		"Install the Debian package: apt-get install chromium-headless-shell" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
