@@ -25,7 +25,7 @@ def app_at(tenant: LocalTenant, segment: str) -> msal.ConfidentialClientApplicat
     cert = app_certificate(tenant)
     return msal.ConfidentialClientApplication(
         tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        client_credential=cert.msal_credential(),
         authority=tenant.authority_of(segment),
         instance_discovery=False,
         http_client=_HTTP,

@@ -29,7 +29,7 @@ def app_under(tenant: LocalTenant, segment: str) -> msal.ConfidentialClientAppli
     cert = app_certificate(tenant)
     return msal.ConfidentialClientApplication(
         tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        client_credential=cert.msal_credential(),
         authority=f"{tenant.env['ENTRA_AUTHORITY_HOST']}/{segment}",
         instance_discovery=False,
     )

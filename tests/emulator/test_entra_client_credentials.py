@@ -97,7 +97,7 @@ def test_certificate_with_thumbprint_rs256(tenant: LocalTenant) -> None:
     cert = app_certificate(tenant)
     app = msal.ConfidentialClientApplication(
         tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        client_credential=cert.msal_credential(),
         authority=tenant.authority,
         instance_discovery=False,
     )
@@ -144,7 +144,7 @@ def test_certificate_ps256_without_thumbprint(tenant: LocalTenant) -> None:
         authority=tenant.authority,
         instance_discovery=False,
         http_client=session,
-        client_credential={"private_key": cert.key_pem, "public_certificate": cert.cert_pem},
+        client_credential=cert.msal_credential(public_certificate=cert.cert_pem),
     )
     result = app.acquire_token_for_client([api_scope(tenant)])
     assert "access_token" in result, result

@@ -35,7 +35,7 @@ def web_app(tenant: LocalTenant, capabilities: list[str] | None = None) -> msal.
     cert = app_certificate(tenant)
     return msal.ConfidentialClientApplication(
         tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        client_credential=cert.msal_credential(),
         authority=tenant.authority,
         instance_discovery=False,
         client_capabilities=capabilities,

@@ -24,7 +24,7 @@ def app_token_roles(tenant: LocalTenant, scope: str) -> list[str]:
     cert = app_certificate(tenant)
     app = msal.ConfidentialClientApplication(
         tenant.env["ENTRA_CLIENT_ID"],
-        client_credential={"private_key": cert.key_pem, "thumbprint": cert.sha1_hex},
+        client_credential=cert.msal_credential(),
         authority=tenant.authority,
         instance_discovery=False,
     )
