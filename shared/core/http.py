@@ -5,8 +5,9 @@ records requests and returns canned responses (``tests/unit/fakes.py``) instead 
 
 :class:`RequestsTransport` owns ONE pooled ``requests.Session`` per process, shared with MSAL through
 :meth:`RequestsTransport.msal_http_client`. TLS trust comes from the environment: requests applies
-``REQUESTS_CA_BUNDLE`` per request and it overrides any ``Session.verify``, so the session's ``verify`` is
-deliberately left alone (see ``sdk-facts`` Q2). ``requests`` itself is imported on first use, not at import
+``REQUESTS_CA_BUNDLE`` and it overrides any ``Session.verify``, so the session's ``verify`` is
+deliberately left alone (see ``sdk-facts`` Q2). The session reads the environment (that and the proxy
+variables) once per origin, on its first request there, not on every request as requests does. ``requests`` itself is imported on first use, not at import
 time, to keep the Functions cold start short.
 
 Each CA bundle is loaded ONCE per process into a shared ``ssl.SSLContext`` (:class:`_SharedTrustAdapter`):

@@ -37,17 +37,22 @@ def _metadata_url(tenant: LocalTenant) -> str:
 def test_the_bundle_in_requests_ca_bundle_is_what_is_trusted(
     local_tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport = RequestsTransport()
     url = _metadata_url(local_tenant)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", local_tenant.ca_bundle)
-    assert transport.send("GET", url, timeout=10).status_code == 200
-    # The same session, with a bundle that lacks the local CA: the tenant's certificate is refused.
+    trusting = RequestsTransport()
+    assert trusting.send("GET", url, timeout=10).status_code == 200
+    # A process started with a bundle that lacks the local CA: the tenant's certificate is refused.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_BUNDLE)
+    refusing = RequestsTransport()
     with pytest.raises(TransportError) as refused:
-        transport.send("GET", url, timeout=10)
+        refusing.send("GET", url, timeout=10)
     assert refused.value.sent is False  # the handshake failed: nothing was sent
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", local_tenant.ca_bundle)
-    assert transport.send("GET", url, timeout=10).status_code == 200
+    # The environment is read once per origin (settings are frozen at start): the first session keeps
+    # the bundle it started with, on new connections too.
+    assert trusting.send("GET", url, headers={"Connection": "close"}, timeout=10).status_code == 200
+    assert trusting.send("GET", url, timeout=10).status_code == 200
+    with pytest.raises(TransportError):
+        refusing.send("GET", url, timeout=10)
 
 
 def test_each_bundle_is_loaded_once_for_every_connection(
@@ -163,12 +168,12 @@ def test_the_vault_client_and_managed_identity_share_the_sessions_trust(
     assert list(adapter._contexts) == [(local_tenant.ca_bundle, None)]  # type: ignore[attr-defined]
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", SYSTEM_BUNDLE)
-    transport.session().close()  # drop the pooled connections: the next ones must verify again
+    untrusting = RequestsTransport()  # a process started with a bundle that lacks the local CA
     with pytest.raises(ServiceRequestError):
         SecretClient(
             local_tenant.env["KEY_VAULT_URL"],
-            ManagedIdentityCredential(transport=transport.azure_transport()),
-            transport=transport.azure_transport(),
+            ManagedIdentityCredential(transport=untrusting.azure_transport()),
+            transport=untrusting.azure_transport(),
             verify_challenge_resource=False,
             retry_total=0,
         ).get_secret(local_tenant.env["SESSION_KEY_NAME"])
