@@ -7,8 +7,8 @@ records requests and returns canned responses (``tests/unit/fakes.py``) instead 
 :meth:`RequestsTransport.msal_http_client`. TLS trust comes from the environment: requests applies
 ``REQUESTS_CA_BUNDLE`` and it overrides any ``Session.verify``, so the session's ``verify`` is
 deliberately left alone (see ``sdk-facts`` Q2). The session reads the environment (that and the proxy
-variables) once per origin, on its first request there, not on every request as requests does. ``requests`` itself is imported on first use, not at import
-time, to keep the Functions cold start short.
+variables) once per origin, on its first request there, not on every request as requests does.
+``requests`` itself is imported on first use, not at import time, to keep the Functions cold start short.
 
 Each CA bundle is loaded ONCE per process into a shared ``ssl.SSLContext`` (:class:`_SharedTrustAdapter`):
 left to itself, requests makes urllib3 build a context and parse the whole bundle for every new connection
