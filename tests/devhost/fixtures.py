@@ -135,7 +135,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str =
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Hosts and tenants of this session (of each xdist worker) fork from one zygote per process."""
+    """Hosts and tenants of this session (of each xdist worker) fork from one zygote per process.
+
+    A suite started in the background by a non-interactive shell (``cmd &``, nohup) inherits SIGINT
+    ignored, and so would every process it starts: Python installs its KeyboardInterrupt handler only
+    where SIGINT is not ignored at start. The tests of Ctrl+C (devhost, the zygote's children, ``make
+    run``) need what an interactive start gives, so the handler is put back before any process starts."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     spawn.enable()
 
 
