@@ -13,7 +13,7 @@ from urllib.parse import quote
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.queue import QueueClient
 
-from tests.integration.ingestion_kit import IngestionHost, flush, subscriptions
+from tests.integration.ingestion_kit import IngestionHost, deliver_lifecycle, flush, subscriptions
 from tests.integration.test_signin_kit import WebBrowser
 
 
@@ -220,7 +220,7 @@ class Reauthorize(Call):
         env.tenant.control(
             "POST", f"/graph/subscriptions/{self.sub}/lifecycle", {"event": "reauthorizationRequired"}
         )
-        flush(env.tenant)
+        deliver_lifecycle(env.tenant, self.sub)
 
     def failed(self, env: Env) -> bool:
         row = env.row(env.member)

@@ -14,7 +14,14 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
-from tests.integration.ingestion_kit import IngestionHost, add_message, flush, subscriptions, wait_for
+from tests.integration.ingestion_kit import (
+    IngestionHost,
+    add_message,
+    deliver_lifecycle,
+    flush,
+    subscriptions,
+    wait_for,
+)
 from tests.support.apphost import app_clock
 from tests.support.tenant import LocalTenant
 
@@ -100,27 +107,10 @@ def count(host: IngestionHost, message_id: str) -> int:
     return [e["messageId"] for e in host.events()].count(message_id)
 
 
-def deliver_lifecycle(host: IngestionHost, subscription_id: str) -> None:
-    """Flush until the tenant has delivered the subscription's lifecycle notifications. A post the app did
-    not answer within Graph's 3 s (a loaded machine) or whose pooled connection dropped is retried a minute
-    later, as Graph does: the tenant's clock is moved to that retry rather than the test waiting for it."""
-    for _ in range(5):
-        flush(host.tenant)
-        waiting = [
-            p
-            for p in host.tenant.control("GET", "/graph/notifications/queue")["value"]
-            if p["subscriptionId"] == subscription_id and p["kind"] == "lifecycle"
-        ]
-        if not waiting:
-            return
-        host.tenant.advance_clock(max(float(p["dueInSeconds"]) for p in waiting) + 0.5)
-    raise AssertionError(f"the lifecycle notifications of {subscription_id} were never delivered")
-
-
 def missed(host: IngestionHost) -> None:
     subscription_id = member_subscription(host)
     host.tenant.control("POST", f"/graph/subscriptions/{subscription_id}/lifecycle", {"event": "missed"})
-    deliver_lifecycle(host, subscription_id)
+    deliver_lifecycle(host.tenant, subscription_id)
 
 
 @pytest.mark.parametrize("rule", TRANSIENT, ids=["429", "timeout", "drop", "503-once"])
@@ -175,7 +165,7 @@ def test_subscription_creation_failing_is_recorded_and_the_next_run_recovers(hos
         {"service": "graph", "path": r"/v1\.0/subscriptions$", "method": "POST", "status": 503},
         expect=201,
     )
-    deliver_lifecycle(host, old)
+    deliver_lifecycle(host.tenant, old)
     wait_for(
         lambda: any(
             "upstream" in str(t.get("LastError"))
@@ -207,7 +197,7 @@ def test_a_dropped_create_whose_subscription_graph_kept_is_replaced_not_duplicat
         {"service": "graph", "path": r"/v1\.0/subscriptions$", "method": "POST", "drop": True, "times": 1},
         expect=201,
     )
-    deliver_lifecycle(host, old)
+    deliver_lifecycle(host.tenant, old)
     wait_for(lambda: idle(host), "the lifecycle work")
     host.run_timer()
     wait_for(

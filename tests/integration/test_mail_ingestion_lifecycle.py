@@ -12,7 +12,14 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from devhost.azurite import Azurite
-from tests.integration.ingestion_kit import IngestionHost, add_message, flush, subscriptions, wait_for
+from tests.integration.ingestion_kit import (
+    IngestionHost,
+    add_message,
+    deliver_lifecycle,
+    flush,
+    subscriptions,
+    wait_for,
+)
 from tests.support.tenant import LocalTenant
 
 
@@ -79,6 +86,7 @@ def lifecycle(host: IngestionHost, subscription_id: str, event: str) -> None:
         "POST", f"/graph/subscriptions/{subscription_id}/lifecycle", {"event": event}
     )
     assert queued["queued"] is True
+    deliver_lifecycle(host.tenant, subscription_id)
 
 
 def test_duplicates_and_created_then_updated_give_one_event(ingestion: IngestionHost) -> None:
