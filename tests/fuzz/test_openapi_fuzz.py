@@ -137,38 +137,37 @@ def _strategy(
     known_ids: list[str],
     known_messages: Sequence[tuple[str, str]] = (),
 ) -> st.SearchStrategy[Any]:
+    """The operation's positive and negative cases, plus positive cases aimed at real objects. Each of those
+    is built once per value (a ``one_of``), never per example: a ``flatmap`` into ``as_strategy`` made
+    schemathesis build and validate a new strategy for every case drawn."""
     positive: st.SearchStrategy[Any] = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
     if not operation.path_parameters and not operation.query:
         return positive  # nothing to violate
     strategies = [positive, operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
-    if "id" in {parameter.name for parameter in operation.path_parameters}:
-        strategies.append(
-            st.sampled_from(known_ids).flatmap(
-                lambda user_id: operation.as_strategy(
-                    generation_mode=GenerationMode.POSITIVE, path_parameters={"id": user_id}
-                )
-            )
-        )
-    if "date" in {parameter.name for parameter in operation.path_parameters}:
+    names = {parameter.name for parameter in operation.path_parameters}
+
+    def aimed(path_parameters: dict[str, str]) -> st.SearchStrategy[Any]:
+        return operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=path_parameters)
+
+    if "id" in names:
+        strategies.append(st.one_of(*(aimed({"id": user_id}) for user_id in known_ids)))
+    if "date" in names:
         # The schema's date pattern (four, two and two digits) mostly yields impossible dates (a 400): real
-        # calendar dates reach the lookup itself.
+        # calendar dates reach the lookup itself. The date is drawn beside a positive case and put in it.
+        days = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2099, 12, 31))
+        strategies.append(st.tuples(days, positive).map(_on_date))
+    if "message_id" in names and known_messages:
         strategies.append(
-            st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2099, 12, 31)).flatmap(
-                lambda day: operation.as_strategy(
-                    generation_mode=GenerationMode.POSITIVE, path_parameters={"date": day.isoformat()}
-                )
-            )
-        )
-    if "message_id" in {parameter.name for parameter in operation.path_parameters} and known_messages:
-        strategies.append(
-            st.sampled_from(known_messages).flatmap(
-                lambda pair: operation.as_strategy(
-                    generation_mode=GenerationMode.POSITIVE,
-                    path_parameters={"id": pair[0], "message_id": pair[1]},
-                )
-            )
+            st.one_of(*(aimed({"id": mailbox, "message_id": message}) for mailbox, message in known_messages))
         )
     return st.one_of(*strategies)
+
+
+def _on_date(drawn: tuple[dt.date, Any]) -> Any:
+    """The case with its ``date`` path parameter set to the drawn calendar date."""
+    day, case = drawn
+    case.path_parameters = {**(case.path_parameters or {}), "date": day.isoformat()}
+    return case
 
 
 def _fuzz(
