@@ -27,7 +27,6 @@ _ASSET = r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*"
 _TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".json": "application/json; charset=utf-8",
 }
