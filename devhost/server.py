@@ -39,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from devhost.clock import CLOCK
 from devhost.convert import (
@@ -260,6 +261,19 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+class _TlsH11(H11Protocol):
+    """The HTTPS listener's connections: at shutdown an idle one is dropped after a short grace. asyncio
+    closes a TLS connection by waiting for the peer's close_notify, which an idle pooled client (the local
+    tenant's webhook client) never sends, so each stop waited out the whole graceful timeout. A connection
+    in the middle of a request still finishes its response."""
+
+    def shutdown(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        super().shutdown()
+        if idle:
+            self.loop.call_later(0.2, self.transport.abort)
+
+
 class TlsListener:
     """A second, HTTPS listener on the same app (dev only): Microsoft Graph calls only https webhook URLs,
     so the local tenant, as strict, reaches the app over TLS with a certificate its CA signed."""
@@ -283,8 +297,8 @@ def _serve_tls(
         log_config=None,
         access_log=False,
         server_header=False,
-        # Webhook posts are short; an idle keep-alive connection of the caller must not hold the stop.
-        timeout_graceful_shutdown=min(graceful_timeout, 2),
+        http=_TlsH11,
+        timeout_graceful_shutdown=graceful_timeout,
         ssl_certfile=tls.cert_file,
         ssl_keyfile=tls.key_file,
     )

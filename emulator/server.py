@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from emulator.config import CONTROL_PREFIX, PRODUCTION_HOSTS, SERVICE_OFFSETS
 from emulator.directory.model import Application
@@ -29,6 +30,26 @@ from emulator.state import EmulatorState
 from emulator.tenants.scope import TenantScope
 
 log = logging.getLogger("emulator")
+
+#: How long an idle TLS connection may take to answer our close_notify at shutdown before it is dropped.
+TLS_CLOSE_GRACE_SECONDS = 0.2
+
+
+class _PromptlyClosingH11(H11Protocol):
+    """uvicorn's h11 connection, except that an idle TLS connection does not hold the shutdown open.
+
+    At shutdown uvicorn closes each idle keep-alive connection. Over TLS, asyncio's close sends close_notify
+    and then waits for the peer's own close_notify before it lets the connection go. An idle pooled client
+    connection (MSAL's, an SDK's, a test's) is not read by anyone, so that answer never comes. uvicorn
+    waited out its whole graceful timeout (5 s) for it, on every stop of the tenant. Such a connection is
+    aborted after a short grace now; a connection in the middle of a request still finishes its response,
+    as before."""
+
+    def shutdown(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        super().shutdown()
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.loop.call_later(TLS_CLOSE_GRACE_SECONDS, self.transport.abort)
 
 
 class PortDispatch:
@@ -159,6 +180,7 @@ async def serve(state: EmulatorState, started_at: float, env_file: Path | None) 
         dispatch,
         ssl_certfile=str(state.tls.server_cert),
         ssl_keyfile=str(state.tls.server_key),
+        http=_PromptlyClosingH11,
         log_level="warning",
         lifespan="off",
         access_log=False,

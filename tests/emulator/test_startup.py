@@ -91,6 +91,24 @@ def test_sigterm_exits_zero_and_state_is_reused(tmp_path: Path) -> None:
         assert second.process.wait(10) == 0
 
 
+def test_an_idle_keep_alive_client_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """A pooled TLS connection nobody reads never answers the tenant's close_notify: uvicorn used to wait
+    its whole graceful timeout for it ("timeout graceful shutdown exceeded" in the log) on every stop."""
+    tenant = start_tenant(tmp_path, users=5)
+    idle = requests.Session()
+    try:
+        authority = tenant.env["ENTRA_AUTHORITY_HOST"]
+        answer = idle.get(f"{authority}/common/discovery/instance", verify=tenant.ca_cert, timeout=10)
+        assert answer.status_code == 400 and answer.headers.get("Connection") != "close"  # kept alive, idle
+        tenant.process.send_signal(signal.SIGTERM)
+        assert tenant.process.wait(10) == 0
+        log = tenant.log_file.read_text(errors="replace")
+        assert "timeout graceful shutdown exceeded" not in log, log[-2000:]
+    finally:
+        idle.close()
+        tenant.stop()
+
+
 def test_port_in_use_fails_with_a_clear_message(tenant: LocalTenant, tmp_path: Path) -> None:
     import subprocess
     import sys
