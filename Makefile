@@ -13,7 +13,10 @@ PYTEST_ARGS ?=
 # Parallel workers (pytest-xdist) for the suites that wait on processes and sockets: each worker starts its
 # own local tenant, Azurite and app hosts on its own ports; --dist loadfile keeps a module on one worker, in
 # order, so module fixtures are built once. PYTEST_WORKERS=0 runs in this process (one test, a debugger).
-PYTEST_WORKERS ?= 4
+# 5 on two cores: the fault modules spend much of their time waiting on timeouts and latencies, and with 4
+# workers there were stretches where all four waited (50 of 560 core-seconds idle); a fifth keeps the cores
+# busy (13 idle) for the cost of one more collection.
+PYTEST_WORKERS ?= 5
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHROMIUM := /usr/bin/chromium-headless-shell

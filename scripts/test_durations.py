@@ -4,7 +4,7 @@ The suite's scheduler (``tests/support/schedule.py``) starts the slowest modules
 run does not end on one worker finishing a long module while the others idle. After a change that moves a
 module's time by a lot, refresh the table::
 
-    .venv/bin/python -m pytest -n 4 --dist loadfile --junitxml=.local/junit.xml
+    .venv/bin/python -m pytest -n 5 --dist loadfile --junitxml=.local/junit.xml
     .venv/bin/python -m scripts.test_durations .local/junit.xml
 """
 
