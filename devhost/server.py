@@ -262,15 +262,26 @@ class _Server(uvicorn.Server):
 
 
 class _TlsH11(H11Protocol):
-    """The HTTPS listener's connections: at shutdown an idle one is dropped after a short grace. asyncio
-    closes a TLS connection by waiting for the peer's close_notify, which an idle pooled client (the local
-    tenant's webhook client) never sends, so each stop waited out the whole graceful timeout. A connection
-    in the middle of a request still finishes its response."""
+    """The HTTPS listener's connections: once a stop has closed one, it is dropped after a short grace.
+
+    asyncio closes a TLS connection by waiting for the peer's close_notify, which a pooled client (the
+    local tenant's webhook client) never sends between requests, so each stop waited out the whole graceful
+    timeout. A request in progress when the stop comes still gets its whole answer first."""
+
+    _stopping = False
 
     def shutdown(self) -> None:
-        idle = self.cycle is None or self.cycle.response_complete
+        self._stopping = True
         super().shutdown()
-        if idle:
+        self._drop_if_closing()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._stopping:
+            self._drop_if_closing()
+
+    def _drop_if_closing(self) -> None:
+        if self.transport.is_closing():
             self.loop.call_later(0.2, self.transport.abort)
 
 

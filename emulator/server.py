@@ -31,24 +31,35 @@ from emulator.tenants.scope import TenantScope
 
 log = logging.getLogger("emulator")
 
-#: How long an idle TLS connection may take to answer our close_notify at shutdown before it is dropped.
+#: How long a TLS connection closed at shutdown may take to answer our close_notify before it is dropped.
 TLS_CLOSE_GRACE_SECONDS = 0.2
 
 
 class _PromptlyClosingH11(H11Protocol):
-    """uvicorn's h11 connection, except that an idle TLS connection does not hold the shutdown open.
+    """uvicorn's h11 connection, except that a TLS connection does not hold the shutdown open once it is
+    closed.
 
-    At shutdown uvicorn closes each idle keep-alive connection. Over TLS, asyncio's close sends close_notify
-    and then waits for the peer's own close_notify before it lets the connection go. An idle pooled client
-    connection (MSAL's, an SDK's, a test's) is not read by anyone, so that answer never comes. uvicorn
-    waited out its whole graceful timeout (5 s) for it, on every stop of the tenant. Such a connection is
-    aborted after a short grace now; a connection in the middle of a request still finishes its response,
-    as before."""
+    At shutdown uvicorn closes each idle keep-alive connection at once, and each busy one when its response
+    is complete. Over TLS, asyncio's close sends close_notify and then waits for the peer's own close_notify
+    before it lets the connection go. A pooled client connection (MSAL's, an SDK's, a test's) is not read
+    by anyone between requests, so that answer never comes, and uvicorn waited out its whole graceful
+    timeout (5 s) on every stop of the tenant. Such a connection is aborted after a short grace now. A
+    request in progress when the stop comes still gets its whole answer first."""
+
+    _stopping = False
 
     def shutdown(self) -> None:
-        idle = self.cycle is None or self.cycle.response_complete
+        self._stopping = True
         super().shutdown()
-        if idle and self.transport.get_extra_info("sslcontext") is not None:
+        self._drop_when_closed()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._stopping:
+            self._drop_when_closed()
+
+    def _drop_when_closed(self) -> None:
+        if self.transport.is_closing() and self.transport.get_extra_info("sslcontext") is not None:
             self.loop.call_later(TLS_CLOSE_GRACE_SECONDS, self.transport.abort)
 
 

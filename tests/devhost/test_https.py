@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -15,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.devhost.conftest import FIXTURE_APP
-from tests.devhost.fixtures import REPO_ROOT, start_devhost
+from tests.devhost.conftest import FIXTURE_APP, start_fixture_host
+from tests.devhost.fixtures import REPO_ROOT, wait_until
 from tests.support.ports import free_port
 
 
@@ -54,21 +56,32 @@ def certificate(directory: Path) -> tuple[Path, Path]:
 def test_the_https_listener_serves_the_same_functions_with_the_certificate(tmp_path: Path) -> None:
     cert, key = certificate(tmp_path)
     port = free_port()
-    host = start_devhost(
-        FIXTURE_APP,
-        log_path=tmp_path / "devhost.log",
+    host, out = start_fixture_host(
+        tmp_path,
         args=("--no-timers", "--https-port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)),
     )
-    caller = requests.Session()  # its connection stays open and idle across the stop, as a pooled client's
+    # Two pooled clients, as the local tenant's webhook client: one idle across the stop, one whose request
+    # is in progress when the stop comes.
+    idle, busy = requests.Session(), requests.Session()
     try:
         plain = requests.get(host.url("/api/health"), timeout=10)
-        secure = caller.get(f"https://localhost:{port}/api/health", verify=str(cert), timeout=10)
+        secure = idle.get(f"https://localhost:{port}/api/health", verify=str(cert), timeout=10)
         assert secure.status_code == plain.status_code == 200 and secure.text == plain.text
         assert f"HTTPS: https://localhost:{port}" in host.log()
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(busy.get, f"https://localhost:{port}/api/slow", verify=str(cert), timeout=30)
+            wait_until(lambda: (out / "slow.started").exists(), what="the slow request to start")
+            host.process.send_signal(signal.SIGTERM)
+            # The HTTPS listener begins its stop once the main one has stopped: the request is still running.
+            wait_until(lambda: host.log().count("Shutting down") == 2, what="both listeners to stop")
+            (out / "slow.release").touch()
+            assert (slow.result().status_code, slow.result().text) == (200, "slow finished")
+        assert host.process.wait(30) == 0  # the HTTPS listener stops with the main one
     finally:
-        assert host.stop() == 0  # the HTTPS listener stops with the main one
-        caller.close()
-    # The idle TLS connection never answers the listener's close_notify; it is dropped, not waited for.
+        idle.close()
+        busy.close()
+        host.stop()
+    # Neither TLS connection answers the listener's close_notify: each is dropped, not waited for.
     assert "timeout graceful shutdown exceeded" not in host.log(), host.log()[-2000:]
 
 
