@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shared.core.http import pooled
 from shared.core.lazy import BuiltOnce
 from shared.core.settings_parts import NotificationSettings
 from shared.identity.principal import Principal
@@ -130,7 +131,10 @@ class NotificationServices(BuiltOnce):
         )
 
     def _queue_service(self) -> QueueServiceClient:
-        return self._once("_queues", lambda: queue_service(self.runtime.settings().storage))
+        runtime = self.runtime
+        return self._once(
+            "_queues", lambda: queue_service(runtime.settings().storage, pooled(runtime.transport()))
+        )
 
     def work_queue(self) -> EnsuredQueue:
         """``MAIL_NOTIFICATION_QUEUE``: the webhook's and the timer's work for the worker."""

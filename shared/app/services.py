@@ -24,7 +24,7 @@ from shared.app.notifications import NotificationServices
 from shared.app.tenants import TenantServices
 from shared.core.cooldown import Clock
 from shared.core.errors import ConfigurationError
-from shared.core.http import RequestsTransport, Transport
+from shared.core.http import RequestsTransport, Transport, pooled
 from shared.core.lazy import BuiltOnce
 from shared.core.settings import Settings
 from shared.core.settings_parts import SignInSettings
@@ -275,16 +275,20 @@ class Runtime(BuiltOnce):
 
     def blob_service(self) -> BlobServiceClient:
         """ONE Blob service client for the app's storage account (``AzureWebJobsStorage``)."""
-        return self._once("_blob_service", lambda: clients.blob_service(self.settings().storage))
+        return self._once(
+            "_blob_service", lambda: clients.blob_service(self.settings().storage, pooled(self.transport()))
+        )
 
     def table_service(self) -> TableServiceClient:
         """ONE Table service client for the ``AzureWebJobsStorage`` account (sessions, flows, audit)."""
-        return self._once("_table_service", lambda: clients.table_service(self.settings().storage))
+        return self._once(
+            "_table_service", lambda: clients.table_service(self.settings().storage, pooled(self.transport()))
+        )
 
     def azure_transport(self) -> Any:
         """An azure-core transport over the process's pooled session; None when the transport is a fake."""
-        transport = self.transport()
-        return transport.azure_transport() if isinstance(transport, RequestsTransport) else None
+        http = pooled(self.transport())
+        return http.azure_transport() if http is not None else None
 
     def secret_client(self) -> SecretClient:
         """ONE Key Vault client for ``KEY_VAULT_URL`` read with the app's identity (the session key)."""

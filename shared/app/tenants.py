@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from shared.core.cooldown import Clock
 from shared.core.errors import ConfigurationError
 from shared.core.host_limits import HOST_JSON, function_timeout_seconds
-from shared.core.http import RequestsTransport, Transport
+from shared.core.http import RequestsTransport, Transport, pooled
 from shared.core.lazy import BuiltOnce
 from shared.core.settings import Settings
 from shared.graph.client import GraphClient
@@ -262,7 +262,8 @@ class TenantServices(BuiltOnce):
                 clock=self._clock,
                 sleep=self._sleep,
             )
-            queue: Any = lambda: queue_client(queue_service(settings.storage), settings.report_queue)  # noqa: E731
+            http = pooled(self._process.transport())
+            queue: Any = lambda: queue_client(queue_service(settings.storage, http), settings.report_queue)  # noqa: E731
             # One queue for every tenant: a message names its tenant (the home tenant's names none).
             extra = {"tenant": self.tenant.tenant_id} if prefix else {}
             return ReportService(store=store, runner=runner, queue=queue, message_extra=extra)

@@ -171,21 +171,35 @@ class RequestsTransport:
         given an ``http_client``, so the timeout is applied here instead."""
         return MsalHttpClient(self, timeout or self._default_timeout)
 
-    def azure_transport(self) -> Any:
+    def azure_transport(self, *, timeout: float | None = None) -> Any:
         """An azure-core transport (``transport=`` of an Azure SDK client or credential) over this session,
-        which it does not own. Its connections verify TLS with the session's cached contexts: azure-core's
-        own session loads the CA bundle into a new context for every connection (about 100 ms of CPU each
-        for the system roots), which the first Key Vault read and managed-identity token of every cold
-        process paid on top of this session's."""
+        which it does not own, bounding each attempt's connect and each read by ``timeout`` seconds (this
+        transport's default timeout when None).
+
+        The bound must live here: an SDK client given a ``transport`` ignores its own ``connection_timeout``
+        and ``read_timeout`` options (they only configure the transport it would build), and azure-core's
+        default is 300 s. Its connections verify TLS with the session's cached contexts, and the
+        environment is read once per origin (module docstring): azure-core's own session loads the CA
+        bundle into a new context for every connection (about 100 ms of CPU each for the system roots)
+        and scans the whole environment for proxies on every request."""
         from azure.core.pipeline.transport import RequestsTransport as AzureRequestsTransport  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
-        return AzureRequestsTransport(session=self.session(), session_owner=False)
+        bound = self._default_timeout if timeout is None else timeout
+        return AzureRequestsTransport(
+            session=self.session(), session_owner=False, connection_timeout=bound, read_timeout=bound
+        )
 
     def close(self) -> None:
         with self._lock:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+
+
+def pooled(transport: Transport) -> RequestsTransport | None:
+    """``transport`` when it is a :class:`RequestsTransport`, whose session Azure SDK clients can share; None
+    for any other (a unit test's fake), whose SDK clients then build their own transports."""
+    return transport if isinstance(transport, RequestsTransport) else None
 
 
 class MsalHttpClient:

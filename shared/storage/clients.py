@@ -11,7 +11,10 @@ The account is the one ``AzureWebJobsStorage`` names, configured either way the 
   for a user-assigned one; otherwise ``ENTRA_MANAGED_IDENTITY_CLIENT_ID``) through ``DefaultAzureCredential``.
 
 Each factory builds ONE service client; :class:`~shared.app.services.Runtime` keeps them per process (their
-connection pools are reused). The azure.storage / azure.data.tables packages are imported on first use.
+connection pools are reused). Given the process's :class:`~shared.core.http.RequestsTransport` (``http``),
+a client sends through its pooled session, which reads the environment once per origin instead of on every
+request, with each attempt bounded by the storage timeout on the transport (an SDK client given a transport
+ignores its own timeout options). The azure.storage / azure.data.tables packages are imported on first use.
 
 Raises :class:`~shared.core.errors.ConfigurationError` when no storage is configured.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.core.errors import ConfigurationError
+from shared.core.http import RequestsTransport
 from shared.core.settings_parts import StorageSettings
 
 if TYPE_CHECKING:
@@ -104,13 +108,12 @@ def storage_credential(storage: StorageSettings) -> TokenCredential:
     return DefaultAzureCredential(**options)
 
 
-def _client_options(storage: StorageSettings) -> dict[str, Any]:
+def _client_options(storage: StorageSettings, http: RequestsTransport | None) -> dict[str, Any]:
     # Storage sits on request paths (sessions, audit): fail fast rather than hold a worker thread.
-    return {
-        "connection_timeout": storage.graph_timeout_seconds,
-        "read_timeout": storage.graph_timeout_seconds,
-        "retry_total": 2,
-    }
+    timeout = storage.graph_timeout_seconds
+    if http is not None:
+        return {"transport": http.azure_transport(timeout=timeout), "retry_total": 2}
+    return {"connection_timeout": timeout, "read_timeout": timeout, "retry_total": 2}
 
 
 #: Blob and queue clients back off 15 s, then 15 + 3 s (azure-storage's ExponentialRetry defaults): about
@@ -119,39 +122,42 @@ def _client_options(storage: StorageSettings) -> dict[str, Any]:
 _BLOB_QUEUE_BACKOFF: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2, "random_jitter_range": 1}
 
 
-def table_service(storage: StorageSettings) -> TableServiceClient:
-    """ONE Table service client for the account. Raises ConfigurationError without storage storage."""
+def table_service(storage: StorageSettings, http: RequestsTransport | None = None) -> TableServiceClient:
+    """ONE Table service client for the account, sending through ``http``'s session when given (module
+    docstring). Raises ConfigurationError without storage."""
     from azure.data.tables import TableServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     text = connection_string(storage)
     if text is not None:
-        return TableServiceClient.from_connection_string(text, **_client_options(storage))
+        return TableServiceClient.from_connection_string(text, **_client_options(storage, http))
     return TableServiceClient(
         endpoint=service_uri(storage, "table"),
         credential=storage_credential(storage),
-        **_client_options(storage),
+        **_client_options(storage, http),
     )
 
 
-def blob_service(storage: StorageSettings) -> BlobServiceClient:
-    """ONE Blob service client for the account. Raises ConfigurationError without storage storage."""
+def blob_service(storage: StorageSettings, http: RequestsTransport | None = None) -> BlobServiceClient:
+    """ONE Blob service client for the account, sending through ``http``'s session when given (module
+    docstring). Raises ConfigurationError without storage."""
     from azure.storage.blob import BlobServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
 
     text = connection_string(storage)
     if text is not None:
         return BlobServiceClient.from_connection_string(
-            text, **_client_options(storage), **_BLOB_QUEUE_BACKOFF
+            text, **_client_options(storage, http), **_BLOB_QUEUE_BACKOFF
         )
     return BlobServiceClient(
         account_url=service_uri(storage, "blob"),
         credential=storage_credential(storage),
-        **_client_options(storage),
+        **_client_options(storage, http),
         **_BLOB_QUEUE_BACKOFF,
     )
 
 
-def queue_service(storage: StorageSettings) -> QueueServiceClient:
-    """ONE Queue service client for the account. Raises ConfigurationError without storage storage.
+def queue_service(storage: StorageSettings, http: RequestsTransport | None = None) -> QueueServiceClient:
+    """ONE Queue service client for the account, sending through ``http``'s session when given (module
+    docstring). Raises ConfigurationError without storage.
 
     Get queues through :func:`queue_client`: the service client does not pass message encoding on."""
     from azure.storage.queue import QueueServiceClient  # noqa: PLC0415 - azure is heavy: imported on first use (cold start)
@@ -159,12 +165,12 @@ def queue_service(storage: StorageSettings) -> QueueServiceClient:
     text = connection_string(storage)
     if text is not None:
         return QueueServiceClient.from_connection_string(
-            text, **_client_options(storage), **_BLOB_QUEUE_BACKOFF
+            text, **_client_options(storage, http), **_BLOB_QUEUE_BACKOFF
         )
     return QueueServiceClient(
         account_url=service_uri(storage, "queue"),
         credential=storage_credential(storage),
-        **_client_options(storage),
+        **_client_options(storage, http),
         **_BLOB_QUEUE_BACKOFF,
     )
 

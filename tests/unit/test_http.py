@@ -8,10 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from shared.core.http import InvalidRequestError, RequestsTransport, TransportError
+from shared.core.settings_parts import StorageSettings
+from shared.storage.clients import DEVELOPMENT_STORAGE, blob_service, queue_service, table_service
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -152,3 +155,56 @@ def test_msal_http_client_shares_the_session_with_a_default_timeout(server: str)
     client.close()  # must not close the process-wide session
     assert transport.send("GET", f"{server}/after", timeout=5).status_code == 200
     transport.close()
+
+
+def _slow_storage(server: str, service: str, timeout: float) -> StorageSettings:
+    """Storage whose ``service`` endpoint is the loopback server's /slow (answered after 1 s)."""
+    endpoint = f"{service.capitalize()}Endpoint={server}/slow/devstoreaccount1"
+    account = DEVELOPMENT_STORAGE.split("AccountKey=")[1].split(";")[0]
+    return StorageSettings(
+        storage_connection=f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={account};{endpoint};",
+        storage_account_name=None,
+        storage_client_id=None,
+        storage_service_uris={},
+        managed_identity_client_id=None,
+        graph_timeout_seconds=timeout,
+        authority_host="https://login.microsoftonline.com",
+        authority_is_microsoft_cloud=True,
+    )
+
+
+@pytest.mark.parametrize("service", ["blob", "queue", "table"])
+def test_storage_clients_over_the_pooled_session_keep_the_storage_timeout(server: str, service: str) -> None:
+    """An Azure SDK client given a transport ignores its own timeout options (azure-core's default is then
+    300 s): the storage timeout must be on the transport the client shares."""
+    from azure.core.exceptions import ServiceResponseTimeoutError
+
+    http = RequestsTransport(default_timeout=30)  # the storage setting bounds storage, not this default
+    storage = _slow_storage(server, service, timeout=0.3)
+    if service == "blob":
+        call: Any = lambda: blob_service(storage, http).get_service_properties(retry_total=0)  # noqa: E731
+    elif service == "queue":
+        call = lambda: queue_service(storage, http).get_service_properties(retry_total=0)  # noqa: E731
+    else:
+        call = lambda: table_service(storage, http).get_service_properties(retry_total=0)  # noqa: E731
+    with pytest.raises(ServiceResponseTimeoutError):
+        call()
+    # Sent through the transport's own session (which read the environment for that origin once).
+    origins = http.session()._environment  # type: ignore[attr-defined]  # our session subclass
+    assert ("http", server.removeprefix("http://")) in origins
+
+
+def test_an_azure_transport_is_bounded_by_the_transports_timeout_unless_given_its_own(server: str) -> None:
+    from azure.core import PipelineClient
+    from azure.core.exceptions import ServiceResponseTimeoutError
+    from azure.core.rest import HttpRequest
+
+    http = RequestsTransport(default_timeout=0.3)
+    with pytest.raises(ServiceResponseTimeoutError):
+        PipelineClient(server, transport=http.azure_transport()).send_request(
+            HttpRequest("GET", f"{server}/slow")
+        )
+    ok = PipelineClient(server, transport=http.azure_transport(timeout=5)).send_request(
+        HttpRequest("GET", f"{server}/slow")
+    )
+    assert ok.status_code == 200
