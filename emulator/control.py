@@ -84,7 +84,10 @@ def core_routes(state: EmulatorState) -> list[BaseRoute]:
             body = await json_body(request)
             rule = FaultRule(
                 path=str(body["path"]),
-                status=int(body.get("status", 503)),
+                # A rule that only adds latency (or drops) lets the request through: "latencyMs" alone is a
+                # slow service, the way a timeout test needs it, not a slow 503. Any other rule fails with
+                # 503 unless it names its status (0: none, the request proceeds).
+                status=int(body.get("status", 0 if body.get("latencyMs") or body.get("drop") else 503)),
                 service=body.get("service"),
                 method=body.get("method"),
                 rate=float(body.get("rate", 1.0)),

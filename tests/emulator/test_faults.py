@@ -280,3 +280,29 @@ def test_the_test_header_still_matches(fresh: LocalTenant) -> None:
         timeout=10,
     )
     assert plain.status_code == 200 and tagged.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("rule", "status"),
+    [
+        ({"latencyMs": 300}, 200),  # a slow service: delayed, then answered
+        ({"latencyMs": 300, "status": 503}, 503),  # a slow failure
+        ({"latencyMs": 300, "status": 0}, 200),
+        ({}, 503),  # no latency, no status: the default failure
+    ],
+    ids=["latency-only-passes", "latency-and-503", "latency-and-status-0", "bare-rule-fails"],
+)
+def test_a_latency_rule_without_a_status_lets_the_request_through_after_its_delay(
+    fresh: LocalTenant, rule: dict[str, Any], status: int
+) -> None:
+    """A timeout test posts ``latencyMs`` alone: if that also failed the request (the old default 503), a
+    client that never timed out would still see its failure, and the test could not tell."""
+    added = add_fault(fresh, service="login", path=r"/v2\.0/\.well-known/openid-configuration$", **rule)
+    seq = fresh.last_seq()
+    response = requests.get(f"{fresh.authority}/v2.0/.well-known/openid-configuration", timeout=10)
+    assert response.status_code == status
+    assert fired(fresh, added) == 1
+    [entry] = [e for e in fresh.requests_since(seq, "login") if "openid-configuration" in e["path"]]
+    assert entry["status"] == status
+    if "latencyMs" in rule:
+        assert entry["duration_ms"] >= 300  # the tenant held it (its own measure of the request)
