@@ -12,6 +12,7 @@ finished (:func:`pytest_sessionfinish`): a leak anywhere fails the run.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             module_of(item.nodeid),
         )
     )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection built (every module, test item and fixture definition, hypothesis and the
+    SDKs): a full garbage collection no longer walks it. Those objects live to the end of the session
+    anyway; what a test creates afterwards is collected as before. A worker's heap is large enough that its
+    47 full collections of a run took 12 CPU-s of its 170 (gc.callbacks), and two more hold its exit."""
+    gc.collect()
+    gc.freeze()
 
 
 def _run_root(config: pytest.Config) -> Path:
