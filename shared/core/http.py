@@ -19,10 +19,11 @@ OpenSSL's hostname check.
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
@@ -262,6 +263,30 @@ def _environment_once_session() -> requests.Session:
     return _EnvironmentOnceSession()
 
 
+_PROCESS_CONTEXTS: dict[tuple[str | None, str | None, int, int], ssl.SSLContext] = {}
+_PROCESS_CONTEXTS_LOCK = threading.Lock()
+
+
+def _process_trust_context(
+    ca_certs: str | None, ca_cert_dir: str | None, create: Callable[..., ssl.SSLContext]
+) -> ssl.SSLContext:
+    """ONE verifying context per bundle in the process, shared by every adapter (another transport, a
+    credential's own): keyed by the bundle's path and its file's modification time and size, so a bundle
+    rewritten in place is loaded again by the next adapter that needs it."""
+    try:
+        stat = os.stat(ca_certs) if ca_certs else None
+    except OSError:
+        stat = None  # load_verify_locations below raises the error a missing bundle deserves
+    key = (ca_certs, ca_cert_dir, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+    with _PROCESS_CONTEXTS_LOCK:
+        context = _PROCESS_CONTEXTS.get(key)
+        if context is None:
+            context = create(cert_reqs=ssl.CERT_REQUIRED)
+            context.load_verify_locations(cafile=ca_certs, capath=ca_cert_dir)
+            _PROCESS_CONTEXTS[key] = context
+        return context
+
+
 def _shared_trust_adapter(**kwargs: Any) -> Any:
     """A requests HTTPAdapter verifying TLS with one cached SSLContext per CA bundle (module docstring)."""
     from requests.adapters import HTTPAdapter  # noqa: PLC0415 - requests is heavy: imported on first use (cold start)
@@ -280,8 +305,7 @@ def _shared_trust_adapter(**kwargs: Any) -> Any:
             with self._contexts_lock:
                 context = self._contexts.get(key)
                 if context is None:
-                    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                    context.load_verify_locations(cafile=ca_certs, capath=ca_cert_dir)
+                    context = _process_trust_context(ca_certs, ca_cert_dir, create_urllib3_context)
                     self._contexts[key] = context
                 return context
 
