@@ -214,37 +214,21 @@ def test_an_azure_transport_is_bounded_by_the_transports_timeout_unless_given_it
     assert slow(5).status_code == 200
 
 
-def _ca_pem() -> bytes:
-    """A throwaway CA certificate (EC: cheap to make)."""
-    import datetime as dt
+def _ca_pems(count: int) -> list[bytes]:
+    """The first ``count`` CA certificates of certifi's bundle (requests' default), one PEM each."""
+    import certifi
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-http CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    marker = b"-----END CERTIFICATE-----"
+    blocks = Path(certifi.where()).read_bytes().split(marker)[:count]
+    return [block[block.index(b"-----BEGIN") :] + marker + b"\n" for block in blocks]
 
 
 def test_a_bundle_is_loaded_once_per_process_and_again_once_rewritten(tmp_path: Path) -> None:
     """Every transport of the process (and the Azure SDK transports over them) verifies with the same
     context per bundle; a bundle rewritten in place is loaded again by the next adapter that needs it."""
+    first_ca, second_ca = _ca_pems(2)
     bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes(_ca_pem())
+    bundle.write_bytes(first_ca)
 
     def adapter() -> Any:
         return RequestsTransport().session().get_adapter("https://127.0.0.1/")
@@ -253,7 +237,7 @@ def test_a_bundle_is_loaded_once_per_process_and_again_once_rewritten(tmp_path: 
     loaded = first.trust_context(str(bundle), None)
     assert second.trust_context(str(bundle), None) is loaded
     assert loaded.verify_mode == ssl.CERT_REQUIRED and loaded.check_hostname is True
-    bundle.write_bytes(bundle.read_bytes() + _ca_pem())  # another CA added: a new size and time
+    bundle.write_bytes(first_ca + second_ca)  # another CA added: a new size and time
     reloaded = adapter().trust_context(str(bundle), None)
     assert reloaded is not loaded
     assert len(reloaded.get_ca_certs()) == 2 and len(loaded.get_ca_certs()) == 1
