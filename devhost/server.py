@@ -24,10 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +58,7 @@ from devhost.limits import (
     warn_when_slow,
 )
 from devhost.queues import QueueScheduler
+from devhost.quiet_server import QuietServer
 from devhost.routing import Router
 from devhost.settings import DEFAULT_BODY_LIMIT
 from devhost.timers import TimerScheduler
@@ -244,23 +244,6 @@ class RequestLogMiddleware:
             )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, minus re-raising SIGINT/SIGTERM after the graceful
-    shutdown, so that devhost exits with status 0 when asked to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 class _TlsH11(H11Protocol):
     """The HTTPS listener's connections: once a stop has closed one, it is dropped after a short grace.
 
@@ -297,7 +280,7 @@ class TlsListener:
 
 def _serve_tls(
     app: Starlette, host: str, tls: TlsListener, graceful_timeout: int
-) -> tuple[_Server, threading.Thread]:
+) -> tuple[QuietServer, threading.Thread]:
     """Start the HTTPS listener in a thread of its own (no lifespan: the timers and queues are the main
     listener's; no signal handlers: the main listener stops it)."""
     config = uvicorn.Config(
@@ -315,7 +298,7 @@ def _serve_tls(
         ssl_certfile=tls.cert_file,
         ssl_keyfile=tls.key_file,
     )
-    server = _Server(config)
+    server = QuietServer(config)
     thread = threading.Thread(target=server.run, name="devhost-https", daemon=True)
     thread.start()
     return server, thread
@@ -337,7 +320,7 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=graceful_timeout,
     )
-    server = _Server(config)
+    server = QuietServer(config)
     try:
         server.run()
     finally:

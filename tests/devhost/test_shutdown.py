@@ -8,10 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+import pytest
 import requests
+import uvicorn
 
+from devhost import quiet_server
 from tests.devhost.conftest import start_fixture_host
 from tests.devhost.fixtures import wait_until
+from tests.support.idle_server import check_sleeps_and_stops_at_once, plain_app
+from tests.support.ports import free_port
 
 
 def refuses_connections(port: int) -> bool:
@@ -57,3 +62,16 @@ def test_stuck_request_is_abandoned_after_the_graceful_timeout(tmp_path: Path) -
         assert in_flight.result(timeout=30).status_code == 500  # uvicorn answers a cancelled request
     assert "timeout graceful shutdown exceeded" in host.log()
     assert "Exiting with 1 sync invocation(s) still running" in host.log()
+
+
+def test_an_idle_server_sleeps_and_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's loop woke ten times a second in every idle host; devhost's sleeps until it is stopped, and
+    a stop from another thread (how the HTTPS listener is stopped) wakes it at once."""
+    monkeypatch.setattr(quiet_server, "_DATE_REFRESH_SECONDS", 60.0)
+    port = free_port()
+    config = uvicorn.Config(plain_app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+
+    def stop(server: uvicorn.Server) -> None:
+        server.should_exit = True
+
+    check_sleeps_and_stops_at_once(quiet_server.QuietServer(config), f"http://127.0.0.1:{port}/", stop)

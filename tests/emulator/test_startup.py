@@ -6,9 +6,14 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
+import uvicorn
 
+from emulator import server as emulator_server
 from tests.devhost.fixtures import wait_until
+from tests.support.idle_server import check_sleeps_and_stops_at_once, plain_app
+from tests.support.ports import free_port
 from tests.support.tenant import LocalTenant, start_tenant
 
 REQUIRED_KEYS = {
@@ -142,3 +147,17 @@ def test_port_in_use_fails_with_a_clear_message(tenant: LocalTenant, tmp_path: P
     )
     assert proc.returncode != 0
     assert "cannot listen" in proc.stderr and "--port" in proc.stderr
+
+
+def test_an_idle_tenant_sleeps_and_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's loop woke ten times a second for as long as a session kept its tenant; the tenant's server
+    sleeps until SIGINT/SIGTERM, and the signal wakes it at once."""
+    monkeypatch.setattr(emulator_server, "DATE_REFRESH_SECONDS", 60.0)
+    port = free_port()
+    config = uvicorn.Config(plain_app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+
+    def stop(server: uvicorn.Server) -> None:
+        server.handle_exit(signal.SIGTERM, None)  # what the SIGTERM handler calls
+
+    server = emulator_server._IdleServer(config)
+    check_sleeps_and_stops_at_once(server, f"http://127.0.0.1:{port}/", stop)
